@@ -1,0 +1,98 @@
+/**
+ * Every error Turnout raises, coded in one place (TURNOUT_ERR_*). Each code carries
+ * the HTTP status it maps to and a message template; `toProblem` in
+ * server/problem.ts is the one function that turns any error into an HTTP answer.
+ */
+
+export const ErrorCodes = {
+  /** The route table or a flag is invalid; raised at start with every problem. */
+  TURNOUT_ERR_CONFIG: { status: 500, title: "Invalid configuration" },
+  /** The request body is not JSON, or JSON that doesn't fit the request type. */
+  TURNOUT_ERR_BAD_JSON: { status: 400, title: "Invalid request body" },
+  /** A field's value is wrong (type, range, enum, base64, timestamp, oneof...). */
+  TURNOUT_ERR_BAD_FIELD: { status: 400, title: "Invalid field value" },
+  /** A path or query parameter is not a valid value for its field. */
+  TURNOUT_ERR_BAD_PARAM: { status: 400, title: "Invalid parameter" },
+  /** A subject template parameter is not a safe NATS token. */
+  TURNOUT_ERR_BAD_SUBJECT_TOKEN: { status: 400, title: "Invalid subject parameter" },
+  /** The request body is larger than the route's bodyLimit. */
+  TURNOUT_ERR_BODY_TOO_LARGE: { status: 413, title: "Request body too large" },
+  /** The request body has a content type other than JSON. */
+  TURNOUT_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, title: "Unsupported media type" },
+  /** No route matches the method and path. */
+  TURNOUT_ERR_NOT_FOUND: { status: 404, title: "Not found" },
+  /** The path exists with another method. */
+  TURNOUT_ERR_METHOD_NOT_ALLOWED: { status: 405, title: "Method not allowed" },
+  /** No NATS worker listens on the subject: known at once, never after a timeout. */
+  TURNOUT_ERR_NO_RESPONDERS: { status: 503, title: "No worker available" },
+  /** The gateway is not connected to NATS right now. */
+  TURNOUT_ERR_NOT_CONNECTED: { status: 503, title: "Not connected to NATS" },
+  /** The worker did not answer within the route's timeout. */
+  TURNOUT_ERR_TIMEOUT: { status: 504, title: "Worker timed out" },
+  /** The worker's reply could not be decoded as the route's response type. */
+  TURNOUT_ERR_BAD_REPLY: { status: 502, title: "Undecodable worker reply" },
+  /** The worker signalled an error with Nats-Service-Error-Code. */
+  TURNOUT_ERR_WORKER: { status: 502, title: "Worker error" },
+  /** The gateway is shutting down and takes no new requests. */
+  TURNOUT_ERR_DRAINING: { status: 503, title: "Shutting down" },
+  /** Anything unexpected: a bug, reported as 500 with the cause kept. */
+  TURNOUT_ERR_INTERNAL: { status: 500, title: "Internal error" },
+} as const;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+export interface TurnoutErrorOptions {
+  /** Overrides the code's default status (e.g. a worker's own error code). */
+  status?: number;
+  /** The offending field or parameter, as a JSON path or parameter name. */
+  field?: string;
+  cause?: unknown;
+}
+
+export class TurnoutError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly field: string | undefined;
+
+  constructor(code: ErrorCode, message: string, options: TurnoutErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "TurnoutError";
+    this.code = code;
+    this.status = options.status ?? ErrorCodes[code].status;
+    this.field = options.field;
+  }
+
+  get title(): string {
+    return ErrorCodes[this.code].title;
+  }
+}
+
+/** One problem found in the route table: where it is and what is wrong. */
+export interface ConfigProblem {
+  /** file:line:column when known, else the file. */
+  location: string;
+  /** The route's name, when the problem is inside a route. */
+  route?: string;
+  /** Dotted key path, e.g. `routes[2].cutover.nats`. */
+  key: string;
+  message: string;
+}
+
+/** Raised once at start with every problem of the configuration. */
+export class ConfigError extends TurnoutError {
+  readonly problems: readonly ConfigProblem[];
+
+  constructor(problems: readonly ConfigProblem[]) {
+    super("TURNOUT_ERR_CONFIG", formatProblems(problems));
+    this.name = "ConfigError";
+    this.problems = problems;
+  }
+}
+
+export function formatProblems(problems: readonly ConfigProblem[]): string {
+  const lines = problems.map((p) => {
+    const route = p.route === undefined ? "" : ` route ${p.route}:`;
+    return `${p.location}:${route} ${p.key}: ${p.message}`;
+  });
+  return `${problems.length} problem(s) in the configuration:\n${lines.join("\n")}`;
+}
