@@ -35,7 +35,7 @@ export interface BreakerOptions {
 export interface RateLimitOptions {
   readonly max: number;
   readonly perMs: number;
-  /** `ip` or `header:<name>`. */
+  /** `ip` or `header:<name>` (name lower-cased). */
   readonly key: string;
 }
 
@@ -58,17 +58,20 @@ export interface RouteConfig {
   readonly method: HttpMethod;
   /** Fastify-style path, e.g. `/v1/users/:id`. */
   readonly path: string;
-  /** Names of the `:params` in `path`, in order. */
+  /**
+   * Names of the `:params` in `path`, in order: plain identifiers, each a whole
+   * segment, each naming a scalar-like field of `request` (checked at load).
+   */
   readonly pathParams: readonly string[];
   /** Subject template, e.g. `svc.users.{region}.get`. */
   readonly subject: string;
-  /** Fully qualified protobuf type names (no leading dot). */
+  /** Fully qualified protobuf type names (no leading dot; partial names are refused). */
   readonly request: string;
   readonly response: string;
   readonly error: string | undefined;
   /** `*` binds the whole JSON body to the request; a field name binds it to that field; undefined: no body. */
   readonly body: string | undefined;
-  /** Absolute base URL of the legacy upstream, resolved from `legacy:` names. */
+  /** Absolute http(s) base URL of the legacy upstream, resolved from `legacy:` names; no trailing slash. */
   readonly legacy: string | undefined;
   readonly cutover: CutoverOptions;
   readonly mode: "request" | "publish";
@@ -80,12 +83,13 @@ export interface RouteConfig {
   readonly breaker: BreakerOptions;
   readonly bodyLimitBytes: number;
   readonly rateLimit: RateLimitOptions | undefined;
+  /** JSON paths left out of the shadow comparison: `$` then `.name`, `.*`, `[n]` or `[*]` steps. */
   readonly compare: { readonly ignore: readonly string[] };
   /** Lower-cased HTTP header names passed to the worker. */
   readonly headers: readonly string[];
 }
 
-/** A secret is never inline in the file: it comes from an env var or a file. */
+/** A secret is never inline in the file: it comes from an env var or a file (absolute path). */
 export type SecretRef = { readonly env: string } | { readonly file: string };
 
 export interface NatsAuth {
@@ -93,12 +97,14 @@ export interface NatsAuth {
   readonly user?: string;
   readonly pass?: SecretRef;
   readonly nkeySeed?: SecretRef;
+  /** Absolute path of a .creds file (JWT + nkey seed). */
   readonly credsFile?: string;
 }
 
 export interface NatsConfig {
   readonly servers: readonly string[];
   readonly name: string;
+  /** Absolute paths; `{}` means TLS with the system CAs. */
   readonly tls: { readonly ca?: string; readonly cert?: string; readonly key?: string } | undefined;
   readonly auth: NatsAuth | undefined;
 }
@@ -109,7 +115,7 @@ export interface GatewayConfig {
   /** Absolute paths of the .proto files or folders. */
   readonly protos: readonly string[];
   readonly nats: NatsConfig;
-  /** Named legacy upstreams -> absolute base URL. */
+  /** Named legacy upstreams -> absolute base URL (no trailing slash). */
   readonly legacy: Readonly<Record<string, string>>;
   readonly routes: readonly RouteConfig[];
 }

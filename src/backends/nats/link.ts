@@ -1,0 +1,53 @@
+/**
+ * The gateway's handle on NATS while the connection comes and goes: requests
+ * made before the first connection (the gateway listens at once, not ready) are
+ * refused with NOT_CONNECTED instead of waiting.
+ */
+import type { Msg, MsgHdrs, NatsConnection } from "@nats-io/transport-node";
+import { TurnoutError } from "../../errors.js";
+import { NatsRequester } from "./requester.js";
+
+export interface Requester {
+  request(
+    subject: string,
+    payload: Uint8Array,
+    headers: MsgHdrs | undefined,
+    timeoutMs: number,
+  ): Promise<Msg>;
+}
+
+export class NatsLink implements Requester {
+  #connection: NatsConnection | undefined;
+  #requester: NatsRequester | undefined;
+
+  get connection(): NatsConnection | undefined {
+    return this.#connection;
+  }
+
+  /** Starts using `nc` (once it is connected for the first time). */
+  attach(nc: NatsConnection): void {
+    this.#connection = nc;
+    this.#requester = new NatsRequester(nc);
+  }
+
+  request(
+    subject: string,
+    payload: Uint8Array,
+    headers: MsgHdrs | undefined,
+    timeoutMs: number,
+  ): Promise<Msg> {
+    if (this.#requester === undefined) {
+      return Promise.reject(
+        new TurnoutError("TURNOUT_ERR_NOT_CONNECTED", "the gateway has not connected to NATS yet"),
+      );
+    }
+    return this.#requester.request(subject, payload, headers, timeoutMs);
+  }
+
+  /** Waits for in-flight requests' replies, then drains and closes the connection. */
+  async drain(): Promise<void> {
+    const nc = this.#connection;
+    if (nc === undefined || nc.isClosed()) return;
+    await nc.drain();
+  }
+}

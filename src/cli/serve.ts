@@ -1,0 +1,47 @@
+/**
+ * `turnout serve`: load and check the route table, start the gateway, and drain
+ * on SIGTERM/SIGINT. Returns the process exit code (0 after a clean drain).
+ */
+import { loadConfigAndProtos } from "../config/load.js";
+import { ConfigError } from "../errors.js";
+import { startGateway } from "../server/start.js";
+import { formatProblemLine, type Output } from "./check.js";
+import { resolveSettings } from "./settings.js";
+
+export async function runServe(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  out: Output,
+): Promise<number> {
+  let gatewayStart: Awaited<ReturnType<typeof startGateway>>;
+  try {
+    const settings = resolveSettings(argv, env);
+    const { config, root } = loadConfigAndProtos(settings.configFile, {
+      natsUrl: settings.natsUrl,
+    });
+    gatewayStart = await startGateway({
+      config,
+      root,
+      host: settings.host,
+      port: settings.port,
+      adminPort: settings.adminPort,
+      logger: { level: env.TURNOUT_LOG_LEVEL ?? "info" },
+    });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    for (const problem of error.problems) out.stderr.write(`${formatProblemLine(problem)}\n`);
+    out.stderr.write(`turnout serve: ${error.problems.length} problem(s); not starting\n`);
+    return 1;
+  }
+  const gateway = gatewayStart;
+  out.stdout.write(`turnout: serving on ${gateway.url}, admin on ${gateway.adminUrl}\n`);
+
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+    process.once("SIGINT", () => resolve("SIGINT"));
+  });
+  out.stdout.write(`turnout: ${signal} received, draining\n`);
+  await gateway.close();
+  out.stdout.write("turnout: drained, bye\n");
+  return 0;
+}

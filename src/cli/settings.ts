@@ -1,0 +1,157 @@
+/**
+ * Flags and TURNOUT_* env vars shared by every command that serves or talks to
+ * NATS, resolved the same way everywhere: a flag beats its env var, which beats
+ * the file (only nats.servers exists in both) or the built-in default. A bad
+ * value is a ConfigError naming the flag or the env var it came from.
+ */
+import { type ParseArgsConfig, parseArgs } from "node:util";
+import { serverUrlProblem, splitServers } from "../config/nats.js";
+import { closest } from "../config/suggest.js";
+import { ConfigError, type ConfigProblem } from "../errors.js";
+
+export type FlagOptions = NonNullable<ParseArgsConfig["options"]>;
+
+/** Where the route table and the NATS servers come from: every NATS command takes these. */
+export const CONNECTION_FLAGS = {
+  config: { type: "string" },
+  "nats-url": { type: "string" },
+} as const satisfies FlagOptions;
+
+/** The listeners, for `serve`. */
+export const LISTENER_FLAGS = {
+  port: { type: "string" },
+  "admin-port": { type: "string" },
+  host: { type: "string" },
+  workers: { type: "string" },
+} as const satisfies FlagOptions;
+
+export interface ConnectionSettings {
+  readonly configFile: string;
+  /** Comma-separated servers replacing the file's nats.servers; undefined keeps the file's. */
+  readonly natsUrl: string | undefined;
+}
+
+export interface Settings extends ConnectionSettings {
+  readonly port: number;
+  readonly adminPort: number;
+  readonly host: string;
+  /** node:cluster worker processes. */
+  readonly workers: number;
+}
+
+export type FlagValues = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+export interface ParsedFlags {
+  readonly values: FlagValues;
+  readonly positionals: string[];
+}
+
+/** Strict parsing: an unknown flag or a missing value is a ConfigError, with a hint. */
+export function parseFlags(
+  argv: readonly string[],
+  options: FlagOptions,
+  allowPositionals = false,
+): ParsedFlags {
+  try {
+    return parseArgs({ args: [...argv], options, strict: true, allowPositionals });
+  } catch (error) {
+    const flag = /'(-[^' ]*)/.exec((error as Error).message)?.[1] ?? "(arguments)";
+    throw new ConfigError([
+      { location: flag, key: flag, message: flagMessage(error as Error, flag, options) },
+    ]);
+  }
+}
+
+function flagMessage(error: Error, flag: string, options: FlagOptions): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code !== "ERR_PARSE_ARGS_UNKNOWN_OPTION") return error.message;
+  const known = Object.keys(options).map((name) => `--${name}`);
+  const match = closest(flag, known);
+  const hint = match === undefined ? `known flags: ${known.join(", ")}` : `did you mean ${match}?`;
+  return `unknown flag ${flag}; ${hint}`;
+}
+
+/** `--config` and `--nats-url` with their env vars; the servers are checked here already. */
+export function resolveConnection(values: FlagValues, env: NodeJS.ProcessEnv): ConnectionSettings {
+  const problems: ConfigProblem[] = [];
+  const config = pick(values, env, "config", "TURNOUT_CONFIG");
+  const natsUrl = pick(values, env, "nats-url", "TURNOUT_NATS_URL");
+  if (natsUrl !== undefined) {
+    const servers = splitServers(natsUrl.value);
+    if (servers.length === 0) problems.push(problem(natsUrl.source, "nats-url", "lists no server"));
+    for (const server of servers) {
+      const wrong = serverUrlProblem(server);
+      if (wrong !== undefined) problems.push(problem(natsUrl.source, "nats-url", wrong));
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return { configFile: config?.value ?? "./routes.yaml", natsUrl: natsUrl?.value };
+}
+
+/** Every flag of `turnout serve`: connection plus listeners. */
+export function resolveSettings(argv: readonly string[], env: NodeJS.ProcessEnv): Settings {
+  const { values } = parseFlags(argv, { ...CONNECTION_FLAGS, ...LISTENER_FLAGS });
+  const problems: ConfigProblem[] = [];
+  let connection: ConnectionSettings | undefined;
+  try {
+    connection = resolveConnection(values, env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    problems.push(...error.problems);
+  }
+  const int = (flag: string, envName: string, fallback: number, min: number, max: number) =>
+    readInt(pick(values, env, flag, envName), flag, fallback, min, max, problems);
+  const port = int("port", "TURNOUT_PORT", 8080, 0, 65535);
+  const adminPort = int("admin-port", "TURNOUT_ADMIN_PORT", 9090, 0, 65535);
+  const workers = int("workers", "TURNOUT_WORKERS", 1, 1, 1024);
+  const host = pick(values, env, "host", "TURNOUT_HOST");
+  if (host !== undefined && /\s/.test(host.value)) {
+    problems.push(problem(host.source, "host", `"${host.value}" is not a host name or address`));
+  }
+  // Port 0 asks the OS for a free port each, so only equal non-zero ports clash.
+  if (port === adminPort && port !== 0) {
+    const source = pick(values, env, "admin-port", "TURNOUT_ADMIN_PORT")?.source ?? "--admin-port";
+    problems.push(problem(source, "admin-port", `must differ from the port (${port})`));
+  }
+  if (problems.length > 0 || connection === undefined) throw new ConfigError(problems);
+  return { ...connection, port, adminPort, host: host?.value ?? "0.0.0.0", workers };
+}
+
+interface Picked {
+  readonly value: string;
+  /** `--port` or `TURNOUT_PORT`: named in problems so the user knows what to fix. */
+  readonly source: string;
+}
+
+/** The flag if given, else the env var if set and not empty. */
+function pick(
+  values: FlagValues,
+  env: NodeJS.ProcessEnv,
+  flag: string,
+  envName: string,
+): Picked | undefined {
+  const given = values[flag];
+  if (typeof given === "string") return { value: given, source: `--${flag}` };
+  const fromEnv = env[envName];
+  return fromEnv === undefined || fromEnv === "" ? undefined : { value: fromEnv, source: envName };
+}
+
+function readInt(
+  picked: Picked | undefined,
+  key: string,
+  fallback: number,
+  min: number,
+  max: number,
+  problems: ConfigProblem[],
+): number {
+  if (picked === undefined) return fallback;
+  const value = Number(picked.value);
+  if (/^\d+$/.test(picked.value.trim()) && value >= min && value <= max) return value;
+  const message = `must be a whole number from ${min} to ${max}, got "${picked.value}"`;
+  problems.push(problem(picked.source, key, message));
+  return fallback;
+}
+
+function problem(location: string, key: string, message: string): ConfigProblem {
+  return { location, key, message };
+}

@@ -1,0 +1,73 @@
+/**
+ * The settings `defaults:` holds and each route may override: timeout, retry, json,
+ * breaker, bodyLimit. Merging is per key at every level: a route's
+ * `retry: {attempts: 2}` keeps the backoff from `defaults`, and a route's
+ * `json: {names: camel}` keeps the other json options from `defaults` (which were
+ * themselves merged over canonical ProtoJSON). So one key can be changed without
+ * restating the rest, and without any `json` anywhere a route prints canonical ProtoJSON.
+ */
+import type { Field } from "./field.js";
+import { checkKeys, readBool, readDuration, readEnum, readNumber, readSize } from "./read.js";
+import { BREAKER_KEYS, JSON_KEYS, RETRY_KEYS } from "./schema.js";
+import {
+  type BreakerOptions,
+  CANONICAL_JSON,
+  type JsonOptions,
+  type RetryOptions,
+} from "./types.js";
+
+export interface Tunables {
+  readonly timeoutMs: number;
+  readonly retry: RetryOptions;
+  readonly json: JsonOptions;
+  readonly breaker: BreakerOptions;
+  readonly bodyLimitBytes: number;
+}
+
+/** Used for whatever `defaults:` leaves out; the values of the documented example. */
+export const BUILT_IN_TUNABLES: Tunables = {
+  timeoutMs: 2000,
+  retry: { attempts: 0, backoffMs: 50 },
+  json: CANONICAL_JSON,
+  breaker: { errorPercent: 50, volume: 20, resetAfterMs: 10_000 },
+  bodyLimitBytes: 1024 * 1024,
+};
+
+/** Reads the tunable keys of `f` (defaults or a route), each merged over `base`. */
+export function readTunables(f: Field, base: Tunables): Tunables {
+  return {
+    timeoutMs: readDuration(f.child("timeout"), true) ?? base.timeoutMs,
+    retry: readRetry(f.child("retry"), base.retry),
+    json: readJson(f.child("json"), base.json),
+    breaker: readBreaker(f.child("breaker"), base.breaker),
+    bodyLimitBytes: readSize(f.child("bodyLimit")) ?? base.bodyLimitBytes,
+  };
+}
+
+function readRetry(f: Field, base: RetryOptions): RetryOptions {
+  if (!checkKeys(f, RETRY_KEYS)) return base;
+  return {
+    attempts: readNumber(f.child("attempts"), { min: 0, integer: true }) ?? base.attempts,
+    backoffMs: readDuration(f.child("backoff"), false) ?? base.backoffMs,
+  };
+}
+
+function readJson(f: Field, base: JsonOptions): JsonOptions {
+  if (!checkKeys(f, JSON_KEYS)) return base;
+  return {
+    names: readEnum(f.child("names"), ["proto", "camel"] as const) ?? base.names,
+    int64: readEnum(f.child("int64"), ["string", "number"] as const) ?? base.int64,
+    enums: readEnum(f.child("enums"), ["name", "number"] as const) ?? base.enums,
+    emitDefaults: readBool(f.child("emitDefaults")) ?? base.emitDefaults,
+  };
+}
+
+function readBreaker(f: Field, base: BreakerOptions): BreakerOptions {
+  if (!checkKeys(f, BREAKER_KEYS)) return base;
+  const errorPercent = readNumber(f.child("errorPercent"), { above: 0, max: 100 });
+  return {
+    errorPercent: errorPercent ?? base.errorPercent,
+    volume: readNumber(f.child("volume"), { min: 1, integer: true }) ?? base.volume,
+    resetAfterMs: readDuration(f.child("resetAfter"), true) ?? base.resetAfterMs,
+  };
+}

@@ -1,0 +1,112 @@
+/**
+ * A cursor over the parsed YAML that knows where it is: its key path
+ * (`routes[2].cutover.nats`), the route it belongs to and its offset in the file.
+ * Readers report problems through it, so no check has to carry locations around.
+ */
+import { type Document, isAlias, isMap, isScalar, isSeq, type Node } from "yaml";
+import type { Problems } from "./problems.js";
+
+export interface FieldContext {
+  readonly doc: Document;
+  readonly problems: Problems;
+}
+
+export interface Entry {
+  readonly key: string;
+  /** Offset of the key itself, where an unknown key is reported. */
+  readonly keyOffset: number;
+  readonly field: Field;
+}
+
+export class Field {
+  readonly node: Node | undefined;
+
+  constructor(
+    readonly ctx: FieldContext,
+    node: unknown,
+    /** Dotted key path from the document root; empty for the root. */
+    readonly path: string,
+    /** Offset reported for problems; a missing key reports at its parent. */
+    readonly offset: number,
+    readonly route?: string,
+  ) {
+    // Aliases are followed so `*anchor` values are checked like written ones.
+    const resolved = isAlias(node) ? node.resolve(ctx.doc) : node;
+    this.node = resolved as Node | undefined;
+  }
+
+  get present(): boolean {
+    return this.node !== undefined;
+  }
+
+  get isMap(): boolean {
+    return isMap(this.node);
+  }
+
+  get isList(): boolean {
+    return isSeq(this.node);
+  }
+
+  /** The scalar's value (null for `key:` with nothing after it); undefined otherwise. */
+  get scalar(): unknown {
+    return isScalar(this.node) ? this.node.value : undefined;
+  }
+
+  /** What the value is, for messages: `"abc"`, `5`, `a list`... */
+  describe(): string {
+    if (isMap(this.node)) return "a map";
+    if (isSeq(this.node)) return "a list";
+    if (!isScalar(this.node)) return "nothing";
+    const value = this.node.value;
+    if (value === null) return "nothing";
+    return typeof value === "string" ? JSON.stringify(value) : String(value);
+  }
+
+  problem(message: string): void {
+    this.ctx.problems.add(this.offset, this.path, message, this.route);
+  }
+
+  /** The same node, reported as part of route `label`. */
+  inRoute(label: string): Field {
+    return new Field(this.ctx, this.node, this.path, this.offset, label);
+  }
+
+  child(key: string): Field {
+    const path = this.path === "" ? key : `${this.path}.${key}`;
+    const pair = isMap(this.node)
+      ? this.node.items.find((p) => isScalar(p.key) && String(p.key.value) === key)
+      : undefined;
+    if (pair === undefined) return new Field(this.ctx, undefined, path, this.offset, this.route);
+    const offset = startOf(pair.value) ?? startOf(pair.key) ?? this.offset;
+    // `key:` with no value parses to a null pair value: keep it present, as null.
+    const value = pair.value ?? nullScalar(this.ctx.doc, offset);
+    return new Field(this.ctx, value, path, offset, this.route);
+  }
+
+  entries(): Entry[] {
+    if (!isMap(this.node)) return [];
+    return this.node.items.map((pair) => {
+      const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+      return { key, keyOffset: startOf(pair.key) ?? this.offset, field: this.child(key) };
+    });
+  }
+
+  items(): Field[] {
+    if (!isSeq(this.node)) return [];
+    return this.node.items.map(
+      (item, i) =>
+        new Field(this.ctx, item, `${this.path}[${i}]`, startOf(item) ?? this.offset, this.route),
+    );
+  }
+}
+
+function startOf(node: unknown): number | undefined {
+  const range = (node as Node | null | undefined)?.range;
+  return range?.[0];
+}
+
+function nullScalar(doc: Document, offset: number): Node {
+  const node = doc.createNode(null);
+  node.range = [offset, offset, offset];
+  return node;
+}

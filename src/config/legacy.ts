@@ -1,0 +1,74 @@
+/**
+ * Legacy upstreams: the `legacy:` map of names to base URLs, and a route's
+ * `legacy:` (one of those names, or an absolute URL of its own).
+ */
+import type { Field } from "./field.js";
+import { readString } from "./read.js";
+import { didYouMean } from "./suggest.js";
+
+/**
+ * Checks an upstream base URL and returns it without a trailing slash, so the
+ * proxy can append the request path as is. Throws with the reason when unusable.
+ */
+export function normalizeLegacyUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new Error(`"${text}" is not an absolute URL such as http://users-legacy:8080`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new Error(`"${text}" must use http:// or https://`);
+  }
+  if (url.search !== "" || url.hash !== "") {
+    throw new Error(`"${text}" is a base URL: it cannot carry a query or a fragment`);
+  }
+  return text.replace(/\/+$/, "");
+}
+
+export interface LegacyUpstreams {
+  /** Name -> normalized base URL, for the names whose URL is valid. */
+  readonly urls: Record<string, string>;
+  /** Every name declared, valid URL or not (a bad URL is reported once, at the map). */
+  readonly names: readonly string[];
+}
+
+export function readLegacyMap(f: Field): LegacyUpstreams {
+  const upstreams = { urls: {} as Record<string, string>, names: [] as string[] };
+  if (!f.present) return upstreams;
+  if (!f.isMap) {
+    f.problem(`must be a map of names to URLs, got ${f.describe()}`);
+    return upstreams;
+  }
+  for (const { key, field } of f.entries()) {
+    upstreams.names.push(key);
+    const url = readUrl(field);
+    if (url !== undefined) upstreams.urls[key] = url;
+  }
+  return upstreams;
+}
+
+/** A route's `legacy:`: an upstream name, or an absolute URL when it holds `://`. */
+export function readRouteLegacy(f: Field, upstreams: LegacyUpstreams): string | undefined {
+  const value = readString(f);
+  if (value === undefined) return undefined;
+  if (value.includes("://")) return readUrl(f);
+  const { names } = upstreams;
+  if (names.includes(value)) return upstreams.urls[value];
+  const known = names.length === 0 ? "the legacy: map is empty" : `known: ${names.join(", ")}`;
+  f.problem(
+    `"${value}" is neither a name from legacy: nor an absolute URL${didYouMean(value, names)}; ${known}`,
+  );
+  return undefined;
+}
+
+function readUrl(f: Field): string | undefined {
+  const text = readString(f);
+  if (text === undefined) return undefined;
+  try {
+    return normalizeLegacyUrl(text);
+  } catch (error) {
+    f.problem((error as Error).message);
+    return undefined;
+  }
+}

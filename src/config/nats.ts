@@ -1,0 +1,130 @@
+/**
+ * The `nats:` section: servers, client name, TLS files and auth. Secrets are only
+ * references ({env: VAR} or {file: path}): an inline secret would end up in git,
+ * in CI logs and in every copy of the file. Files are resolved against the YAML's
+ * folder; they are read when connecting, not here, so `check` runs in CI without them.
+ */
+import { resolve } from "node:path";
+import type { Field } from "./field.js";
+import { checkKeys, readList, readString } from "./read.js";
+import { AUTH_KEYS, NATS_KEYS, SECRET_KEYS, TLS_KEYS } from "./schema.js";
+import type { NatsAuth, NatsConfig, SecretRef } from "./types.js";
+
+const DEFAULT_CLIENT_NAME = "turnout";
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Checks one server URL; returns why it is unusable, or undefined when fine. */
+export function serverUrlProblem(url: string): string | undefined {
+  if (!url.includes("://")) return `"${url}" needs a scheme: nats://${url} or tls://${url}`;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return `"${url}" is not a URL; write nats://host:port or tls://host:port`;
+  }
+  if (parsed.protocol !== "nats:" && parsed.protocol !== "tls:") {
+    return `"${url}" must use nats:// or tls://, not ${parsed.protocol}//`;
+  }
+  if (parsed.hostname === "") return `"${url}" has no host`;
+  return undefined;
+}
+
+/** Splits a comma-separated server list (`--nats-url`, TURNOUT_NATS_URL). */
+export function splitServers(list: string): string[] {
+  return list
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+}
+
+export interface NatsContext {
+  readonly dir: string;
+  /** `--nats-url` servers: replace the file's list (which is still checked). */
+  readonly servers: readonly string[] | undefined;
+}
+
+export function readNats(f: Field, ctx: NatsContext): NatsConfig {
+  checkKeys(f, NATS_KEYS);
+  const fileServers = readServers(f.child("servers"), ctx.servers !== undefined);
+  return {
+    servers: ctx.servers ?? fileServers ?? [],
+    name: readString(f.child("name")) ?? DEFAULT_CLIENT_NAME,
+    tls: readTls(f.child("tls"), ctx.dir),
+    auth: readAuth(f.child("auth"), ctx.dir),
+  };
+}
+
+function readServers(f: Field, overridden: boolean): string[] | undefined {
+  if (!f.present) {
+    if (!overridden) f.problem("is required (or pass --nats-url), e.g. [nats://127.0.0.1:4222]");
+    return undefined;
+  }
+  const servers = readList(f, (item) => {
+    const url = readString(item);
+    const problem = url === undefined ? undefined : serverUrlProblem(url);
+    if (problem !== undefined) item.problem(problem);
+    return problem === undefined ? url : undefined;
+  });
+  if (servers !== undefined && f.items().length === 0) f.problem("must list at least one server");
+  return servers;
+}
+
+function readTls(f: Field, dir: string): NatsConfig["tls"] {
+  if (!checkKeys(f, TLS_KEYS)) return undefined;
+  const [ca, cert, key] = TLS_KEYS.map((k) => readPath(f.child(k), dir));
+  if (f.child("cert").present !== f.child("key").present) {
+    f.problem("cert and key go together: a client certificate needs its key");
+  }
+  return { ...optional("ca", ca), ...optional("cert", cert), ...optional("key", key) };
+}
+
+function readAuth(f: Field, dir: string): NatsAuth | undefined {
+  if (!checkKeys(f, AUTH_KEYS)) return undefined;
+  const auth: NatsAuth = {
+    ...optional("token", readSecret(f.child("token"), dir)),
+    ...optional("user", readString(f.child("user"))),
+    ...optional("pass", readSecret(f.child("pass"), dir)),
+    ...optional("nkeySeed", readSecret(f.child("nkeySeed"), dir)),
+    ...optional("credsFile", readPath(f.child("credsFile"), dir)),
+  };
+  const methods = ["token", "user", "nkeySeed", "credsFile"].filter((k) => f.child(k).present);
+  if (methods.length !== 1) {
+    f.problem("give exactly one of token, user + pass, nkeySeed or credsFile");
+  }
+  if (f.child("user").present !== f.child("pass").present) {
+    f.problem("user and pass go together");
+  }
+  return auth;
+}
+
+function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+}
+
+function readPath(f: Field, dir: string): string | undefined {
+  const path = readString(f);
+  return path === undefined ? undefined : resolve(dir, path);
+}
+
+function readSecret(f: Field, dir: string): SecretRef | undefined {
+  if (!f.present) return undefined;
+  if (typeof f.scalar === "string") {
+    f.problem(
+      "an inline secret would end up in git and in logs; use {env: VAR_NAME} or {file: /path/to/secret}",
+    );
+    return undefined;
+  }
+  if (!checkKeys(f, SECRET_KEYS)) return undefined;
+  if (SECRET_KEYS.filter((k) => f.child(k).present).length !== 1) {
+    f.problem("give exactly one of env or file");
+    return undefined;
+  }
+  if (f.child("file").present) {
+    const file = readPath(f.child("file"), dir);
+    return file === undefined ? undefined : { file };
+  }
+  const env = readString(f.child("env"));
+  if (env === undefined || ENV_NAME.test(env)) return env === undefined ? undefined : { env };
+  f.child("env").problem(`"${env}" is not an environment variable name`);
+  return undefined;
+}

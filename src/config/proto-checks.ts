@@ -1,0 +1,130 @@
+/**
+ * Checks a route against the compiled protos: its types exist, each path param
+ * binds to a field of the request, and `body` names a field that can hold a JSON
+ * body. A mismatch is a config error at start, never a runtime surprise.
+ */
+import protobuf from "protobufjs";
+import { findMessage } from "../codec/protos.js";
+import type { Field } from "./field.js";
+import type { ReadRoute } from "./route.js";
+import { didYouMean } from "./suggest.js";
+
+/** Well-known types whose JSON form is a single string, number or bool (a path param can fill them). */
+const SCALAR_LIKE = new Set(
+  [
+    "Timestamp",
+    "Duration",
+    "FieldMask",
+    "DoubleValue",
+    "FloatValue",
+    "Int64Value",
+    "UInt64Value",
+    "Int32Value",
+    "UInt32Value",
+    "BoolValue",
+    "StringValue",
+    "BytesValue",
+  ].map((name) => `google.protobuf.${name}`),
+);
+
+export function checkRouteProtos(route: ReadRoute, root: protobuf.Root): void {
+  const { draft, field } = route;
+  const request = findType(field.child("request"), draft.request, root);
+  findType(field.child("response"), draft.response, root);
+  findType(field.child("error"), draft.error, root);
+  if (request === undefined) return;
+  for (const param of draft.pathParams ?? []) {
+    const problem = paramProblem(request, param);
+    if (problem !== undefined) field.child("path").problem(`:${param} ${problem}`);
+  }
+  if (draft.body !== undefined && draft.body !== "*") {
+    const problem = bodyProblem(request, draft.body);
+    if (problem !== undefined) field.child("body").problem(problem);
+  }
+}
+
+/**
+ * The field a dotted name (`address.city`) reaches from `type`, or why it reaches
+ * none. Names are the .proto field names (as protoc's query binding uses them).
+ */
+export function resolveFieldPath(
+  type: protobuf.Type,
+  dotted: string,
+): protobuf.Field | { readonly problem: string } {
+  let current = type;
+  const parts = dotted.split(".");
+  for (const [i, part] of parts.entries()) {
+    const field = current.fields[part];
+    if (field === undefined) {
+      const hint = didYouMean(part, Object.keys(current.fields));
+      return { problem: `matches no field of ${current.fullName.slice(1)}${hint}` };
+    }
+    if (i === parts.length - 1) return field;
+    if (!(field.resolvedType instanceof protobuf.Type) || field.repeated || field.map) {
+      return { problem: `goes through "${part}", which is not a single message field` };
+    }
+    current = field.resolvedType;
+  }
+  return { problem: "is empty" };
+}
+
+function paramProblem(request: protobuf.Type, param: string): string | undefined {
+  const field = resolveFieldPath(request, param);
+  if (!(field instanceof protobuf.Field)) return field.problem;
+  if (field.repeated || field.map) return `binds to "${field.name}", which is repeated`;
+  const type = field.resolvedType;
+  if (type === null || type instanceof protobuf.Enum || SCALAR_LIKE.has(type.fullName.slice(1))) {
+    return undefined;
+  }
+  return `binds to "${field.name}", a ${type.fullName.slice(1)} message: one path segment can't fill it`;
+}
+
+function bodyProblem(request: protobuf.Type, body: string): string | undefined {
+  const field = request.fields[body];
+  const typeName = request.fullName.slice(1);
+  if (field === undefined) {
+    const hint = didYouMean(body, Object.keys(request.fields));
+    return `"${body}" is not a field of ${typeName}${hint}; use "*" for the whole message`;
+  }
+  if (field.repeated || field.map || field.resolvedType instanceof protobuf.Type) return undefined;
+  return `"${body}" is a ${field.type} field; a body binds to "*", a message, a repeated or a map field`;
+}
+
+function findType(
+  f: Field,
+  name: string | undefined,
+  root: protobuf.Root,
+): protobuf.Type | undefined {
+  if (name === undefined) return undefined;
+  const type = findMessage(root, name);
+  if (type === undefined) {
+    f.problem(`no message type "${name}" in the protos${typeHint(name, root)}`);
+  } else if (type.fullName !== `.${name}`) {
+    // protobufjs also finds partial names (`v1.User`), which turn ambiguous as protos are added.
+    f.problem(`"${name}" must be the fully qualified name: ${type.fullName.slice(1)}`);
+    return undefined;
+  }
+  return type;
+}
+
+const messageNames = new WeakMap<protobuf.Root, string[]>();
+
+function typeHint(name: string, root: protobuf.Root): string {
+  let names = messageNames.get(root);
+  if (names === undefined) {
+    names = [];
+    collect(root, names);
+    messageNames.set(root, names);
+  }
+  // A right name in the wrong package is the likeliest slip: `v1.User` vs `users.v1.User`.
+  const simple = name.slice(name.lastIndexOf(".") + 1);
+  const samePlace = names.filter((n) => n.endsWith(`.${simple}`));
+  return samePlace.length === 1 ? ` (did you mean "${samePlace[0]}"?)` : didYouMean(name, names);
+}
+
+function collect(ns: protobuf.NamespaceBase, into: string[]): void {
+  for (const child of ns.nestedArray) {
+    if (child instanceof protobuf.Type) into.push(child.fullName.slice(1));
+    if (child instanceof protobuf.Namespace) collect(child, into);
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * The `protos:` list: files or folders relative to routes.yaml, compiled with the
+ * codec's loadProtos. protobufjs stops at the first error and its messages don't
+ * name the file, so on the way each file is parsed alone: every broken file is
+ * reported with its own name and line.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, isAbsolute, relative, resolve } from "node:path";
+import protobuf from "protobufjs";
+import { listProtoFiles, loadProtos } from "../codec/protos.js";
+import type { Field } from "./field.js";
+import { readList, readString, required } from "./read.js";
+
+export interface LoadedProtos {
+  /** Absolute paths of the listed files and folders. */
+  readonly paths: string[];
+  /** The compiled types; undefined when anything above failed (already reported). */
+  readonly root: protobuf.Root | undefined;
+  /** Absolute paths of the .proto files found under `paths`. */
+  readonly files: string[];
+}
+
+export function loadListedProtos(f: Field, dir: string): LoadedProtos {
+  const before = f.ctx.problems.count;
+  required(f);
+  const paths = readList(f, (item) => readProtoPath(item, dir)) ?? [];
+  if (f.isList && f.items().length === 0) f.problem("must list at least one .proto file or folder");
+  if (f.ctx.problems.count > before) return { paths, root: undefined, files: [] };
+  const files = listProtoFiles(paths);
+  if (files.length === 0) f.problem("holds no .proto files");
+  const parsed = new Map(files.map((file) => [file, parseAlone(f, file)]));
+  if (f.ctx.problems.count > before) return { paths, root: undefined, files };
+  try {
+    return { paths, root: loadProtos(paths), files };
+  } catch (error) {
+    reportLoadError(f, error as Error, parsed);
+    return { paths, root: undefined, files };
+  }
+}
+
+/** How many message types the listed files define (imports of google/protobuf aside). */
+export function countMessageTypes(root: protobuf.Root, files: readonly string[]): number {
+  const own = new Set(files);
+  let count = 0;
+  const visit = (ns: protobuf.NamespaceBase): void => {
+    for (const child of ns.nestedArray) {
+      if (child instanceof protobuf.Type && own.has(child.filename ?? "")) count++;
+      if (child instanceof protobuf.Namespace) visit(child);
+    }
+  };
+  visit(root);
+  return count;
+}
+
+function readProtoPath(item: Field, dir: string): string | undefined {
+  const entry = readString(item);
+  if (entry === undefined) return undefined;
+  const path = resolve(dir, entry);
+  if (existsSync(path)) return path;
+  item.problem(`"${entry}" does not exist (looked for ${path})`);
+  return undefined;
+}
+
+/** Parses one file on its own; reports a syntax error or a missing import. */
+function parseAlone(f: Field, file: string): protobuf.Root | undefined {
+  try {
+    const result = protobuf.parse(readFileSync(file, "utf8"), new protobuf.Root(), {
+      keepCase: true,
+    });
+    for (const target of [...(result.imports ?? []), ...(result.weakImports ?? [])]) {
+      checkImport(f, file, target);
+    }
+    return result.root;
+  } catch (error) {
+    const message = (error as Error).message;
+    const line = /line (\d+)\)$/.exec(message)?.[1];
+    const location = line === undefined ? display(file) : `${display(file)}:${line}`;
+    f.ctx.problems.addAt(location, f.path, message.replace(/ \([^()]*line \d+\)$/, ""));
+    return undefined;
+  }
+}
+
+/** protobufjs resolves imports against the importing file's folder and bundles google/protobuf. */
+function checkImport(f: Field, file: string, target: string): void {
+  if (target.startsWith("google/protobuf/")) return;
+  const path = resolve(dirname(file), target);
+  if (!existsSync(path)) {
+    f.ctx.problems.addAt(
+      display(file),
+      f.path,
+      `imports "${target}", which does not exist (${path})`,
+    );
+  }
+}
+
+/** A resolve error names a type (`in Type .a.B`): report it in the file defining that type. */
+function reportLoadError(
+  f: Field,
+  error: Error,
+  parsed: ReadonlyMap<string, protobuf.Root | undefined>,
+): void {
+  const typeName = /in \w+ \.(\S+)/.exec(error.message)?.[1];
+  for (const [file, root] of parsed) {
+    if (typeName !== undefined && root?.lookup(typeName)) {
+      f.ctx.problems.addAt(display(file), f.path, error.message);
+      return;
+    }
+  }
+  f.problem(`the protos don't compile: ${error.message}`);
+}
+
+/** Relative to the working directory when below it, as a compiler would print it. */
+function display(file: string): string {
+  const rel = relative(process.cwd(), file);
+  return rel.startsWith("..") || isAbsolute(rel) ? file : rel;
+}

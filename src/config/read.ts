@@ -1,0 +1,133 @@
+/**
+ * Typed readers over a Field. Each returns the value, or undefined after reporting
+ * why the value is unusable, so a caller can go on checking the rest of the file.
+ * An absent key returns undefined silently: defaults are the caller's business.
+ */
+import type { Field } from "./field.js";
+import { didYouMean } from "./suggest.js";
+import { parseDuration, parseSize } from "./units.js";
+
+/** Reports a present non-map and every unknown key; true when `f` is a map. */
+export function checkKeys(f: Field, allowed: readonly string[]): boolean {
+  if (!f.present) return false;
+  if (!f.isMap) {
+    f.problem(`must be a map, got ${f.describe()}`);
+    return false;
+  }
+  for (const { key, keyOffset, field } of f.entries()) {
+    if (allowed.includes(key)) continue;
+    // A likely typo gets its fix; otherwise the whole list, to show what is possible.
+    let hint = didYouMean(key, allowed) || `; known keys: ${allowed.join(", ")}`;
+    if (key === "<<") hint = ": YAML merge keys are not supported; use an anchor per value";
+    f.ctx.problems.add(keyOffset, field.path, `unknown key "${key}"${hint}`, f.route);
+  }
+  return true;
+}
+
+/** Reports a missing required key; true when present. */
+export function required(f: Field): boolean {
+  if (!f.present) f.problem("is required");
+  return f.present;
+}
+
+export function readString(f: Field): string | undefined {
+  if (!f.present) return undefined;
+  if (typeof f.scalar === "string" && f.scalar.trim() !== "") return f.scalar;
+  f.problem(`must be a non-empty string, got ${f.describe()}`);
+  return undefined;
+}
+
+export function readBool(f: Field): boolean | undefined {
+  if (!f.present) return undefined;
+  if (typeof f.scalar === "boolean") return f.scalar;
+  f.problem(`must be true or false, got ${f.describe()}`);
+  return undefined;
+}
+
+export interface NumberRange {
+  readonly min?: number;
+  /** Values must be greater than this (timeouts: > 0). */
+  readonly above?: number;
+  readonly max?: number;
+  readonly integer?: boolean;
+}
+
+export function readNumber(f: Field, range: NumberRange): number | undefined {
+  if (!f.present) return undefined;
+  const value = f.scalar;
+  if (typeof value !== "number" || !Number.isFinite(value)) {
+    f.problem(`must be a number, got ${f.describe()}`);
+    return undefined;
+  }
+  const wrong = rangeProblem(value, range);
+  if (wrong === undefined) return value;
+  f.problem(`${wrong}, got ${value}`);
+  return undefined;
+}
+
+function rangeProblem(value: number, range: NumberRange): string | undefined {
+  if (range.integer === true && !Number.isInteger(value)) return "must be a whole number";
+  if (range.min !== undefined && value < range.min) return `must be at least ${range.min}`;
+  if (range.above !== undefined && value <= range.above) return `must be more than ${range.above}`;
+  if (range.max !== undefined && value > range.max) return `must be at most ${range.max}`;
+  return undefined;
+}
+
+/** A percentage 0-100 with at most two decimals (the split works in 1/100ths of a percent). */
+export function readPercent(f: Field): number | undefined {
+  const value = readNumber(f, { min: 0, max: 100 });
+  if (value === undefined) return undefined;
+  const hundredths = Math.round(value * 100);
+  if (Math.abs(value * 100 - hundredths) < 1e-6) return hundredths / 100;
+  f.problem(`must have at most two decimals, got ${value}`);
+  return undefined;
+}
+
+export function readEnum<T extends string>(f: Field, values: readonly T[]): T | undefined {
+  if (!f.present) return undefined;
+  const value = f.scalar;
+  if (typeof value === "string" && (values as readonly string[]).includes(value)) return value as T;
+  const hint = typeof value === "string" ? didYouMean(value, values) : "";
+  f.problem(`must be one of ${values.join(", ")}, got ${f.describe()}${hint}`);
+  return undefined;
+}
+
+/** Milliseconds; `positive` refuses 0 (a timeout of 0 would fail every request). */
+export function readDuration(f: Field, positive: boolean): number | undefined {
+  if (!f.present) return undefined;
+  try {
+    const ms = parseDuration(f.scalar);
+    if (!positive || ms > 0) return ms;
+    f.problem(`must be more than 0, got ${f.describe()}`);
+  } catch (error) {
+    f.problem(`${(error as Error).message}, got ${f.describe()}`);
+  }
+  return undefined;
+}
+
+export function readSize(f: Field): number | undefined {
+  if (!f.present) return undefined;
+  try {
+    const bytes = parseSize(f.scalar);
+    if (bytes > 0) return bytes;
+    f.problem(`must be more than 0 bytes, got ${f.describe()}`);
+  } catch (error) {
+    f.problem(`${(error as Error).message}, got ${f.describe()}`);
+  }
+  return undefined;
+}
+
+/** A list whose items each pass `item`; undefined when the list itself is unusable. */
+export function readList<T>(f: Field, item: (f: Field) => T | undefined): T[] | undefined {
+  if (!f.present) return undefined;
+  if (!f.isList) {
+    f.problem(`must be a list, got ${f.describe()}`);
+    return undefined;
+  }
+  const values: T[] = [];
+  for (const element of f.items()) {
+    const value = item(element);
+    if (value !== undefined) values.push(value);
+  }
+  return values;
+}

@@ -1,0 +1,91 @@
+/** A route's smaller option maps: cutover (with sticky), rateLimit, compare, headers. */
+import type { Field } from "./field.js";
+import { checkKeys, readDuration, readList, readNumber, readPercent, readString } from "./read.js";
+import { COMPARE_KEYS, CUTOVER_KEYS, RATE_LIMIT_KEYS } from "./schema.js";
+import type { CutoverOptions, RateLimitOptions, StickyKey } from "./types.js";
+
+/** RFC 9110 token: what a header (or cookie) name may be made of. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** `$.a.b`, `$.items[0].id`, `$.items[*].updatedAt`, `$.*.etag`. */
+const JSON_PATH = /^\$(\.(\*|[A-Za-z0-9_-]+)|\[(\*|\d+)\])+$/;
+/** The default window of @fastify/rate-limit. */
+const DEFAULT_RATE_WINDOW_MS = 60_000;
+
+/**
+ * Starting split. Without a legacy upstream NATS serves everything (100); with one,
+ * a route starts on legacy (0) until someone raises it.
+ */
+export function readCutover(f: Field, hasLegacy: boolean): CutoverOptions {
+  const defaults: CutoverOptions = {
+    nats: hasLegacy ? 0 : 100,
+    shadow: 0,
+    sticky: { kind: "random" },
+  };
+  if (!checkKeys(f, CUTOVER_KEYS)) return defaults;
+  return {
+    nats: readPercent(f.child("nats")) ?? defaults.nats,
+    shadow: readPercent(f.child("shadow")) ?? defaults.shadow,
+    sticky: readSticky(f.child("sticky")) ?? defaults.sticky,
+  };
+}
+
+function readSticky(f: Field): StickyKey | undefined {
+  const text = readString(f);
+  if (text === undefined) return undefined;
+  if (text === "ip") return { kind: "ip" };
+  const colon = text.indexOf(":");
+  const kind = text.slice(0, colon);
+  const name = text.slice(colon + 1);
+  if (kind === "header" && TOKEN.test(name)) return { kind, name: name.toLowerCase() };
+  if (kind === "cookie" && TOKEN.test(name)) return { kind, name };
+  if (kind === "query" && name !== "") return { kind, name };
+  f.problem(`"${text}" must be header:NAME, cookie:NAME, query:NAME or ip`);
+  return undefined;
+}
+
+export function readRateLimit(f: Field): RateLimitOptions | undefined {
+  if (!checkKeys(f, RATE_LIMIT_KEYS)) return undefined;
+  const max = f.child("max");
+  if (!max.present) max.problem("is required: the number of requests allowed per window");
+  return {
+    max: readNumber(max, { min: 1, integer: true }) ?? 1,
+    perMs: readDuration(f.child("per"), true) ?? DEFAULT_RATE_WINDOW_MS,
+    key: readRateKey(f.child("key")) ?? "ip",
+  };
+}
+
+function readRateKey(f: Field): string | undefined {
+  const key = readString(f);
+  if (key === undefined || key === "ip") return key;
+  const header = /^header:(.+)$/.exec(key)?.[1];
+  if (header !== undefined && TOKEN.test(header)) return `header:${header.toLowerCase()}`;
+  f.problem(`"${key}" must be ip or header:NAME`);
+  return undefined;
+}
+
+export function readCompare(f: Field): { ignore: string[] } {
+  if (!checkKeys(f, COMPARE_KEYS)) return { ignore: [] };
+  const ignore = readList(f.child("ignore"), (item) => {
+    const path = readString(item);
+    if (path === undefined || JSON_PATH.test(path)) return path;
+    item.problem(
+      `"${path}" must be a JSON path such as $.updatedAt, $.items[0].id or $.items[*].etag`,
+    );
+    return undefined;
+  });
+  return { ignore: ignore ?? [] };
+}
+
+/** Lower-cased, without duplicates; `turnout-*` headers are the gateway's own. */
+export function readHeaders(f: Field): string[] {
+  const names = readList(f, (item) => {
+    const name = readString(item)?.toLowerCase();
+    if (name === undefined) return undefined;
+    if (!TOKEN.test(name)) item.problem(`"${name}" is not a valid HTTP header name`);
+    else if (name.startsWith("turnout-")) {
+      item.problem(`"${name}" is set by the gateway and is never taken from the client`);
+    } else return name;
+    return undefined;
+  });
+  return [...new Set(names ?? [])];
+}

@@ -1,0 +1,48 @@
+/**
+ * Durations (`300ms`, `2s`, `1.5m`, `1h`) and sizes (`1024`, `512KiB`, `1MiB`, `10KB`).
+ * Both throw an Error whose message says what is wrong, for the caller to locate.
+ * A duration always needs a unit (is `timeout: 2` two seconds or two ms?); a bare
+ * number of bytes is clear. KB/MB/GB are decimal (SI) and KiB/MiB/GiB binary, as in
+ * Kubernetes quantities: an operator who means 1024 writes KiB.
+ */
+
+const DURATION = /^(\d+(?:\.\d+)?) ?(ms|s|m|h)$/;
+const MS_PER_UNIT: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+const SIZE = /^(\d+(?:\.\d+)?) ?(B|KB|KiB|MB|MiB|GB|GiB)?$/;
+const BYTES_PER_UNIT: Readonly<Record<string, number>> = {
+  B: 1,
+  KB: 1e3,
+  KiB: 1024,
+  MB: 1e6,
+  MiB: 1024 ** 2,
+  GB: 1e9,
+  GiB: 1024 ** 3,
+};
+
+/** Milliseconds in a duration string; `0` alone is accepted since it needs no unit. */
+export function parseDuration(value: unknown): number {
+  if (value === 0) return 0;
+  if (typeof value === "number") {
+    throw new Error(`needs a unit (ms, s, m or h), e.g. "${value}s" or "${value}ms"`);
+  }
+  const match = typeof value === "string" ? DURATION.exec(value.trim()) : null;
+  if (match === null) {
+    throw new Error('must be a duration such as "300ms", "2s", "1m" or "1h"');
+  }
+  const ms = Number(match[1]) * MS_PER_UNIT[match[2]!]!;
+  if (!Number.isInteger(ms)) throw new Error("must be a whole number of milliseconds");
+  return ms;
+}
+
+/** Bytes in a size: a whole number, or a string with a unit. */
+export function parseSize(value: unknown): number {
+  const text = typeof value === "number" ? String(value) : value;
+  const match = typeof text === "string" ? SIZE.exec(text.trim()) : null;
+  if (match === null) {
+    throw new Error('must be a size such as 1024, "512KiB", "1MiB" or "10KB"');
+  }
+  const bytes = Number(match[1]) * BYTES_PER_UNIT[match[2] ?? "B"]!;
+  if (!Number.isSafeInteger(bytes)) throw new Error("must be a whole number of bytes");
+  return bytes;
+}

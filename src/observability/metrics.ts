@@ -1,0 +1,111 @@
+/**
+ * The gateway's Prometheus metrics (prefix `turnout_`), on a registry of their own
+ * so that tests and several gateways in one process never collide. Per-route
+ * label children are resolved once and cached: the request path only calls
+ * `inc()`/`observe()` on a ready child, never hashes label sets.
+ */
+import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
+
+export type Backend = "nats" | "legacy" | "gateway";
+export type PayloadFormat = "json" | "protobuf";
+export type PayloadDirection = "request" | "response";
+
+/** Route label for requests that matched no route (bounded: never the raw path). */
+export const UNMATCHED_ROUTE = "_unmatched";
+
+const DURATION_BUCKETS = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
+const BYTE_BUCKETS = [64, 128, 256, 512, 1024, 4096, 16384, 65536, 262144, 1048576];
+
+type CounterChild = ReturnType<Counter<string>["labels"]>;
+type HistogramChild = ReturnType<Histogram<string>["labels"]>;
+
+/** The metrics of one route, with label children resolved ahead of time. */
+export class RouteMetrics {
+  readonly #requests: Counter<string>;
+  readonly #route: string;
+  readonly #codes = new Map<string, CounterChild>();
+  readonly #durations: Record<Backend, HistogramChild>;
+  readonly #payloads: Record<`${PayloadDirection}:${PayloadFormat}`, HistogramChild>;
+
+  constructor(metrics: GatewayMetrics, route: string) {
+    this.#requests = metrics.requests;
+    this.#route = route;
+    const duration = (backend: Backend) => metrics.duration.labels(route, backend);
+    this.#durations = {
+      nats: duration("nats"),
+      legacy: duration("legacy"),
+      gateway: duration("gateway"),
+    };
+    const payload = (direction: PayloadDirection, format: PayloadFormat) =>
+      metrics.payloadBytes.labels(route, direction, format);
+    this.#payloads = {
+      "request:json": payload("request", "json"),
+      "request:protobuf": payload("request", "protobuf"),
+      "response:json": payload("response", "json"),
+      "response:protobuf": payload("response", "protobuf"),
+    };
+  }
+
+  /** Counts one answered request and its duration in seconds. */
+  observeRequest(backend: Backend, status: number, seconds: number): void {
+    const key = `${backend}:${status}`;
+    let child = this.#codes.get(key);
+    if (child === undefined) {
+      child = this.#requests.labels(this.#route, backend, String(status));
+      this.#codes.set(key, child);
+    }
+    child.inc();
+    this.#durations[backend].observe(seconds);
+  }
+
+  observePayload(direction: PayloadDirection, format: PayloadFormat, bytes: number): void {
+    this.#payloads[`${direction}:${format}`].observe(bytes);
+  }
+}
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  readonly requests: Counter<string>;
+  readonly duration: Histogram<string>;
+  readonly payloadBytes: Histogram<string>;
+  readonly #routes = new Map<string, RouteMetrics>();
+
+  constructor(options: { processMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    this.requests = new Counter({
+      name: "turnout_requests_total",
+      help: "HTTP requests answered, by route, backend that answered and status code.",
+      labelNames: ["route", "backend", "code"],
+      registers,
+    });
+    this.duration = new Histogram({
+      name: "turnout_request_duration_seconds",
+      help: "Time from request received to answer sent, by route and backend.",
+      labelNames: ["route", "backend"],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.payloadBytes = new Histogram({
+      name: "turnout_payload_bytes",
+      help: "Body sizes on the NATS path: JSON as the client sees it vs protobuf on NATS.",
+      labelNames: ["route", "direction", "format"],
+      buckets: BYTE_BUCKETS,
+      registers,
+    });
+    if (options.processMetrics !== false) {
+      collectDefaultMetrics({ register: this.registry });
+    }
+  }
+
+  /** The cached metrics of one route (created on first use). */
+  route(name: string): RouteMetrics {
+    let metrics = this.#routes.get(name);
+    if (metrics === undefined) {
+      metrics = new RouteMetrics(this, name);
+      this.#routes.set(name, metrics);
+    }
+    return metrics;
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * The admin listener (default :9090): liveness, readiness with reasons, and
+ * Prometheus metrics. Kept apart from the public port so that probes and
+ * scrapes never compete with, or get exposed to, client traffic.
+ */
+import Fastify, { type FastifyInstance } from "fastify";
+import type { GatewayMetrics } from "../observability/metrics.js";
+
+/** A readiness check answers undefined when fine, or the reason it is not. */
+export type ReadinessCheck = () => string | undefined;
+
+export interface AdminDeps {
+  readonly metrics: GatewayMetrics;
+  readonly readiness: ReadonlyArray<ReadinessCheck>;
+  readonly logger?: boolean | { level: string };
+}
+
+export function buildAdmin(deps: AdminDeps): FastifyInstance {
+  const app = Fastify({ logger: deps.logger ?? false, return503OnClosing: false });
+
+  app.get("/healthz", async () => ({ status: "ok" }));
+
+  app.get("/readyz", async (_req, reply) => {
+    const reasons = deps.readiness.map((check) => check()).filter((r) => r !== undefined);
+    if (reasons.length > 0) return reply.code(503).send({ status: "not ready", reasons });
+    return { status: "ready" };
+  });
+
+  app.get("/metrics", async (_req, reply) => {
+    const text = await deps.metrics.registry.metrics();
+    return reply.header("content-type", deps.metrics.registry.contentType).send(text);
+  });
+  return app;
+}

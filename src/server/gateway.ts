@@ -1,0 +1,141 @@
+/**
+ * Builds the public Fastify server from a validated route table, without
+ * listening (tests `inject()` or listen on port 0). Each route's pipeline is
+ * compiled here once; the handler only moves data through it.
+ */
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import type protobuf from "protobufjs";
+import type { Requester } from "../backends/nats/link.js";
+import type { GatewayConfig, RouteConfig } from "../config/types.js";
+import { TurnoutError } from "../errors.js";
+import { type Backend, type GatewayMetrics, UNMATCHED_ROUTE } from "../observability/metrics.js";
+import { AllowedMethods } from "./method-not-allowed.js";
+import { compileNatsPipeline, type RouteCall } from "./nats-pipeline.js";
+import { isInternal, PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
+import { requestIdOf } from "./request-id.js";
+
+export interface GatewayDeps {
+  readonly config: GatewayConfig;
+  readonly root: protobuf.Root;
+  readonly requester: Requester;
+  readonly metrics: GatewayMetrics;
+  /** Fastify/pino logger options; false for none (tests, benchmarks). */
+  readonly logger?: boolean | { level: string };
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** Which side answered: set by the pipeline, read by the metrics hook. */
+    backend: Backend;
+  }
+  interface FastifyContextConfig {
+    routeName?: string;
+  }
+}
+
+/** Failures that a backend caused after it was called; every other problem is the gateway's own answer. */
+const BACKEND_FAULTS = new Set([
+  "TURNOUT_ERR_TIMEOUT",
+  "TURNOUT_ERR_BAD_REPLY",
+  "TURNOUT_ERR_WORKER",
+]);
+
+/** Largest accepted header section and URL, beyond Node's defaults' abuse potential. */
+const MAX_HEADER_BYTES = 16 * 1024;
+
+export function buildGateway(deps: GatewayDeps): FastifyInstance {
+  const app = Fastify({
+    logger: deps.logger ?? false,
+    genReqId: requestIdOf,
+    requestIdHeader: false,
+    return503OnClosing: true,
+    forceCloseConnections: "idle",
+    routerOptions: { maxParamLength: 256 },
+    http: { maxHeaderSize: MAX_HEADER_BYTES },
+  });
+  app.decorateRequest("backend", "gateway");
+
+  // Keep the raw text: the pipeline parses it losslessly and measures its size.
+  const keepText = (_req: unknown, body: string | Buffer, done: (e: null, b: string) => void) =>
+    done(null, body.toString());
+  // Fastify also parses text/plain by default; a JSON gateway takes JSON only (else 415).
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("application/json", { parseAs: "string" }, keepText);
+  app.addContentTypeParser(/^application\/[\w.+-]+\+json$/, { parseAs: "string" }, keepText);
+
+  // Callback-style hooks: async ones cost a promise per request on the hot path.
+  app.addHook("onRequest", (req, reply, done) => {
+    reply.header("x-request-id", req.id);
+    done();
+  });
+  app.addHook("onResponse", (req, reply, done) => {
+    const route = req.routeOptions.config.routeName ?? UNMATCHED_ROUTE;
+    const seconds = reply.elapsedTime / 1000;
+    deps.metrics.route(route).observeRequest(req.backend, reply.statusCode, seconds);
+    done();
+  });
+
+  app.setErrorHandler((error, req, reply) => sendProblem(error, req, reply));
+  const allowed = new AllowedMethods(deps.config.routes);
+  app.setNotFoundHandler((req, reply) => {
+    const methods = allowed.allowed(req.url.split("?", 1)[0] ?? "/");
+    if (methods.length === 0) {
+      return sendProblem(
+        new TurnoutError("TURNOUT_ERR_NOT_FOUND", `no route for ${req.method} ${req.url}`),
+        req,
+        reply,
+      );
+    }
+    reply.header("allow", methods.join(", "));
+    return sendProblem(
+      new TurnoutError(
+        "TURNOUT_ERR_METHOD_NOT_ALLOWED",
+        `${req.method} is not served here; use ${methods.join(", ")}`,
+      ),
+      req,
+      reply,
+    );
+  });
+
+  for (const route of deps.config.routes) {
+    const call = compileNatsPipeline(
+      route,
+      deps.root,
+      deps.requester,
+      deps.metrics.route(route.name),
+    );
+    registerRoute(app, route, call);
+  }
+  return app;
+}
+
+function registerRoute(app: FastifyInstance, route: RouteConfig, call: RouteCall): void {
+  app.route({
+    method: route.method,
+    url: route.path,
+    bodyLimit: route.bodyLimitBytes,
+    config: { routeName: route.name },
+    handler: async (req, reply) => {
+      req.backend = "nats";
+      const answer = await call({
+        requestId: req.id,
+        params: req.params as Record<string, string>,
+        query: req.query as Record<string, string | string[]>,
+        body: typeof req.body === "string" ? req.body : undefined,
+        headers: req.headers,
+      });
+      return reply.code(answer.status).header("content-type", answer.contentType).send(answer.body);
+    },
+  });
+}
+
+function sendProblem(error: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const route = req.routeOptions.config.routeName;
+  const problem = toProblem(error, req.id, route);
+  if (!BACKEND_FAULTS.has(problem.code)) req.backend = "gateway";
+  if (isInternal(problem)) req.log.error({ err: error, requestId: req.id }, "request failed");
+  return reply
+    .code(problem.status)
+    .header("content-type", PROBLEM_CONTENT_TYPE)
+    .send(JSON.stringify(problem));
+}

@@ -1,0 +1,96 @@
+/**
+ * The NATS path of one route, compiled once at start:
+ * parse (JSON + params -> protobuf) -> call (request/reply) -> encode (protobuf -> JSON).
+ * It returns the answer to send; every failure is a TurnoutError that
+ * server/problem.ts turns into problem+json.
+ */
+import type { IncomingHttpHeaders } from "node:http";
+import type protobuf from "protobufjs";
+import { buildRequestHeaders } from "../backends/nats/headers.js";
+import type { Requester } from "../backends/nats/link.js";
+import { interpretReply } from "../backends/nats/reply.js";
+import { compileRouteCodec, parseJsonBody } from "../codec/index.js";
+import type { RouteConfig } from "../config/types.js";
+import { TurnoutError } from "../errors.js";
+import type { RouteMetrics } from "../observability/metrics.js";
+import { compileSubject } from "../routing/subject.js";
+
+/** What the HTTP side hands to a backend: already split, not yet interpreted. */
+export interface RouteInput {
+  readonly requestId: string;
+  readonly params: Readonly<Record<string, string>>;
+  readonly query: Readonly<Record<string, string | string[]>>;
+  /** The raw JSON body text, or undefined when the request had none. */
+  readonly body: string | undefined;
+  readonly headers: IncomingHttpHeaders;
+}
+
+export interface Answer {
+  readonly status: number;
+  readonly contentType: string;
+  readonly body: string;
+}
+
+export type RouteCall = (input: RouteInput) => Promise<Answer>;
+
+const JSON_CONTENT_TYPE = "application/json; charset=utf-8";
+
+export function compileNatsPipeline(
+  route: RouteConfig,
+  root: protobuf.Root,
+  requester: Requester,
+  metrics: RouteMetrics,
+): RouteCall {
+  const codec = compileRouteCodec(root, route);
+  const subjectOf = compileSubject(route.subject);
+  const forwarded = route.headers;
+
+  return async (input) => {
+    const subject = subjectOf(input.params);
+    const body =
+      input.body === undefined || input.body === "" ? undefined : parseJsonBody(input.body);
+    const payload = codec.encodeRequest(input.params, input.query, body);
+    if (input.body !== undefined) metrics.observePayload("request", "json", input.body.length);
+    metrics.observePayload("request", "protobuf", payload.length);
+
+    const headers = buildRequestHeaders(
+      route.name,
+      input.requestId,
+      headerValue(input.headers, "traceparent"),
+      headerValue(input.headers, "tracestate"),
+      allowedHeaders(input.headers, forwarded),
+    );
+    const reply = interpretReply(
+      await requester.request(subject, payload, headers, route.timeoutMs),
+    );
+
+    metrics.observePayload("response", "protobuf", reply.data.length);
+    if (reply.kind === "ok") {
+      const json = codec.decodeResponse(reply.data);
+      metrics.observePayload("response", "json", json.length);
+      return { status: reply.status, contentType: JSON_CONTENT_TYPE, body: json };
+    }
+    const errorJson = reply.data.length > 0 ? codec.decodeError(reply.data) : undefined;
+    if (errorJson !== undefined) {
+      return { status: reply.status, contentType: JSON_CONTENT_TYPE, body: errorJson };
+    }
+    throw new TurnoutError("TURNOUT_ERR_WORKER", reply.message, { status: reply.status });
+  };
+}
+
+function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value.join(", ") : value;
+}
+
+function allowedHeaders(
+  headers: IncomingHttpHeaders,
+  names: readonly string[],
+): Array<[string, string]> {
+  const pairs: Array<[string, string]> = [];
+  for (const name of names) {
+    const value = headerValue(headers, name);
+    if (value !== undefined) pairs.push([name, value]);
+  }
+  return pairs;
+}

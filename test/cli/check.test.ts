@@ -1,0 +1,69 @@
+import { join } from "node:path";
+import t from "tap";
+import { runCheck } from "../../src/cli/check.js";
+import { EXAMPLE_ROUTES, FIXTURES } from "../config/fixtures/helpers.js";
+
+/** Runs `turnout check` with captured output. */
+async function check(argv: string[], env: NodeJS.ProcessEnv = {}) {
+  let stdout = "";
+  let stderr = "";
+  const out = {
+    stdout: { write: (s: string) => (stdout += s) },
+    stderr: { write: (s: string) => (stderr += s) },
+  };
+  const code = await runCheck(argv, out, env);
+  return { code, stdout, stderr };
+}
+
+t.test("check on the example prints the route and type counts and exits 0", async (t) => {
+  const result = await check(["--config", EXAMPLE_ROUTES]);
+  t.equal(result.code, 0);
+  t.equal(result.stdout, "ok: 5 routes, 13 proto types\n");
+  t.equal(result.stderr, "");
+});
+
+t.test("check reads the table named by TURNOUT_CONFIG when --config is absent", async (t) => {
+  const result = await check([], { TURNOUT_CONFIG: EXAMPLE_ROUTES });
+  t.equal(result.code, 0);
+  t.match(result.stdout, /^ok: 5 routes/);
+});
+
+t.test(
+  "check lists every problem one a line with file:line:col, route and key, and exits 1",
+  async (t) => {
+    const file = join(FIXTURES, "many-problems.yaml");
+    const result = await check(["--config", file]);
+    t.equal(result.code, 1);
+    t.equal(result.stdout, "");
+    const lines = result.stderr.trimEnd().split("\n");
+    t.equal(lines.length, 11, "ten problems and a summary");
+    const at = (line: string) => new RegExp(`^${escapeRegExp(file)}:${line} `);
+    t.match(lines[0], at("6:18"), "the first problem is in the file's first lines");
+    t.match(lines[0], / nats\.auth\.token: an inline secret/, "outside a route: no route part");
+    t.match(lines[1], at("15:14"));
+    t.match(lines[1], / route users\.get routes\[0\]\.subject: \{region\} names no path param/);
+    t.match(lines[9], at("37:5"));
+    t.match(lines[9], / route routes\[3\] routes\[3\]\.name: is required$/, "nameless: routes[i]");
+    t.equal(lines[10], `10 problem(s) in ${file}`);
+  },
+);
+
+t.test("check refuses an unknown flag with a hint and exits 2", async (t) => {
+  const result = await check(["--confg", EXAMPLE_ROUTES]);
+  t.equal(result.code, 2);
+  t.match(result.stderr, /--confg --confg: unknown flag --confg; did you mean --config\?/);
+  t.match(result.stderr, /usage: turnout check/);
+});
+
+t.test("check validates --nats-url as serve would use it", async (t) => {
+  const result = await check(["--config", EXAMPLE_ROUTES, "--nats-url", "localhost:4222"]);
+  t.equal(result.code, 2);
+  t.match(
+    result.stderr,
+    /--nats-url nats-url: "localhost:4222" needs a scheme: nats:\/\/localhost/,
+  );
+});
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}

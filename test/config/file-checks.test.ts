@@ -1,0 +1,206 @@
+import { join } from "node:path";
+import t, { type Test } from "tap";
+import { loadConfig } from "../../src/config/load.js";
+import { CANONICAL_JSON } from "../../src/config/types.js";
+import type { ConfigProblem } from "../../src/errors.js";
+import { EXAMPLE_PROTOS, problemsOf, route, table, writeTable } from "./fixtures/helpers.js";
+
+function problemsFor(t: Test, yaml: string): ConfigProblem[] {
+  return problemsOf(t, () => loadConfig(writeTable(t, yaml)));
+}
+
+/** A table whose nats section is `nats` (indented under `nats:`). */
+function withNats(nats: string): string {
+  return table(route()).replace("nats:\n  servers: [nats://127.0.0.1:4222]\n", `nats:\n${nats}`);
+}
+
+t.test("a YAML syntax error is reported at its line and column", async (t) => {
+  const problems = problemsFor(t, "version: 1\nroutes: [a, b\nprotos: x\n");
+  t.ok(problems.length >= 1);
+  t.match(problems[0], { key: "(yaml)", location: /routes\.yaml:\d+:\d+$/ });
+  t.match(problemsFor(t, "version: 1\nversion: 1\n"), [
+    { key: "(yaml)", location: /:2:1$/, message: /unique/ },
+  ]);
+});
+
+t.test("version: 1 is required and is the only version", async (t) => {
+  t.match(problemsFor(t, table(route()).replace("version: 1\n", "")), [
+    { key: "version", message: /is required/ },
+  ]);
+  t.match(problemsFor(t, table(route()).replace("version: 1", 'version: "1"')), [
+    { key: "version", message: /must be 1.*got "1"/ },
+  ]);
+});
+
+t.test("unknown keys are errors at every level, with the closest known key", async (t) => {
+  const yaml = table(route({ cutover: "{ nat: 5 }", retry: "{ attemps: 1 }" }), "defualts: {}\n");
+  t.match(problemsFor(t, yaml), [
+    {
+      key: "defualts",
+      route: undefined,
+      message: 'unknown key "defualts" (did you mean "defaults"?)',
+    },
+    { key: "routes[0].cutover.nat", route: "users.get", message: /did you mean "nats"/ },
+    { key: "routes[0].retry.attemps", message: /did you mean "attempts"/ },
+  ]);
+  t.match(problemsFor(t, table(route({ colour: "red" }))), [
+    { key: "routes[0].colour", message: /unknown key "colour"; known keys: name, method/ },
+  ]);
+  t.match(problemsFor(t, withNats("  servers: [nats://a:1]\n  tls: { certFile: x }\n")), [
+    { key: "nats.tls.certFile", message: /did you mean "cert"/ },
+  ]);
+});
+
+t.test("nats.servers is a non-empty list of nats:// or tls:// URLs", async (t) => {
+  t.match(problemsFor(t, withNats("  servers: [nats://a:4222, 'http://b:80', 'c:4222']\n")), [
+    { key: "nats.servers[1]", message: /must use nats:\/\/ or tls:\/\// },
+    { key: "nats.servers[2]", message: /needs a scheme: nats:\/\/c:4222/ },
+  ]);
+  t.match(problemsFor(t, withNats("  servers: []\n")), [
+    { key: "nats.servers", message: /at least one/ },
+  ]);
+  t.match(problemsFor(t, withNats("  name: x\n")), [
+    { key: "nats.servers", message: /--nats-url/ },
+  ]);
+  const file = writeTable(t, withNats("  name: x\n"));
+  t.strictSame(loadConfig(file, { natsUrl: "tls://n:1" }).nats.servers, ["tls://n:1"]);
+});
+
+t.test(
+  "secrets are {env} or {file} references, never inline, and files resolve from the YAML's folder",
+  async (t) => {
+    const file = writeTable(
+      t,
+      withNats("  servers: [nats://a:1]\n  auth: { user: bob, pass: { file: ./secrets/pass } }\n"),
+    );
+    t.strictSame(loadConfig(file).nats.auth, {
+      user: "bob",
+      pass: { file: join(file, "..", "secrets", "pass") },
+    });
+    const token = writeTable(
+      t,
+      withNats("  servers: [nats://a:1]\n  auth: { token: { env: NATS_TOKEN } }\n"),
+    );
+    t.strictSame(loadConfig(token).nats.auth, { token: { env: "NATS_TOKEN" } });
+    t.match(problemsFor(t, withNats("  servers: [nats://a:1]\n  auth: { nkeySeed: SUAXYZ }\n")), [
+      {
+        key: "nats.auth.nkeySeed",
+        message: /inline secret would end up in git.*\{env: VAR_NAME\} or \{file:/,
+      },
+    ]);
+    t.match(
+      problemsFor(t, withNats("  servers: [nats://a:1]\n  auth: { token: { env: A, file: b } }\n")),
+      [{ key: "nats.auth.token", message: /exactly one of env or file/ }],
+    );
+  },
+);
+
+t.test("auth takes exactly one method; user and pass go together", async (t) => {
+  const both = "  servers: [nats://a:1]\n  auth: { token: { env: T }, credsFile: ./x.creds }\n";
+  t.match(problemsFor(t, withNats(both)), [{ key: "nats.auth", message: /exactly one of token/ }]);
+  const userOnly = "  servers: [nats://a:1]\n  auth: { user: bob }\n";
+  t.match(problemsFor(t, withNats(userOnly)), [
+    { key: "nats.auth", message: /user and pass go together/ },
+  ]);
+});
+
+t.test("legacy: upstream URLs are absolute http(s) base URLs", async (t) => {
+  const yaml = table(route()).replace(
+    "  users: http://users-legacy:8080",
+    "  users: users-legacy:8080\n  old: ftp://x",
+  );
+  t.match(problemsFor(t, yaml), [
+    { key: "legacy.users", message: /must use http:\/\/ or https:\/\// },
+    { key: "legacy.old", message: /must use http:\/\/ or https:\/\// },
+  ]);
+});
+
+t.test("without json anywhere a route prints canonical ProtoJSON", async (t) => {
+  t.strictSame(loadConfig(writeTable(t, table(route()))).routes[0]!.json, CANONICAL_JSON);
+});
+
+t.test(
+  "a route's json, retry and breaker merge per key over defaults, which merge over built-ins",
+  async (t) => {
+    const defaults =
+      "defaults:\n  json: { names: proto }\n  retry: { attempts: 2, backoff: 100ms }\n  bodyLimit: 64KiB\n";
+    const routes =
+      route({ json: "{ int64: number }", retry: "{ attempts: 0 }", breaker: "{ volume: 5 }" }) +
+      route({ name: "users.other", path: "/v1/other" });
+    const [own, plain] = loadConfig(writeTable(t, table(routes, defaults))).routes;
+    t.strictSame(own!.json, {
+      names: "proto",
+      int64: "number",
+      enums: "name",
+      emitDefaults: false,
+    });
+    t.strictSame(own!.retry, { attempts: 0, backoffMs: 100 });
+    t.strictSame(own!.breaker, { errorPercent: 50, volume: 5, resetAfterMs: 10_000 });
+    t.strictSame(plain!.json, { ...CANONICAL_JSON, names: "proto" });
+    t.strictSame(plain!.retry, { attempts: 2, backoffMs: 100 });
+    t.equal(plain!.bodyLimitBytes, 64 * 1024);
+    t.equal(plain!.timeoutMs, 2000, "built-in timeout");
+  },
+);
+
+t.test("tunables are range-checked in defaults and routes alike", async (t) => {
+  const defaults = "defaults:\n  timeout: 0s\n  bodyLimit: 1.5\n";
+  const yaml = table(
+    route({ retry: "{ attempts: 1.5 }", breaker: "{ errorPercent: 101 }" }),
+    defaults,
+  );
+  t.match(problemsFor(t, yaml), [
+    { key: "defaults.timeout", message: /more than 0/ },
+    { key: "defaults.bodyLimit", message: /whole number of bytes/ },
+    { key: "routes[0].retry.attempts", message: /whole number/ },
+    { key: "routes[0].breaker.errorPercent", message: /at most 100/ },
+  ]);
+});
+
+t.test("protos must exist relative to the YAML file", async (t) => {
+  const yaml = table(route()).replace(`protos: [${EXAMPLE_PROTOS}]`, "protos: [./missing]");
+  t.match(problemsFor(t, yaml), [{ key: "protos[0]", message: /"\.\/missing" does not exist/ }]);
+});
+
+t.test("a .proto syntax error is reported in its own file, with the line", async (t) => {
+  const dir = t.testdir({
+    "routes.yaml": table(route()).replace(`protos: [${EXAMPLE_PROTOS}]`, "protos: [./proto]"),
+    proto: {
+      "good.proto": 'syntax = "proto3";\npackage ok;\nmessage A { string a = 1; }\n',
+      "broken.proto": 'syntax = "proto3";\npackage bad;\nmessage B {\n  string b = 1\n}\n',
+      "importer.proto": 'syntax = "proto3";\nimport "nowhere.proto";\n',
+    },
+  });
+  const problems = problemsOf(t, () => loadConfig(join(dir, "routes.yaml")));
+  t.match(problems, [
+    { key: "protos", location: /broken\.proto:5$/, message: "illegal token '}', ';' expected" },
+    {
+      key: "protos",
+      location: /importer\.proto$/,
+      message: /imports "nowhere.proto", which does not exist/,
+    },
+  ]);
+});
+
+t.test(
+  "a .proto that parses but doesn't resolve is reported in the file defining the type",
+  async (t) => {
+    const dir = t.testdir({
+      "routes.yaml": table(route()).replace(`protos: [${EXAMPLE_PROTOS}]`, "protos: [./a.proto]"),
+      "a.proto": 'syntax = "proto3";\npackage a;\nmessage A { Missing m = 1; }\n',
+    });
+    t.match(
+      problemsOf(t, () => loadConfig(join(dir, "routes.yaml"))),
+      [{ key: "protos", location: /a\.proto$/, message: /Missing/ }],
+    );
+  },
+);
+
+t.test("routes must be a non-empty list", async (t) => {
+  t.match(problemsFor(t, table("").replace("routes:\n", "routes: []\n")), [
+    { key: "routes", message: /at least one route/ },
+  ]);
+  t.match(problemsFor(t, table("").replace("routes:\n", "")), [
+    { key: "routes", message: /is required/ },
+  ]);
+});

@@ -1,0 +1,306 @@
+import t, { type Test } from "tap";
+import { loadProtos } from "../../src/codec/protos.js";
+import { loadConfig } from "../../src/config/load.js";
+import { resolveFieldPath } from "../../src/config/proto-checks.js";
+import type { ConfigProblem } from "../../src/errors.js";
+import { EXAMPLE_PROTOS, problemsOf, route, table, writeTable } from "./fixtures/helpers.js";
+
+/** The problems of a table holding the given routes (all other keys valid). */
+function problemsFor(t: Test, routes: string): ConfigProblem[] {
+  return problemsOf(t, () => loadConfig(writeTable(t, table(routes))));
+}
+
+/** Loads a table that must be valid and returns its first route. */
+function firstRoute(t: Test, routes: string) {
+  return loadConfig(writeTable(t, table(routes))).routes[0]!;
+}
+
+t.test(
+  "path syntax: a leading slash, no empty segment, params as whole identifier segments",
+  async (t) => {
+    const cases: Array<[string, RegExp]> = [
+      ["v1/users/:id", /must start with "\/"/],
+      ["/v1//users/:id", /empty segment/],
+      ["/v1/users/:id/", /empty segment/],
+      ["/v1/users/:address.city", /segment ":address.city": a param is a whole segment/],
+      ["/v1/users/:id/:id", /names the param ":id" twice/],
+      ["/v1/users/*", /segment "\*" holds characters/],
+    ];
+    for (const [path, message] of cases) {
+      const problems = problemsFor(t, route({ path }));
+      t.match(problems, [{ key: "routes[0].path", message }], path);
+    }
+  },
+);
+
+t.test("subject: no wildcards, no empty tokens, and {param} only from path params", async (t) => {
+  const cases: Array<[string, RegExp]> = [
+    ["svc.*.get", /token "\*" may not hold wildcards/],
+    ["svc.users.>", /token ">" may not hold wildcards/],
+    ["svc..get", /empty token/],
+    [".svc.get", /empty token/],
+    ["svc.{id}x.get", /a \{param\} is a whole token/],
+    [
+      "svc.{page_size}.get",
+      /\{page_size\} names no path param \(only path params.*path params: id/,
+    ],
+  ];
+  for (const [subject, message] of cases) {
+    t.match(problemsFor(t, route({ subject })), [{ key: "routes[0].subject", message }], subject);
+  }
+  t.equal(firstRoute(t, route({ subject: "svc.users.{id}.get" })).subject, "svc.users.{id}.get");
+});
+
+t.test("two routes clash on method + path whatever their param names", async (t) => {
+  const routes = route() + route({ name: "users.get2", path: "/v1/users/:region" });
+  const problems = problemsFor(t, routes);
+  t.match(problems, [
+    { route: "users.get2", key: "routes[1].path", message: /clashes with GET \/v1\/users\/:id/ },
+  ]);
+  t.equal(problems.length, 1);
+  const otherMethod =
+    route() + route({ name: "users.put", method: "PUT", path: "/v1/users/:region" });
+  t.equal(loadConfig(writeTable(t, table(otherMethod))).routes.length, 2, "another method is fine");
+});
+
+t.test(
+  "a path param must bind to a scalar, enum or scalar-like field of the request",
+  async (t) => {
+    const create = { request: "users.v1.CreateUserRequest", method: "POST", body: '"*"' };
+    t.match(problemsFor(t, route({ ...create, path: "/v1/users/:user" })), [
+      { key: "routes[0].path", message: /:user binds to "user", a users.v1.User message/ },
+    ]);
+    const list = { request: "users.v1.ListUsersRequest", response: "users.v1.ListUsersResponse" };
+    t.match(problemsFor(t, route({ ...list, path: "/v1/users/:tiers" })), [
+      { message: /:tiers binds to "tiers", which is repeated/ },
+    ]);
+    t.match(problemsFor(t, route({ path: "/v1/users/:ID" })), [
+      { message: /:ID matches no field of users.v1.GetUserRequest \(did you mean "id"\?\)/ },
+    ]);
+    const fieldMask = firstRoute(t, route({ path: "/v1/users/:id/:fields" }));
+    t.strictSame(fieldMask.pathParams, ["id", "fields"], "a FieldMask is filled from one string");
+  },
+);
+
+t.test(
+  "body is * or a message, repeated or map field of the request, and never on GET",
+  async (t) => {
+    t.match(problemsFor(t, route({ body: '"*"' })), [
+      { key: "routes[0].body", message: /a GET request has no body/ },
+    ]);
+    const post = { method: "POST", path: "/v1/users", request: "users.v1.CreateUserRequest" };
+    t.match(problemsFor(t, route({ ...post, body: "region" })), [
+      { key: "routes[0].body", message: /"region" is a string field/ },
+    ]);
+    t.match(problemsFor(t, route({ ...post, body: "usr" })), [
+      { message: /"usr" is not a field of users.v1.CreateUserRequest \(did you mean "user"\?\)/ },
+    ]);
+    t.equal(firstRoute(t, route({ ...post, body: "user" })).body, "user");
+    t.equal(firstRoute(t, route({ ...post, body: '"*"' })).body, "*");
+    t.equal(
+      firstRoute(t, route({ ...post, method: "DELETE", body: '"*"' })).body,
+      "*",
+      "DELETE may",
+    );
+  },
+);
+
+t.test("unknown message types are refused with the closest name", async (t) => {
+  t.match(problemsFor(t, route({ request: "users.v2.GetUserRequest", error: "users.v1.Eror" })), [
+    {
+      key: "routes[0].request",
+      message: /no message type "users.v2.GetUserRequest".*did you mean "users.v1.GetUserRequest"/,
+    },
+    { key: "routes[0].error", message: /"users.v1.Eror".*did you mean "users.v1.Error"/ },
+  ]);
+});
+
+t.test(
+  "idempotent defaults to true for GET HEAD PUT DELETE OPTIONS, false for POST PATCH",
+  async (t) => {
+    const methods = ["GET", "HEAD", "PUT", "DELETE", "OPTIONS", "POST", "PATCH"];
+    const routes = methods.map((m) =>
+      route({ name: m.toLowerCase(), method: m, path: "/v1/x/:id" }),
+    );
+    const loaded = loadConfig(writeTable(t, table(routes.join(""))));
+    t.strictSame(Object.fromEntries(loaded.routes.map((r) => [r.method, r.idempotent])), {
+      GET: true,
+      HEAD: true,
+      PUT: true,
+      DELETE: true,
+      OPTIONS: true,
+      POST: false,
+      PATCH: false,
+    });
+    t.equal(firstRoute(t, route({ method: "POST", idempotent: "true" })).idempotent, true);
+  },
+);
+
+t.test("shadowing a non-idempotent route needs shadowWrites: true", async (t) => {
+  const post = { method: "POST", cutover: "{ shadow: 5 }" };
+  t.match(problemsFor(t, route(post)), [
+    { key: "routes[0].cutover.shadow", message: /shadowWrites: true/ },
+  ]);
+  t.equal(firstRoute(t, route({ ...post, shadowWrites: "true" })).cutover.shadow, 5);
+});
+
+t.test("cutover percentages are 0-100 with at most two decimals", async (t) => {
+  t.match(problemsFor(t, route({ cutover: "{ nats: 33.333, shadow: -1 }" })), [
+    { key: "routes[0].cutover.nats", message: /at most two decimals, got 33.333/ },
+    { key: "routes[0].cutover.shadow", message: /at least 0, got -1/ },
+  ]);
+  t.match(problemsFor(t, route({ cutover: '{ nats: "50" }' })), [
+    { message: /must be a number, got "50"/ },
+  ]);
+  t.equal(firstRoute(t, route({ cutover: "{ nats: 33.33 }" })).cutover.nats, 33.33);
+});
+
+t.test("sticky keys: header, cookie, query or ip; header names lower-cased", async (t) => {
+  const sticky = (value: string) =>
+    firstRoute(t, route({ cutover: `{ sticky: "${value}" }` })).cutover.sticky;
+  t.strictSame(sticky("header:X-User-Id"), { kind: "header", name: "x-user-id" });
+  t.strictSame(sticky("cookie:sid"), { kind: "cookie", name: "sid" });
+  t.strictSame(sticky("query:user"), { kind: "query", name: "user" });
+  t.strictSame(sticky("ip"), { kind: "ip" });
+  t.match(problemsFor(t, route({ cutover: '{ sticky: "header:" }' })), [
+    {
+      key: "routes[0].cutover.sticky",
+      message: /must be header:NAME, cookie:NAME, query:NAME or ip/,
+    },
+  ]);
+});
+
+t.test(
+  "a route without a legacy upstream serves from NATS and can't split or shadow",
+  async (t) => {
+    t.equal(firstRoute(t, route({ legacy: "" })).cutover.nats, 100, "NATS-only: 100 by default");
+    t.equal(firstRoute(t, route()).cutover.nats, 0, "with legacy: starts at 0");
+    t.match(problemsFor(t, route({ legacy: "", cutover: "{ nats: 50, shadow: 10 }" })), [
+      { key: "routes[0].cutover.nats", message: /no legacy upstream/ },
+      { key: "routes[0].cutover.shadow", message: /needs a legacy upstream/ },
+    ]);
+  },
+);
+
+t.test("legacy is a name from legacy: or an absolute http(s) URL", async (t) => {
+  t.equal(
+    firstRoute(t, route({ legacy: "http://other:9000/api/" })).legacy,
+    "http://other:9000/api",
+  );
+  t.match(problemsFor(t, route({ legacy: "user" })), [
+    {
+      key: "routes[0].legacy",
+      message: /"user" is neither a name.*did you mean "users".*known: users/,
+    },
+  ]);
+  t.match(problemsFor(t, route({ legacy: "ftp://x" })), [
+    { message: /must use http:\/\/ or https:\/\// },
+  ]);
+  t.match(problemsFor(t, route({ legacy: "http://x/?a=1" })), [
+    { message: /cannot carry a query/ },
+  ]);
+});
+
+t.test(
+  "headers are lower-cased and de-duplicated; invalid and turnout-* names refused",
+  async (t) => {
+    t.strictSame(firstRoute(t, route({ headers: "[X-User-Id, x-user-id, Accept]" })).headers, [
+      "x-user-id",
+      "accept",
+    ]);
+    t.match(problemsFor(t, route({ headers: '["x y", Turnout-Token]' })), [
+      { key: "routes[0].headers[0]", message: /"x y" is not a valid HTTP header name/ },
+      { key: "routes[0].headers[1]", message: /"turnout-token" is set by the gateway/ },
+    ]);
+  },
+);
+
+t.test("compare.ignore entries are $-rooted JSON paths", async (t) => {
+  const ignore = '["$.updatedAt", "$.items[0].id", "$.items[*].etag"]';
+  t.strictSame(firstRoute(t, route({ compare: `{ ignore: ${ignore} }` })).compare.ignore, [
+    "$.updatedAt",
+    "$.items[0].id",
+    "$.items[*].etag",
+  ]);
+  t.match(problemsFor(t, route({ compare: "{ ignore: [updatedAt, $] }" })), [
+    { key: "routes[0].compare.ignore[0]", message: /must be a JSON path/ },
+    { key: "routes[0].compare.ignore[1]", message: /must be a JSON path/ },
+  ]);
+});
+
+t.test("rateLimit needs max; per defaults to 1m and key to ip", async (t) => {
+  t.strictSame(firstRoute(t, route({ rateLimit: "{ max: 10 }" })).rateLimit, {
+    max: 10,
+    perMs: 60_000,
+    key: "ip",
+  });
+  t.strictSame(
+    firstRoute(t, route({ rateLimit: '{ max: 5, per: 1s, key: "header:X-Key" }' })).rateLimit,
+    {
+      max: 5,
+      perMs: 1000,
+      key: "header:x-key",
+    },
+  );
+  t.match(problemsFor(t, route({ rateLimit: "{ per: 1s, key: user }" })), [
+    { key: "routes[0].rateLimit.max", message: /is required/ },
+    { key: "routes[0].rateLimit.key", message: /must be ip or header:NAME/ },
+  ]);
+});
+
+t.test(
+  "type names must be fully qualified, even where protobufjs would resolve a partial one",
+  async (t) => {
+    t.match(problemsFor(t, route({ request: "v1.GetUserRequest" })), [
+      {
+        key: "routes[0].request",
+        message: /must be the fully qualified name: users.v1.GetUserRequest/,
+      },
+    ]);
+    t.equal(
+      firstRoute(t, route({ request: ".users.v1.GetUserRequest" })).request,
+      "users.v1.GetUserRequest",
+    );
+  },
+);
+
+t.test(
+  "type names must be fully qualified, even where protobufjs would resolve a partial one",
+  async (t) => {
+    t.match(problemsFor(t, route({ request: "v1.GetUserRequest" })), [
+      {
+        key: "routes[0].request",
+        message: /must be the fully qualified name: users.v1.GetUserRequest/,
+      },
+    ]);
+    t.equal(
+      firstRoute(t, route({ request: ".users.v1.GetUserRequest" })).request,
+      "users.v1.GetUserRequest",
+    );
+  },
+);
+
+t.test("required route keys, methods, modes and names are checked", async (t) => {
+  t.match(problemsFor(t, route({ subject: "", response: "" })), [
+    { key: "routes[0].subject", message: "is required" },
+    { key: "routes[0].response", message: "is required" },
+  ]);
+  t.match(problemsFor(t, route({ method: "get", mode: "pub" })), [
+    { key: "routes[0].method", message: /one of GET, HEAD.*did you mean "GET"/ },
+    { key: "routes[0].mode", message: /one of request, publish/ },
+  ]);
+  t.match(problemsFor(t, route({ name: '"users get"' })), [
+    { key: "routes[0].name", route: "routes[0]", message: /NATS KV key/ },
+  ]);
+});
+
+t.test("resolveFieldPath follows dotted names through single message fields only", async (t) => {
+  const root = loadProtos([EXAMPLE_PROTOS]);
+  const list = root.lookupType("users.v1.ListUsersRequest");
+  const city = resolveFieldPath(list, "near.city");
+  t.equal("name" in city ? city.name : undefined, "city");
+  t.match(resolveFieldPath(list, "near.cty"), {
+    problem: 'matches no field of users.v1.Address (did you mean "city"?)',
+  });
+  t.match(resolveFieldPath(list, "tiers.x"), { problem: /"tiers", which is not a single message/ });
+});

@@ -1,0 +1,136 @@
+// Tests for src/cli/settings.ts (kept here with the config tests it shares helpers with).
+import t, { type Test } from "tap";
+import { parseFlags, resolveConnection, resolveSettings } from "../../src/cli/settings.js";
+import { ConfigError } from "../../src/errors.js";
+
+t.test("without flags or env every setting has its documented default", async (t) => {
+  t.strictSame(resolveSettings([], {}), {
+    configFile: "./routes.yaml",
+    natsUrl: undefined,
+    port: 8080,
+    adminPort: 9090,
+    host: "0.0.0.0",
+    workers: 1,
+  });
+});
+
+const ENV = {
+  TURNOUT_CONFIG: "/env/routes.yaml",
+  TURNOUT_NATS_URL: "nats://env:4222",
+  TURNOUT_PORT: "8000",
+  TURNOUT_ADMIN_PORT: "9000",
+  TURNOUT_HOST: "127.0.0.1",
+  TURNOUT_WORKERS: "4",
+};
+
+t.test("TURNOUT_* env vars replace the defaults", async (t) => {
+  t.strictSame(resolveSettings([], ENV), {
+    configFile: "/env/routes.yaml",
+    natsUrl: "nats://env:4222",
+    port: 8000,
+    adminPort: 9000,
+    host: "127.0.0.1",
+    workers: 4,
+  });
+});
+
+t.test("flags beat env vars", async (t) => {
+  const argv = [
+    "--config=/flag/routes.yaml",
+    "--nats-url",
+    "nats://flag:4222,tls://flag2:4443",
+    "--port",
+    "1",
+    "--admin-port",
+    "2",
+    "--host",
+    "::1",
+    "--workers",
+    "8",
+  ];
+  t.strictSame(resolveSettings(argv, ENV), {
+    configFile: "/flag/routes.yaml",
+    natsUrl: "nats://flag:4222,tls://flag2:4443",
+    port: 1,
+    adminPort: 2,
+    host: "::1",
+    workers: 8,
+  });
+});
+
+t.test("an empty env var counts as unset", async (t) => {
+  const settings = resolveSettings([], { TURNOUT_PORT: "", TURNOUT_NATS_URL: "" });
+  t.equal(settings.port, 8080);
+  t.equal(settings.natsUrl, undefined);
+});
+
+/** The problems a call throws as a ConfigError. */
+function problems(t: Test, fn: () => unknown) {
+  const error = t.throws(fn, ConfigError) as ConfigError;
+  return error.problems ?? [];
+}
+
+t.test("bad values are all reported, each naming the flag or env var it came from", async (t) => {
+  const found = problems(t, () =>
+    resolveSettings(["--port", "80x", "--workers", "0"], { TURNOUT_ADMIN_PORT: "70000" }),
+  );
+  t.strictSame(found, [
+    {
+      location: "--port",
+      key: "port",
+      message: 'must be a whole number from 0 to 65535, got "80x"',
+    },
+    {
+      location: "TURNOUT_ADMIN_PORT",
+      key: "admin-port",
+      message: 'must be a whole number from 0 to 65535, got "70000"',
+    },
+    {
+      location: "--workers",
+      key: "workers",
+      message: 'must be a whole number from 1 to 1024, got "0"',
+    },
+  ]);
+});
+
+t.test(
+  "the admin port may not equal the gateway port, unless both ask for a free one",
+  async (t) => {
+    const found = problems(t, () => resolveSettings(["--port", "9090"], {}));
+    t.match(found, [{ location: "--admin-port", message: /must differ from the port \(9090\)/ }]);
+    t.equal(resolveSettings(["--port", "0", "--admin-port", "0"], {}).port, 0);
+  },
+);
+
+t.test("a NATS url that is not nats:// or tls:// is refused at its source", async (t) => {
+  const found = problems(t, () =>
+    resolveSettings([], { TURNOUT_NATS_URL: "nats://ok:1,http://x" }),
+  );
+  t.match(found, [
+    { location: "TURNOUT_NATS_URL", key: "nats-url", message: /must use nats:\/\// },
+  ]);
+});
+
+t.test("an unknown flag is refused with the closest known one", async (t) => {
+  const found = problems(t, () => resolveSettings(["--prot", "80"], {}));
+  t.match(found, [{ location: "--prot", message: "unknown flag --prot; did you mean --port?" }]);
+});
+
+t.test("a flag without its value is refused", async (t) => {
+  const found = problems(t, () => resolveSettings(["--port"], {}));
+  t.match(found, [{ location: "--port", message: /argument missing/ }]);
+});
+
+t.test("commands with their own flags reuse the connection settings", async (t) => {
+  const { values, positionals } = parseFlags(
+    ["set", "users.get", "--reason", "ramp", "--config", "/x.yaml"],
+    { config: { type: "string" }, "nats-url": { type: "string" }, reason: { type: "string" } },
+    true,
+  );
+  t.strictSame(positionals, ["set", "users.get"]);
+  t.equal(values.reason, "ramp");
+  t.strictSame(resolveConnection(values, { TURNOUT_NATS_URL: "nats://e:1" }), {
+    configFile: "/x.yaml",
+    natsUrl: "nats://e:1",
+  });
+});

@@ -1,0 +1,68 @@
+/**
+ * A whole system for an end-to-end test: a real nats-server, the gateway
+ * listening on free loopback ports, and a NATS connection for the test's own
+ * workers and spies. Everything is torn down with the test.
+ */
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import type protobuf from "protobufjs";
+import { loadConfigAndProtos } from "../../src/config/load.js";
+import type { GatewayConfig } from "../../src/config/types.js";
+import { type NatsServer, startNatsServer } from "../../src/devtools/nats-server.js";
+import { type RunningGateway, startGateway } from "../../src/server/start.js";
+
+export const PROTO_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "../../proto");
+
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+export interface Stack {
+  readonly server: NatsServer;
+  readonly gateway: RunningGateway;
+  readonly config: GatewayConfig;
+  readonly root: protobuf.Root;
+  /** A client connection for workers and spies in the test. */
+  readonly nc: NatsConnection;
+}
+
+/** Writes a routes.yaml whose `routes:` section is `routesYaml` (indented list items). */
+export function writeRoutes(routesYaml: string, extra = ""): string {
+  const dir = mkdtempSync(join(tmpdir(), "turnout-routes-"));
+  const file = join(dir, "routes.yaml");
+  writeFileSync(
+    file,
+    `version: 1\nprotos: [${JSON.stringify(PROTO_DIR)}]\nnats:\n  servers: [nats://127.0.0.1:4222]\n${extra}routes:\n${routesYaml}`,
+  );
+  return file;
+}
+
+export async function startStack(
+  t: Teardown,
+  routesFile: string,
+  options: { jetstream?: boolean } = {},
+): Promise<Stack> {
+  const server = await startNatsServer({ jetstream: options.jetstream ?? false });
+  const stops: Array<() => unknown> = [() => server.stop()];
+  // Last started, first stopped: the gateway drains while its server is still up.
+  t.teardown(async () => {
+    for (const stop of stops.reverse()) await stop();
+  });
+  const { config, root } = loadConfigAndProtos(routesFile, { natsUrl: server.url });
+  const gateway = await startGateway({
+    config,
+    root,
+    host: "127.0.0.1",
+    port: 0,
+    adminPort: 0,
+    reconnectTimeWaitMs: 100,
+  });
+  stops.push(() => gateway.close());
+  await gateway.connected;
+  const nc = await connect({ servers: server.url });
+  stops.push(() => nc.close());
+  return { server, gateway, config, root, nc };
+}

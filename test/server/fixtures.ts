@@ -1,0 +1,171 @@
+/**
+ * Routes and workers shared by the gateway's end-to-end tests: the example
+ * protos, a users worker built with the worker kit, and a raw orders responder
+ * that misbehaves on demand (slow, garbage, odd codes).
+ */
+import { type Msg, type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
+import type protobuf from "protobufjs";
+import { ServiceError, startWorker, type Worker } from "../../src/worker/index.js";
+
+export const ROUTES = `  - name: users.get
+    method: GET
+    path: /v1/regions/:region/users/:id
+    subject: svc.users.{region}.get
+    request: users.v1.GetUserRequest
+    response: users.v1.User
+    error: users.v1.Error
+    headers: [x-user-id, accept-language]
+  - name: users.list
+    method: GET
+    path: /v1/regions/:region/users
+    subject: svc.users.{region}.list
+    request: users.v1.ListUsersRequest
+    response: users.v1.ListUsersResponse
+  - name: users.create
+    method: POST
+    path: /v1/regions/:region/users
+    subject: svc.users.{region}.create
+    request: users.v1.CreateUserRequest
+    response: users.v1.User
+    body: user
+    bodyLimit: 2KiB
+  - name: orders.get
+    method: GET
+    path: /v1/orders/:id
+    subject: svc.orders.get
+    request: orders.v1.GetOrderRequest
+    response: orders.v1.Order
+    error: orders.v1.Error
+    timeout: 300ms
+    json: { names: camel, emitDefaults: false }
+  - name: orders.create
+    method: POST
+    path: /v1/orders
+    subject: svc.orders.create
+    request: orders.v1.CreateOrderRequest
+    response: orders.v1.Order
+    body: order
+    json: { names: camel, emitDefaults: false }
+  - name: ghost.get
+    method: GET
+    path: /v1/ghosts/:id
+    subject: svc.ghosts.get
+    request: orders.v1.GetOrderRequest
+    response: orders.v1.Order
+    timeout: 1500ms
+`;
+
+/** The legacy services' style: snake_case, int64 as strings, enum names, every field. */
+export const DEFAULTS = `defaults:
+  json: { names: proto, int64: string, enums: name, emitDefaults: true }
+`;
+
+export interface SeenRequest {
+  subject: string;
+  headers: Record<string, string>;
+  request: Record<string, unknown>;
+}
+
+/** Users worker: echoes what it was asked, remembers every request it saw. */
+export function startUsersWorker(
+  nc: NatsConnection,
+  root: protobuf.Root,
+  seen: SeenRequest[],
+): Worker[] {
+  const remember = (subject: string, request: protobuf.Message, headers: Msg["headers"]) => {
+    const flat: Record<string, string> = {};
+    for (const key of headers?.keys() ?? [])
+      flat[key.toLowerCase()] = headers?.values(key).join(",") ?? "";
+    const type = request.$type as protobuf.Type;
+    seen.push({
+      subject,
+      headers: flat,
+      request: type.toObject(request, { longs: String, enums: String }),
+    });
+  };
+  const userType = root.lookupType("users.v1.User");
+  const get = startWorker({
+    nc,
+    root,
+    subject: "svc.users.*.get",
+    requestType: "users.v1.GetUserRequest",
+    responseType: "users.v1.User",
+    errorType: "users.v1.Error",
+    handle(req: protobuf.Message & { id: string; region: string }, ctx) {
+      remember(ctx.subject, req, ctx.headers);
+      if (req.id === "missing") {
+        throw new ServiceError(404, "user not found", {
+          error: "not_found",
+          message: `no user ${req.id}`,
+        });
+      }
+      if (req.id === "gone") throw new ServiceError(410, "user was deleted");
+      return userType.fromObject({
+        id: req.id,
+        region: req.region,
+        display_name: "Ada",
+        tier: "TIER_PRO",
+      });
+    },
+  });
+  const list = startWorker({
+    nc,
+    root,
+    subject: "svc.users.*.list",
+    requestType: "users.v1.ListUsersRequest",
+    responseType: "users.v1.ListUsersResponse",
+    handle(req: protobuf.Message, ctx) {
+      remember(ctx.subject, req, ctx.headers);
+      return { users: [], next_page_token: "" };
+    },
+  });
+  const create = startWorker({
+    nc,
+    root,
+    subject: "svc.users.*.create",
+    requestType: "users.v1.CreateUserRequest",
+    responseType: "users.v1.User",
+    handle(req: protobuf.Message & { user?: protobuf.Message }, ctx) {
+      remember(ctx.subject, req, ctx.headers);
+      ctx.httpStatus = 201;
+      return req.user ?? {};
+    },
+  });
+  return [get, list, create];
+}
+
+/** Orders responder without the kit, to send what a broken worker would. */
+export function startOrdersResponder(nc: NatsConnection, root: protobuf.Root): void {
+  const getType = root.lookupType("orders.v1.GetOrderRequest");
+  const orderType = root.lookupType("orders.v1.Order");
+  const createType = root.lookupType("orders.v1.CreateOrderRequest");
+  nc.subscribe("svc.orders.get", {
+    callback: (_err, msg) => {
+      const { id } = getType.decode(msg.data) as protobuf.Message & { id: string };
+      if (id === "slow") return; // never answers: the gateway times out
+      if (id === "garbage") return void msg.respond(new Uint8Array([0xff, 0xff, 0xff, 0xff]));
+      if (id === "odd") {
+        const h = natsHeaders();
+        h.set("Nats-Service-Error-Code", "700");
+        h.set("Nats-Service-Error", "not an HTTP status");
+        return void msg.respond(new Uint8Array(0), { headers: h });
+      }
+      if (id === "accepted") {
+        const h = natsHeaders();
+        h.set("Http-Status", "202");
+        return void msg.respond(orderType.encode({ id }).finish(), { headers: h });
+      }
+      msg.respond(
+        orderType
+          .encode(orderType.fromObject({ id, status: "PAID", total_cents: "1500" }))
+          .finish(),
+      );
+    },
+  });
+  nc.subscribe("svc.orders.create", {
+    callback: (_err, msg) => {
+      const req = createType.decode(msg.data) as protobuf.Message & { order?: protobuf.Message };
+      msg.respond(orderType.encode(req.order ?? {}).finish());
+    },
+  });
+}

@@ -1,0 +1,252 @@
+import t from "tap";
+import { startStack, writeRoutes } from "../helpers/stack.js";
+import {
+  DEFAULTS,
+  ROUTES,
+  type SeenRequest,
+  startOrdersResponder,
+  startUsersWorker,
+} from "./fixtures.js";
+
+const seen: SeenRequest[] = [];
+const stack = await startStack(t, writeRoutes(ROUTES, DEFAULTS));
+const workers = startUsersWorker(stack.nc, stack.root, seen);
+startOrdersResponder(stack.nc, stack.root);
+await stack.nc.flush();
+t.teardown(async () => {
+  for (const worker of workers) await worker.stop();
+});
+
+const url = (path: string) => `${stack.gateway.url}${path}`;
+const lastSeen = () => seen[seen.length - 1]!;
+
+async function problemOf(res: Response): Promise<Record<string, unknown>> {
+  const type = res.headers.get("content-type") ?? "";
+  if (!type.startsWith("application/problem+json")) throw new Error(`not problem+json: ${type}`);
+  return (await res.json()) as Record<string, unknown>;
+}
+
+t.test("a GET is bound from path params and answered in the route's JSON style", async (t) => {
+  const res = await fetch(url("/v1/regions/eu-west/users/u-1"));
+  t.equal(res.status, 200);
+  t.match(res.headers.get("content-type"), /^application\/json/);
+  t.equal(
+    await res.text(),
+    '{"id":"u-1","region":"eu-west","display_name":"Ada","email":"","tier":"TIER_PRO","balance_cents":"0","tags":[],"verified":false,"labels":{}}',
+    "proto names, int64 as string, enum names, defaults printed, unset messages omitted",
+  );
+  t.equal(lastSeen().subject, "svc.users.eu-west.get", "subject template filled from the path");
+  t.same(lastSeen().request, { id: "u-1", region: "eu-west" });
+});
+
+t.test(
+  "the worker gets route, request id, trace context and only the allowed headers",
+  async (t) => {
+    const res = await fetch(url("/v1/regions/eu/users/u-2"), {
+      headers: {
+        "x-request-id": "req-abc-123",
+        traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        tracestate: "vendor=1",
+        "x-user-id": "u-2",
+        "accept-language": "fr",
+        "x-secret": "never forwarded",
+        authorization: "Bearer nope",
+      },
+    });
+    t.equal(res.status, 200);
+    t.equal(res.headers.get("x-request-id"), "req-abc-123", "the client's request id comes back");
+    const headers = lastSeen().headers;
+    t.equal(headers["turnout-route"], "users.get");
+    t.equal(headers["x-request-id"], "req-abc-123");
+    t.equal(headers.traceparent, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    t.equal(headers.tracestate, "vendor=1");
+    t.equal(headers["x-user-id"], "u-2");
+    t.equal(headers["accept-language"], "fr");
+    t.notOk("x-secret" in headers, "a header the route does not allow stays behind");
+    t.notOk("authorization" in headers);
+  },
+);
+
+t.test("a request without X-Request-Id gets a generated one, returned and passed on", async (t) => {
+  const res = await fetch(url("/v1/regions/eu/users/u-3"));
+  const id = res.headers.get("x-request-id");
+  t.match(id, /^[0-9a-f-]{36}$/);
+  t.equal(lastSeen().headers["x-request-id"], id);
+});
+
+t.test("query params bind repeated and nested fields", async (t) => {
+  const res = await fetch(
+    url("/v1/regions/eu/users?page_size=25&tiers=TIER_PRO&tiers=2&near.city=Paris"),
+  );
+  t.equal(res.status, 200);
+  t.same(lastSeen().request, {
+    region: "eu",
+    page_size: 25,
+    tiers: ["TIER_PRO", "TIER_PRO"],
+    near: { city: "Paris" },
+  });
+});
+
+t.test("a body bound to one field, with Http-Status overriding the success status", async (t) => {
+  const res = await fetch(url("/v1/regions/eu/users"), {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: '{"id":"u-9","displayName":"Bob","balance_cents":9007199254740993,"tier":"TIER_FREE","created_at":"2024-01-02T03:04:05.5Z"}',
+  });
+  t.equal(res.status, 201);
+  const body = await res.text();
+  t.match(
+    body,
+    /"balance_cents":"9007199254740993"/,
+    "int64 past 2^53 given as a bare number stays exact",
+  );
+  t.match(body, /"created_at":"2024-01-02T03:04:05.500Z"/);
+  t.equal(lastSeen().subject, "svc.users.eu.create");
+  t.equal((lastSeen().request.user as Record<string, unknown>).balance_cents, "9007199254740993");
+});
+
+t.test("each kind of bad input is a 400 problem naming the field", async (t) => {
+  const cases: Array<[string, string, string, RegExp]> = [
+    ["unknown field", '{"nope":1}', "$.nope", /unknown field/i],
+    ["wrong type", '{"id":12}', "$.id", /string/i],
+    ["int64 out of range", '{"totalCents":"99999999999999999999"}', "$.totalCents", /range/i],
+    ["bad enum name", '{"status":"LOST"}', "$.status", /LOST/],
+    ["bad base64", '{"signature":"@@not base64@@"}', "$.signature", /base64/i],
+    ["bad Timestamp", '{"placedAt":"2024-13-45T00:00:00Z"}', "$.placedAt", /timestamp/i],
+    ["bad Duration", '{"deliveryWindow":"3 days"}', "$.deliveryWindow", /duration/i],
+    [
+      "two members of a oneof",
+      '{"cardToken":"c","invoiceNumber":"i"}',
+      "$.invoiceNumber",
+      /oneof payment/,
+    ],
+    ["fraction for an integer", '{"items":[{"quantity":1.5}]}', "$.items[0].quantity", /integer/i],
+    ["not JSON at all", '{"id":', "", /invalid JSON/],
+  ];
+  for (const [what, body, field, message] of cases) {
+    const res = await fetch(url("/v1/orders"), {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body,
+    });
+    t.equal(res.status, 400, `${what}: 400`);
+    const problem = await problemOf(res);
+    if (field !== "") t.equal(problem.field, field, `${what}: names the field`);
+    if (field !== "") t.match(problem.detail, field, `${what}: the message names the field too`);
+    t.match(String(problem.detail), message, `${what}: says what is wrong`);
+    t.equal(problem.route, "orders.create");
+    t.match(problem.requestId, /.+/);
+  }
+});
+
+t.test("a path or query param that is not a valid value is a 400 naming it", async (t) => {
+  const res = await fetch(url("/v1/regions/eu/users?page_size=ten"));
+  t.equal(res.status, 400);
+  t.match(await problemOf(res), { code: "TURNOUT_ERR_BAD_PARAM", field: "page_size" });
+});
+
+t.test("a worker error with the route's error type comes through as the legacy body", async (t) => {
+  const res = await fetch(url("/v1/regions/eu/users/missing"));
+  t.equal(res.status, 404);
+  t.match(res.headers.get("content-type"), /^application\/json/);
+  t.equal(await res.text(), '{"error":"not_found","message":"no user missing"}');
+});
+
+t.test("a worker error without a body is problem+json with the worker's message", async (t) => {
+  const res = await fetch(url("/v1/regions/eu/users/gone"));
+  t.equal(res.status, 410);
+  t.match(await problemOf(res), { code: "TURNOUT_ERR_WORKER", detail: "user was deleted" });
+});
+
+t.test("a worker error code outside 400-599 is a 502", async (t) => {
+  const res = await fetch(url("/v1/orders/odd"));
+  t.equal(res.status, 502);
+  t.match(await problemOf(res), { code: "TURNOUT_ERR_WORKER", detail: /700/ });
+});
+
+t.test("an undecodable reply is a 502", async (t) => {
+  const res = await fetch(url("/v1/orders/garbage"));
+  t.equal(res.status, 502);
+  t.match(await problemOf(res), { code: "TURNOUT_ERR_BAD_REPLY" });
+});
+
+t.test("Http-Status from the worker sets a success status", async (t) => {
+  const res = await fetch(url("/v1/orders/accepted"));
+  t.equal(res.status, 202);
+  t.equal(await res.text(), '{"id":"accepted"}', "camel names without defaults on this route");
+});
+
+t.test("no responders is a 503 at once; a silent worker is a 504 after the timeout", async (t) => {
+  let started = performance.now();
+  const none = await fetch(url("/v1/ghosts/g-1"));
+  const noResponderMs = performance.now() - started;
+  t.equal(none.status, 503);
+  t.match(await problemOf(none), { code: "TURNOUT_ERR_NO_RESPONDERS" });
+  t.ok(
+    noResponderMs < 750,
+    `503 came in ${noResponderMs.toFixed(0)} ms, not after the 1500 ms timeout`,
+  );
+
+  started = performance.now();
+  const slow = await fetch(url("/v1/orders/slow"));
+  const timeoutMs = performance.now() - started;
+  t.equal(slow.status, 504);
+  t.match(await problemOf(slow), { code: "TURNOUT_ERR_TIMEOUT" });
+  t.ok(timeoutMs >= 290, `504 came after the 300 ms timeout (${timeoutMs.toFixed(0)} ms)`);
+});
+
+t.test("a body over the route's limit is a 413", async (t) => {
+  const res = await fetch(url("/v1/regions/eu/users"), {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ display_name: "x".repeat(4096) }),
+  });
+  t.equal(res.status, 413);
+  t.match(await problemOf(res), { code: "TURNOUT_ERR_BODY_TOO_LARGE" });
+});
+
+t.test("a body that is not JSON is a 415", async (t) => {
+  const res = await fetch(url("/v1/regions/eu/users"), {
+    method: "POST",
+    headers: { "content-type": "text/plain" },
+    body: "hello",
+  });
+  t.equal(res.status, 415);
+  t.match(await problemOf(res), { code: "TURNOUT_ERR_UNSUPPORTED_MEDIA_TYPE" });
+});
+
+t.test(
+  "an unknown path is a 404 and a known path with another method a 405 with Allow",
+  async (t) => {
+    const missing = await fetch(url("/v2/nothing"));
+    t.equal(missing.status, 404);
+    t.match(await problemOf(missing), { code: "TURNOUT_ERR_NOT_FOUND" });
+    const wrong = await fetch(url("/v1/orders"), { method: "DELETE" });
+    t.equal(wrong.status, 405);
+    t.equal(wrong.headers.get("allow"), "POST");
+  },
+);
+
+t.test("metrics count requests by route, backend and code, with payload sizes", async (t) => {
+  const text = await (await fetch(`${stack.gateway.adminUrl}/metrics`)).text();
+  t.match(text, /turnout_requests_total\{route="users.get",backend="nats",code="200"\} [1-9]/);
+  t.match(text, /turnout_requests_total\{route="orders.create",backend="gateway",code="400"\} 10/);
+  t.match(text, /turnout_requests_total\{route="ghost.get",backend="gateway",code="503"\} 1/);
+  t.match(text, /turnout_requests_total\{route="orders.get",backend="nats",code="504"\} 1/);
+  t.match(text, /turnout_requests_total\{route="_unmatched",backend="gateway",code="404"\} 1/);
+  t.match(text, /turnout_request_duration_seconds_count\{route="users.get",backend="nats"\} [1-9]/);
+  t.match(
+    text,
+    /turnout_payload_bytes_count\{route="users.create",direction="request",format="json"\} 1/,
+  );
+  t.match(
+    text,
+    /turnout_payload_bytes_count\{route="users.create",direction="request",format="protobuf"\} 1/,
+  );
+  t.match(
+    text,
+    /turnout_payload_bytes_count\{route="users.get",direction="response",format="json"\} [1-9]/,
+  );
+  t.match(text, /process_cpu_seconds_total/);
+  t.notMatch(text, /route="\/v/, "no raw paths as labels");
+});
