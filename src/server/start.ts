@@ -56,6 +56,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     root: options.root,
     requester: nats,
     metrics,
+    isDraining: () => draining,
     logger: options.logger,
   });
 

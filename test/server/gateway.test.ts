@@ -250,3 +250,42 @@ t.test("metrics count requests by route, backend and code, with payload sizes", 
   t.match(text, /process_cpu_seconds_total/);
   t.notMatch(text, /route="\/v/, "no raw paths as labels");
 });
+
+t.test("subject injection attempts are 400s and publish nothing", async (t) => {
+  const published: string[] = [];
+  const spy = stack.nc.subscribe(">", {
+    callback: (_err, msg) => {
+      published.push(msg.subject);
+    },
+  });
+  t.teardown(() => spy.unsubscribe());
+  await stack.nc.flush();
+
+  const attempts = [
+    "eu%2Ewest",
+    "eu.west",
+    "%2A",
+    "%3E",
+    "eu%20west",
+    "eu%09",
+    "eu%0D%0APUB%20x",
+    "eu%00",
+    "%E2%80%83",
+  ];
+  for (const region of attempts) {
+    const res = await fetch(url(`/v1/regions/${region}/users/u-1`));
+    t.equal(res.status, 400, `region ${region} is refused`);
+    t.match(await problemOf(res), { code: "TURNOUT_ERR_BAD_SUBJECT_TOKEN", field: "region" });
+  }
+  const empty = await fetch(url("/v1/regions//users/u-1"));
+  t.ok(
+    empty.status === 400 || empty.status === 404,
+    `an empty region is refused (${empty.status})`,
+  );
+
+  const control = await fetch(url("/v1/regions/eu/users/u-1"));
+  t.equal(control.status, 200, "a valid request after them goes through");
+  await stack.nc.flush();
+  const requests = published.filter((subject) => !subject.startsWith("_INBOX."));
+  t.same(requests, ["svc.users.eu.get"], "the wildcard spy saw only the valid request");
+});

@@ -44,10 +44,20 @@ export class NatsLink implements Requester {
     return this.#requester.request(subject, payload, headers, timeoutMs);
   }
 
-  /** Waits for in-flight requests' replies, then drains and closes the connection. */
+  /**
+   * Waits for in-flight requests' replies, then drains and closes the connection;
+   * never throws, so a shutdown completes even while NATS is unreachable.
+   */
   async drain(): Promise<void> {
     const nc = this.#connection;
     if (nc === undefined || nc.isClosed()) return;
-    await nc.drain();
+    try {
+      // The requester first: nc.drain() would unsubscribe the reply inbox under it.
+      await this.#requester?.drain();
+      await nc.drain();
+    } catch {
+      // Draining needs the server (NATS down at shutdown): nothing to flush, just close.
+      await nc.close();
+    }
   }
 }

@@ -1,0 +1,320 @@
+/**
+ * `npm run demo`: a whole working system on this machine (127.0.0.1 only): a local
+ * nats-server, the example worker (examples/worker.ts) and the gateway serving
+ * routes.yaml. Prints curl lines to try; Ctrl-C stops everything in order: the
+ * gateway first (it drains), then the worker, then nats-server.
+ *
+ *   node dist/examples/demo.js [--smoke]
+ *
+ * env: DEMO_PORT (8080), DEMO_ADMIN_PORT (9090), DEMO_SMOKE=1 (same as --smoke:
+ * run the printed requests, report, stop; exit 0 only when all were as expected),
+ * TURNOUT_LOG_LEVEL (the gateway's; "warn" here unless set, "info" logs each request).
+ *
+ * Two processes: this one (the launcher) starts a copy of itself (the supervisor)
+ * in a session of its own, which starts and stops the rest. A Ctrl-C in a terminal
+ * signals the whole foreground process group at once, and nats-server would quit
+ * at once while the gateway and the worker still drain; in their own session they
+ * only hear from the supervisor, which stops them one after the other. If the
+ * launcher goes away without a word (SIGKILL), the supervisor notices and stops
+ * everything all the same.
+ */
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  NATS_INSTALL_HINT,
+  type NatsServer,
+  natsServerAvailable,
+  startNatsServer,
+} from "../src/devtools/nats-server.js";
+import { type Child, portIsFree, say, startChild } from "./children.js";
+import { banner, type Listeners, runSmoke } from "./demo-requests.js";
+import { distFile, repoRoot } from "./paths.js";
+
+const SUPERVISOR_ENV = "TURNOUT_DEMO_SUPERVISOR";
+const READY_WITHIN_MS = 15_000;
+const GATEWAY_GRACE_MS = 10_000;
+const WORKER_GRACE_MS = 5_000;
+const WORKER_READY_LINE = "worker ready on";
+
+// --- the launcher -------------------------------------------------------------
+
+function launch(): void {
+  const self = fileURLToPath(import.meta.url);
+  const supervisor = spawn(
+    process.execPath,
+    [...process.execArgv, self, ...process.argv.slice(2)],
+    {
+      detached: true, // a session and process group of its own: no terminal signals
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+      env: { ...process.env, [SUPERVISOR_ENV]: "1" },
+    },
+  );
+  const forward = (signal: NodeJS.Signals) => {
+    if (supervisor.exitCode === null && supervisor.signalCode === null) supervisor.kill(signal);
+  };
+  process.on("SIGINT", () => forward("SIGINT"));
+  process.on("SIGTERM", () => forward("SIGTERM"));
+  process.on("SIGHUP", () => forward("SIGTERM")); // the terminal went away
+  supervisor.once("error", (error) => {
+    console.error(`[demo] cannot start: ${error.message}`);
+    process.exit(1);
+  });
+  supervisor.once("exit", (code, signal) => {
+    if (signal !== null) console.error(`[demo] the supervisor was killed by ${signal}`);
+    process.exit(code ?? 1);
+  });
+}
+
+// --- the supervisor -----------------------------------------------------------
+
+interface Ports {
+  readonly port: number;
+  readonly adminPort: number;
+}
+
+function readPort(name: string, fallback: number): number {
+  const text = process.env[name];
+  if (text === undefined || text === "") return fallback;
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new Error(`${name}=${text} is not a TCP port (1-65535)`);
+  }
+  return port;
+}
+
+function readPorts(): Ports {
+  const ports = { port: readPort("DEMO_PORT", 8080), adminPort: readPort("DEMO_ADMIN_PORT", 9090) };
+  if (ports.port === ports.adminPort) {
+    throw new Error(`DEMO_PORT and DEMO_ADMIN_PORT are both ${ports.port}: they must differ`);
+  }
+  return ports;
+}
+
+async function checkPortsFree(ports: Ports): Promise<void> {
+  const wanted: Array<[number, string]> = [
+    [ports.port, "DEMO_PORT"],
+    [ports.adminPort, "DEMO_ADMIN_PORT"],
+  ];
+  for (const [port, env] of wanted) {
+    if (!(await portIsFree(port))) {
+      throw new Error(
+        `port ${port} on 127.0.0.1 is already in use (another demo or gateway still running?); ` +
+          `stop what listens there, or choose another port: ${env}=<port> npm run demo`,
+      );
+    }
+  }
+}
+
+class Supervisor {
+  readonly #smoke: boolean;
+  readonly #ports: Ports;
+  readonly #lifetime = new AbortController();
+  #nats: NatsServer | undefined;
+  readonly #children: Child[] = [];
+  #stopping: Promise<number> | undefined;
+  #exitCode = 0;
+
+  constructor(ports: Ports, smoke: boolean) {
+    this.#ports = ports;
+    this.#smoke = smoke;
+  }
+
+  get listeners(): Listeners {
+    return {
+      url: `http://127.0.0.1:${this.#ports.port}`,
+      adminUrl: `http://127.0.0.1:${this.#ports.adminPort}`,
+    };
+  }
+
+  async run(): Promise<number> {
+    const onSignal = (signal: string) => {
+      if (this.#stopping === undefined) say(`${signal} received: stopping`);
+      void this.stop(this.#smoke ? 1 : 0); // an interrupted smoke test has not passed
+    };
+    process.on("SIGINT", () => onSignal("SIGINT"));
+    process.on("SIGTERM", () => onSignal("SIGTERM"));
+    process.on("disconnect", () => {
+      if (this.#stopping === undefined) say("the launcher went away: stopping");
+      void this.stop(1);
+    });
+
+    try {
+      await this.#start();
+    } catch (error) {
+      if (this.#stopping === undefined) {
+        say(error instanceof Error ? error.message : String(error));
+        return this.stop(1);
+      }
+    }
+    if (this.#stopping !== undefined) return this.#stopping;
+
+    if (this.#smoke) {
+      say("smoke test: running the requests above");
+      const results = await runSmoke(this.listeners, this.#lifetime.signal);
+      for (const result of results) process.stdout.write(`[smoke] ${result.line}\n`);
+      const good = results.filter((result) => result.ok).length;
+      process.stdout.write(`[smoke] ${good}/${results.length} as expected\n`);
+      return this.stop(good === results.length ? 0 : 1);
+    }
+    return new Promise<number>((resolve) => {
+      // Until a signal or a crash: whichever stops us reports the exit code.
+      this.#lifetime.signal.addEventListener("abort", () => void this.#stopping?.then(resolve));
+    });
+  }
+
+  async #start(): Promise<void> {
+    const root = repoRoot();
+    for (const file of ["examples/worker.js", "src/cli/main.js"]) {
+      if (!existsSync(distFile(file))) {
+        throw new Error(`${distFile(file)} is missing: run \`npm run build\` first`);
+      }
+    }
+    await checkPortsFree(this.#ports);
+    if (!natsServerAvailable()) throw new Error(NATS_INSTALL_HINT);
+
+    const nats = await startNatsServer();
+    if (this.#stopping !== undefined) {
+      await nats.stop(); // stopped while it started: #stopAll did not know it yet
+      return;
+    }
+    this.#nats = nats;
+    say(`nats-server ready on ${nats.url} (pid ${nats.process.pid})`);
+    nats.process.once("exit", (code, signal) =>
+      this.#unexpected(
+        "nats-server",
+        signal === null ? `exit code ${code}` : `killed by ${signal}`,
+      ),
+    );
+
+    // The gateway logs every request at "info": the demo shows only warnings unless asked.
+    const env = {
+      ...process.env,
+      TURNOUT_NATS_URL: nats.url,
+      TURNOUT_LOG_LEVEL: process.env.TURNOUT_LOG_LEVEL ?? "warn",
+    };
+    const worker = this.#spawn("worker", [distFile("examples/worker.js")], root, env);
+    const workerReady = new Promise<void>((resolve) =>
+      worker.onLine((line) => line.includes(WORKER_READY_LINE) && resolve()),
+    );
+    const { port, adminPort } = this.#ports;
+    this.#spawn(
+      "gateway",
+      [
+        distFile("src/cli/main.js"),
+        "serve",
+        "--config",
+        join(root, "routes.yaml"),
+        "--nats-url",
+        nats.url,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        String(port),
+        "--admin-port",
+        String(adminPort),
+      ],
+      root,
+      env,
+    );
+    await this.#waitReady(workerReady);
+    if (this.#stopping !== undefined) return;
+    process.stdout.write(banner(this.listeners));
+  }
+
+  #spawn(name: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): Child {
+    const child = startChild(name, args, { cwd, env });
+    this.#children.push(child);
+    say(`${name} started (pid ${child.process.pid})`);
+    void child.exited.then((how) => this.#unexpected(name, how));
+    return child;
+  }
+
+  /** Until the worker said it is ready and the gateway's /readyz answers 200. */
+  async #waitReady(workerReady: Promise<void>): Promise<void> {
+    const deadline = Date.now() + READY_WITHIN_MS;
+    let workerUp = false;
+    void workerReady.then(() => (workerUp = true));
+    let last = "no answer yet";
+    while (this.#stopping === undefined) {
+      try {
+        const response = await fetch(`${this.listeners.adminUrl}/readyz`, {
+          signal: AbortSignal.timeout(1000),
+        });
+        last = `${response.status} ${await response.text()}`;
+        if (response.status === 200 && workerUp) return;
+      } catch (error) {
+        last = error instanceof Error ? error.message : String(error);
+      }
+      if (Date.now() > deadline) {
+        const missing = workerUp ? "the gateway" : "the worker (no ready line)";
+        throw new Error(
+          `${missing} was not ready within ${READY_WITHIN_MS / 1000} s ` +
+            `(last /readyz: ${last}); the children's output is above`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+
+  #unexpected(name: string, how: string): void {
+    if (this.#stopping !== undefined) return;
+    say(`${name} stopped unexpectedly (${how}): stopping the rest`);
+    void this.stop(1);
+  }
+
+  /** Gateway first (it drains), then the worker, then nats-server. Idempotent. */
+  stop(exitCode: number): Promise<number> {
+    if (this.#stopping !== undefined) return this.#stopping;
+    this.#exitCode = exitCode;
+    this.#stopping = this.#stopAll();
+    this.#lifetime.abort();
+    return this.#stopping;
+  }
+
+  async #stopAll(): Promise<number> {
+    let clean = true;
+    const order = [...this.#children].reverse(); // started worker, gateway: stop gateway, worker
+    for (const child of order) {
+      if (!child.isRunning()) continue;
+      const how = await child.stop(child.name === "gateway" ? GATEWAY_GRACE_MS : WORKER_GRACE_MS);
+      if (how !== "exit code 0") {
+        say(`${child.name} ended with ${how}`);
+        clean = false;
+      }
+    }
+    if (this.#nats === undefined) return this.#exitCode; // nothing was started
+    await this.#nats.stop();
+    say(clean ? "stopped" : "stopped (not every process ended cleanly)");
+    // A smoke run fails on an unclean stop too: it is what the test checks.
+    return this.#smoke && !clean ? Math.max(this.#exitCode, 1) : this.#exitCode;
+  }
+}
+
+async function supervise(): Promise<number> {
+  const smoke = process.argv.includes("--smoke") || process.env.DEMO_SMOKE === "1";
+  let ports: Ports;
+  try {
+    ports = readPorts();
+  } catch (error) {
+    say(error instanceof Error ? error.message : String(error));
+    return 1;
+  }
+  return new Supervisor(ports, smoke).run();
+}
+
+if (process.env[SUPERVISOR_ENV] === "1") {
+  supervise().then(
+    (code) => {
+      if (process.connected) process.disconnect?.();
+      process.exit(code);
+    },
+    (error: unknown) => {
+      say(`failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+      process.exit(1);
+    },
+  );
+} else {
+  launch();
+}

@@ -1,0 +1,243 @@
+/**
+ * HTTP request -> request message, bound as grpc-gateway binds it: the body
+ * first (`*`: the whole message; a name: that top-level field), then path
+ * params, then query params for fields neither bound already (none with `*`).
+ * Field paths are resolved at start; per request only map lookups remain.
+ */
+import { TurnoutError } from "../errors.js";
+import { type FieldCodec, isJsonObject } from "./fields.js";
+import { MessageKind, twoOfOneof } from "./message-codec.js";
+import { readWith } from "./message-json.js";
+import { BadValue, badParamError } from "./problems.js";
+
+/** A path param's field: the singular message fields leading to it, then the leaf. */
+interface ParamTarget {
+  readonly param: string;
+  readonly steps: readonly FieldCodec[];
+  readonly leaf: FieldCodec;
+}
+
+export type Query = Record<string, string | string[] | undefined>;
+
+type Plain = Record<string, unknown>;
+
+const NO_BODY = 0;
+const WHOLE_BODY = 1;
+const FIELD_BODY = 2;
+
+export class Binding {
+  readonly #root: MessageKind;
+  readonly #readRoot: (value: unknown) => unknown;
+  readonly #mode: number;
+  readonly #bodyField: FieldCodec | undefined;
+  readonly #paramTargets: readonly ParamTarget[];
+  readonly #routeName: string;
+  /** Reused while resolving one query key (no allocation for undotted keys). */
+  readonly #chain: FieldCodec[] = [];
+
+  constructor(
+    root: MessageKind,
+    route: { name: string; body: string | undefined; pathParams: readonly string[] },
+  ) {
+    this.#root = root;
+    this.#readRoot = root.read;
+    this.#routeName = route.name;
+    this.#mode = route.body === undefined ? NO_BODY : route.body === "*" ? WHOLE_BODY : FIELD_BODY;
+    if (this.#mode === FIELD_BODY) {
+      const field = root.byKey.get(route.body!);
+      if (field === undefined) this.#config(`body "${route.body}" is not a field of ${root.label}`);
+      this.#bodyField = field;
+    }
+    this.#paramTargets = route.pathParams.map((param) => this.#target(param));
+  }
+
+  #config(message: string): never {
+    throw new TurnoutError("TURNOUT_ERR_CONFIG", `route ${this.#routeName}: ${message}`);
+  }
+
+  #target(param: string): ParamTarget {
+    const steps: FieldCodec[] = [];
+    let kind = this.#root;
+    const names = param.split(".");
+    for (let i = 0; i < names.length; i++) {
+      const field = kind.byKey.get(names[i]!);
+      if (field === undefined) {
+        this.#config(`path parameter "${param}" is not a field of ${this.#root.label}`);
+      }
+      if (i === names.length - 1) {
+        if (field.repeated || field.map) {
+          this.#config(
+            `path parameter "${param}" names a repeated or map field; it binds one value`,
+          );
+        }
+        if (field.kind.readParam === undefined) {
+          this.#config(
+            `path parameter "${param}" is a ${field.kind.label} field, which has no string form`,
+          );
+        }
+        return { param, steps, leaf: field };
+      }
+      if (!(field.kind instanceof MessageKind) || field.repeated || field.map) {
+        this.#config(`path parameter "${param}": ${names[i]} is not a singular message field`);
+      }
+      steps.push(field);
+      kind = field.kind;
+    }
+    return this.#config(`path parameter "${param}" is empty`);
+  }
+
+  /** The plain request message for `Type.encode`; throws the 400s. */
+  bind(params: Readonly<Record<string, string>>, query: Readonly<Query>, body: unknown): Plain {
+    const message = this.#bindBody(body);
+    for (const target of this.#paramTargets) {
+      const text = params[target.param];
+      if (text !== undefined) setParam(message, target.steps, target.leaf, target.param, text);
+    }
+    if (this.#mode !== WHOLE_BODY) {
+      for (const key in query) {
+        const value = query[key];
+        if (value !== undefined) this.#bindQuery(message, key, value);
+      }
+    }
+    return message;
+  }
+
+  #bindBody(body: unknown): Plain {
+    if (this.#mode === WHOLE_BODY) {
+      return body === undefined ? {} : (readWith(this.#readRoot, body, "$") as Plain);
+    }
+    const message: Plain = {};
+    if (this.#mode === FIELD_BODY) {
+      const field = this.#bodyField!;
+      if (body !== undefined && body !== null) {
+        message[field.name] = readWith(field.read, body, "$");
+        if (field.oneof !== undefined) message[field.oneof] = field.name;
+      }
+    } else if (!isEmptyBody(body)) {
+      throw new TurnoutError(
+        "TURNOUT_ERR_BAD_JSON",
+        `route ${this.#routeName} takes no request body; send the values as path or query parameters`,
+      );
+    }
+    return message;
+  }
+
+  #bindQuery(message: Plain, key: string, value: string | string[]): void {
+    const chain = this.#chain;
+    chain.length = 0;
+    let kind = this.#root;
+    let start = 0;
+    for (;;) {
+      const dot = key.indexOf(".", start);
+      const field = kind.byKey.get(
+        dot === -1 ? (start === 0 ? key : key.slice(start)) : key.slice(start, dot),
+      );
+      if (field === undefined) return; // unknown query params are ignored, as grpc-gateway does
+      chain.push(field);
+      if (dot === -1) break;
+      if (!(field.kind instanceof MessageKind) || field.repeated || field.map) {
+        throw badParamError(key, `${field.protoName} is not a singular message field`);
+      }
+      kind = field.kind;
+      start = dot + 1;
+    }
+    if (this.#isBound(chain)) return;
+    const leaf = chain[chain.length - 1]!;
+    if (leaf.map || leaf.kind.readParam === undefined) {
+      throw badParamError(key, `a ${leaf.kind.label} field cannot be set from a query parameter`);
+    }
+    const steps = chain.length - 1;
+    if (leaf.repeated) {
+      const target = walk(message, chain, steps, key);
+      let list = target[leaf.name] as unknown[] | undefined;
+      if (list === undefined) {
+        list = [];
+        target[leaf.name] = list;
+      }
+      if (typeof value === "string") list.push(convert(leaf, key, value));
+      else for (const item of value) list.push(convert(leaf, key, item));
+      return;
+    }
+    if (typeof value !== "string") {
+      if (value.length !== 1) {
+        throw badParamError(
+          key,
+          `given ${value.length} times, but ${leaf.protoName} is not repeated`,
+        );
+      }
+      value = value[0]!;
+    }
+    const target = walk(message, chain, steps, key);
+    if (target[leaf.name] !== undefined) {
+      throw badParamError(key, `${leaf.protoName} is given twice`);
+    }
+    setLeaf(target, leaf, key, convert(leaf, key, value));
+  }
+
+  /** Whether the body field or a path param already binds this chain or a prefix of it. */
+  #isBound(chain: readonly FieldCodec[]): boolean {
+    if (this.#mode === FIELD_BODY && chain[0] === this.#bodyField) return true;
+    for (const target of this.#paramTargets) {
+      const length = target.steps.length + 1;
+      if (chain.length < length) continue;
+      let same = chain[length - 1] === target.leaf;
+      for (let i = 0; same && i < target.steps.length; i++) same = chain[i] === target.steps[i];
+      if (same) return true;
+    }
+    return false;
+  }
+}
+
+/** No body, or one that says nothing: null, "" or {}. */
+function isEmptyBody(body: unknown): boolean {
+  if (body === undefined || body === null || body === "") return true;
+  if (!isJsonObject(body)) return false;
+  for (const _ in body) return false;
+  return true;
+}
+
+function convert(leaf: FieldCodec, name: string, text: string): unknown {
+  try {
+    return leaf.kind.readParam!(text);
+  } catch (error) {
+    if (error instanceof BadValue) throw badParamError(name, error.detail);
+    throw error;
+  }
+}
+
+/** The object the leaf goes into, creating the messages of `steps[0..count)` on the way. */
+function walk(message: Plain, steps: readonly FieldCodec[], count: number, name: string): Plain {
+  let target = message;
+  for (let i = 0; i < count; i++) {
+    const step = steps[i]!;
+    let next = target[step.name] as Plain | undefined;
+    if (next === undefined) {
+      next = {};
+      setLeaf(target, step, name, next);
+    }
+    target = next;
+  }
+  return target;
+}
+
+/** Sets a field, refusing a second member of its oneof. */
+function setLeaf(target: Plain, field: FieldCodec, name: string, value: unknown): void {
+  if (field.oneof !== undefined) {
+    const other = target[field.oneof];
+    if (other !== undefined && other !== field.name) {
+      throw badParamError(name, twoOfOneof(field.oneof, other as string, field.name).detail);
+    }
+    target[field.oneof] = field.name;
+  }
+  target[field.name] = value;
+}
+
+function setParam(
+  message: Plain,
+  steps: readonly FieldCodec[],
+  leaf: FieldCodec,
+  name: string,
+  text: string,
+): void {
+  setLeaf(walk(message, steps, steps.length, name), leaf, name, convert(leaf, name, text));
+}

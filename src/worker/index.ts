@@ -1,0 +1,23 @@
+/**
+ * turnout/worker: write a NATS worker for a Turnout route in a few lines.
+ *
+ *   const worker = startWorker({
+ *     nc, root, subject: "svc.users.get",
+ *     requestType: "users.v1.GetUserRequest", responseType: "users.v1.User",
+ *     errorType: "users.v1.Error",
+ *     async handle(req, ctx) {
+ *       const user = await db.find(req.id);
+ *       if (!user) throw new ServiceError(404, "user not found", { code: "not_found" });
+ *       return user;
+ *     },
+ *   });
+ *   process.once("SIGTERM", async () => { await worker.stop(); await nc.drain(); });
+ */
+export { ServiceError } from "./service-error.js";
+export {
+  DEFAULT_QUEUE,
+  startWorker,
+  type Worker,
+  type WorkerContext,
+  type WorkerOptions,
+} from "./worker.js";

@@ -1,0 +1,129 @@
+/**
+ * startWorker: a NATS worker in a few lines. Subscribes in a queue group, decodes
+ * each request with the route's protobuf type, calls `handle`, encodes the answer,
+ * and turns a thrown ServiceError into the NATS services error headers.
+ */
+import { headers, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
+import type protobuf from "protobufjs";
+import { REQUEST_ID_HEADER, ROUTE_HEADER } from "../backends/nats/headers.js";
+import { HTTP_STATUS, SERVICE_ERROR, SERVICE_ERROR_CODE } from "../backends/nats/reply.js";
+import { ServiceError } from "./service-error.js";
+
+export const DEFAULT_QUEUE = "turnout-workers";
+
+export interface WorkerContext {
+  readonly subject: string;
+  readonly headers: MsgHdrs | undefined;
+  /** The gateway's X-Request-Id, for logs. */
+  readonly requestId: string | undefined;
+  /** The gateway route (Turnout-Route) the request came through. */
+  readonly route: string | undefined;
+  /** Set to answer with another 2xx status than 200, e.g. 201. */
+  httpStatus: number | undefined;
+}
+
+export interface WorkerOptions<Req, Res> {
+  nc: NatsConnection;
+  root: protobuf.Root;
+  subject: string;
+  /** Queue group: workers in the same group share the requests. */
+  queue?: string;
+  /** Fully qualified type names, e.g. `users.v1.GetUserRequest`. */
+  requestType: string;
+  responseType: string;
+  /** Type of ServiceError bodies; without it, bodies are not sent. */
+  errorType?: string;
+  handle: (request: Req, ctx: WorkerContext) => Promise<Res> | Res;
+  /** Called with any error other than a ServiceError (answered as 500); default console.error. */
+  onError?: (err: unknown, ctx: WorkerContext) => void;
+}
+
+export interface Worker {
+  /** Stops taking requests, finishes those in progress (their replies are sent). */
+  stop(): Promise<void>;
+}
+
+// `Req = any` by default: protobufjs decodes to untyped messages; workers name their own type.
+// biome-ignore lint/suspicious/noExplicitAny: see above
+export function startWorker<Req = any, Res extends object = object>(
+  opts: WorkerOptions<Req, Res>,
+): Worker {
+  const requestType = opts.root.lookupType(opts.requestType);
+  const responseType = opts.root.lookupType(opts.responseType);
+  const errorType = opts.errorType === undefined ? undefined : opts.root.lookupType(opts.errorType);
+  const onError = opts.onError ?? ((err: unknown) => console.error(err));
+  let active = 0;
+  let idle: (() => void) | undefined;
+
+  async function serve(msg: Msg): Promise<void> {
+    const ctx = contextOf(msg);
+    let request: Req;
+    try {
+      request = requestType.decode(msg.data) as Req;
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      return replyError(msg, 400, `undecodable ${opts.requestType}: ${why}`);
+    }
+    try {
+      const response = await opts.handle(request, ctx);
+      const invalid = responseType.verify(response);
+      if (invalid !== null)
+        throw new Error(`response is not a valid ${opts.responseType}: ${invalid}`);
+      replyOk(msg, responseType.encode(response).finish(), ctx.httpStatus);
+    } catch (err) {
+      if (err instanceof ServiceError) {
+        const body = err.body && errorType ? errorType.encode(err.body).finish() : undefined;
+        return replyError(msg, err.code, err.message, body);
+      }
+      onError(err, ctx);
+      replyError(msg, 500, "internal error");
+    }
+  }
+
+  const sub = opts.nc.subscribe(opts.subject, {
+    queue: opts.queue ?? DEFAULT_QUEUE,
+    callback: (err, msg) => {
+      if (err !== null) return onError(err, contextOf({ subject: opts.subject } as Msg));
+      active++;
+      void serve(msg).finally(() => {
+        if (--active === 0) idle?.();
+      });
+    },
+  });
+
+  return {
+    async stop() {
+      if (!sub.isClosed()) await sub.drain();
+      if (active > 0) await new Promise<void>((resolve) => (idle = resolve));
+    },
+  };
+}
+
+function contextOf(msg: Msg): WorkerContext {
+  const h = msg.headers;
+  return {
+    subject: msg.subject,
+    headers: h,
+    requestId: h?.get(REQUEST_ID_HEADER) || undefined,
+    route: h?.get(ROUTE_HEADER) || undefined,
+    httpStatus: undefined,
+  };
+}
+
+function replyOk(msg: Msg, data: Uint8Array, httpStatus: number | undefined): void {
+  if (httpStatus === undefined) {
+    msg.respond(data);
+    return;
+  }
+  const h = headers();
+  h.set(HTTP_STATUS, String(httpStatus));
+  msg.respond(data, { headers: h });
+}
+
+function replyError(msg: Msg, code: number, message: string, body?: Uint8Array): void {
+  const h = headers();
+  h.set(SERVICE_ERROR_CODE, String(code));
+  // Header values cannot hold line breaks.
+  h.set(SERVICE_ERROR, message.replace(/[\r\n]+/g, " "));
+  msg.respond(body, { headers: h });
+}

@@ -1,0 +1,57 @@
+import { isLosslessNumber } from "lossless-json";
+import t from "tap";
+import { parseJsonBody } from "../../src/codec/index.js";
+import { hasLongDigitRun } from "../../src/codec/json-body.js";
+import { caught } from "./fixtures/setup.js";
+
+t.test("parseJsonBody returns what JSON.parse returns for ordinary bodies", async (t) => {
+  const text = '{"a":1,"b":[true,null,"x"],"c":{"d":-2.5e3},"e":9007199254740991}';
+  t.same(parseJsonBody(text), JSON.parse(text));
+});
+
+t.test("an integer past 2^53 comes back exact as a LosslessNumber, not rounded", async (t) => {
+  const body = parseJsonBody('{"id": 9007199254740993, "small": 7}') as Record<string, unknown>;
+  t.ok(isLosslessNumber(body.id), "big integer kept as LosslessNumber");
+  t.equal((body.id as { value: string }).value, "9007199254740993");
+  t.equal(body.small, 7, "safe numbers stay plain numbers");
+});
+
+t.test("a 20-digit integer is kept digit for digit", async (t) => {
+  const body = parseJsonBody("[12345678901234567890123]") as unknown[];
+  t.equal((body[0] as { value: string }).value, "12345678901234567890123");
+});
+
+t.test("a long digit run inside a string changes nothing in the result", async (t) => {
+  const text = '{"card":"4111111111111111111","n":1.5}';
+  t.same(parseJsonBody(text), { card: "4111111111111111111", n: 1.5 });
+});
+
+t.test("invalid JSON is TURNOUT_ERR_BAD_JSON with the position in the message", async (t) => {
+  for (const text of ['{"a":}', '{"a":1,}', "[1,2", "", '{"a": 12345678901234567890,}']) {
+    const error = caught(() => parseJsonBody(text));
+    t.equal(error.code, "TURNOUT_ERR_BAD_JSON", text);
+    t.equal(error.status, 400);
+    t.match(error.message, /position \d+|end of JSON input/, `${text}: ${error.message}`);
+  }
+});
+
+t.test("hasLongDigitRun agrees with /\\d{16}/ on every position and length", async (t) => {
+  let disagreements = 0;
+  for (let length = 0; length < 70; length++) {
+    for (let start = 0; start + length <= 70; start += 3) {
+      for (const before of ["", "1", "x"]) {
+        const text = `${"a".repeat(start)}${before}${"7".repeat(length)}b${"9".repeat(length % 17)}`;
+        if (hasLongDigitRun(text) !== /\d{16}/.test(text)) disagreements++;
+      }
+    }
+  }
+  t.equal(disagreements, 0);
+  t.equal(hasLongDigitRun("123456789012345"), false, "15 digits are not a trigger");
+  t.equal(hasLongDigitRun("1234567890123456"), true, "16 digits are");
+});
+
+t.test("on the lossless path a key given twice with different values is refused", async (t) => {
+  const error = caught(() => parseJsonBody('{"a":12345678901234567890,"a":1}'));
+  t.equal(error.code, "TURNOUT_ERR_BAD_JSON");
+  t.match(error.message, /Duplicate key 'a'/);
+});

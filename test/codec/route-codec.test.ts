@@ -1,0 +1,134 @@
+/** Worker reply -> JSON per the route's options, and undecodable replies as 502. */
+import t from "tap";
+import { compileRouteCodec } from "../../src/codec/index.js";
+import type { JsonOptions } from "../../src/config/types.js";
+import { caught, root, type } from "./fixtures/setup.js";
+
+const LEGACY: JsonOptions = { names: "proto", int64: "string", enums: "name", emitDefaults: true };
+
+const usersGet = compileRouteCodec(root, {
+  name: "users.get",
+  request: "users.v1.GetUserRequest",
+  response: "users.v1.User",
+  error: "users.v1.Error",
+  body: undefined,
+  pathParams: ["region", "id"],
+  json: LEGACY,
+});
+
+const User = type("users.v1.User");
+
+t.test("the route exposes its request, response and error types", async (t) => {
+  t.equal(usersGet.requestType.fullName, ".users.v1.GetUserRequest");
+  t.equal(usersGet.responseType.fullName, ".users.v1.User");
+  t.equal(usersGet.errorType?.fullName, ".users.v1.Error");
+});
+
+t.test("decodeResponse prints the reply with the route's json options", async (t) => {
+  const bytes = User.encode({
+    id: "u1",
+    tier: 2,
+    balance_cents: "9007199254740993",
+    created_at: { seconds: 1714566600, nanos: 5000000 },
+    nickname: { value: "" },
+  }).finish();
+  t.equal(
+    usersGet.decodeResponse(bytes),
+    '{"id":"u1","region":"","display_name":"","email":"","tier":"TIER_PRO",' +
+      '"balance_cents":"9007199254740993","tags":[],"created_at":"2024-05-01T12:30:00.005Z",' +
+      '"nickname":"","verified":false,"labels":{}}',
+  );
+});
+
+t.test(
+  "decodeError prints the error body; undefined when the route has no error type",
+  async (t) => {
+    const bytes = type("users.v1.Error")
+      .encode({ error: "not_found", message: "no user u1" })
+      .finish();
+    t.equal(usersGet.decodeError(bytes), '{"error":"not_found","message":"no user u1"}');
+    const noError = compileRouteCodec(root, {
+      name: "users.list",
+      request: "users.v1.ListUsersRequest",
+      response: "users.v1.ListUsersResponse",
+      error: undefined,
+      body: undefined,
+      pathParams: [],
+      json: LEGACY,
+    });
+    t.equal(noError.decodeError(bytes), undefined);
+  },
+);
+
+t.test("an empty reply is the empty message, not an error", async (t) => {
+  t.match(usersGet.decodeResponse(new Uint8Array(0)), /^\{"id":"","region":""/);
+});
+
+t.test(
+  "truncated bytes are TURNOUT_ERR_BAD_REPLY (502) with protobufjs's reason kept",
+  async (t) => {
+    const good = User.encode({ id: "u1", display_name: "Ada" }).finish();
+    const error = caught(() => usersGet.decodeResponse(good.subarray(0, good.length - 2)));
+    t.equal(error.code, "TURNOUT_ERR_BAD_REPLY");
+    t.equal(error.status, 502);
+    t.match(error.message, /reply is not a valid users\.v1\.User: index out of range/);
+    t.ok(error.cause instanceof Error, "cause kept");
+  },
+);
+
+t.test("a known field with the wrong wire type is TURNOUT_ERR_BAD_REPLY", async (t) => {
+  // Field 6 (balance_cents, a varint) sent as length-delimited: a reply of another type.
+  const error = caught(() => usersGet.decodeResponse(new Uint8Array([0x32, 0x01, 0x41])));
+  t.equal(error.code, "TURNOUT_ERR_BAD_REPLY");
+  t.match(error.message, /field balance_cents \(number 6\) has wire type 2/);
+  // Same inside a nested message: address (8) -> street (1) sent as a varint.
+  const nested = caught(() => usersGet.decodeResponse(new Uint8Array([0x42, 0x02, 0x08, 0x01])));
+  t.match(nested.message, /field street \(number 1\) has wire type 0/);
+});
+
+t.test("unknown field numbers in a reply are skipped (forward compatible)", async (t) => {
+  const good = User.encode({ id: "u1" }).finish();
+  const withUnknown = new Uint8Array([...good, 0xf8, 0x06, 0x01]); // field 111, varint 1
+  t.equal(usersGet.decodeResponse(withUnknown), usersGet.decodeResponse(good));
+});
+
+t.test("invalid UTF-8 in a string field is TURNOUT_ERR_BAD_REPLY", async (t) => {
+  const error = caught(() => usersGet.decodeResponse(new Uint8Array([0x0a, 0x02, 0xc3, 0x28])));
+  t.equal(error.code, "TURNOUT_ERR_BAD_REPLY");
+});
+
+t.test("a Timestamp out of range in a reply is TURNOUT_ERR_BAD_REPLY", async (t) => {
+  const bytes = User.encode({ created_at: { seconds: "253402300800", nanos: 0 } }).finish();
+  const error = caught(() => usersGet.decodeResponse(bytes));
+  t.equal(error.code, "TURNOUT_ERR_BAD_REPLY");
+  t.match(error.message, /Timestamp out of range/);
+  const nanos = User.encode({ created_at: { seconds: 0, nanos: -1 } }).finish();
+  t.match(caught(() => usersGet.decodeResponse(nanos)).message, /Timestamp out of range/);
+});
+
+t.test(
+  "a Duration whose seconds and nanos disagree in sign is TURNOUT_ERR_BAD_REPLY",
+  async (t) => {
+    const orders = compileRouteCodec(root, {
+      name: "orders.get",
+      request: "orders.v1.GetOrderRequest",
+      response: "orders.v1.Order",
+      error: undefined,
+      body: undefined,
+      pathParams: ["id"],
+      json: LEGACY,
+    });
+    const bytes = type("orders.v1.Order")
+      .encode({ delivery_window: { seconds: 1, nanos: -5 } })
+      .finish();
+    t.match(caught(() => orders.decodeResponse(bytes)).message, /Duration out of range/);
+  },
+);
+
+t.test("encodeRequest produces the bytes the worker decodes", async (t) => {
+  const bytes = usersGet.encodeRequest({ region: "eu", id: "u1" }, {}, undefined);
+  t.same(usersGet.requestType.toObject(usersGet.requestType.decode(bytes)), {
+    region: "eu",
+    id: "u1",
+  });
+});
