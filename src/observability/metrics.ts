@@ -4,7 +4,13 @@
  * label children are resolved once and cached: the request path only calls
  * `inc()`/`observe()` on a ready child, never hashes label sets.
  */
-import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Registry } from "prom-client";
+import {
+  type CounterCell,
+  FastCounter,
+  FastHistogram,
+  type HistogramCell,
+} from "./fast-metrics.js";
 
 export type Backend = "nats" | "legacy" | "gateway";
 export type PayloadFormat = "json" | "protobuf";
@@ -18,28 +24,25 @@ const DURATION_BUCKETS = [
 ];
 const BYTE_BUCKETS = [64, 128, 256, 512, 1024, 4096, 16384, 65536, 262144, 1048576];
 
-type CounterChild = ReturnType<Counter<string>["labels"]>;
-type HistogramChild = ReturnType<Histogram<string>["labels"]>;
-
 /** The metrics of one route, with label children resolved ahead of time. */
 export class RouteMetrics {
-  readonly #requests: Counter<string>;
+  readonly #requests: FastCounter;
   readonly #route: string;
-  readonly #codes = new Map<string, CounterChild>();
-  readonly #durations: Record<Backend, HistogramChild>;
-  readonly #payloads: Record<`${PayloadDirection}:${PayloadFormat}`, HistogramChild>;
+  readonly #codes = new Map<string, CounterCell>();
+  readonly #durations: Record<Backend, HistogramCell>;
+  readonly #payloads: Record<`${PayloadDirection}:${PayloadFormat}`, HistogramCell>;
 
   constructor(metrics: GatewayMetrics, route: string) {
     this.#requests = metrics.requests;
     this.#route = route;
-    const duration = (backend: Backend) => metrics.duration.labels(route, backend);
+    const duration = (backend: Backend) => metrics.duration.cell(route, backend);
     this.#durations = {
       nats: duration("nats"),
       legacy: duration("legacy"),
       gateway: duration("gateway"),
     };
     const payload = (direction: PayloadDirection, format: PayloadFormat) =>
-      metrics.payloadBytes.labels(route, direction, format);
+      metrics.payloadBytes.cell(route, direction, format);
     this.#payloads = {
       "request:json": payload("request", "json"),
       "request:protobuf": payload("request", "protobuf"),
@@ -53,7 +56,7 @@ export class RouteMetrics {
     const key = `${backend}:${status}`;
     let child = this.#codes.get(key);
     if (child === undefined) {
-      child = this.#requests.labels(this.#route, backend, String(status));
+      child = this.#requests.cell(this.#route, backend, String(status));
       this.#codes.set(key, child);
     }
     child.inc();
@@ -67,33 +70,32 @@ export class RouteMetrics {
 
 export class GatewayMetrics {
   readonly registry = new Registry();
-  readonly requests: Counter<string>;
-  readonly duration: Histogram<string>;
-  readonly payloadBytes: Histogram<string>;
+  readonly requests: FastCounter;
+  readonly duration: FastHistogram;
+  readonly payloadBytes: FastHistogram;
   readonly #routes = new Map<string, RouteMetrics>();
 
   constructor(options: { processMetrics?: boolean } = {}) {
-    const registers = [this.registry];
-    this.requests = new Counter({
-      name: "turnout_requests_total",
-      help: "HTTP requests answered, by route, backend that answered and status code.",
-      labelNames: ["route", "backend", "code"],
-      registers,
-    });
-    this.duration = new Histogram({
-      name: "turnout_request_duration_seconds",
-      help: "Time from request received to answer sent, by route and backend.",
-      labelNames: ["route", "backend"],
-      buckets: DURATION_BUCKETS,
-      registers,
-    });
-    this.payloadBytes = new Histogram({
-      name: "turnout_payload_bytes",
-      help: "Body sizes on the NATS path: JSON as the client sees it vs protobuf on NATS.",
-      labelNames: ["route", "direction", "format"],
-      buckets: BYTE_BUCKETS,
-      registers,
-    });
+    this.requests = new FastCounter(
+      "turnout_requests_total",
+      "HTTP requests answered, by route, backend that answered and status code.",
+      ["route", "backend", "code"],
+      this.registry,
+    );
+    this.duration = new FastHistogram(
+      "turnout_request_duration_seconds",
+      "Time from request received to answer sent, by route and backend.",
+      ["route", "backend"],
+      DURATION_BUCKETS,
+      this.registry,
+    );
+    this.payloadBytes = new FastHistogram(
+      "turnout_payload_bytes",
+      "Body sizes on the NATS path: JSON as the client sees it vs protobuf on NATS.",
+      ["route", "direction", "format"],
+      BYTE_BUCKETS,
+      this.registry,
+    );
     if (options.processMetrics !== false) {
       collectDefaultMetrics({ register: this.registry });
     }

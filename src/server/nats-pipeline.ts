@@ -6,7 +6,7 @@
  */
 import type { IncomingHttpHeaders } from "node:http";
 import type protobuf from "protobufjs";
-import { buildRequestHeaders } from "../backends/nats/headers.js";
+import { compileRequestHeaders } from "../backends/nats/headers.js";
 import type { Requester } from "../backends/nats/link.js";
 import { interpretReply } from "../backends/nats/reply.js";
 import { compileRouteCodec, parseJsonBody } from "../codec/index.js";
@@ -43,7 +43,7 @@ export function compileNatsPipeline(
 ): RouteCall {
   const codec = compileRouteCodec(root, route);
   const subjectOf = compileSubject(route.subject);
-  const forwarded = route.headers;
+  const headersOf = compileRequestHeaders(route.name, route.headers);
 
   return async (input) => {
     const subject = subjectOf(input.params);
@@ -53,13 +53,7 @@ export function compileNatsPipeline(
     if (input.body !== undefined) metrics.observePayload("request", "json", input.body.length);
     metrics.observePayload("request", "protobuf", payload.length);
 
-    const headers = buildRequestHeaders(
-      route.name,
-      input.requestId,
-      headerValue(input.headers, "traceparent"),
-      headerValue(input.headers, "tracestate"),
-      allowedHeaders(input.headers, forwarded),
-    );
+    const headers = headersOf(input.requestId, input.headers);
     const reply = interpretReply(
       await requester.request(subject, payload, headers, route.timeoutMs),
     );
@@ -76,21 +70,4 @@ export function compileNatsPipeline(
     }
     throw new TurnoutError("TURNOUT_ERR_WORKER", reply.message, { status: reply.status });
   };
-}
-
-function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
-  const value = headers[name];
-  return Array.isArray(value) ? value.join(", ") : value;
-}
-
-function allowedHeaders(
-  headers: IncomingHttpHeaders,
-  names: readonly string[],
-): Array<[string, string]> {
-  const pairs: Array<[string, string]> = [];
-  for (const name of names) {
-    const value = headerValue(headers, name);
-    if (value !== undefined) pairs.push([name, value]);
-  }
-  return pairs;
 }

@@ -1,12 +1,12 @@
 import t from "tap";
-import { startStack, writeRoutes } from "../helpers/stack.js";
 import {
   DEFAULTS,
   ROUTES,
   type SeenRequest,
   startOrdersResponder,
   startUsersWorker,
-} from "./fixtures.js";
+} from "../helpers/routes-and-workers.js";
+import { startStack, writeRoutes } from "../helpers/stack.js";
 
 const seen: SeenRequest[] = [];
 const stack = await startStack(t, writeRoutes(ROUTES, DEFAULTS));
@@ -221,6 +221,7 @@ t.test(
     const missing = await fetch(url("/v2/nothing"));
     t.equal(missing.status, 404);
     t.match(await problemOf(missing), { code: "TURNOUT_ERR_NOT_FOUND" });
+    t.match(missing.headers.get("x-request-id"), /.+/, "error answers carry the request id too");
     const wrong = await fetch(url("/v1/orders"), { method: "DELETE" });
     t.equal(wrong.status, 405);
     t.equal(wrong.headers.get("allow"), "POST");

@@ -1,7 +1,7 @@
 import { connect, type Msg, type NatsConnection } from "@nats-io/transport-node";
 import protobuf from "protobufjs";
 import t from "tap";
-import { buildRequestHeaders } from "../../src/backends/nats/headers.js";
+import { compileRequestHeaders } from "../../src/backends/nats/headers.js";
 import { interpretReply } from "../../src/backends/nats/reply.js";
 import { NatsRequester } from "../../src/backends/nats/requester.js";
 import { type NatsServer, startNatsServer } from "../../src/devtools/nats-server.js";
@@ -46,7 +46,7 @@ const types = {
 
 function ask(subject: string, id: string): Promise<Msg> {
   const payload = GetUserRequest.encode({ id }).finish();
-  const headers = buildRequestHeaders("users.get", `req-${id}`, undefined, undefined, []);
+  const headers = compileRequestHeaders("users.get", [])(`req-${id}`, {});
   return requester.request(subject, payload, headers, 2000);
 }
 

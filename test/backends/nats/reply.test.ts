@@ -1,6 +1,5 @@
 import { headers, type MsgHdrs } from "@nats-io/transport-node";
 import t from "tap";
-import { buildRequestHeaders } from "../../../src/backends/nats/headers.js";
 import { interpretReply } from "../../../src/backends/nats/reply.js";
 
 const body = new Uint8Array([1, 2, 3]);
@@ -86,25 +85,4 @@ t.test("an error code without a message gets one naming the status", async (t) =
     data: body,
   });
   t.equal(outcome.kind === "error" ? outcome.message : "", "worker error 418");
-});
-
-t.test("request headers carry route, request id, trace context and allowed headers", async (t) => {
-  const h = buildRequestHeaders("users.get", "r-1", "00-abc-def-01", "k=v", [
-    ["x-user-id", "42"],
-    ["accept-language", "fr"],
-    ["accept-language", "de"],
-  ]);
-  t.equal(h.get("Turnout-Route"), "users.get");
-  t.equal(h.get("X-Request-Id"), "r-1");
-  t.equal(h.get("traceparent"), "00-abc-def-01");
-  t.equal(h.get("tracestate"), "k=v");
-  t.equal(h.get("x-user-id"), "42");
-  t.same(h.values("accept-language"), ["fr", "de"]);
-});
-
-t.test("absent or empty trace context adds no trace headers", async (t) => {
-  const h = buildRequestHeaders("users.get", "r-1", undefined, "", []);
-  t.notOk(h.has("traceparent"));
-  t.notOk(h.has("tracestate"));
-  t.same(h.keys().sort(), ["Turnout-Route", "X-Request-Id"]);
 });

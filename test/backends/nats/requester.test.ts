@@ -1,6 +1,6 @@
 import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import t from "tap";
-import { buildRequestHeaders } from "../../../src/backends/nats/headers.js";
+import { compileRequestHeaders } from "../../../src/backends/nats/headers.js";
 import { NatsRequester } from "../../../src/backends/nats/requester.js";
 import { type NatsServer, startNatsServer } from "../../../src/devtools/nats-server.js";
 import { TurnoutError } from "../../../src/errors.js";
@@ -18,7 +18,7 @@ t.before(async () => {
     callback: (_err, msg) => {
       const h = headers();
       h.set("Seen-Route", msg.headers?.get("Turnout-Route") ?? "");
-      h.set("Seen-Lang", msg.headers?.values("accept-language").join("|") ?? "");
+      h.set("Seen-Lang", msg.headers?.values("x-lang").join("|") ?? "");
       const delay = Number(dec.decode(msg.data).match(/^delay:(\d+)/)?.[1] ?? 0);
       setTimeout(() => msg.respond(msg.data, { headers: h }), delay);
     },
@@ -39,10 +39,9 @@ for (const coalesce of [true, false]) {
   t.test(`a reply comes back with its body and headers (coalesce: ${coalesce})`, async (t) => {
     const requester = new NatsRequester(nc, { coalesce });
     t.teardown(() => requester.close());
-    const hdrs = buildRequestHeaders("users.get", "req-1", undefined, undefined, [
-      ["accept-language", "fr"],
-      ["accept-language", "de"],
-    ]);
+    const hdrs = compileRequestHeaders("users.get", ["x-lang"])("req-1", {
+      "x-lang": ["fr", "de"],
+    });
     const reply = await requester.request("echo", enc.encode("hello"), hdrs, 2000);
     t.equal(dec.decode(reply.data), "hello");
     t.equal(reply.headers?.get("Seen-Route"), "users.get");
