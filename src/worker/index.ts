@@ -13,6 +13,9 @@
  *   });
  *   process.once("SIGTERM", async () => { await worker.stop(); await nc.drain(); });
  */
+
+/** Loads .proto files the way the gateway does (field names as written). */
+export { loadProtos } from "../codec/protos.js";
 export { ServiceError } from "./service-error.js";
 export {
   DEFAULT_QUEUE,
