@@ -35,8 +35,26 @@ export const ErrorCodes = {
   TURNOUT_ERR_WORKER: { status: 502, title: "Worker error" },
   /** The gateway is shutting down and takes no new requests. */
   TURNOUT_ERR_DRAINING: { status: 503, title: "Shutting down" },
+  /** `/admin` without a configured TURNOUT_ADMIN_TOKEN: locked by default. */
+  TURNOUT_ERR_ADMIN_LOCKED: { status: 403, title: "Admin API locked" },
+  /** `/admin` with a missing or wrong bearer token. */
+  TURNOUT_ERR_UNAUTHORIZED: { status: 401, title: "Unauthorized" },
   /** Anything unexpected: a bug, reported as 500 with the cause kept. */
   TURNOUT_ERR_INTERNAL: { status: 500, title: "Internal error" },
+  /** The legacy upstream refused the connection or did not accept it in time: nothing was sent. */
+  TURNOUT_ERR_UPSTREAM_REFUSED: { status: 503, title: "Legacy upstream unreachable" },
+  /** The legacy upstream's host name did not resolve: nothing was sent. */
+  TURNOUT_ERR_UPSTREAM_DNS: { status: 503, title: "Legacy upstream name not resolved" },
+  /** The legacy upstream closed or reset the connection before its answer was complete. */
+  TURNOUT_ERR_UPSTREAM_RESET: { status: 502, title: "Legacy upstream connection reset" },
+  /** The legacy upstream sent no headers, or no next body chunk, within the route's timeout. */
+  TURNOUT_ERR_UPSTREAM_TIMEOUT: { status: 504, title: "Legacy upstream timed out" },
+  /** The legacy upstream's answer is not valid HTTP (status out of range, malformed head). */
+  TURNOUT_ERR_UPSTREAM_BAD: { status: 502, title: "Invalid legacy upstream answer" },
+  /** A buffered read (for the shadow comparison) met a body larger than its cap. */
+  TURNOUT_ERR_UPSTREAM_TOO_LARGE: { status: 502, title: "Legacy upstream answer too large" },
+  /** Any other failure talking to the legacy upstream; the original error is the `cause`. */
+  TURNOUT_ERR_UPSTREAM_FAILED: { status: 502, title: "Legacy upstream failed" },
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -26,6 +26,7 @@ export async function runServe(
       port: settings.port,
       adminPort: settings.adminPort,
       logger: { level: env.TURNOUT_LOG_LEVEL ?? "info" },
+      adminToken: env.TURNOUT_ADMIN_TOKEN,
     });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;

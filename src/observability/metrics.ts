@@ -4,7 +4,7 @@
  * label children are resolved once and cached: the request path only calls
  * `inc()`/`observe()` on a ready child, never hashes label sets.
  */
-import { collectDefaultMetrics, Registry } from "prom-client";
+import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import {
   type CounterCell,
   FastCounter,
@@ -73,6 +73,10 @@ export class GatewayMetrics {
   readonly requests: FastCounter;
   readonly duration: FastHistogram;
   readonly payloadBytes: FastHistogram;
+  readonly fallbacks: FastCounter;
+  readonly shadow: FastCounter;
+  readonly shadowSkipped: FastCounter;
+  readonly cutoverPercent: Gauge<"route" | "kind">;
   readonly #routes = new Map<string, RouteMetrics>();
 
   constructor(options: { processMetrics?: boolean } = {}) {
@@ -96,6 +100,30 @@ export class GatewayMetrics {
       BYTE_BUCKETS,
       this.registry,
     );
+    this.fallbacks = new FastCounter(
+      "turnout_fallbacks_total",
+      "Requests the NATS path could not serve that legacy served instead, by reason.",
+      ["route", "reason"],
+      this.registry,
+    );
+    this.shadow = new FastCounter(
+      "turnout_shadow_total",
+      "Mirrored requests compared with the primary answer: match, mismatch or error.",
+      ["route", "result"],
+      this.registry,
+    );
+    this.shadowSkipped = new FastCounter(
+      "turnout_shadow_skipped_total",
+      "Requests chosen for mirroring that were not mirrored, by reason.",
+      ["route", "reason"],
+      this.registry,
+    );
+    this.cutoverPercent = new Gauge({
+      name: "turnout_cutover_percent",
+      help: "Live cutover percentage of each route: kind nats (served by NATS) or shadow (mirrored).",
+      labelNames: ["route", "kind"],
+      registers: [this.registry],
+    });
     if (options.processMetrics !== false) {
       collectDefaultMetrics({ register: this.registry });
     }

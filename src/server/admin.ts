@@ -4,7 +4,9 @@
  * scrapes never compete with, or get exposed to, client traffic.
  */
 import Fastify, { type FastifyInstance } from "fastify";
+import { type AdminApiDeps, registerAdminApi } from "../control/admin-api.js";
 import type { GatewayMetrics } from "../observability/metrics.js";
+import { PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
 
 /** A readiness check answers undefined when fine, or the reason it is not. */
 export type ReadinessCheck = () => string | undefined;
@@ -12,11 +14,22 @@ export type ReadinessCheck = () => string | undefined;
 export interface AdminDeps {
   readonly metrics: GatewayMetrics;
   readonly readiness: ReadonlyArray<ReadinessCheck>;
+  readonly api: AdminApiDeps;
   readonly logger?: boolean | { level: string };
 }
 
 export function buildAdmin(deps: AdminDeps): FastifyInstance {
   const app = Fastify({ logger: deps.logger ?? false, return503OnClosing: false });
+
+  app.setErrorHandler((error, req, reply) => {
+    const problem = toProblem(error, req.id);
+    if (problem.status === 401) reply.header("www-authenticate", 'Bearer realm="turnout-admin"');
+    return reply
+      .code(problem.status)
+      .header("content-type", PROBLEM_CONTENT_TYPE)
+      .send(JSON.stringify(problem));
+  });
+  registerAdminApi(app, deps.api);
 
   app.get("/healthz", async () => ({ status: "ok" }));
 

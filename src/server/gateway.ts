@@ -10,19 +10,28 @@ import Fastify, {
   LogController,
 } from "fastify";
 import type protobuf from "protobufjs";
+import type { LegacyUpstreams } from "../backends/legacy/upstreams.js";
 import type { Requester } from "../backends/nats/link.js";
 import type { GatewayConfig, RouteConfig } from "../config/types.js";
+import type { AdminToken } from "../control/admin-token.js";
+import type { CutoverState } from "../control/cutover-state.js";
 import { TurnoutError } from "../errors.js";
 import { type Backend, type GatewayMetrics, UNMATCHED_ROUTE } from "../observability/metrics.js";
+import type { Mirrors } from "../shadow/mirror.js";
 import { AllowedMethods } from "./method-not-allowed.js";
-import { compileNatsPipeline, type RouteCall } from "./nats-pipeline.js";
+import { compileNatsPipeline } from "./nats-pipeline.js";
 import { isInternal, PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
 import { requestIdOf } from "./request-id.js";
+import { compileRouteHandler, type RouteHandler } from "./route-handler.js";
 
 export interface GatewayDeps {
   readonly config: GatewayConfig;
   readonly root: protobuf.Root;
   readonly requester: Requester;
+  readonly legacy: LegacyUpstreams;
+  readonly cutover: CutoverState;
+  readonly mirrors: Mirrors;
+  readonly adminToken: AdminToken;
   readonly metrics: GatewayMetrics;
   /**
    * True once a graceful drain began: answers then carry `Connection: close`, so
@@ -48,6 +57,11 @@ const BACKEND_FAULTS = new Set([
   "TURNOUT_ERR_TIMEOUT",
   "TURNOUT_ERR_BAD_REPLY",
   "TURNOUT_ERR_WORKER",
+  "TURNOUT_ERR_UPSTREAM_RESET",
+  "TURNOUT_ERR_UPSTREAM_TIMEOUT",
+  "TURNOUT_ERR_UPSTREAM_BAD",
+  "TURNOUT_ERR_UPSTREAM_TOO_LARGE",
+  "TURNOUT_ERR_UPSTREAM_FAILED",
 ]);
 
 /** Largest accepted header section and URL, beyond Node's defaults' abuse potential. */
@@ -112,41 +126,34 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   });
 
   for (const route of deps.config.routes) {
-    const call = compileNatsPipeline(
+    const natsCall = compileNatsPipeline(
       route,
       deps.root,
       deps.requester,
       deps.metrics.route(route.name),
     );
-    registerRoute(app, route, call, isDraining);
+    const handler = compileRouteHandler({
+      route,
+      natsCall,
+      legacy: deps.legacy,
+      cutover: deps.cutover.of(route.name),
+      mirrors: deps.mirrors,
+      adminToken: deps.adminToken,
+      metrics: deps.metrics,
+      isDraining,
+    });
+    registerRoute(app, route, handler);
   }
   return app;
 }
 
-function registerRoute(
-  app: FastifyInstance,
-  route: RouteConfig,
-  call: RouteCall,
-  isDraining: () => boolean,
-): void {
+function registerRoute(app: FastifyInstance, route: RouteConfig, handler: RouteHandler): void {
   app.route({
     method: route.method,
     url: route.path,
     bodyLimit: route.bodyLimitBytes,
     config: { routeName: route.name },
-    handler: async (req, reply) => {
-      req.backend = "nats";
-      const answer = await call({
-        requestId: req.id,
-        params: req.params as Record<string, string>,
-        query: req.query as Record<string, string | string[]>,
-        body: typeof req.body === "string" ? req.body : undefined,
-        headers: req.headers,
-      });
-      reply.header("x-request-id", req.id);
-      if (isDraining()) reply.header("connection", "close");
-      return reply.code(answer.status).header("content-type", answer.contentType).send(answer.body);
-    },
+    handler,
   });
 }
 

@@ -31,7 +31,8 @@ export interface Answer {
   readonly body: string;
 }
 
-export type RouteCall = (input: RouteInput) => Promise<Answer>;
+/** Calls the route's NATS workers; `shadow` marks a mirrored request. */
+export type RouteCall = (input: RouteInput, shadow?: boolean) => Promise<Answer>;
 
 const JSON_CONTENT_TYPE = "application/json; charset=utf-8";
 
@@ -45,7 +46,7 @@ export function compileNatsPipeline(
   const subjectOf = compileSubject(route.subject);
   const headersOf = compileRequestHeaders(route.name, route.headers);
 
-  return async (input) => {
+  return async (input, shadow = false) => {
     const subject = subjectOf(input.params);
     const body =
       input.body === undefined || input.body === "" ? undefined : parseJsonBody(input.body);
@@ -53,7 +54,7 @@ export function compileNatsPipeline(
     if (input.body !== undefined) metrics.observePayload("request", "json", input.body.length);
     metrics.observePayload("request", "protobuf", payload.length);
 
-    const headers = headersOf(input.requestId, input.headers);
+    const headers = headersOf(input.requestId, input.headers, shadow);
     const reply = interpretReply(
       await requester.request(subject, payload, headers, route.timeoutMs),
     );

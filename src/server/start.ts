@@ -5,11 +5,16 @@
  */
 import type { FastifyInstance } from "fastify";
 import type protobuf from "protobufjs";
+import { LegacyUpstreams } from "../backends/legacy/upstreams.js";
 import { connectNats } from "../backends/nats/connection.js";
 import { NatsLink } from "../backends/nats/link.js";
 import { NatsStatus } from "../backends/nats/status.js";
 import type { GatewayConfig } from "../config/types.js";
+import { AdminToken } from "../control/admin-token.js";
+import { CutoverState } from "../control/cutover-state.js";
 import { GatewayMetrics } from "../observability/metrics.js";
+import { type MirrorLimits, Mirrors } from "../shadow/mirror.js";
+import { MismatchLog } from "../shadow/mismatch-log.js";
 import { buildAdmin, type ReadinessCheck } from "./admin.js";
 import { buildGateway } from "./gateway.js";
 
@@ -21,6 +26,9 @@ export interface StartOptions {
   readonly port: number;
   readonly adminPort: number;
   readonly logger?: boolean | { level: string };
+  /** TURNOUT_ADMIN_TOKEN: guards /admin and the forced-backend header; unset locks /admin. */
+  readonly adminToken?: string;
+  readonly mirrorLimits?: Partial<MirrorLimits>;
   /** Base wait between NATS connect attempts, in ms (tests shorten it). */
   readonly reconnectTimeWaitMs?: number;
 }
@@ -29,6 +37,9 @@ export interface RunningGateway {
   readonly url: string;
   readonly adminUrl: string;
   readonly metrics: GatewayMetrics;
+  readonly cutover: CutoverState;
+  readonly mismatches: MismatchLog;
+  readonly mirrors: Mirrors;
   readonly nats: NatsLink;
   readonly natsStatus: NatsStatus;
   /** Resolves once NATS is connected for the first time. */
@@ -41,8 +52,22 @@ export interface RunningGateway {
 }
 
 export async function startGateway(options: StartOptions): Promise<RunningGateway> {
+  const { config, root } = options;
   const metrics = new GatewayMetrics();
   const nats = new NatsLink();
+  const legacy = new LegacyUpstreams(config.routes);
+  const cutover = new CutoverState(config.routes);
+  cutover.subscribe((route, values) => {
+    metrics.cutoverPercent.labels(route, "nats").set(values.nats);
+    metrics.cutoverPercent.labels(route, "shadow").set(values.shadow);
+  });
+  const mismatches = new MismatchLog();
+  const mirrors = new Mirrors(root, config.routes, {
+    metrics,
+    log: mismatches,
+    limits: options.mirrorLimits,
+  });
+  const adminToken = new AdminToken(options.adminToken);
   const natsStatus = new NatsStatus();
   let draining = false;
 
@@ -50,11 +75,20 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     () => (draining ? "shutting down" : undefined),
     () => (natsStatus.isConnected() ? undefined : natsStatus.describe()),
   ];
-  const admin = buildAdmin({ metrics, readiness, logger: options.logger });
+  const admin = buildAdmin({
+    metrics,
+    readiness,
+    api: { token: adminToken, routeNames: config.routes.map((r) => r.name), mismatches },
+    logger: options.logger,
+  });
   const gateway = buildGateway({
-    config: options.config,
-    root: options.root,
+    config,
+    root,
     requester: nats,
+    legacy,
+    cutover,
+    mirrors,
+    adminToken,
     metrics,
     isDraining: () => draining,
     logger: options.logger,
@@ -76,6 +110,9 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     url,
     adminUrl,
     metrics,
+    cutover,
+    mismatches,
+    mirrors,
     nats,
     natsStatus,
     connected,
@@ -83,7 +120,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
       draining = true;
       await gateway.close();
       abort.abort();
-      await nats.drain();
+      await Promise.all([nats.drain(), legacy.close()]);
       await admin.close();
     },
   };

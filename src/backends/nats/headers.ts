@@ -9,6 +9,8 @@ import type { MsgHdrs } from "@nats-io/transport-node";
 
 export const ROUTE_HEADER = "Turnout-Route";
 export const REQUEST_ID_HEADER = "X-Request-Id";
+/** Marks a mirrored request: a worker may skip side effects it must not repeat. */
+export const SHADOW_HEADER = "Turnout-Shadow";
 
 /** Headers already in NATS wire form (`NATS/1.0\r\nKey: value\r\n...\r\n\r\n`). */
 class EncodedHeaders {
@@ -18,12 +20,17 @@ class EncodedHeaders {
   }
 }
 
-export type RequestHeaders = (requestId: string, incoming: IncomingHttpHeaders) => MsgHdrs;
+export type RequestHeaders = (
+  requestId: string,
+  incoming: IncomingHttpHeaders,
+  shadow?: boolean,
+) => MsgHdrs;
 
 /**
  * Compiles, once per route, the builder of its request headers: `Turnout-Route`,
  * `X-Request-Id`, `traceparent`/`tracestate` when present and the HTTP headers
- * the route passes on (lower-case names; a repeated header keeps every value).
+ * the route passes on (lower-case names; a repeated header keeps every value),
+ * and `Turnout-Shadow: 1` on a mirrored request.
  * Values cannot hold CR or LF: Node's HTTP parser refuses them, and request ids
  * are checked before they get here.
  */
@@ -33,8 +40,9 @@ export function compileRequestHeaders(
 ): RequestHeaders {
   const prefix = `NATS/1.0\r\n${ROUTE_HEADER}: ${routeName}\r\n${REQUEST_ID_HEADER}: `;
   const names = ["traceparent", "tracestate", ...forwarded];
-  return (requestId, incoming) => {
+  return (requestId, incoming, shadow = false) => {
     let block = prefix + requestId;
+    if (shadow) block += `\r\n${SHADOW_HEADER}: 1`;
     for (const name of names) {
       const value = incoming[name];
       if (value === undefined || value === "") continue;

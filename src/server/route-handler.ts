@@ -1,0 +1,239 @@
+/**
+ * One route's request, end to end: parse (the input) -> decide (which side
+ * serves, whether to mirror) -> call (NATS pipeline or legacy forward, with
+ * fallback) -> answer. The mirror, when chosen, runs beside the primary and is
+ * never awaited by the client's request.
+ */
+import { PassThrough, type Readable } from "node:stream";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import type { LegacyAnswer, LegacyRequest } from "../backends/legacy/forward.js";
+import type { LegacyUpstreams } from "../backends/legacy/upstreams.js";
+import type { RouteConfig } from "../config/types.js";
+import type { AdminToken } from "../control/admin-token.js";
+import type { LiveCutover } from "../control/cutover-state.js";
+import { TurnoutError } from "../errors.js";
+import type { GatewayMetrics } from "../observability/metrics.js";
+import { compileBucketOf, decideSide, type Side, shouldShadow } from "../routing/split.js";
+import { compileStickyKey } from "../routing/sticky.js";
+import type { ComparedAnswer, MirrorHandle, Mirrors } from "../shadow/mirror.js";
+import type { Answer, RouteCall, RouteInput } from "./nats-pipeline.js";
+
+export interface RouteHandlerDeps {
+  readonly route: RouteConfig;
+  readonly natsCall: RouteCall;
+  readonly legacy: LegacyUpstreams;
+  readonly cutover: Readonly<LiveCutover>;
+  readonly mirrors: Mirrors;
+  readonly adminToken: AdminToken;
+  readonly metrics: GatewayMetrics;
+  readonly isDraining: () => boolean;
+}
+
+export type RouteHandler = (req: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply>;
+
+/** NATS failures where no worker saw the request: legacy may serve it instead. */
+const FALLBACK_REASONS: Readonly<Record<string, string>> = {
+  TURNOUT_ERR_NO_RESPONDERS: "no_responders",
+  TURNOUT_ERR_NOT_CONNECTED: "not_connected",
+};
+
+export function compileRouteHandler(deps: RouteHandlerDeps): RouteHandler {
+  const { route, cutover, mirrors } = deps;
+  const bucketOf = compileBucketOf(route.name);
+  const stickyKeyOf = compileStickyKey(route.cutover.sticky);
+  const hasLegacy = route.legacy !== undefined;
+  const mayMirror = hasLegacy && (route.idempotent || route.shadowWrites);
+
+  const forced = (req: FastifyRequest): Side | undefined =>
+    forcedSide(req, deps.adminToken, hasLegacy);
+
+  return async (req, reply) => {
+    reply.header("x-request-id", req.id);
+    if (deps.isDraining()) reply.header("connection", "close");
+    const input = routeInput(req);
+    const forcedTo = forced(req);
+    const side =
+      forcedTo ??
+      (hasLegacy ? decideSide(bucketOf(stickyKeyOf(stickyFacts(req))), cutover.nats) : "nats");
+    const mirror =
+      forcedTo === undefined && mayMirror && cutover.shadow > 0 && shouldShadow(cutover.shadow)
+        ? startMirror(deps, req, input, side)
+        : undefined;
+
+    if (side === "legacy") return serveLegacy(deps, req, reply, mirror);
+    return serveNats(deps, req, reply, input, mirror);
+  };
+}
+
+async function serveNats(
+  deps: RouteHandlerDeps,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  input: RouteInput,
+  mirror: MirrorHandle | undefined,
+): Promise<FastifyReply> {
+  req.backend = "nats";
+  let answer: Answer;
+  try {
+    answer = await deps.natsCall(input);
+  } catch (error) {
+    const reason = fallbackReason(deps.route, error);
+    if (reason === undefined) {
+      mirror?.primaryFailed();
+      throw error;
+    }
+    mirror?.primaryFailed();
+    deps.metrics.fallbacks.cell(deps.route.name, reason).inc();
+    return serveLegacy(deps, req, reply, undefined);
+  }
+  mirror?.comparePrimary({
+    status: answer.status,
+    body: answer.body,
+    contentType: answer.contentType,
+  });
+  return reply.code(answer.status).header("content-type", answer.contentType).send(answer.body);
+}
+
+async function serveLegacy(
+  deps: RouteHandlerDeps,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  mirror: MirrorHandle | undefined,
+): Promise<FastifyReply> {
+  req.backend = "legacy";
+  let answer: LegacyAnswer<Readable>;
+  try {
+    answer = await deps.legacy.forward(deps.route, legacyRequest(req), { mode: "stream" });
+  } catch (error) {
+    mirror?.primaryFailed();
+    throw error;
+  }
+  reply.code(answer.status).headers(answer.headers);
+  const body =
+    mirror === undefined
+      ? answer.body
+      : teeForComparison(answer, mirror, deps.mirrors.maxBodyBytes);
+  return reply.send(body);
+}
+
+/**
+ * Pipes the legacy body to the client unchanged while keeping a copy (up to
+ * the cap) for the comparison. Both consumers attach in this same tick, so no
+ * chunk is missed; backpressure is the client's, as with a plain pipe.
+ */
+function teeForComparison(
+  answer: LegacyAnswer<Readable>,
+  mirror: MirrorHandle,
+  maxBytes: number,
+): Readable {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let overCap = false;
+  const out = new PassThrough();
+  answer.body.on("data", (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > maxBytes) overCap = true;
+    else chunks.push(chunk);
+  });
+  answer.body.once("end", () => {
+    if (overCap) return mirror.primaryFailed();
+    const contentType = answer.headers["content-type"];
+    mirror.comparePrimary({
+      status: answer.status,
+      body: Buffer.concat(chunks, size),
+      contentType: typeof contentType === "string" ? contentType : undefined,
+    });
+  });
+  answer.body.once("error", () => mirror.primaryFailed());
+  answer.body.pipe(out);
+  return out;
+}
+
+function startMirror(
+  deps: RouteHandlerDeps,
+  req: FastifyRequest,
+  input: RouteInput,
+  primary: Side,
+): MirrorHandle | undefined {
+  const request = {
+    requestId: req.id,
+    method: req.method,
+    path: req.url,
+    bodyBytes: input.body?.length ?? 0,
+  };
+  const call =
+    primary === "nats"
+      ? () => mirrorLegacy(deps, req)
+      : () => deps.natsCall(input, true).then(comparable);
+  return deps.mirrors.start(deps.route.name, primary, request, call);
+}
+
+async function mirrorLegacy(deps: RouteHandlerDeps, req: FastifyRequest): Promise<ComparedAnswer> {
+  const answer = await deps.legacy.forward(deps.route, legacyRequest(req), {
+    mode: "buffer",
+    maxBodyBytes: deps.mirrors.maxBodyBytes,
+  });
+  const contentType = answer.headers["content-type"];
+  return {
+    status: answer.status,
+    body: answer.body,
+    contentType: typeof contentType === "string" ? contentType : undefined,
+  };
+}
+
+function comparable(answer: Answer): ComparedAnswer {
+  return { status: answer.status, body: answer.body, contentType: answer.contentType };
+}
+
+function fallbackReason(route: RouteConfig, error: unknown): string | undefined {
+  if (route.legacy === undefined || !(error instanceof TurnoutError)) return undefined;
+  if (error.code === "TURNOUT_ERR_TIMEOUT") return route.idempotent ? "timeout" : undefined;
+  return FALLBACK_REASONS[error.code];
+}
+
+/**
+ * `Turnout-Backend: nats|legacy` forces a side only with a valid
+ * `Turnout-Token` (the admin token); without it the header is ignored.
+ */
+function forcedSide(req: FastifyRequest, token: AdminToken, hasLegacy: boolean): Side | undefined {
+  const wanted = req.headers["turnout-backend"];
+  if (wanted !== "nats" && wanted !== "legacy") return undefined;
+  const presented = req.headers["turnout-token"];
+  if (token.check(typeof presented === "string" ? presented : undefined) !== "ok") return undefined;
+  if (wanted === "legacy" && !hasLegacy) {
+    throw new TurnoutError("TURNOUT_ERR_BAD_PARAM", "this route has no legacy upstream to force", {
+      field: "turnout-backend",
+    });
+  }
+  return wanted;
+}
+
+function routeInput(req: FastifyRequest): RouteInput {
+  return {
+    requestId: req.id,
+    params: req.params as Record<string, string>,
+    query: req.query as Record<string, string | string[]>,
+    body: typeof req.body === "string" ? req.body : undefined,
+    headers: req.headers,
+  };
+}
+
+function stickyFacts(req: FastifyRequest) {
+  return {
+    headers: req.headers,
+    query: req.query as Record<string, string | string[]>,
+    ip: req.ip,
+  };
+}
+
+function legacyRequest(req: FastifyRequest): LegacyRequest {
+  return {
+    method: req.method,
+    url: req.url,
+    body: typeof req.body === "string" ? req.body : undefined,
+    headers: req.headers,
+    remoteAddress: req.socket.remoteAddress,
+    protocol: req.protocol,
+    host: req.host,
+  };
+}

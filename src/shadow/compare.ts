@@ -1,0 +1,120 @@
+/**
+ * Compares the primary's answer with the mirror's, off the request path.
+ * Status first: answers with different statuses are a mismatch on `$status`
+ * alone (their bodies are of different types, a body diff would be noise).
+ * Then bodies: both empty is equal; JSON (application/json, +json) is parsed,
+ * normalized through the route's type (plain JSON when either side does not
+ * fit it, so both sides are compared alike), stripped of `compare.ignore` and
+ * diffed field by field; anything else is compared byte for byte.
+ */
+import { parseJsonBody } from "../codec/index.js";
+import { type IgnorePaths, removeIgnored } from "./ignore.js";
+import { diffJson, type FieldDiff, preview } from "./json-diff.js";
+import type { Normalizer } from "./normalize.js";
+
+export { compileIgnorePaths, type IgnorePaths } from "./ignore.js";
+export type { FieldDiff } from "./json-diff.js";
+export { compileNormalizer, type Normalizer, PLAIN_JSON } from "./normalize.js";
+
+export interface Answer {
+  readonly status: number;
+  readonly body: string | Uint8Array | undefined;
+  readonly contentType: string | undefined;
+}
+
+export type Comparison =
+  | { readonly result: "match" }
+  | { readonly result: "mismatch"; readonly diffs: FieldDiff[]; readonly truncated: boolean };
+
+const MATCH: Comparison = Object.freeze({ result: "match" });
+
+export function compareAnswers(
+  primary: Answer,
+  mirror: Answer,
+  normalizer: Normalizer,
+  ignore: IgnorePaths,
+): Comparison {
+  if (primary.status !== mirror.status) {
+    return mismatch([
+      { path: "$status", kind: "changed", ...values(primary.status, mirror.status) },
+    ]);
+  }
+  const a = bytes(primary.body);
+  const b = bytes(mirror.body);
+  if (a.length === 0 || b.length === 0) {
+    if (a.length === b.length) return MATCH;
+    if (a.length === 0) return mismatch([{ path: "$body", kind: "extra", mirror: shown(b) }]);
+    return mismatch([{ path: "$body", kind: "missing", primary: shown(a) }]);
+  }
+  const json = isJson(primary.contentType);
+  if (json !== isJson(mirror.contentType)) {
+    const diff = values(primary.contentType ?? null, mirror.contentType ?? null);
+    return mismatch([{ path: "$contentType", kind: "changed", ...diff }]);
+  }
+  const parsed = json ? parseBoth(a, b) : undefined;
+  if (parsed === undefined) {
+    if (a.equals(b)) return MATCH;
+    return mismatch([{ path: "$body", kind: "changed", primary: shown(a), mirror: shown(b) }]);
+  }
+  return compareJson(primary.status, parsed[0], parsed[1], normalizer, ignore);
+}
+
+function compareJson(
+  status: number,
+  a: unknown,
+  b: unknown,
+  normalizer: Normalizer,
+  ignore: IgnorePaths,
+): Comparison {
+  const normalA = normalizer.normalize(status, a);
+  const normalB = normalizer.normalize(status, b);
+  if (normalA !== undefined && normalB !== undefined) {
+    a = normalA;
+    b = normalB;
+  }
+  removeIgnored(a, ignore);
+  removeIgnored(b, ignore);
+  const { diffs, truncated } = diffJson(a, b);
+  return diffs.length === 0 ? MATCH : { result: "mismatch", diffs, truncated };
+}
+
+/** Both bodies parsed, or undefined when either is not valid JSON (then bytes are compared). */
+function parseBoth(a: Buffer, b: Buffer): [unknown, unknown] | undefined {
+  try {
+    return [parseJsonBody(text(a)), parseJsonBody(text(b))];
+  } catch {
+    return undefined;
+  }
+}
+
+function isJson(contentType: string | undefined): boolean {
+  if (contentType === undefined) return false;
+  const semi = contentType.indexOf(";");
+  const media = (semi === -1 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
+  return (
+    media === "application/json" || (media.startsWith("application/") && media.endsWith("+json"))
+  );
+}
+
+function bytes(body: string | Uint8Array | undefined): Buffer {
+  if (body === undefined) return Buffer.alloc(0);
+  if (typeof body === "string") return Buffer.from(body, "utf8");
+  return Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+}
+
+function text(body: Buffer): string {
+  return body.toString("utf8");
+}
+
+/** The start of a body, as a diff shows it (decoding only what can be shown). */
+function shown(body: Buffer): unknown {
+  return preview(text(body.subarray(0, 1024)));
+}
+
+function values(primary: unknown, mirror: unknown): { primary: unknown; mirror: unknown } {
+  return { primary: preview(primary), mirror: preview(mirror) };
+}
+
+function mismatch(diffs: FieldDiff[]): Comparison {
+  return { result: "mismatch", diffs, truncated: false };
+}

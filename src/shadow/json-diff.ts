@@ -1,0 +1,97 @@
+/**
+ * A field-level diff of two JSON values (as parseJsonBody reads them), the
+ * primary's answer taken as the reference: `missing` is in the primary but not
+ * in the mirror, `extra` the other way round. Bounded, since it is kept in
+ * memory and shown in the admin API: at most `limit` diffs (then `truncated`),
+ * each value cut to 200 characters.
+ */
+import { isLosslessNumber, stringify } from "lossless-json";
+import { isJsonObject } from "../codec/fields.js";
+import { IGNORED } from "./ignore.js";
+
+export interface FieldDiff {
+  /** JSON path, e.g. `$.user.email`, `$.tags[2]`, `$["odd key"]`; or `$status`, `$body`. */
+  readonly path: string;
+  readonly kind: "changed" | "missing" | "extra";
+  /**
+   * Strings, numbers, booleans and null as they are; objects, arrays and
+   * numbers past 2^53 as their JSON text. Strings longer than 200 characters are cut.
+   */
+  readonly primary?: unknown;
+  readonly mirror?: unknown;
+}
+
+export interface DiffResult {
+  readonly diffs: FieldDiff[];
+  /** More differences were found than were kept. */
+  readonly truncated: boolean;
+}
+
+export const MAX_DIFFS = 20;
+const MAX_VALUE_CHARS = 200;
+/** Keys that can be copied into `compare.ignore` as `.name` steps. */
+const PLAIN_KEY = /^[A-Za-z0-9_-]+$/;
+
+export function diffJson(primary: unknown, mirror: unknown, limit = MAX_DIFFS): DiffResult {
+  const out = { diffs: [] as FieldDiff[], truncated: false, limit };
+  walk(primary, mirror, "$", out);
+  return { diffs: out.diffs, truncated: out.truncated };
+}
+
+type Collector = { diffs: FieldDiff[]; truncated: boolean; limit: number };
+
+function walk(a: unknown, b: unknown, path: string, out: Collector): void {
+  if (out.truncated || a === IGNORED || b === IGNORED) return;
+  if (Array.isArray(a) && Array.isArray(b)) {
+    for (let i = 0; i < Math.max(a.length, b.length); i++) {
+      const at = `${path}[${i}]`;
+      if (i >= b.length) add(out, at, "missing", a[i], undefined);
+      else if (i >= a.length) add(out, at, "extra", undefined, b[i]);
+      else walk(a[i], b[i], at, out);
+    }
+  } else if (isJsonObject(a) && isJsonObject(b)) {
+    for (const key of Object.keys(a)) {
+      if (Object.hasOwn(b, key)) walk(a[key], b[key], child(path, key), out);
+      else add(out, child(path, key), "missing", a[key], undefined);
+    }
+    for (const key of Object.keys(b)) {
+      if (!Object.hasOwn(a, key)) add(out, child(path, key), "extra", undefined, b[key]);
+    }
+  } else if (!sameScalar(a, b)) {
+    add(out, path, "changed", a, b);
+  }
+}
+
+/** Numbers compare by their decimal text, so an exact LosslessNumber never equals a rounded number. */
+function sameScalar(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  const numeric = (v: unknown) => typeof v === "number" || isLosslessNumber(v);
+  return numeric(a) && numeric(b) && String(a) === String(b);
+}
+
+function child(path: string, key: string): string {
+  return PLAIN_KEY.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`;
+}
+
+function add(out: Collector, path: string, kind: FieldDiff["kind"], a: unknown, b: unknown): void {
+  if (out.diffs.length >= out.limit) {
+    out.truncated = true;
+    return;
+  }
+  const diff: { -readonly [K in keyof FieldDiff]: FieldDiff[K] } = { path, kind };
+  if (kind !== "extra") diff.primary = preview(a);
+  if (kind !== "missing") diff.mirror = preview(b);
+  out.diffs.push(diff);
+}
+
+/** A value as shown in a diff; see FieldDiff. */
+export function preview(value: unknown): unknown {
+  if (typeof value === "string") return cut(value);
+  if (value === null || typeof value === "number" || typeof value === "boolean") return value;
+  const text = stringify(value, (_key, v) => (v === IGNORED ? "<ignored>" : v)) ?? "null";
+  return cut(text);
+}
+
+function cut(text: string): string {
+  return text.length <= MAX_VALUE_CHARS ? text : `${text.slice(0, MAX_VALUE_CHARS)}…`;
+}

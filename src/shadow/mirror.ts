@@ -1,0 +1,171 @@
+/**
+ * Mirroring, off the request path: a request chosen for shadowing also goes to
+ * the side that is not serving; once both answers are in, they are compared and
+ * the result counted (and, on a mismatch, kept for the admin API). Nothing here
+ * is awaited by the client's request, and a mirror's failure is only counted.
+ * Mirrors are capped in flight and in body size; a skipped mirror is counted
+ * with its reason.
+ */
+import type protobuf from "protobufjs";
+import type { RouteConfig } from "../config/types.js";
+import { TurnoutError } from "../errors.js";
+import type { GatewayMetrics } from "../observability/metrics.js";
+import type { Side } from "../routing/split.js";
+import {
+  type Answer,
+  compareAnswers,
+  compileIgnorePaths,
+  compileNormalizer,
+  type IgnorePaths,
+  type Normalizer,
+} from "./compare.js";
+import type { MismatchLog } from "./mismatch-log.js";
+
+export type { Answer as ComparedAnswer } from "./compare.js";
+
+export interface MirrorLimits {
+  /** Mirrors in flight at once, over all routes (default 256). */
+  readonly maxInFlight: number;
+  /** Largest request body mirrored, and largest answer body compared, in bytes (default 256 KiB). */
+  readonly maxBodyBytes: number;
+}
+
+export const DEFAULT_MIRROR_LIMITS: MirrorLimits = { maxInFlight: 256, maxBodyBytes: 256 * 1024 };
+
+export type SkipReason = "in_flight_cap" | "body_too_large" | "primary_failed";
+
+/** The request facts a mismatch entry records. */
+export interface MirroredRequest {
+  readonly requestId: string;
+  readonly method: string;
+  readonly path: string;
+  readonly bodyBytes: number;
+}
+
+/** A mirror under way: hand it the primary's answer (or its failure) when known. */
+export interface MirrorHandle {
+  comparePrimary(primary: Answer): void;
+  primaryFailed(): void;
+}
+
+/**
+ * A failed mirror call as the client would have seen it: a worker's error
+ * status or a 4xx the gateway would have answered are answers, compared like
+ * any other. Failures to reach the side at all (5xx made by the gateway:
+ * no responders, timeout, refused...) are counted as `error`, not compared.
+ */
+function asAnswer(error: unknown): Answer | undefined {
+  if (!(error instanceof TurnoutError)) return undefined;
+  if (error.code !== "TURNOUT_ERR_WORKER" && error.status >= 500) return undefined;
+  const body = JSON.stringify({ detail: error.message });
+  return { status: error.status, body, contentType: "application/problem+json" };
+}
+
+class RouteMirror {
+  readonly normalizer: Normalizer;
+  readonly ignore: IgnorePaths;
+  constructor(root: protobuf.Root, route: RouteConfig) {
+    this.normalizer = compileNormalizer(root, route);
+    this.ignore = compileIgnorePaths(route.compare.ignore);
+  }
+}
+
+export class Mirrors {
+  readonly #routes = new Map<string, RouteMirror>();
+  readonly #limits: MirrorLimits;
+  readonly #metrics: GatewayMetrics;
+  readonly #log: MismatchLog;
+  #inFlight = 0;
+
+  constructor(
+    root: protobuf.Root,
+    routes: readonly RouteConfig[],
+    deps: { metrics: GatewayMetrics; log: MismatchLog; limits?: Partial<MirrorLimits> },
+  ) {
+    this.#limits = { ...DEFAULT_MIRROR_LIMITS, ...deps.limits };
+    this.#metrics = deps.metrics;
+    this.#log = deps.log;
+    for (const route of routes) {
+      if (route.legacy !== undefined) this.#routes.set(route.name, new RouteMirror(root, route));
+    }
+  }
+
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  get maxBodyBytes(): number {
+    return this.#limits.maxBodyBytes;
+  }
+
+  /**
+   * Starts `call` (the mirror side) unless a cap says no; the comparison runs
+   * once both answers are known. Returns undefined when skipped.
+   */
+  start(
+    route: string,
+    primarySide: Side,
+    request: MirroredRequest,
+    call: () => Promise<Answer>,
+  ): MirrorHandle | undefined {
+    const mirror = this.#routes.get(route);
+    if (mirror === undefined) return undefined;
+    if (request.bodyBytes > this.#limits.maxBodyBytes) return this.#skip(route, "body_too_large");
+    if (this.#inFlight >= this.#limits.maxInFlight) return this.#skip(route, "in_flight_cap");
+
+    this.#inFlight++;
+    const mirrored = call().then(
+      (answer) => answer,
+      (error: unknown) => asAnswer(error),
+    );
+    let settled = false;
+    const finish = (primary: Answer | undefined) => {
+      if (settled) return;
+      settled = true;
+      void mirrored.then((answer) => {
+        this.#inFlight--;
+        if (primary === undefined) return void this.#skip(route, "primary_failed");
+        if (answer === undefined) return this.#count(route, "error");
+        this.#compare(route, mirror, primarySide, request, primary, answer);
+      });
+    };
+    return { comparePrimary: (primary) => finish(primary), primaryFailed: () => finish(undefined) };
+  }
+
+  #compare(
+    route: string,
+    mirror: RouteMirror,
+    primarySide: Side,
+    request: MirroredRequest,
+    primary: Answer,
+    answer: Answer,
+  ): void {
+    let result: ReturnType<typeof compareAnswers>;
+    try {
+      result = compareAnswers(primary, answer, mirror.normalizer, mirror.ignore);
+    } catch {
+      // A pathological body (e.g. nested past the stack) must not take the gateway down.
+      return this.#count(route, "error");
+    }
+    this.#count(route, result.result);
+    if (result.result === "mismatch") {
+      const { requestId, method, path } = request;
+      this.#log.record(route, {
+        requestId,
+        method,
+        path,
+        primary: primarySide,
+        diffs: result.diffs,
+      });
+    }
+  }
+
+  #count(route: string, result: "match" | "mismatch" | "error"): void {
+    this.#metrics.shadow.cell(route, result).inc();
+  }
+
+  #skip(route: string, reason: SkipReason): undefined {
+    this.#metrics.shadowSkipped.cell(route, reason).inc();
+    return undefined;
+  }
+}
