@@ -1,17 +1,21 @@
 /**
  * The example users and orders services as NATS handlers over in-memory data
- * (seeded from data.ts). They behave like the legacy HTTP services they replace:
- * the same data, the same status codes, the same legacy-shaped error bodies
- * (users.v1.Error {error, message}; orders.v1.Error {code, detail}).
+ * (an ExampleStore seeded from data.ts). They behave like the legacy HTTP services
+ * they replace because both run the same store: the same data, the same status
+ * codes, the same legacy-shaped error bodies (users.v1.Error {error, message};
+ * orders.v1.Error {code, detail}). This file only converts between protobuf
+ * messages and the store's records.
  */
 import type protobuf from "protobufjs";
 import { ServiceError, type WorkerContext } from "../src/worker/index.js";
 import {
-  type ExampleLineItem,
+  ExampleError,
   type ExampleOrder,
+  ExampleStore,
   type ExampleUser,
-  seedOrders,
-  seedUsers,
+  type OrderInput,
+  type UserInput,
+  userFieldMask,
 } from "./data.js";
 import {
   durationText,
@@ -23,6 +27,8 @@ import {
   userMessage,
 } from "./messages.js";
 
+export { totalCents } from "./data.js";
+
 /** One NATS endpoint: what startWorker needs besides the connection and the root. */
 export interface Endpoint {
   readonly subject: string;
@@ -32,42 +38,42 @@ export interface Endpoint {
   readonly handle: (request: protobuf.Message, ctx: WorkerContext) => protobuf.Message;
 }
 
-const DEFAULT_PAGE_SIZE = 10;
-const MAX_PAGE_SIZE = 100;
-const ID = /^[A-Za-z0-9_-]{1,64}$/;
-const USER_FIELDS = new Set([
-  "id",
-  "region",
-  "display_name",
-  "email",
-  "tier",
-  "balance_cents",
-  "tags",
-  "address",
-  "created_at",
-  "nickname",
-  "verified",
-  "labels",
-]);
+/** The NATS error header's short message (for logs); the body carries the detail. */
+const USERS_SUMMARY: Record<number, string> = {
+  400: "invalid argument",
+  404: "user not found",
+  409: "user already exists",
+};
+const ORDERS_SUMMARY: Record<number, string> = {
+  400: "invalid argument",
+  404: "order not found",
+  409: "order already exists",
+};
 
-/** A users.v1.Error reply: `message` is the header (for logs), `detail` the body's message. */
-function usersError(status: number, error: string, detail: string): ServiceError {
-  const summary: Record<number, string> = {
-    400: "invalid argument",
-    404: "user not found",
-    409: "user already exists",
-  };
-  return new ServiceError(status, summary[status] ?? error, { error, message: detail });
+/** Runs `fn`, turning the store's refusals into a users.v1.Error reply. */
+function asUsersError<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (error) {
+    if (!(error instanceof ExampleError)) throw error;
+    throw new ServiceError(error.status, USERS_SUMMARY[error.status] ?? error.code, {
+      error: error.code,
+      message: error.detail,
+    });
+  }
 }
 
-/** An orders.v1.Error reply. */
-function ordersError(status: number, code: string, detail: string): ServiceError {
-  const summary: Record<number, string> = {
-    400: "invalid argument",
-    404: "order not found",
-    409: "order already exists",
-  };
-  return new ServiceError(status, summary[status] ?? code, { code, detail });
+/** The same for orders.v1.Error replies. */
+function asOrdersError<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (error) {
+    if (!(error instanceof ExampleError)) throw error;
+    throw new ServiceError(error.status, ORDERS_SUMMARY[error.status] ?? error.code, {
+      code: error.code,
+      detail: error.detail,
+    });
+  }
 }
 
 interface PlainAddress {
@@ -105,17 +111,11 @@ interface PlainOrder {
 }
 
 export class ExampleServices {
-  readonly users: Map<string, ExampleUser>;
-  readonly orders: Map<string, ExampleOrder>;
+  readonly store: ExampleStore;
   readonly #types: Record<string, protobuf.Type>;
-  readonly #now: () => Date;
-  #nextUser = 2001;
-  #nextOrder = 6001;
 
   constructor(root: protobuf.Root, options: { now?: () => Date } = {}) {
-    this.users = seedUsers();
-    this.orders = seedOrders();
-    this.#now = options.now ?? (() => new Date());
+    this.store = new ExampleStore(options);
     const names = [
       "users.v1.GetUserRequest",
       "users.v1.ListUsersRequest",
@@ -127,6 +127,14 @@ export class ExampleServices {
       "orders.v1.Order",
     ];
     this.#types = Object.fromEntries(names.map((name) => [name, root.lookupType(name)]));
+  }
+
+  get users(): Map<string, ExampleUser> {
+    return this.store.users;
+  }
+
+  get orders(): Map<string, ExampleOrder> {
+    return this.store.orders;
   }
 
   /** Every route of routes.yaml; `{region}` subjects are served for all regions. */
@@ -201,23 +209,16 @@ export class ExampleServices {
     req: { region?: string; id?: string; fields?: { paths?: string[] } },
     ctx: WorkerContext,
   ): protobuf.Message {
-    const region = regionOf(req.region, ctx.subject);
-    const id = req.id ?? "";
-    const user = this.users.get(`${region}/${id}`);
-    if (user === undefined) throw usersError(404, "not_found", `no user ${id} in ${region}`);
-    const paths = (req.fields?.paths ?? []).map(snakeCase);
-    if (paths.length === 0) return userMessage(this.#type("users.v1.User"), user);
-    const unknown = paths.filter((path) => !USER_FIELDS.has(path.split(".")[0] ?? ""));
-    if (unknown.length > 0) {
-      throw usersError(400, "invalid_argument", `fields: unknown field ${unknown.join(", ")}`);
-    }
-    const full = this.#type("users.v1.User").toObject(
-      userMessage(this.#type("users.v1.User"), user),
-    );
-    const kept = Object.fromEntries(
-      Object.entries(full).filter(([key]) => paths.some((path) => path.split(".")[0] === key)),
-    );
-    return this.#type("users.v1.User").fromObject(kept);
+    return asUsersError(() => {
+      const User = this.#type("users.v1.User");
+      const user = this.store.getUser(regionOf(req.region, ctx.subject), req.id ?? "");
+      const mask = userFieldMask(req.fields?.paths ?? []);
+      if (mask === undefined) return userMessage(User, user);
+      const full = User.toObject(userMessage(User, user));
+      return User.fromObject(
+        Object.fromEntries(Object.entries(full).filter(([key]) => mask.has(key))),
+      );
+    });
   }
 
   listUsers(
@@ -230,197 +231,57 @@ export class ExampleServices {
     },
     ctx: WorkerContext,
   ): protobuf.Message {
-    const region = regionOf(req.region, ctx.subject);
-    const size = req.page_size ?? 0;
-    if (size < 0) throw usersError(400, "invalid_argument", "page_size must not be negative");
-    const pageSize = Math.min(size === 0 ? DEFAULT_PAGE_SIZE : size, MAX_PAGE_SIZE);
-    const offset = pageOffset(req.page_token ?? "");
-    if (offset === undefined) {
-      throw usersError(400, "invalid_argument", "page_token: not a token from a previous page");
-    }
-    const tiers = new Set(req.tiers ?? []);
-    const near = req.near ?? {};
-    const matching = [...this.users.values()]
-      .filter((user) => user.region === region)
-      .filter((user) => tiers.size === 0 || tiers.has(user.tier))
-      .filter((user) => matchesNear(user, near))
-      .sort((a, b) => a.id.localeCompare(b.id));
-    const page = matching.slice(offset, offset + pageSize);
-    const more = offset + pageSize < matching.length;
-    const User = this.#type("users.v1.User");
-    return this.#type("users.v1.ListUsersResponse").fromObject({
-      users: page.map((user) => User.toObject(userMessage(User, user))),
-      next_page_token: more ? pageToken(offset + pageSize) : "",
+    return asUsersError(() => {
+      const page = this.store.listUsers(regionOf(req.region, ctx.subject), req);
+      const User = this.#type("users.v1.User");
+      return this.#type("users.v1.ListUsersResponse").fromObject({
+        users: page.users.map((user) => User.toObject(userMessage(User, user))),
+        next_page_token: page.next_page_token,
+      });
     });
   }
 
   createUser(req: { region?: string; user?: PlainUser }, ctx: WorkerContext): protobuf.Message {
-    const region = regionOf(req.region, ctx.subject);
-    const input = req.user;
-    if (input === undefined) throw usersError(400, "invalid_argument", "user: required");
-    const problems: string[] = [];
-    if (!input.display_name?.trim()) problems.push("display_name: required");
-    if (!input.email?.trim()) problems.push("email: required");
-    else if (!/^[^@\s]+@[^@\s]+$/.test(input.email)) problems.push("email: not an email address");
-    if (input.id !== undefined && input.id !== "" && !ID.test(input.id)) {
-      problems.push("id: 1-64 letters, digits, _ or -");
-    }
-    if (input.region !== undefined && input.region !== "" && input.region !== region) {
-      problems.push(`region: "${input.region}" differs from the path's region "${region}"`);
-    }
-    if (input.balance_cents?.startsWith("-")) {
-      problems.push("balance_cents: must not be negative");
-    }
-    if (problems.length > 0) throw usersError(400, "invalid_argument", problems.join("; "));
-
-    const id = input.id || this.#newUserId(region);
-    if (this.users.has(`${region}/${id}`)) {
-      throw usersError(409, "already_exists", `user ${id} already exists in ${region}`);
-    }
-    const address = input.address;
-    const user: ExampleUser = {
-      id,
-      region,
-      display_name: input.display_name!.trim(),
-      email: input.email!.trim(),
-      tier: (input.tier === undefined || input.tier === "TIER_UNSPECIFIED"
-        ? "TIER_FREE"
-        : input.tier) as ExampleUser["tier"],
-      balance_cents: input.balance_cents ?? "0",
-      tags: input.tags ?? [],
-      address:
-        address === undefined
-          ? null
-          : {
-              street: address.street ?? "",
-              city: address.city ?? "",
-              country_code: address.country_code ?? "",
-              postal_code: address.postal_code ?? "",
-            },
-      created_at: this.#now().toISOString(),
-      nickname: input.nickname === undefined ? null : (input.nickname.value ?? ""),
-      verified: false,
-      labels: input.labels ?? {},
-    };
-    this.users.set(`${region}/${id}`, user);
-    ctx.httpStatus = 201;
-    return userMessage(this.#type("users.v1.User"), user);
-  }
-
-  #newUserId(region: string): string {
-    while (this.users.has(`${region}/u-${this.#nextUser}`)) this.#nextUser++;
-    return `u-${this.#nextUser++}`;
+    return asUsersError(() => {
+      const region = regionOf(req.region, ctx.subject);
+      const user = this.store.createUser(region, req.user && userInput(req.user));
+      ctx.httpStatus = 201;
+      return userMessage(this.#type("users.v1.User"), user);
+    });
   }
 
   // --- orders.v1 ----------------------------------------------------------
 
   getOrder(req: { id?: string }): protobuf.Message {
-    const id = req.id ?? "";
-    const order = this.orders.get(id);
-    if (order === undefined) throw ordersError(404, "not_found", `no order ${id}`);
-    return orderMessage(this.#type("orders.v1.Order"), order);
+    return asOrdersError(() =>
+      orderMessage(this.#type("orders.v1.Order"), this.store.getOrder(req.id ?? "")),
+    );
   }
 
   createOrder(req: { order?: PlainOrder }, ctx: WorkerContext): protobuf.Message {
-    const input = req.order;
-    if (input === undefined) throw ordersError(400, "invalid_argument", "order: required");
-    const problems: string[] = [];
-    const userId = input.user_id ?? "";
-    if (userId === "") problems.push("user_id: required");
-    else if (![...this.users.values()].some((user) => user.id === userId)) {
-      problems.push(`user_id: no user ${userId}`);
-    }
-    const items = input.items ?? [];
-    if (items.length === 0) problems.push("items: at least one line item is required");
-    items.forEach((item, i) => {
-      if (!item.sku) problems.push(`items[${i}].sku: required`);
-      if ((item.quantity ?? 0) < 1) problems.push(`items[${i}].quantity: must be at least 1`);
-      if ((item.unit_price_cents ?? "0").startsWith("-")) {
-        problems.push(`items[${i}].unit_price_cents: must not be negative`);
-      }
+    return asOrdersError(() => {
+      const order = this.store.createOrder(req.order && orderInput(req.order));
+      ctx.httpStatus = 201;
+      return orderMessage(this.#type("orders.v1.Order"), order);
     });
-    const rate = input.discount_rate ?? 0;
-    if (!(rate >= 0 && rate < 1)) problems.push("discount_rate: must be in [0, 1)");
-    if (input.id !== undefined && input.id !== "" && !ID.test(input.id)) {
-      problems.push("id: 1-64 letters, digits, _ or -");
-    }
-    if (
-      input.status !== undefined &&
-      !["ORDER_STATUS_UNSPECIFIED", "PENDING"].includes(input.status)
-    ) {
-      problems.push(`status: a new order is PENDING, not ${input.status}`);
-    }
-    if (problems.length > 0) throw ordersError(400, "invalid_argument", problems.join("; "));
-
-    const id = input.id || this.#newOrderId();
-    if (this.orders.has(id)) throw ordersError(409, "already_exists", `order ${id} already exists`);
-    const lineItems: ExampleLineItem[] = items.map((item) => ({
-      sku: item.sku ?? "",
-      quantity: item.quantity ?? 0,
-      unit_price_cents: item.unit_price_cents ?? "0",
-    }));
-    const order: ExampleOrder = {
-      id,
-      user_id: userId,
-      status: "PENDING",
-      items: lineItems,
-      total_cents: totalCents(lineItems, rate),
-      placed_at: this.#now().toISOString(),
-      delivery_window:
-        input.delivery_window === undefined ? "259200s" : durationText(input.delivery_window),
-      metadata: jsonOfStruct(input.metadata),
-      ...(input.card_token === undefined ? {} : { card_token: input.card_token }),
-      ...(input.invoice_number === undefined ? {} : { invoice_number: input.invoice_number }),
-      signature: input.signature ?? "",
-      discount_rate: rate,
-    };
-    this.orders.set(id, order);
-    ctx.httpStatus = 201;
-    return orderMessage(this.#type("orders.v1.Order"), order);
-  }
-
-  #newOrderId(): string {
-    while (this.orders.has(`o-${this.#nextOrder}`)) this.#nextOrder++;
-    return `o-${this.#nextOrder++}`;
   }
 }
 
-/** The sum of the line items, less the discount (rounded down to the cent), exact past 2^53. */
-export function totalCents(items: readonly ExampleLineItem[], discountRate: number): string {
-  const subtotal = items.reduce(
-    (sum, item) => sum + BigInt(item.quantity) * BigInt(item.unit_price_cents),
-    0n,
-  );
-  const keptBasisPoints = 10_000n - BigInt(Math.round(discountRate * 10_000));
-  return String((subtotal * keptBasisPoints) / 10_000n);
+function userInput(user: PlainUser): UserInput {
+  const { nickname, verified: _ignored, ...rest } = user;
+  return nickname === undefined ? rest : { ...rest, nickname: nickname.value ?? "" };
+}
+
+function orderInput(order: PlainOrder): OrderInput {
+  const { delivery_window, metadata, ...rest } = order;
+  return {
+    ...rest,
+    ...(delivery_window === undefined ? {} : { delivery_window: durationText(delivery_window) }),
+    metadata: jsonOfStruct(metadata),
+  };
 }
 
 /** The `{region}` token: from the request (bound from the path), else from the subject. */
 function regionOf(region: string | undefined, subject: string): string {
   return region || (subject.split(".")[2] ?? "");
-}
-
-function snakeCase(path: string): string {
-  return path.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-}
-
-function matchesNear(user: ExampleUser, near: PlainAddress): boolean {
-  const address = user.address;
-  for (const key of ["street", "city", "country_code", "postal_code"] as const) {
-    const wanted = near[key];
-    if (wanted === undefined || wanted === "") continue;
-    if (address === null || address[key].toLowerCase() !== wanted.toLowerCase()) return false;
-  }
-  return true;
-}
-
-/** Page tokens are opaque to clients: base64url of "offset:N". */
-function pageToken(offset: number): string {
-  return Buffer.from(`offset:${offset}`).toString("base64url");
-}
-
-function pageOffset(token: string): number | undefined {
-  if (token === "") return 0;
-  const match = /^offset:(\d{1,9})$/.exec(Buffer.from(token, "base64url").toString());
-  return match === null ? undefined : Number(match[1]);
 }

@@ -43,7 +43,7 @@ export function writeRoutes(routesYaml: string, extra = ""): string {
 export async function startStack(
   t: Teardown,
   routesFile: string,
-  options: { jetstream?: boolean } = {},
+  options: { jetstream?: boolean; adminToken?: string } = {},
 ): Promise<Stack> {
   const server = await startNatsServer({ jetstream: options.jetstream ?? false });
   const stops: Array<() => unknown> = [() => server.stop()];
@@ -59,6 +59,7 @@ export async function startStack(
     port: 0,
     adminPort: 0,
     reconnectTimeWaitMs: 100,
+    adminToken: options.adminToken,
   });
   stops.push(() => gateway.close());
   await gateway.connected;

@@ -1,0 +1,152 @@
+/**
+ * One exchange with a legacy upstream over its undici Pool. The answer's shape
+ * is what a Fastify reply takes as is:
+ * `reply.code(a.status).headers(a.headers).send(a.body)`.
+ * Every failure is thrown as a TurnoutError mapped by failures.ts.
+ */
+import type { Readable } from "node:stream";
+import type { Dispatcher, Pool } from "undici";
+import { TurnoutError } from "../../errors.js";
+import { deadlineError, upstreamFailure } from "./failures.js";
+import { type ForwardedFrom, type HeaderMap, requestHeaders, responseHeaders } from "./headers.js";
+
+/** The client's request as the gateway received it. */
+export interface LegacyRequest extends ForwardedFrom {
+  readonly method: string;
+  /** Path and query string exactly as received (Fastify's `req.url`). */
+  readonly url: string;
+  /** The raw body (the gateway keeps JSON as text), or undefined for none. */
+  readonly body: string | Buffer | undefined;
+}
+
+interface CommonOptions {
+  /** Cancels the exchange (e.g. the client went away); its reason becomes the `cause`. */
+  readonly signal?: AbortSignal;
+}
+
+/** Hand the body stream on as it arrives: for the answer the client gets. */
+export interface StreamOptions extends CommonOptions {
+  readonly mode: "stream";
+}
+
+/** Collect the body, up to a cap: for the shadow comparison. */
+export interface BufferOptions extends CommonOptions {
+  readonly mode: "buffer";
+  readonly maxBodyBytes: number;
+}
+
+export type ForwardOptions = StreamOptions | BufferOptions;
+
+export interface LegacyAnswer<Body extends Readable | Buffer> {
+  readonly status: number;
+  /** The upstream's headers minus hop-by-hop ones; Set-Cookie stays an array. */
+  readonly headers: HeaderMap;
+  readonly body: Body;
+}
+
+/** Where a route's requests go: its origin's pool, the base URL's path and its Host. */
+export interface Target {
+  readonly pool: Pool;
+  /** The base URL's path ("" for none), put before the client's path. */
+  readonly prefix: string;
+  readonly host: string;
+}
+
+/**
+ * The route timeout covers everything up to the response head (queueing in the
+ * pool and connecting included, unlike undici's headersTimeout); then, in stream
+ * mode, each gap between body chunks, and in buffer mode the whole body too.
+ */
+export async function forwardTo(
+  target: Target,
+  request: LegacyRequest,
+  timeoutMs: number,
+  options: ForwardOptions,
+): Promise<LegacyAnswer<Readable | Buffer>> {
+  const abort = linkAbort(timeoutMs, options.signal);
+  try {
+    const response = await target.pool.request({
+      method: request.method as Dispatcher.HttpMethod,
+      path: target.prefix + request.url,
+      headers: requestHeaders(request, target.host),
+      body: request.body ?? null,
+      signal: abort.signal,
+      bodyTimeout: timeoutMs,
+    });
+    checkStatus(response);
+    const headers = responseHeaders(response.headers);
+    if (options.mode === "stream") {
+      abort.stopTimer();
+      // A caller's cancel still applies to the body, until the body is done.
+      response.body.once("close", abort.release);
+      return { status: response.statusCode, headers, body: response.body };
+    }
+    const body = await collect(response.body, headers, options.maxBodyBytes);
+    abort.release();
+    return { status: response.statusCode, headers, body };
+  } catch (error) {
+    abort.release();
+    throw upstreamFailure(error);
+  }
+}
+
+function checkStatus(response: Dispatcher.ResponseData): void {
+  const status = response.statusCode;
+  // Fastify refuses to send other codes; undici handles 1xx itself.
+  if (status >= 200 && status <= 599) return;
+  discard(response.body);
+  throw new TurnoutError("TURNOUT_ERR_UPSTREAM_BAD", `the legacy upstream sent status ${status}`);
+}
+
+async function collect(body: Readable, headers: HeaderMap, maxBytes: number): Promise<Buffer> {
+  const declared = headers["content-length"];
+  if (typeof declared === "string" && Number(declared) > maxBytes) {
+    discard(body);
+    throw tooLarge(`declares ${declared} bytes`, maxBytes);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    // Leaving the loop by throwing destroys the stream, and with it the connection.
+    if (size > maxBytes) throw tooLarge(`sent more than ${size - chunk.length} bytes`, maxBytes);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+/** Drops a body nobody will read: undici then reports an abort, which must not go uncaught. */
+function discard(body: Readable): void {
+  body.on("error", () => {});
+  body.destroy();
+}
+
+function tooLarge(what: string, maxBytes: number): TurnoutError {
+  return new TurnoutError(
+    "TURNOUT_ERR_UPSTREAM_TOO_LARGE",
+    `the legacy upstream's body ${what}, over the cap of ${maxBytes} bytes`,
+  );
+}
+
+interface AbortLink {
+  readonly signal: AbortSignal;
+  stopTimer(): void;
+  release(): void;
+}
+
+/** One signal for undici: aborted by the route deadline or by the caller's signal. */
+function linkAbort(timeoutMs: number, caller: AbortSignal | undefined): AbortLink {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(deadlineError(timeoutMs)), timeoutMs);
+  const onAbort = () => controller.abort(caller?.reason);
+  if (caller?.aborted) onAbort();
+  else caller?.addEventListener("abort", onAbort, { once: true });
+  return {
+    signal: controller.signal,
+    stopTimer: () => clearTimeout(timer),
+    release: () => {
+      clearTimeout(timer);
+      caller?.removeEventListener("abort", onAbort);
+    },
+  };
+}

@@ -1,0 +1,91 @@
+/**
+ * Header rules of the legacy proxy (RFC 9110 section 7.6.1): hop-by-hop headers
+ * describe one connection, so they never cross the gateway in either direction;
+ * everything else goes through unchanged.
+ */
+import type { IncomingHttpHeaders } from "node:http";
+
+/** Headers as undici returns them and as Fastify's `reply.headers()` takes them. */
+export type HeaderMap = Record<string, string | string[]>;
+
+/** The request side of a forward: what the client sent, as the gateway received it. */
+export interface ForwardedFrom {
+  readonly headers: IncomingHttpHeaders;
+  /** The peer's address (`req.socket.remoteAddress`, not `req.ip`): appended to X-Forwarded-For. */
+  readonly remoteAddress: string | undefined;
+  /** Scheme the client used (`req.protocol`), sent as X-Forwarded-Proto. */
+  readonly protocol: string;
+  /** Host the client asked for (`req.host`), sent as X-Forwarded-Host. */
+  readonly host: string | undefined;
+}
+
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-authenticate",
+  "proxy-authorization",
+  // Not standard, but old clients send it in place of Connection.
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+]);
+
+/**
+ * Request headers never forwarded besides the hop-by-hop ones: the gateway's own
+ * switches (the token is the admin secret); `expect`, which Node already answered
+ * and undici refuses; `content-length` and `host`, which undici and we set anew.
+ */
+const NOT_FORWARDED = new Set([
+  "turnout-backend",
+  "turnout-token",
+  "expect",
+  "content-length",
+  "host",
+]);
+
+/** The headers to send upstream: the client's, minus the above, plus Host and X-Forwarded-*. */
+export function requestHeaders(from: ForwardedFrom, upstreamHost: string): HeaderMap {
+  const headers = endToEnd(from.headers, NOT_FORWARDED);
+  headers.host = upstreamHost;
+  const chain = joined(headers["x-forwarded-for"]);
+  if (from.remoteAddress !== undefined) {
+    headers["x-forwarded-for"] = chain ? `${chain}, ${from.remoteAddress}` : from.remoteAddress;
+  }
+  // Set, not appended: Fastify's req.protocol/req.host already honour a trusted proxy's values.
+  headers["x-forwarded-proto"] = from.protocol;
+  if (from.host !== undefined) headers["x-forwarded-host"] = from.host;
+  return headers;
+}
+
+/** The upstream's response headers, minus the hop-by-hop ones. */
+export function responseHeaders(headers: Record<string, string | string[] | undefined>): HeaderMap {
+  return endToEnd(headers, undefined);
+}
+
+function endToEnd(
+  headers: Record<string, string | string[] | undefined>,
+  alsoDropped: ReadonlySet<string> | undefined,
+): HeaderMap {
+  const named = connectionTokens(headers.connection);
+  const kept: HeaderMap = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || alsoDropped?.has(name)) continue;
+    if (named?.has(name)) continue;
+    kept[name] = value;
+  }
+  return kept;
+}
+
+/** Header names listed in Connection are hop-by-hop too (RFC 9110 section 7.6.1). */
+function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
+  const text = joined(value);
+  if (text === undefined) return undefined;
+  const names = text.split(",").map((token) => token.trim().toLowerCase());
+  return new Set(names.filter((name) => name !== ""));
+}
+
+function joined(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(", ") : value;
+}
