@@ -38,7 +38,7 @@ const FALLBACK_REASONS: Readonly<Record<string, string>> = {
 };
 
 export function compileRouteHandler(deps: RouteHandlerDeps): RouteHandler {
-  const { route, cutover, mirrors } = deps;
+  const { route, cutover } = deps;
   const bucketOf = compileBucketOf(route.name);
   const stickyKeyOf = compileStickyKey(route.cutover.sticky);
   const hasLegacy = route.legacy !== undefined;

@@ -145,7 +145,8 @@ export class Mirrors {
       result = compareAnswers(primary, answer, mirror.normalizer, mirror.ignore);
     } catch {
       // A pathological body (e.g. nested past the stack) must not take the gateway down.
-      return this.#count(route, "error");
+      this.#count(route, "error");
+      return;
     }
     this.#count(route, result.result);
     if (result.result === "mismatch") {

@@ -22,12 +22,13 @@ function legacyUsers(request: SeenByLegacy, res: ServerResponse): void {
   const get = /^\/v1\/regions\/([^/]+)\/users\/([^/]+)$/.exec(path ?? "");
   if (request.method === "GET" && get) {
     const [, region = "", id = ""] = get;
-    if (id === "hang") return; // never answers: a hanging shadow side
-    return sendJson(res, 200, legacyUser(id, region), { "x-legacy": "1" });
+    // "hang" never answers: a hanging shadow side.
+    if (id !== "hang") sendJson(res, 200, legacyUser(id, region), { "x-legacy": "1" });
+    return;
   }
   if (request.method === "POST" && /^\/v1\/regions\/[^/]+\/users$/.test(path ?? "")) {
     const body = JSON.parse(request.body || "{}") as { id?: string };
-    return sendJson(
+    sendJson(
       res,
       201,
       { created: body.id, query },
@@ -37,9 +38,11 @@ function legacyUsers(request: SeenByLegacy, res: ServerResponse): void {
         "set-cookie": "a=1",
       },
     );
+    return;
   }
   if (request.method === "GET" && path?.startsWith("/v1/orders/")) {
-    return sendJson(res, 200, { id: path.slice("/v1/orders/".length) });
+    sendJson(res, 200, { id: path.slice("/v1/orders/".length) });
+    return;
   }
   sendJson(res, 404, { error: "not_found" });
 }
