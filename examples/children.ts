@@ -74,6 +74,37 @@ export function startChild(
   };
 }
 
+/**
+ * The first line of the child's stdout matching `pattern` (from now on); rejects
+ * when the child ends first or nothing matched within `withinMs`.
+ */
+export function firstLine(
+  child: Child,
+  pattern: RegExp,
+  withinMs: number,
+): Promise<RegExpExecArray> {
+  return new Promise((resolve, reject) => {
+    let done = false;
+    const timer = setTimeout(() => {
+      done = true;
+      reject(new Error(`${child.name} did not print its ready line within ${withinMs / 1000} s`));
+    }, withinMs);
+    child.onLine((line) => {
+      const match = done ? null : pattern.exec(line);
+      if (match === null) return;
+      done = true;
+      clearTimeout(timer);
+      resolve(match);
+    });
+    void child.exited.then((how) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      reject(new Error(`${child.name} ended before it was ready (${how}); its output is above`));
+    });
+  });
+}
+
 /** Whether nothing listens on 127.0.0.1:port (so the gateway can). */
 export function portIsFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -1,14 +1,28 @@
 /**
  * `npm run demo`: a whole working system on this machine (127.0.0.1 only): a local
- * nats-server, the example worker (examples/worker.ts) and the gateway serving
- * routes.yaml. Prints curl lines to try; Ctrl-C stops everything in order: the
- * gateway first (it drains), then the worker, then nats-server.
+ * nats-server, the example legacy HTTP services (examples/legacy.ts), the example
+ * NATS worker (examples/worker.ts) and the gateway between them, serving
+ * routes.yaml: users.get split 50/50 by x-user-id with every request shadowed (and
+ * one deliberate difference to find), writes on legacy, the other reads on NATS.
+ * Prints curl lines to try; Ctrl-C stops everything in order: the gateway first
+ * (it drains), then the worker, then the legacy services, then nats-server.
  *
  *   node dist/examples/demo.js [--smoke]
  *
- * env: DEMO_PORT (8080), DEMO_ADMIN_PORT (9090), DEMO_SMOKE=1 (same as --smoke:
+ * env: DEMO_PORT (8080), DEMO_ADMIN_PORT (9090), DEMO_LEGACY_USERS_PORT and
+ * DEMO_LEGACY_ORDERS_PORT (free ones unless set), DEMO_SMOKE=1 (same as --smoke:
  * run the printed requests, report, stop; exit 0 only when all were as expected),
  * TURNOUT_LOG_LEVEL (the gateway's; "warn" here unless set, "info" logs each request).
+ *
+ * The legacy services listen on free ports (the ones routes.yaml names, 8081 and
+ * 8082, are often taken on a developer's machine): the gateway serves a copy of
+ * routes.yaml, in a temporary folder removed on stop, with the `legacy:` URLs
+ * replaced by where they really listen. The gateway's admin token
+ * (TURNOUT_ADMIN_TOKEN) is "demo-token".
+ *
+ * The worker may be stopped on its own (kill <pid>, printed in the banner) to see
+ * the fallback to legacy: the demo keeps running. Any other process ending stops
+ * everything, and so does the worker's in a smoke run.
  *
  * Two processes: this one (the launcher) starts a copy of itself (the supervisor)
  * in a session of its own, which starts and stops the rest. A Ctrl-C in a terminal
@@ -19,24 +33,29 @@
  * everything all the same.
  */
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseDocument } from "yaml";
 import {
   NATS_INSTALL_HINT,
   type NatsServer,
   natsServerAvailable,
   startNatsServer,
 } from "../src/devtools/nats-server.js";
-import { type Child, portIsFree, say, startChild } from "./children.js";
-import { banner, type Listeners, runSmoke } from "./demo-requests.js";
+import { type Child, firstLine, portIsFree, say, startChild } from "./children.js";
+import { banner, DEMO_ADMIN_TOKEN, type Listeners, runSmoke } from "./demo-requests.js";
 import { distFile, repoRoot } from "./paths.js";
 
 const SUPERVISOR_ENV = "TURNOUT_DEMO_SUPERVISOR";
 const READY_WITHIN_MS = 15_000;
 const GATEWAY_GRACE_MS = 10_000;
 const WORKER_GRACE_MS = 5_000;
+/** The legacy services give requests in progress 5 s, then cut them. */
+const LEGACY_GRACE_MS = 7_000;
 const WORKER_READY_LINE = "worker ready on";
+const LEGACY_READY_LINE = /legacy ready on :(\d+) \(users\), :(\d+) \(orders\)/;
 
 // --- the launcher -------------------------------------------------------------
 
@@ -72,7 +91,17 @@ function launch(): void {
 interface Ports {
   readonly port: number;
   readonly adminPort: number;
+  /** 0: a free one, chosen by the legacy process itself. */
+  readonly legacyUsersPort: number;
+  readonly legacyOrdersPort: number;
 }
+
+const PORT_ENV: Record<keyof Ports, string> = {
+  port: "DEMO_PORT",
+  adminPort: "DEMO_ADMIN_PORT",
+  legacyUsersPort: "DEMO_LEGACY_USERS_PORT",
+  legacyOrdersPort: "DEMO_LEGACY_ORDERS_PORT",
+};
 
 function readPort(name: string, fallback: number): number {
   const text = process.env[name];
@@ -85,20 +114,27 @@ function readPort(name: string, fallback: number): number {
 }
 
 function readPorts(): Ports {
-  const ports = { port: readPort("DEMO_PORT", 8080), adminPort: readPort("DEMO_ADMIN_PORT", 9090) };
-  if (ports.port === ports.adminPort) {
-    throw new Error(`DEMO_PORT and DEMO_ADMIN_PORT are both ${ports.port}: they must differ`);
+  const ports: Ports = {
+    port: readPort(PORT_ENV.port, 8080),
+    adminPort: readPort(PORT_ENV.adminPort, 9090),
+    legacyUsersPort: readPort(PORT_ENV.legacyUsersPort, 0),
+    legacyOrdersPort: readPort(PORT_ENV.legacyOrdersPort, 0),
+  };
+  const seen = new Map<number, string>();
+  for (const [key, port] of Object.entries(ports) as Array<[keyof Ports, number]>) {
+    const other = seen.get(port);
+    if (other !== undefined) {
+      throw new Error(`${other} and ${PORT_ENV[key]} are both ${port}: they must differ`);
+    }
+    if (port !== 0) seen.set(port, PORT_ENV[key]);
   }
   return ports;
 }
 
 async function checkPortsFree(ports: Ports): Promise<void> {
-  const wanted: Array<[number, string]> = [
-    [ports.port, "DEMO_PORT"],
-    [ports.adminPort, "DEMO_ADMIN_PORT"],
-  ];
-  for (const [port, env] of wanted) {
-    if (!(await portIsFree(port))) {
+  for (const [key, port] of Object.entries(ports) as Array<[keyof Ports, number]>) {
+    const env = PORT_ENV[key];
+    if (port !== 0 && !(await portIsFree(port))) {
       throw new Error(
         `port ${port} on 127.0.0.1 is already in use (another demo or gateway still running?); ` +
           `stop what listens there, or choose another port: ${env}=<port> npm run demo`,
@@ -107,11 +143,65 @@ async function checkPortsFree(ports: Ports): Promise<void> {
   }
 }
 
+/** Where the legacy services listen, e.g. http://127.0.0.1:8081. */
+interface LegacyUrls {
+  readonly users: string;
+  readonly orders: string;
+}
+
+interface DemoRoutes {
+  readonly file: string;
+  /** One line per route: name, cutover and sticky key. */
+  readonly cutovers: string[];
+}
+
+/**
+ * Writes routes.yaml with its `legacy:` URLs replaced (and its protos made
+ * absolute, since they are relative to the file) into `dir`. Comments and
+ * everything else are kept as they are.
+ */
+function writeDemoRoutes(root: string, dir: string, legacy: LegacyUrls): DemoRoutes {
+  const source = join(root, "routes.yaml");
+  const doc = parseDocument(readFileSync(source, "utf8"));
+  if (doc.errors.length > 0) throw new Error(`${source}: ${doc.errors[0]!.message}`);
+  const table = doc.toJS() as {
+    protos?: unknown;
+    legacy?: Record<string, unknown>;
+    routes?: Array<{ name?: string; cutover?: Record<string, unknown> }>;
+  };
+  for (const name of ["users", "orders"] as const) {
+    if (table.legacy?.[name] === undefined) {
+      throw new Error(`${source} has no legacy.${name}: the demo points it at its legacy service`);
+    }
+    doc.setIn(["legacy", name], legacy[name]);
+  }
+  if (Array.isArray(table.protos)) {
+    table.protos.forEach((entry, i) => {
+      if (typeof entry === "string") doc.setIn(["protos", i], resolve(root, entry));
+    });
+  }
+  const file = join(dir, "routes.yaml");
+  const header =
+    `# Written by the demo from ${source}: the same route table, with the legacy URLs\n` +
+    "# replaced by where the demo's legacy services listen and the protos made absolute.\n";
+  writeFileSync(file, header + doc.toString());
+
+  const width = Math.max(0, ...(table.routes ?? []).map((route) => (route.name ?? "").length));
+  const cutovers = (table.routes ?? []).map(({ name = "?", cutover = {} }) => {
+    const nats = cutover.nats === undefined ? "nats (default)" : `nats ${cutover.nats}%`;
+    const parts = [nats, `shadow ${cutover.shadow ?? 0}%`];
+    if (cutover.sticky !== undefined) parts.push(`sticky ${String(cutover.sticky)}`);
+    return `${name.padEnd(width)}  ${parts.join(", ")}`;
+  });
+  return { file, cutovers };
+}
+
 class Supervisor {
   readonly #smoke: boolean;
   readonly #ports: Ports;
   readonly #lifetime = new AbortController();
   #nats: NatsServer | undefined;
+  #tempDir: string | undefined;
   readonly #children: Child[] = [];
   #stopping: Promise<number> | undefined;
   #exitCode = 0;
@@ -166,7 +256,7 @@ class Supervisor {
 
   async #start(): Promise<void> {
     const root = repoRoot();
-    for (const file of ["examples/worker.js", "src/cli/main.js"]) {
+    for (const file of ["examples/worker.js", "examples/legacy.js", "src/cli/main.js"]) {
       if (!existsSync(distFile(file))) {
         throw new Error(`${distFile(file)} is missing: run \`npm run build\` first`);
       }
@@ -194,18 +284,44 @@ class Supervisor {
       TURNOUT_NATS_URL: nats.url,
       TURNOUT_LOG_LEVEL: process.env.TURNOUT_LOG_LEVEL ?? "warn",
     };
+    const { port, adminPort, legacyUsersPort, legacyOrdersPort } = this.#ports;
+    const legacyProcess = this.#spawn(
+      "legacy",
+      [
+        distFile("examples/legacy.js"),
+        "--users-port",
+        String(legacyUsersPort),
+        "--orders-port",
+        String(legacyOrdersPort),
+      ],
+      root,
+      env,
+    );
+    const [, usersPort, ordersPort] = await firstLine(
+      legacyProcess,
+      LEGACY_READY_LINE,
+      READY_WITHIN_MS,
+    );
+    if (this.#stopping !== undefined) return;
+    const legacy = {
+      users: `http://127.0.0.1:${usersPort}`,
+      orders: `http://127.0.0.1:${ordersPort}`,
+    };
+    this.#tempDir = mkdtempSync(join(tmpdir(), "turnout-demo-"));
+    const routes = writeDemoRoutes(root, this.#tempDir, legacy);
+    say(`routes: ${routes.file} (legacy: users ${legacy.users}, orders ${legacy.orders})`);
+
     const worker = this.#spawn("worker", [distFile("examples/worker.js")], root, env);
     const workerReady = new Promise<void>((resolve) =>
       worker.onLine((line) => line.includes(WORKER_READY_LINE) && resolve()),
     );
-    const { port, adminPort } = this.#ports;
     this.#spawn(
       "gateway",
       [
         distFile("src/cli/main.js"),
         "serve",
         "--config",
-        join(root, "routes.yaml"),
+        routes.file,
         "--nats-url",
         nats.url,
         "--host",
@@ -216,18 +332,25 @@ class Supervisor {
         String(adminPort),
       ],
       root,
-      env,
+      { ...env, TURNOUT_ADMIN_TOKEN: DEMO_ADMIN_TOKEN },
     );
     await this.#waitReady(workerReady);
     if (this.#stopping !== undefined) return;
-    process.stdout.write(banner(this.listeners));
+    process.stdout.write(
+      banner(this.listeners, {
+        cutovers: routes.cutovers,
+        workerPid: worker.process.pid,
+        legacy,
+        routesFile: routes.file,
+      }),
+    );
   }
 
   #spawn(name: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): Child {
     const child = startChild(name, args, { cwd, env });
     this.#children.push(child);
     say(`${name} started (pid ${child.process.pid})`);
-    void child.exited.then((how) => this.#unexpected(name, how));
+    void child.exited.then((how) => this.#ended(name, how));
     return child;
   }
 
@@ -258,13 +381,25 @@ class Supervisor {
     }
   }
 
+  #ended(name: string, how: string): void {
+    if (this.#stopping !== undefined) return;
+    if (name === "worker" && !this.#smoke) {
+      say(
+        `worker stopped (${how}): the rest keeps running. Requests meant for NATS now find no ` +
+          "responders and legacy serves them (turnout_fallbacks_total on /metrics). Ctrl-C stops the rest.",
+      );
+      return;
+    }
+    this.#unexpected(name, how);
+  }
+
   #unexpected(name: string, how: string): void {
     if (this.#stopping !== undefined) return;
     say(`${name} stopped unexpectedly (${how}): stopping the rest`);
     void this.stop(1);
   }
 
-  /** Gateway first (it drains), then the worker, then nats-server. Idempotent. */
+  /** Gateway first (it drains), then the worker, the legacy services, nats-server. Idempotent. */
   stop(exitCode: number): Promise<number> {
     if (this.#stopping !== undefined) return this.#stopping;
     this.#exitCode = exitCode;
@@ -275,15 +410,22 @@ class Supervisor {
 
   async #stopAll(): Promise<number> {
     let clean = true;
-    const order = [...this.#children].reverse(); // started worker, gateway: stop gateway, worker
+    // Started legacy, worker, gateway: stopped gateway, worker, legacy.
+    const order = [...this.#children].reverse();
+    const grace: Record<string, number> = {
+      gateway: GATEWAY_GRACE_MS,
+      worker: WORKER_GRACE_MS,
+      legacy: LEGACY_GRACE_MS,
+    };
     for (const child of order) {
       if (!child.isRunning()) continue;
-      const how = await child.stop(child.name === "gateway" ? GATEWAY_GRACE_MS : WORKER_GRACE_MS);
+      const how = await child.stop(grace[child.name] ?? WORKER_GRACE_MS);
       if (how !== "exit code 0") {
         say(`${child.name} ended with ${how}`);
         clean = false;
       }
     }
+    if (this.#tempDir !== undefined) rmSync(this.#tempDir, { recursive: true, force: true });
     if (this.#nats === undefined) return this.#exitCode; // nothing was started
     await this.#nats.stop();
     say(clean ? "stopped" : "stopped (not every process ended cleanly)");

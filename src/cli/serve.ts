@@ -6,6 +6,7 @@ import { loadConfigAndProtos } from "../config/load.js";
 import { ConfigError } from "../errors.js";
 import { startGateway } from "../server/start.js";
 import { formatProblemLine, type Output } from "./check.js";
+import { isClusterWorker, leaveCluster, superviseWorkers } from "./cluster.js";
 import { resolveSettings } from "./settings.js";
 
 export async function runServe(
@@ -16,9 +17,14 @@ export async function runServe(
   let gatewayStart: Awaited<ReturnType<typeof startGateway>>;
   try {
     const settings = resolveSettings(argv, env);
+    // Validated in the primary too, so a bad table is reported once, not per worker.
     const { config, root } = loadConfigAndProtos(settings.configFile, {
       natsUrl: settings.natsUrl,
     });
+    if (settings.workers > 1 && !isClusterWorker()) {
+      out.stdout.write(`turnout: starting ${settings.workers} workers\n`);
+      return superviseWorkers(settings.workers, out);
+    }
     gatewayStart = await startGateway({
       config,
       root,
@@ -44,5 +50,6 @@ export async function runServe(
   out.stdout.write(`turnout: ${signal} received, draining\n`);
   await gateway.close();
   out.stdout.write("turnout: drained, bye\n");
+  leaveCluster();
   return 0;
 }

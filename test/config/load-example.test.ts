@@ -37,7 +37,7 @@ t.test(
       error: "users.v1.Error",
       body: undefined,
       legacy: "http://127.0.0.1:8081",
-      cutover: { nats: 100, shadow: 0, sticky: { kind: "header", name: "x-user-id" } },
+      cutover: { nats: 50, shadow: 100, sticky: { kind: "header", name: "x-user-id" } },
       mode: "request",
       idempotent: true,
       shadowWrites: false,

@@ -1,11 +1,12 @@
 /**
  * Runs the built demo (`node dist/examples/demo.js --smoke`): nats-server, the
- * example worker and the gateway really start, the banner's requests are made,
+ * example legacy services, the example worker and the gateway really start, the
+ * banner's requests are made (the split, the shadow mismatch, the forced side),
  * and everything stops again. CI runs `npm run build` before `npm test`.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { createServer, type Server } from "node:net";
+import { type AddressInfo, createServer, type Server } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import t, { type Test } from "tap";
@@ -105,37 +106,73 @@ t.test("the demo's --smoke run answers every printed request as expected", async
 
   t.equal(run.code, 0, "exit code 0", { output: run.output });
   t.match(run.output, "[worker] worker ready on svc.users.*, svc.orders.*");
-  t.match(run.output, `curl -i 'http://127.0.0.1:${port}/v1/regions/eu-west/users/u-1001'`);
+  t.match(run.output, /\[legacy\] legacy ready on :\d+ \(users\), :\d+ \(orders\)/);
+  const users = `http://127.0.0.1:${port}/v1/regions/eu-west/users`;
+  const admin = `http://127.0.0.1:${adminPort}`;
+  for (const curl of [
+    `curl -i -H 'x-user-id: alice' '${users}/u-1001'`,
+    `curl -i -H 'x-user-id: bob' '${users}/u-1001'`,
+    `curl -i -H 'x-user-id: alice' '${users}/u-1002'`,
+    `curl -i -H 'authorization: Bearer demo-token' '${admin}/admin/routes/users.get/mismatches'`,
+    `curl -i -H 'x-user-id: alice' -H 'turnout-backend: legacy' -H 'turnout-token: demo-token' '${users}/u-1001'`,
+    `curl -s '${admin}/metrics' | grep -E 'turnout_(requests|shadow|fallbacks)_total'`,
+  ]) {
+    t.ok(run.output.includes(`  ${curl}\n`), `the banner prints ${curl}`);
+  }
+  t.match(run.output, "admin token: demo-token");
+  t.match(run.output, /Fallback: stop the worker \(kill \d+\)/);
+
+  const u = "GET /v1/regions/eu-west/users";
   for (const line of [
-    "[smoke] ok   200 GET /v1/regions/eu-west/users/u-1001",
-    "[smoke] ok   404 GET /v1/regions/eu-west/users/u-404",
-    "[smoke] ok   200 GET /v1/regions/eu-west/users?page_size=1&tiers=TIER_PRO&tiers=TIER_ENTERPRISE",
-    "[smoke] ok   201 POST /v1/regions/eu-west/users",
-    "[smoke] ok   400 POST /v1/regions/eu-west/users",
-    "[smoke] ok   200 GET /v1/orders/o-5001",
-    "[smoke] ok   201 POST /v1/orders",
-    "[smoke] ok   200 GET /metrics (admin)",
+    `[smoke] ok   200 ${u}/u-1001 [x-user-id: alice]: served by nats, shadow match`,
+    `[smoke] ok   200 ${u}/u-1001 [x-user-id: bob]: served by legacy, shadow match`,
+    `[smoke] ok   200 ${u}/u-1002 [x-user-id: alice]: served by nats, shadow mismatch`,
+    "[smoke] ok   200 GET /admin/routes/users.get/mismatches (admin): 1 kept, newest " +
+      `${u}/u-1002: $.email changed: nats "grace@example.com", legacy "Grace@example.com"`,
+    `[smoke] ok   200 ${u}/u-1001 [x-user-id: alice, turnout-backend: legacy]: served by legacy`,
+    `[smoke] ok   404 ${u}/u-404`,
+    `[smoke] ok   200 ${u}?page_size=1&tiers=TIER_PRO&tiers=TIER_ENTERPRISE: served by nats`,
+    `[smoke] ok   400 ${u}?tiers=TIER_GOLD: served by gateway`,
+    "[smoke] ok   201 POST /v1/regions/eu-west/users: served by legacy",
+    "[smoke] ok   200 GET /v1/orders/o-5001: served by nats",
+    "[smoke] ok   201 POST /v1/orders: served by legacy",
     "[smoke] ok   200 GET /readyz (admin)",
-    "[smoke] 9/9 as expected",
+    "[smoke] 13/13 as expected",
   ]) {
     t.ok(run.output.includes(`${line}\n`), line);
   }
+  // u-404 is compared too (both sides answer the same 404): at least the two u-1001.
+  const shadow =
+    /\[smoke\] ok {3}200 GET \/metrics \(admin\): users\.get shadow: match (\d+), mismatch (\d+)\n/.exec(
+      run.output,
+    );
+  t.ok(shadow, "the metrics line reports the shadow results");
+  t.ok(Number(shadow?.[1]) >= 2, "the u-1001 comparisons matched");
+  t.equal(Number(shadow?.[2]), 1, "one mismatch: u-1002");
   t.notMatch(run.output, "FAIL");
 
-  // Stopped in order: the gateway drained before the worker, and nothing is left.
+  // Stopped in order: gateway (drained), worker (drained), legacy, then nats-server.
   const gatewayDrained = run.output.indexOf("[gateway] turnout: drained, bye");
   const workerDrained = run.output.indexOf("[worker] worker: drained, bye");
+  const legacyStopped = run.output.indexOf("[legacy] legacy: stopped, bye");
+  const stopped = run.output.indexOf("[demo] stopped\n");
   t.ok(gatewayDrained >= 0 && workerDrained > gatewayDrained, "gateway drained, then the worker");
-  t.match(run.output, "[demo] stopped\n");
+  t.ok(legacyStopped > workerDrained, "then the legacy services");
+  t.ok(stopped > legacyStopped, "then nats-server");
 
   const natsPid = pidOf(run.output, /nats-server ready on nats:\/\/127\.0\.0\.1:\d+ \(pid (\d+)\)/);
   const natsPort = /nats-server ready on nats:\/\/127\.0\.0\.1:(\d+)/.exec(run.output)?.[1];
+  const legacyPid = pidOf(run.output, /legacy started \(pid (\d+)\)/);
   const workerPid = pidOf(run.output, /worker started \(pid (\d+)\)/);
   const gatewayPid = pidOf(run.output, /gateway started \(pid (\d+)\)/);
-  t.ok(natsPid && workerPid && gatewayPid, "the demo named its processes");
-  for (const pid of [natsPid, workerPid, gatewayPid]) {
+  t.ok(natsPid && legacyPid && workerPid && gatewayPid, "the demo named its processes");
+  for (const pid of [natsPid, legacyPid, workerPid, gatewayPid]) {
     if (pid !== undefined) t.notOk(alive(pid), `process ${pid} has exited`);
   }
+  // The gateway served a copy of routes.yaml with the legacy URLs replaced: removed on stop.
+  const routesFile = /\[demo\] routes: (\S+) /.exec(run.output)?.[1];
+  t.ok(routesFile, "the demo named its route table");
+  if (routesFile !== undefined) t.notOk(existsSync(routesFile), "its temporary copy is removed");
   // Other test files may start and stop nats-servers meanwhile: compare, but only
   // count the demo's own (its port) as a leak.
   const after = natsServers();
@@ -168,5 +205,27 @@ t.test("a busy port is reported clearly and nothing is started", async (t) => {
   t.equal(run.code, 1, "exit code 1", { output: run.output });
   t.match(run.output, `port ${adminPort} on 127.0.0.1 is already in use`);
   t.match(run.output, "DEMO_ADMIN_PORT=<port>");
+  t.notMatch(run.output, "nats-server ready");
+});
+
+t.test("a busy legacy port chosen with DEMO_LEGACY_USERS_PORT is reported too", async (t) => {
+  if (!existsSync(DEMO)) {
+    t.fail(`${DEMO} is missing: run \`npm run build\` before the tests`);
+    return;
+  }
+  const [port, adminPort] = await twoFreePorts();
+  const blocker: Server = createServer();
+  await new Promise<void>((done) => blocker.listen(0, "127.0.0.1", done));
+  t.teardown(() => new Promise<void>((done) => blocker.close(() => done())));
+  const usersPort = (blocker.address() as AddressInfo).port;
+
+  const run = await runDemo(t, ["--smoke"], {
+    DEMO_PORT: String(port),
+    DEMO_ADMIN_PORT: String(adminPort),
+    DEMO_LEGACY_USERS_PORT: String(usersPort),
+  });
+  t.equal(run.code, 1, "exit code 1", { output: run.output });
+  t.match(run.output, `port ${usersPort} on 127.0.0.1 is already in use`);
+  t.match(run.output, "DEMO_LEGACY_USERS_PORT=<port>");
   t.notMatch(run.output, "nats-server ready");
 });
