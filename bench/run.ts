@@ -2,8 +2,9 @@
  * `npm run bench`: every scenario in bench/lib/scenarios.ts on loopback, under
  * the same load (wrk -t1 -c50 with --latency, or the raw NATS client), a warm-up
  * then `--runs` measured runs each, the median reported with the CPU that the
- * scenario's processes spent per request. Prints a table and the gateway/echo
- * ratio, and writes bench/results/latest.json.
+ * scenario's processes spent per request (in all and process by process).
+ * Prints a table and the ratio lines (bench/lib/ratios.ts), and writes
+ * bench/results/latest.json.
  *
  *   node dist/bench/run.js [--duration S] [--runs N] [--only a,b]
  *
@@ -19,13 +20,17 @@ import { clockTicksPerSecond, cpuTicksBetween, snapshotCpu, withDescendants } fr
 import { describeTarget, type LoadOptions, type LoadResult, runLoad } from "./lib/load.js";
 import { USER_JSON } from "./lib/payload.js";
 import { killAllNow, repoRoot, Scope } from "./lib/processes.js";
-import { SCENARIOS, type Scenario } from "./lib/scenarios.js";
+import { BASELINE, type RatioLine, ratioLines, SPLIT, TARGET_VS_ECHO } from "./lib/ratios.js";
+import {
+  interleavedGroups,
+  type RunningScenario,
+  SCENARIOS,
+  type Scenario,
+} from "./lib/scenarios.js";
+import { splitDecisionNs } from "./lib/split-micro.js";
 import { fixed, formatTable, median, thousands } from "./lib/stats.js";
 import { WRK_INSTALL_HINT, wrkAvailable, wrkVersion } from "./lib/wrk.js";
 
-const BASELINE = "fastify-echo";
-const GATEWAY = "gateway-nats";
-const TARGET_RATIO = 0.5;
 const WARMUP_S = 2;
 const THREADS = 1;
 const CONNECTIONS = 50;
@@ -49,8 +54,21 @@ interface ScenarioResult {
   status: "ok" | "skipped" | "error" | "invalid";
   reason?: string;
   target?: string;
-  median?: { rps: number; p50Ms: number; p99Ms: number; cpuUsPerReq: number };
+  median?: {
+    rps: number;
+    p50Ms: number;
+    p99Ms: number;
+    cpuUsPerReq: number;
+    /** Median of each process's CPU µs/req over the runs. */
+    cpuByProcess: Record<string, number>;
+  };
   ratioVsBaseline?: number;
+  /** The scenario's own check after the runs (e.g. which side the gateway served). */
+  check?: string;
+  /** What the table's note column shows for a valid scenario (from its check). */
+  note?: string;
+  /** The scenarios whose runs alternated with this one's. */
+  interleavedWith?: string[];
   runs: RunFigures[];
 }
 
@@ -127,91 +145,177 @@ function say(text: string): void {
   process.stdout.write(`${text}\n`);
 }
 
-function runLine(i: number, runs: number, r: RunFigures): string {
+function runLine(label: string, i: number, runs: number, r: RunFigures): string {
   const by = Object.entries(r.cpuByProcess)
     .map(([name, us]) => `${name} ${fixed(us, 1)}`)
     .join(", ");
   const errors = r.errors > 0 ? `  ERRORS: ${r.errorDetail ?? r.errors}` : "";
   return (
-    `  run ${i}/${runs}: ${thousands(r.rps)} req/s  p50 ${fixed(r.p50Ms, 2)} ms` +
+    `  ${label}run ${i}/${runs}: ${thousands(r.rps)} req/s  p50 ${fixed(r.p50Ms, 2)} ms` +
     `  p99 ${fixed(r.p99Ms, 2)} ms  CPU ${fixed(r.cpuUsPerReq, 1)} µs/req (${by})${errors}`
   );
 }
 
-async function runScenario(
-  scenario: Scenario,
-  options: { durationS: number; runs: number; tmpDir: string; ticksPerS: number },
-): Promise<ScenarioResult> {
-  const root = repoRoot();
-  const result: ScenarioResult = {
-    name: scenario.name,
-    description: scenario.description,
-    status: "ok",
-    runs: [],
+interface RunOptions {
+  durationS: number;
+  runs: number;
+  tmpDir: string;
+  ticksPerS: number;
+}
+
+/** A scenario of a group, started: its result so far and what it runs. */
+interface Active {
+  scenario: Scenario;
+  result: ScenarioResult;
+  running: RunningScenario;
+  /** "" alone; the scenario's name in an interleaved group, before each of its lines. */
+  label: string;
+}
+
+function fail(result: ScenarioResult, label: string, err: unknown): void {
+  result.status = "error";
+  result.reason = (err as Error).message;
+  say(`  ${label}error: ${result.reason}`);
+}
+
+/** One measured run of `a`: the load, and the CPU its processes spent meanwhile. */
+async function measure(a: Active, load: LoadOptions, ticksPerS: number): Promise<RunFigures> {
+  const names = Object.keys(a.running.cpu);
+  const trees = () => names.map((n) => withDescendants([a.running.cpu[n]!]));
+  const before = trees().map(snapshotCpu);
+  const figures = await runLoad(a.running.load, load);
+  const after = trees().map(snapshotCpu);
+  const perRequest = (ticks: number) => ((ticks / ticksPerS) * 1e6) / figures.requests;
+  const cpuByProcess: Record<string, number> = {};
+  names.forEach((n, j) => {
+    cpuByProcess[n] = perRequest(cpuTicksBetween(before[j]!, after[j]!));
+  });
+  const cpuUsPerReq = Object.values(cpuByProcess).reduce((a, b) => a + b, 0);
+  return { ...figures, cpuUsPerReq, cpuByProcess };
+}
+
+/** Medians of the runs, then the scenario's own check; failed requests or a problem: invalid. */
+async function finish(a: Active): Promise<void> {
+  const { result, running } = a;
+  const pick = (f: (r: RunFigures) => number) => median(result.runs.map(f));
+  const cpuByProcess: Record<string, number> = {};
+  for (const n of Object.keys(running.cpu)) cpuByProcess[n] = pick((r) => r.cpuByProcess[n]!);
+  result.median = {
+    rps: pick((r) => r.rps),
+    p50Ms: pick((r) => r.p50Ms),
+    p99Ms: pick((r) => r.p99Ms),
+    cpuUsPerReq: pick((r) => r.cpuUsPerReq),
+    cpuByProcess,
   };
+  const problems: string[] = [];
+  const errors = result.runs.reduce((sum, r) => sum + r.errors, 0);
+  if (errors > 0) problems.push(`${errors} failed requests`);
+  if (running.check !== undefined) {
+    const checked = await running.check();
+    result.check = checked.summary;
+    if (checked.note !== undefined) result.note = checked.note;
+    const problem = checked.problem === undefined ? "" : `  PROBLEM: ${checked.problem}`;
+    say(`  ${a.label}check: ${checked.summary}${problem}`);
+    if (checked.problem !== undefined) problems.push(checked.problem);
+  }
+  if (problems.length > 0) {
+    result.status = "invalid";
+    result.reason = problems.join("; ");
+  }
+}
+
+/**
+ * Runs a group of scenarios (usually one): starts them all, warms each up, then
+ * alternates their measured runs (A B, B A, A B, ...), so that a pair compared
+ * with each other sees the same background load; stops them all at the end.
+ */
+async function runGroup(
+  group: readonly Scenario[],
+  options: RunOptions,
+): Promise<ScenarioResult[]> {
+  const root = repoRoot();
   const scope = new Scope();
   currentScope = scope;
-  const logDir = join(options.tmpDir, scenario.name);
-  mkdirSync(logDir, { recursive: true });
-  const ctx = { scope, root, logDir };
-  say(`\n== ${scenario.name}: ${scenario.description}`);
-  const skip = scenario.skip?.(ctx);
-  if (skip !== undefined) {
-    say(`  skipped: ${skip}`);
-    return { ...result, status: "skipped", reason: skip };
-  }
+  const results: ScenarioResult[] = [];
+  const active: Active[] = [];
+  const interleaved = group.length > 1;
+  const load: LoadOptions = {
+    durationS: WARMUP_S,
+    threads: THREADS,
+    connections: CONNECTIONS,
+    tmpDir: options.tmpDir,
+  };
   try {
-    const running = await scenario.start(ctx);
-    result.target = describeTarget(running.load);
-    say(`  load: ${result.target}`);
-    const load: LoadOptions = {
-      durationS: WARMUP_S,
-      threads: THREADS,
-      connections: CONNECTIONS,
-      tmpDir: options.tmpDir,
-    };
-    say(`  warm-up ${WARMUP_S} s`);
-    await runLoad(running.load, load);
-    for (let i = 1; i <= options.runs; i++) {
-      const names = Object.keys(running.cpu);
-      const trees = () => names.map((n) => withDescendants([running.cpu[n]!]));
-      const before = trees().map(snapshotCpu);
-      const figures = await runLoad(running.load, { ...load, durationS: options.durationS });
-      const after = trees().map(snapshotCpu);
-      const perRequest = (ticks: number) => ((ticks / options.ticksPerS) * 1e6) / figures.requests;
-      const cpuByProcess: Record<string, number> = {};
-      names.forEach((n, j) => {
-        cpuByProcess[n] = perRequest(cpuTicksBetween(before[j]!, after[j]!));
-      });
-      const cpuUsPerReq = Object.values(cpuByProcess).reduce((a, b) => a + b, 0);
-      const run = { ...figures, cpuUsPerReq, cpuByProcess };
-      result.runs.push(run);
-      say(runLine(i, options.runs, run));
+    for (const scenario of group) {
+      const result: ScenarioResult = {
+        name: scenario.name,
+        description: scenario.description,
+        status: "ok",
+        runs: [],
+      };
+      results.push(result);
+      const others = group.filter((s) => s !== scenario).map((s) => s.name);
+      if (interleaved) result.interleavedWith = others;
+      const label = interleaved ? `${scenario.name}: ` : "";
+      const logDir = join(options.tmpDir, scenario.name);
+      mkdirSync(logDir, { recursive: true });
+      const ctx = { scope, root, logDir };
+      const runsWith = interleaved ? ` (runs interleaved with ${others.join(", ")})` : "";
+      say(`\n== ${scenario.name}: ${scenario.description}${runsWith}`);
+      const skip = scenario.skip?.(ctx);
+      if (skip !== undefined) {
+        say(`  skipped: ${skip}`);
+        result.status = "skipped";
+        result.reason = skip;
+        continue;
+      }
+      try {
+        const running = await scenario.start(ctx);
+        result.target = describeTarget(running.load);
+        say(`  load: ${result.target}`);
+        active.push({ scenario, result, running, label });
+      } catch (err) {
+        fail(result, "", err);
+      }
     }
-    const pick = (f: (r: RunFigures) => number) => median(result.runs.map(f));
-    result.median = {
-      rps: pick((r) => r.rps),
-      p50Ms: pick((r) => r.p50Ms),
-      p99Ms: pick((r) => r.p99Ms),
-      cpuUsPerReq: pick((r) => r.cpuUsPerReq),
-    };
-    const errors = result.runs.reduce((sum, r) => sum + r.errors, 0);
-    if (errors > 0) {
-      result.status = "invalid";
-      result.reason = `${errors} failed requests`;
+    if (interleaved && active.length > 0) say("");
+    const ok = () => active.filter((a) => a.result.status === "ok");
+    for (const a of ok()) {
+      say(`  ${a.label}warm-up ${WARMUP_S} s`);
+      await runLoad(a.running.load, load).catch((err: unknown) => fail(a.result, a.label, err));
     }
-  } catch (err) {
-    result.status = "error";
-    result.reason = (err as Error).message;
-    say(`  error: ${result.reason}`);
+    for (let i = 1; i <= options.runs && !interrupted; i++) {
+      const order = i % 2 === 1 ? ok() : ok().reverse();
+      for (const a of order) {
+        try {
+          const run = await measure(
+            a,
+            { ...load, durationS: options.durationS },
+            options.ticksPerS,
+          );
+          a.result.runs.push(run);
+          say(runLine(a.label, i, options.runs, run));
+        } catch (err) {
+          fail(a.result, a.label, err);
+        }
+      }
+    }
+    for (const a of ok()) await finish(a).catch((err: unknown) => fail(a.result, a.label, err));
   } finally {
     await scope.close();
     currentScope = undefined;
   }
-  return result;
+  return results;
 }
 
-function report(results: ScenarioResult[]): { line: string; ratio: number | undefined } {
+function cpuBreakdown(byProcess: Record<string, number> | undefined): string {
+  if (byProcess === undefined) return "";
+  return Object.entries(byProcess)
+    .map(([name, us]) => `${name} ${fixed(us, 1)}`)
+    .join(", ");
+}
+
+function report(results: ScenarioResult[], decisionNs: number | undefined): RatioLine[] {
   const baseline = results.find((r) => r.name === BASELINE && r.status === "ok")?.median?.rps;
   for (const r of results) {
     if (baseline !== undefined && r.median !== undefined) {
@@ -222,7 +326,8 @@ function report(results: ScenarioResult[]): { line: string; ratio: number | unde
     const m = r.median;
     const reason = (r.reason ?? "").split("\n")[0] ?? "";
     const short = reason.length > 60 ? `${reason.slice(0, 57)}...` : reason;
-    const note = r.status === "ok" ? "" : `${r.status}${short === "" ? "" : `: ${short}`}`;
+    const note =
+      r.status === "ok" ? (r.note ?? "") : `${r.status}${short === "" ? "" : `: ${short}`}`;
     return [
       r.name,
       thousands(m?.rps),
@@ -230,25 +335,24 @@ function report(results: ScenarioResult[]): { line: string; ratio: number | unde
       fixed(m?.p99Ms, 2),
       fixed(m?.cpuUsPerReq, 1),
       fixed(r.ratioVsBaseline, 2),
+      cpuBreakdown(m?.cpuByProcess),
       note,
     ];
   });
-  say(
-    `\n${formatTable(["scenario", "req/s", "p50 ms", "p99 ms", "CPU µs/req", `vs ${BASELINE}`, "note"], rows, [0, 6])}`,
-  );
-  const gateway = results.find((r) => r.name === GATEWAY);
-  const ok = gateway?.status === "ok" && gateway.ratioVsBaseline !== undefined;
-  const ratio = ok ? gateway.ratioVsBaseline : undefined;
-  const why =
-    gateway === undefined
-      ? "not run"
-      : gateway.status !== "ok"
-        ? gateway.status
-        : `${BASELINE} did not run`;
-  const value = ratio === undefined ? `n/a (${GATEWAY} ${why})` : ratio.toFixed(2);
-  const line = `${GATEWAY} / ${BASELINE} = ${value} (target >= ${TARGET_RATIO})`;
-  say(`\n${line}`);
-  return { line, ratio };
+  const header = [
+    "scenario",
+    "req/s",
+    "p50 ms",
+    "p99 ms",
+    "CPU µs/req",
+    `vs ${BASELINE}`,
+    "CPU µs/req by process",
+    "note",
+  ];
+  say(`\n${formatTable(header, rows, [0, 6, 7])}\n`);
+  const lines = ratioLines(results, decisionNs);
+  for (const l of lines) say(l.line);
+  return lines;
 }
 
 function toolVersion(command: string, args: string[]): string {
@@ -272,7 +376,7 @@ async function main(): Promise<number> {
     process.stderr.write("bench: needs Linux (/proc/<pid>/stat for CPU time)\n");
     return 1;
   }
-  const needsNats = cli.only.some((s) => s.name !== BASELINE);
+  const needsNats = cli.only.some((s) => s.usesNats);
   if (needsNats && !natsServerAvailable()) {
     process.stderr.write(
       "bench: nats-server not found; install it with: sudo apt-get install -y nats-server\n",
@@ -298,14 +402,20 @@ async function main(): Promise<number> {
   }
 
   const results: ScenarioResult[] = [];
-  for (const scenario of cli.only) {
+  for (const group of interleavedGroups(cli.only)) {
     if (interrupted) break;
     results.push(
-      await runScenario(scenario, { durationS: cli.durationS, runs: cli.runs, tmpDir, ticksPerS }),
+      ...(await runGroup(group, { durationS: cli.durationS, runs: cli.runs, tmpDir, ticksPerS })),
     );
   }
   if (interrupted) return 130;
-  const { line, ratio } = report(results);
+  const decisionNs = cli.only.some((s) => s.name === SPLIT) ? splitDecisionNs() : undefined;
+  const lines = report(results, decisionNs);
+  const loadAtEnd = loadavg()[0] ?? 0;
+  say(
+    `load average (1 min): ${loadAtStart.toFixed(2)} at the start, ${loadAtEnd.toFixed(2)} at the end`,
+  );
+  const first = lines[0]!;
 
   const file = join(root, "bench", "results", "latest.json");
   mkdirSync(join(root, "bench", "results"), { recursive: true });
@@ -317,7 +427,7 @@ async function main(): Promise<number> {
       cpuModel: cpus()[0]?.model ?? "",
       kernel: release(),
       loadAvgAtStart: loadAtStart,
-      loadAvgAtEnd: loadavg()[0] ?? 0,
+      loadAvgAtEnd: loadAtEnd,
     },
     tools: {
       node: process.version,
@@ -335,7 +445,8 @@ async function main(): Promise<number> {
       cpuCounts: "utime+stime of the scenario's server processes (not the load generator)",
     },
     scenarios: results,
-    ratio: { name: `${GATEWAY}/${BASELINE}`, value: ratio ?? null, target: TARGET_RATIO, line },
+    ratio: { name: first.name, value: first.value, target: TARGET_VS_ECHO, line: first.line },
+    ratios: lines,
   };
   writeFileSync(file, `${JSON.stringify(json, null, 2)}\n`);
   say(`results: ${file}`);

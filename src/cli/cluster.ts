@@ -31,7 +31,9 @@ export async function superviseWorkers(count: number, out: Output): Promise<numb
       if (code !== 0) failed = true;
       return;
     }
-    out.stderr.write(`turnout: worker ${worker.process.pid} exited (${signal ?? code}); replacing it\n`);
+    out.stderr.write(
+      `turnout: worker ${worker.process.pid} exited (${signal ?? code}); replacing it\n`,
+    );
     setTimeout(() => {
       if (!stopping) fork();
     }, RESTART_PAUSE_MS).unref();

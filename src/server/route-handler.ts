@@ -49,7 +49,6 @@ export function compileRouteHandler(deps: RouteHandlerDeps): RouteHandler {
 
   return async (req, reply) => {
     reply.header("x-request-id", req.id);
-    if (deps.isDraining()) reply.header("connection", "close");
     const input = routeInput(req);
     const forcedTo = forced(req);
     const side =
@@ -78,19 +77,13 @@ async function serveNats(
     answer = await deps.natsCall(input);
   } catch (error) {
     const reason = fallbackReason(deps.route, error);
-    if (reason === undefined) {
-      mirror?.primaryFailed();
-      throw error;
-    }
     mirror?.primaryFailed();
+    if (reason === undefined) throw error;
     deps.metrics.fallbacks.cell(deps.route.name, reason).inc();
     return serveLegacy(deps, req, reply, undefined);
   }
-  mirror?.comparePrimary({
-    status: answer.status,
-    body: answer.body,
-    contentType: answer.contentType,
-  });
+  mirror?.comparePrimary(comparable(answer));
+  closeIfDraining(deps, reply);
   return reply.code(answer.status).header("content-type", answer.contentType).send(answer.body);
 }
 
@@ -109,6 +102,7 @@ async function serveLegacy(
     throw error;
   }
   reply.code(answer.status).headers(answer.headers);
+  closeIfDraining(deps, reply);
   const body =
     mirror === undefined
       ? answer.body
@@ -179,6 +173,14 @@ async function mirrorLegacy(deps: RouteHandlerDeps, req: FastifyRequest): Promis
     body: answer.body,
     contentType: typeof contentType === "string" ? contentType : undefined,
   };
+}
+
+/**
+ * Checked when the answer is ready, not when the request came in: a request in
+ * flight when the drain began must still tell its keep-alive client to let go.
+ */
+function closeIfDraining(deps: RouteHandlerDeps, reply: FastifyReply): void {
+  if (deps.isDraining()) reply.header("connection", "close");
 }
 
 function comparable(answer: Answer): ComparedAnswer {

@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { connect } from "@nats-io/transport-node";
-import t from "tap";
+import t, { type Test } from "tap";
 import { loadProtos } from "../../src/codec/protos.js";
 import { freePort, startNatsServer } from "../../src/devtools/nats-server.js";
 import { startWorker } from "../../src/worker/index.js";
@@ -100,30 +100,16 @@ t.test("SIGTERM finishes the request in flight, drains and exits 0", async (t) =
   await nc.flush();
 
   const [port, adminPort] = [await freePort(), await freePort()];
-  const gateway = spawn(
-    process.execPath,
-    [
-      "--import",
-      "tsx",
-      "src/cli/main.ts",
-      "serve",
-      "--config",
-      writeRoutes(ROUTE),
-      "--nats-url",
-      server.url,
-      "--host",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      "--admin-port",
-      String(adminPort),
-    ],
-    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, TURNOUT_LOG_LEVEL: "warn" } },
-  );
-  t.teardown(() => gateway.kill("SIGKILL"));
-  let output = "";
-  gateway.stdout.on("data", (chunk) => (output += chunk));
-  gateway.stderr.on("data", (chunk) => (output += chunk));
+  const { gateway, output } = spawnServe(t, [
+    "--config",
+    writeRoutes(ROUTE),
+    "--nats-url",
+    server.url,
+    "--port",
+    String(port),
+    "--admin-port",
+    String(adminPort),
+  ]);
   await waitFor(`http://127.0.0.1:${adminPort}/readyz`, (status) => status === 200, 20_000);
 
   const inFlight = fetch(`http://127.0.0.1:${port}/v1/regions/eu/users/u-42`);
@@ -133,10 +119,82 @@ t.test("SIGTERM finishes the request in flight, drains and exits 0", async (t) =
 
   const res = await inFlight;
   t.equal(res.status, 200, "the request in flight got its answer");
+  t.equal(res.headers.get("connection"), "close", "its keep-alive client is told to let go");
   t.match(await res.text(), /"id":"u-42"/);
   const [code] = await exited;
-  t.equal(code, 0, `exit code 0 after the drain; output:\n${output}`);
-  t.match(output, /SIGTERM received, draining/);
-  t.match(output, /drained/);
+  t.equal(code, 0, `exit code 0 after the drain; output:\n${output.text}`);
+  t.match(output.text, /SIGTERM received, draining/);
+  t.match(output.text, /drained/);
   await t.rejects(fetch(`http://127.0.0.1:${port}/v1/regions/eu/users/u-1`), "no longer accepting");
 });
+
+t.test("--workers 2 serves from two processes and drains both on SIGTERM", async (t) => {
+  const server = await startNatsServer();
+  t.teardown(() => server.stop());
+  const nc = await connect({ servers: server.url });
+  t.teardown(() => nc.close());
+  const worker = startWorker({
+    nc,
+    root: loadProtos([PROTO_DIR]),
+    subject: "svc.users.*.get",
+    requestType: "users.v1.GetUserRequest",
+    responseType: "users.v1.User",
+    handle: (req: { id: string }) => ({ id: req.id }),
+  });
+  t.teardown(() => worker.stop());
+  await nc.flush();
+
+  const [port, adminPort] = [await freePort(), await freePort()];
+  const { gateway, output } = spawnServe(t, [
+    "--config",
+    writeRoutes(ROUTE),
+    "--nats-url",
+    server.url,
+    "--port",
+    String(port),
+    "--admin-port",
+    String(adminPort),
+    "--workers",
+    "2",
+  ]);
+  await waitFor(`http://127.0.0.1:${adminPort}/readyz`, (status) => status === 200, 20_000);
+  // Each fresh connection may land on either worker; both must answer correctly.
+  for (let i = 0; i < 20; i++) {
+    const res = await fetch(`http://127.0.0.1:${port}/v1/regions/eu/users/u-${i}`, {
+      headers: { connection: "close" },
+    });
+    t.equal(res.status, 200);
+  }
+  await waitUntil(() => output.text.match(/serving on/g)?.length === 2, 20_000);
+  t.pass("two gateway processes listen");
+  t.match(output.text, /starting 2 workers/);
+
+  const exited = once(gateway, "exit");
+  gateway.kill("SIGTERM");
+  const [code] = await exited;
+  t.equal(code, 0, `the primary exits 0 once both workers drained; output:\n${output.text}`);
+  t.equal(output.text.match(/drained, bye/g)?.length, 2, "each worker drained");
+  t.match(output.text, /2 workers drained/);
+});
+
+async function waitUntil(condition: () => boolean, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > until) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Runs `turnout serve` from the sources in a child process, output collected. */
+function spawnServe(t: Test, args: string[]) {
+  const gateway = spawn(
+    process.execPath,
+    ["--import", "tsx", "src/cli/main.ts", "serve", "--host", "127.0.0.1", ...args],
+    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, TURNOUT_LOG_LEVEL: "warn" } },
+  );
+  t.teardown(() => gateway.kill("SIGKILL"));
+  const output = { text: "" };
+  gateway.stdout.on("data", (chunk) => (output.text += chunk));
+  gateway.stderr.on("data", (chunk) => (output.text += chunk));
+  return { gateway, output };
+}
