@@ -290,3 +290,11 @@ t.test("subject injection attempts are 400s and publish nothing", async (t) => {
   const requests = published.filter((subject) => !subject.startsWith("_INBOX."));
   t.same(requests, ["svc.users.eu.get"], "the wildcard spy saw only the valid request");
 });
+
+t.test("the admin API is locked (403) when no admin token is configured", async (t) => {
+  const res = await fetch(`${stack.gateway.adminUrl}/admin/routes/users.get/mismatches`, {
+    headers: { authorization: "Bearer anything" },
+  });
+  t.equal(res.status, 403);
+  t.match(await problemOf(res), { code: "TURNOUT_ERR_ADMIN_LOCKED" });
+});

@@ -40,6 +40,10 @@ function legacyUsers(request: SeenByLegacy, res: ServerResponse): void {
     );
     return;
   }
+  if (path?.startsWith("/v1/slow")) {
+    sendJson(res, request.method === "POST" ? 201 : 200, { from: "legacy" });
+    return;
+  }
   if (request.method === "GET" && path?.startsWith("/v1/orders/")) {
     sendJson(res, 200, { id: path.slice("/v1/orders/".length) });
     return;
@@ -76,6 +80,33 @@ const ROUTES = `  - name: users.get
     response: orders.v1.Order
     legacy: users
     cutover: { nats: 100, shadow: 0 }
+  - name: slow.get
+    method: GET
+    path: /v1/slow/:id
+    subject: svc.slow.get
+    request: orders.v1.GetOrderRequest
+    response: orders.v1.Order
+    legacy: users
+    timeout: 200ms
+    cutover: { nats: 100, shadow: 0 }
+  - name: slow.create
+    method: POST
+    path: /v1/slow
+    subject: svc.slow.create
+    request: orders.v1.CreateOrderRequest
+    response: orders.v1.Order
+    body: order
+    legacy: users
+    timeout: 200ms
+    cutover: { nats: 100, shadow: 0 }
+  - name: dead.get
+    method: GET
+    path: /v1/dead/:id
+    subject: svc.dead.get
+    request: orders.v1.GetOrderRequest
+    response: orders.v1.Order
+    legacy: http://127.0.0.1:1
+    cutover: { nats: 0, shadow: 0 }
 `;
 const stack = await startStack(
   t,
@@ -111,6 +142,8 @@ const workers = [
     },
   }),
 ];
+// Takes svc.slow.* requests and never answers them: the gateway times out.
+stack.nc.subscribe("svc.slow.*", { callback: () => {} });
 await stack.nc.flush();
 t.teardown(async () => {
   for (const worker of workers) await worker.stop();
@@ -216,6 +249,28 @@ t.test("no responders on NATS falls back to legacy and is counted", async (t) =>
     metrics,
     /turnout_requests_total\{route="orders.get",backend="legacy",code="200"\} [1-9]/,
   );
+});
+
+t.test("a NATS timeout falls back to legacy on an idempotent route only", async (t) => {
+  const get = await fetch(url("/v1/slow/s-1"));
+  t.equal(get.status, 200, "the GET was served by legacy after the timeout");
+  t.same(await get.json(), { from: "legacy" });
+  const post = await fetch(url("/v1/slow"), {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: '{"id":"s-2"}',
+  });
+  t.equal(post.status, 504, "the write is not run again on legacy");
+  const metrics = await (await fetch(`${stack.gateway.adminUrl}/metrics`)).text();
+  t.match(metrics, /turnout_fallbacks_total\{route="slow.get",reason="timeout"\} 1/);
+  t.notMatch(metrics, /turnout_fallbacks_total\{route="slow.create"/);
+});
+
+t.test("an unreachable legacy upstream is a coded 503 problem", async (t) => {
+  const res = await fetch(url("/v1/dead/d-1"));
+  t.equal(res.status, 503);
+  t.match(res.headers.get("content-type"), /^application\/problem\+json/);
+  t.match(await res.json(), { code: "TURNOUT_ERR_UPSTREAM_REFUSED", route: "dead.get" });
 });
 
 t.test("legacy pass-through keeps status, headers, query and body", async (t) => {
