@@ -14,6 +14,7 @@ import {
   type JsonValue,
   type ListUsersQuery,
   type OrderInput,
+  USER_FIELDS,
   type UserInput,
 } from "./data.js";
 import { durationOf, durationText, timestampOf } from "./messages.js";
@@ -197,25 +198,10 @@ function address(value: unknown, path: string): AddressInput {
   return out;
 }
 
-const USER_FIELDS = [
-  "id",
-  "region",
-  "display_name",
-  "email",
-  "tier",
-  "balance_cents",
-  "tags",
-  "address",
-  "created_at",
-  "nickname",
-  "verified",
-  "labels",
-] as const;
-
 /** POST /v1/regions/:region/users: the body is the user; none (or null) is undefined. */
 export function readUserInput(body: unknown): UserInput | undefined {
   if (body === undefined || body === null) return undefined;
-  const fields = members(body, "user", USER_FIELDS);
+  const fields = members(body, "user", [...USER_FIELDS]);
   const input: UserInput = {};
   const get = <T>(name: string, read: (value: unknown, path: string) => T): T | undefined =>
     fields.has(name) ? read(fields.get(name), name) : undefined;
