@@ -55,6 +55,10 @@ export const ErrorCodes = {
   TURNOUT_ERR_UPSTREAM_TOO_LARGE: { status: 502, title: "Legacy upstream answer too large" },
   /** Any other failure talking to the legacy upstream; the original error is the `cause`. */
   TURNOUT_ERR_UPSTREAM_FAILED: { status: 502, title: "Legacy upstream failed" },
+  /** The live cutover state is not available: no JetStream, or not loaded yet. */
+  TURNOUT_ERR_CUTOVER_UNAVAILABLE: { status: 503, title: "Live cutover state unavailable" },
+  /** A cutover change lost a race with another one, or there is nothing to roll back. */
+  TURNOUT_ERR_CUTOVER_CONFLICT: { status: 409, title: "Cutover change conflict" },
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

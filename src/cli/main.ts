@@ -4,6 +4,7 @@
  * returns an exit code; only this file calls process.exit.
  */
 import { runCheck } from "./check.js";
+import { runCutover } from "./cutover.js";
 import { runServe } from "./serve.js";
 
 const USAGE = `usage: turnout <command> [options]
@@ -11,6 +12,8 @@ const USAGE = `usage: turnout <command> [options]
 commands:
   serve   run the gateway            (--config, --nats-url, --port, --admin-port, --host, --workers)
   check   validate the route table   (--config)
+  cutover list | set ROUTE --nats P [--shadow S] --reason TEXT | history ROUTE | rollback ROUTE
+          read and change the live traffic split in NATS KV (--config, --nats-url)
 
 Every command reads --config (default ./routes.yaml, env TURNOUT_CONFIG) and
 --nats-url (env TURNOUT_NATS_URL, comma-separated servers).`;
@@ -24,6 +27,8 @@ async function main(argv: string[]): Promise<number> {
       return runServe(rest, process.env, io);
     case "check":
       return runCheck(rest, io, process.env);
+    case "cutover":
+      return runCutover(rest, io, process.env);
     case undefined:
     case "help":
     case "--help":

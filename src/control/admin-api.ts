@@ -5,15 +5,24 @@
  * problem+json like the gateway's.
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { RouteConfig } from "../config/types.js";
 import { TurnoutError } from "../errors.js";
 import type { MismatchLog } from "../shadow/mismatch-log.js";
 import type { AdminToken } from "./admin-token.js";
+import { checkRouteAllows, parseCutoverChange } from "./cutover-rules.js";
+import type { CutoverState } from "./cutover-state.js";
+import type { CutoverBucket, CutoverRevision, CutoverStore } from "./cutover-store.js";
 
 export interface AdminApiDeps {
   readonly token: AdminToken;
   readonly routeNames: readonly string[];
   readonly mismatches: MismatchLog;
+  /** The live cutover state and its KV store: `/admin/routes` and the cutover calls. */
+  readonly cutover?: { readonly state: CutoverState; readonly store: CutoverStore };
 }
+
+/** `by` of a change made through the API when the body names nobody. */
+export const ADMIN_API_BY = "admin-api";
 
 export function registerAdminApi(app: FastifyInstance, deps: AdminApiDeps): void {
   const known = new Set(deps.routeNames);
@@ -29,12 +38,107 @@ export function registerAdminApi(app: FastifyInstance, deps: AdminApiDeps): void
 
   app.register(async (admin) => {
     admin.addHook("onRequest", async (req) => authorize(deps.token, req));
+    // The body is parsed here, so that bad JSON is a problem naming the body.
+    admin.removeContentTypeParser("application/json");
+    admin.addContentTypeParser("application/json", { parseAs: "string" }, (_req, body, done) =>
+      done(null, body),
+    );
 
     admin.get("/admin/routes/:name/mismatches", async (req) => {
       const route = routeOf(req);
       return { route, mismatches: deps.mismatches.list(route) };
     });
+
+    const cutover = deps.cutover;
+    if (cutover === undefined) return;
+    const { state, store } = cutover;
+    const configOf = (name: string): RouteConfig => {
+      const config = store.route(name);
+      if (config === undefined) throw new Error(`route ${name} has no configuration`);
+      return config;
+    };
+
+    admin.get("/admin/routes", async () => ({
+      cutover: store.mode,
+      routes: state.routes().map((name) => routeView(name, state, store)),
+    }));
+
+    admin.get("/admin/routes/:name/cutover", async (req) => {
+      return routeView(routeOf(req), state, store);
+    });
+
+    admin.put("/admin/routes/:name/cutover", async (req) => {
+      const name = routeOf(req);
+      const body = parseJsonBody(req.body);
+      const change = parseCutoverChange(body, configOf(name), state.of(name), ADMIN_API_BY);
+      const written = await liveBucket(store).set(name, change);
+      req.log.info({ route: name, ...change }, "cutover changed through the admin API");
+      return { route: name, ...written };
+    });
+
+    admin.get("/admin/routes/:name/cutover/history", async (req) => {
+      const name = routeOf(req);
+      return { route: name, history: await liveBucket(store).history(name) };
+    });
+
+    admin.post("/admin/routes/:name/cutover/rollback", async (req) => {
+      const name = routeOf(req);
+      const body = req.body === undefined || req.body === "" ? {} : parseJsonBody(req.body);
+      const by = (body as { by?: unknown }).by;
+      const { from, to } = await liveBucket(store).rollback(
+        name,
+        typeof by === "string" && by.trim() !== "" ? by.trim() : ADMIN_API_BY,
+        (values) => checkRouteAllows(configOf(name), values),
+      );
+      req.log.info({ route: name, reason: to.reason }, "cutover rolled back through the admin API");
+      return { route: name, rolledBack: from, ...to };
+    });
   });
+}
+
+function routeView(name: string, state: CutoverState, store: CutoverStore) {
+  const live = state.of(name);
+  const record: Partial<CutoverRevision> = live.source === "live" ? (store.latest(name) ?? {}) : {};
+  return {
+    name,
+    nats: live.nats,
+    shadow: live.shadow,
+    source: live.source,
+    by: record.by,
+    reason: record.reason,
+    at: record.at,
+    revision: record.revision,
+  };
+}
+
+function liveBucket(store: CutoverStore): CutoverBucket {
+  const bucket = store.bucket;
+  if (bucket !== undefined && store.mode === "live") return bucket;
+  const why =
+    store.mode === "file"
+      ? "the NATS server has no JetStream: this gateway runs on routes.yaml's values"
+      : "the live cutover state is not loaded yet";
+  throw new TurnoutError("TURNOUT_ERR_CUTOVER_UNAVAILABLE", why);
+}
+
+function parseJsonBody(raw: unknown): unknown {
+  if (typeof raw !== "string") {
+    throw new TurnoutError("TURNOUT_ERR_BAD_JSON", "send a JSON body (application/json)", {
+      field: "body",
+    });
+  }
+  try {
+    return JSON.parse(raw);
+  } catch (error) {
+    throw new TurnoutError(
+      "TURNOUT_ERR_BAD_JSON",
+      `body is not JSON: ${(error as Error).message}`,
+      {
+        field: "body",
+        cause: error,
+      },
+    );
+  }
 }
 
 function authorize(token: AdminToken, req: FastifyRequest): void {

@@ -14,6 +14,8 @@ export type ReadinessCheck = () => string | undefined;
 export interface AdminDeps {
   readonly metrics: GatewayMetrics;
   readonly readiness: ReadonlyArray<ReadinessCheck>;
+  /** Remarks added to `/readyz` without changing its status (e.g. running on file values). */
+  readonly readinessNotes?: () => string[];
   readonly api: AdminApiDeps;
   readonly logger?: boolean | { level: string };
 }
@@ -35,8 +37,10 @@ export function buildAdmin(deps: AdminDeps): FastifyInstance {
 
   app.get("/readyz", async (_req, reply) => {
     const reasons = deps.readiness.map((check) => check()).filter((r) => r !== undefined);
-    if (reasons.length > 0) return reply.code(503).send({ status: "not ready", reasons });
-    return { status: "ready" };
+    const notes = deps.readinessNotes?.() ?? [];
+    const extra = notes.length > 0 ? { notes } : {};
+    if (reasons.length > 0) return reply.code(503).send({ status: "not ready", reasons, ...extra });
+    return { status: "ready", ...extra };
   });
 
   app.get("/metrics", async (_req, reply) => {

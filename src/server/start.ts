@@ -12,6 +12,7 @@ import { NatsStatus } from "../backends/nats/status.js";
 import type { GatewayConfig } from "../config/types.js";
 import { AdminToken } from "../control/admin-token.js";
 import { CutoverState } from "../control/cutover-state.js";
+import { CutoverStore } from "../control/cutover-store.js";
 import { GatewayMetrics } from "../observability/metrics.js";
 import { type MirrorLimits, Mirrors } from "../shadow/mirror.js";
 import { MismatchLog } from "../shadow/mismatch-log.js";
@@ -38,6 +39,8 @@ export interface RunningGateway {
   readonly adminUrl: string;
   readonly metrics: GatewayMetrics;
   readonly cutover: CutoverState;
+  /** The live cutover state in NATS KV, applied to `cutover`. */
+  readonly cutoverStore: CutoverStore;
   readonly mismatches: MismatchLog;
   readonly mirrors: Mirrors;
   readonly nats: NatsLink;
@@ -71,14 +74,27 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   const natsStatus = new NatsStatus();
   let draining = false;
 
+  // Logs through the admin listener's logger (only once started, after buildAdmin).
+  const cutoverStore = new CutoverStore(cutover, config.routes, {
+    info: (message) => admin.log.info(message),
+    warn: (message) => admin.log.warn(message),
+  });
   const readiness: ReadinessCheck[] = [
     () => (draining ? "shutting down" : undefined),
     () => (natsStatus.isConnected() ? undefined : natsStatus.describe()),
+    () => (cutoverStore.mode === "starting" ? "live cutover state not loaded yet" : undefined),
   ];
   const admin = buildAdmin({
     metrics,
     readiness,
-    api: { token: adminToken, routeNames: config.routes.map((r) => r.name), mismatches },
+    api: {
+      token: adminToken,
+      routeNames: config.routes.map((r) => r.name),
+      mismatches,
+      cutover: { state: cutover, store: cutoverStore },
+    },
+    readinessNotes: () =>
+      cutoverStore.mode === "file" ? ["cutover: file values (no JetStream)"] : [],
     logger: options.logger,
   });
   const gateway = buildGateway({
@@ -99,7 +115,10 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     status: natsStatus,
     signal: abort.signal,
     reconnectTimeWaitMs: options.reconnectTimeWaitMs,
-  }).then((nc) => nats.attach(nc));
+  }).then((nc) => {
+    nats.attach(nc);
+    cutoverStore.start(nc);
+  });
   // Failures are already recorded in natsStatus for /readyz; don't crash on them here.
   connected.catch(() => {});
 
@@ -111,6 +130,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     adminUrl,
     metrics,
     cutover,
+    cutoverStore,
     mismatches,
     mirrors,
     nats,
@@ -120,6 +140,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
       draining = true;
       await gateway.close();
       abort.abort();
+      await cutoverStore.stop();
       await Promise.all([nats.drain(), legacy.close()]);
       await admin.close();
     },

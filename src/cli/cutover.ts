@@ -1,0 +1,250 @@
+/**
+ * `turnout cutover list | set ROUTE --nats P [--shadow S] --reason TEXT |
+ * history ROUTE | rollback ROUTE`: reads and changes the live cutover state in
+ * the NATS KV bucket, with the gateway's connection settings (--config,
+ * --nats-url, TURNOUT_NATS_URL). Every replica applies a change within a second.
+ * Exit codes: 0 done, 1 failed (configuration, NATS, nothing to roll back),
+ * 2 bad command line or refused values.
+ */
+import { hostname, userInfo } from "node:os";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { natsConnectOptions } from "../backends/nats/connection.js";
+import { loadConfig } from "../config/load.js";
+import type { GatewayConfig, RouteConfig } from "../config/types.js";
+import { checkRouteAllows, parseCutoverChange } from "../control/cutover-rules.js";
+import { CutoverBucket, type CutoverRevision } from "../control/cutover-store.js";
+import { ConfigError, TurnoutError } from "../errors.js";
+import type { Output } from "./check.js";
+import { CONNECTION_FLAGS, parseFlags, resolveConnection } from "./settings.js";
+
+const USAGE = `usage: turnout cutover <list | set | history | rollback> [options]
+
+  list                                         every route's live split and its source
+  set ROUTE --nats P [--shadow S] --reason TEXT  change a route's split (0-100, two decimals)
+  history ROUTE                                who changed the route, when, why, to what
+  rollback ROUTE                               restore the values before the latest change
+
+options: --config routes.yaml, --nats-url nats://host:4222,... (env TURNOUT_NATS_URL),
+         --by NAME (recorded in the history; default user@host)`;
+
+const FLAGS = {
+  ...CONNECTION_FLAGS,
+  nats: { type: "string" },
+  shadow: { type: "string" },
+  reason: { type: "string" },
+  by: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+const SUBCOMMANDS = ["list", "set", "history", "rollback"] as const;
+type Subcommand = (typeof SUBCOMMANDS)[number];
+
+/** A refused command line: exit 2 with the usage. */
+class UsageError extends Error {}
+
+export async function runCutover(
+  argv: readonly string[],
+  out: Output,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
+  let sub: Subcommand;
+  let routeName: string | undefined;
+  let values: ReturnType<typeof parseFlags>["values"];
+  let connection: ReturnType<typeof resolveConnection>;
+  try {
+    const parsed = parseFlags(argv, FLAGS, true);
+    values = parsed.values;
+    if (values.help === true) {
+      out.stdout.write(`${USAGE}\n`);
+      return 0;
+    }
+    [sub, routeName] = readPositionals(parsed.positionals);
+    if (sub === "set" && typeof values.nats !== "string")
+      throw new UsageError("set needs --nats P");
+    connection = resolveConnection(values, env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      for (const p of error.problems) out.stderr.write(`${p.location}: ${p.message}\n`);
+    } else if (error instanceof UsageError) {
+      out.stderr.write(`turnout cutover: ${error.message}\n`);
+    } else {
+      throw error;
+    }
+    out.stderr.write(`${USAGE}\n`);
+    return 2;
+  }
+
+  let config: GatewayConfig;
+  try {
+    config = loadConfig(connection.configFile, { natsUrl: connection.natsUrl });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    out.stderr.write(`${error.message}\n`);
+    return 1;
+  }
+  let route: RouteConfig | undefined;
+  if (routeName !== undefined) {
+    route = config.routes.find((r) => r.name === routeName);
+    if (route === undefined) {
+      const known = config.routes.map((r) => r.name).join(", ");
+      out.stderr.write(`turnout cutover: no route named "${routeName}" (routes: ${known})\n`);
+      return 2;
+    }
+  }
+
+  let nc: NatsConnection;
+  try {
+    nc = await connect({
+      ...natsConnectOptions(config.nats, { name: "turnout-cli" }),
+      reconnect: false,
+    });
+  } catch (error) {
+    out.stderr.write(
+      `turnout cutover: cannot connect to NATS ${config.nats.servers.join(",")}: ${message(error)}\n`,
+    );
+    return 1;
+  }
+  try {
+    const bucket = await CutoverBucket.open(nc);
+    switch (sub) {
+      case "list":
+        return await list(bucket, config, out);
+      case "set":
+        return await set(bucket, route!, values, env, out);
+      case "history":
+        return await history(bucket, route!, out);
+      case "rollback":
+        return await rollback(bucket, route!, values, env, out);
+    }
+  } catch (error) {
+    if (error instanceof TurnoutError && error.code === "TURNOUT_ERR_BAD_FIELD") {
+      out.stderr.write(`turnout cutover: --${error.field} ${error.message.replace(/^\S+ /, "")}\n`);
+      return 2;
+    }
+    out.stderr.write(`turnout cutover: ${message(error)}\n`);
+    return 1;
+  } finally {
+    await nc.close();
+  }
+}
+
+function readPositionals(positionals: readonly string[]): [Subcommand, string | undefined] {
+  const [sub, route, ...extra] = positionals;
+  if (sub === undefined) throw new UsageError("missing subcommand");
+  if (!(SUBCOMMANDS as readonly string[]).includes(sub)) {
+    throw new UsageError(`unknown subcommand "${sub}"`);
+  }
+  if (sub === "list") {
+    if (route !== undefined) throw new UsageError(`list takes no route, got "${route}"`);
+    return ["list", undefined];
+  }
+  if (route === undefined) throw new UsageError(`${sub} needs a ROUTE`);
+  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
+  return [sub as Subcommand, route];
+}
+
+async function list(bucket: CutoverBucket, config: GatewayConfig, out: Output): Promise<number> {
+  const rows = [["ROUTE", "NATS", "SHADOW", "SOURCE", "AT", "BY", "REASON"]];
+  for (const route of config.routes) {
+    const live = await bucket.current(route.name);
+    rows.push(
+      live === undefined
+        ? [route.name, pct(route.cutover.nats), pct(route.cutover.shadow), "file", "-", "-", "-"]
+        : [route.name, pct(live.nats), pct(live.shadow), "live", live.at, live.by, live.reason],
+    );
+  }
+  out.stdout.write(table(rows));
+  return 0;
+}
+
+async function set(
+  bucket: CutoverBucket,
+  route: RouteConfig,
+  values: ReturnType<typeof parseFlags>["values"],
+  env: NodeJS.ProcessEnv,
+  out: Output,
+): Promise<number> {
+  const body: Record<string, unknown> = {
+    nats: percent(String(values.nats), "nats"),
+    reason: values.reason,
+  };
+  if (typeof values.shadow === "string") body.shadow = percent(values.shadow, "shadow");
+  const current = (await bucket.current(route.name)) ?? route.cutover;
+  const change = parseCutoverChange(body, route, current, byOf(values, env));
+  const written = await bucket.set(route.name, change);
+  out.stdout.write(
+    `${route.name}: nats ${pct(written.nats)}% shadow ${pct(written.shadow)}% (revision ${written.revision})\n`,
+  );
+  return 0;
+}
+
+async function history(bucket: CutoverBucket, route: RouteConfig, out: Output): Promise<number> {
+  const entries = await bucket.history(route.name);
+  if (entries.length === 0) {
+    out.stdout.write(`${route.name}: no live value yet (routes.yaml's values apply)\n`);
+    return 0;
+  }
+  const rows = [["REVISION", "AT", "BY", "NATS", "SHADOW", "REASON"]];
+  for (const e of entries) rows.push(historyRow(e));
+  out.stdout.write(table(rows));
+  return 0;
+}
+
+async function rollback(
+  bucket: CutoverBucket,
+  route: RouteConfig,
+  values: ReturnType<typeof parseFlags>["values"],
+  env: NodeJS.ProcessEnv,
+  out: Output,
+): Promise<number> {
+  const { from, to } = await bucket.rollback(route.name, byOf(values, env), (restored) =>
+    checkRouteAllows(route, restored),
+  );
+  out.stdout.write(
+    `${route.name}: rolled back from nats ${pct(from.nats)}% shadow ${pct(from.shadow)}% to nats ${pct(to.nats)}% shadow ${pct(to.shadow)}% (revision ${to.revision})\n`,
+  );
+  return 0;
+}
+
+function historyRow(e: CutoverRevision): string[] {
+  return [String(e.revision), e.at, e.by, pct(e.nats), pct(e.shadow), e.reason];
+}
+
+/** A flag's percentage as a number; the range and decimals are checked with the change. */
+function percent(text: string, flag: string): number | string {
+  return /^\s*\d+(\.\d+)?\s*$/.test(text) ? Number(text) : `--${flag} ${text}`;
+}
+
+function byOf(values: ReturnType<typeof parseFlags>["values"], env: NodeJS.ProcessEnv): string {
+  if (typeof values.by === "string" && values.by.trim() !== "") return values.by.trim();
+  let user = env.USER ?? env.USERNAME;
+  if (user === undefined) {
+    try {
+      user = userInfo().username;
+    } catch {
+      user = "unknown";
+    }
+  }
+  return `${user}@${hostname()}`;
+}
+
+function pct(value: number): string {
+  return String(value);
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
+  return rows
+    .map((r) =>
+      r
+        .map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!)))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n")
+    .concat("\n");
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

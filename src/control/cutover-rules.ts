@@ -1,0 +1,91 @@
+/**
+ * What a cutover change may be, shared by the admin API and the CLI: both
+ * percentages 0-100 with at most two decimals, a reason, and values the route
+ * can honour (the same rules routes.yaml is checked against at load).
+ */
+import type { RouteConfig } from "../config/types.js";
+import { TurnoutError } from "../errors.js";
+import type { CutoverValues } from "./cutover-state.js";
+
+/** A requested change: the values, who asks and why. */
+export interface CutoverChange extends CutoverValues {
+  readonly by: string;
+  readonly reason: string;
+}
+
+/** The longest reason kept in the history. */
+export const MAX_REASON_LENGTH = 500;
+
+/** Undefined when `value` is a percentage 0-100 with at most two decimals, else what is wrong. */
+export function percentProblem(value: unknown): string | undefined {
+  if (typeof value !== "number" || !Number.isFinite(value)) return "must be a number from 0 to 100";
+  if (value < 0 || value > 100) return `must be from 0 to 100, got ${value}`;
+  const hundredths = value * 100;
+  if (Math.abs(hundredths - Math.round(hundredths)) > 1e-6) {
+    return `has at most two decimals, got ${value}`;
+  }
+  return undefined;
+}
+
+/**
+ * Checks a change body (`{nats, shadow?, reason, by?}`, already parsed JSON)
+ * for `route`; `current` supplies the shadow when the body leaves it out.
+ * Throws TURNOUT_ERR_BAD_FIELD naming the field.
+ */
+export function parseCutoverChange(
+  body: unknown,
+  route: RouteConfig,
+  current: CutoverValues,
+  defaultBy: string,
+): CutoverChange {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw bad("body", "must be a JSON object {nats, shadow?, reason}");
+  }
+  const input = body as Record<string, unknown>;
+  for (const key of Object.keys(input)) {
+    if (!["nats", "shadow", "reason", "by"].includes(key)) {
+      throw bad(key, "is not a cutover field (nats, shadow, reason, by)");
+    }
+  }
+  if (input.nats === undefined) throw bad("nats", "is required");
+  const natsProblem = percentProblem(input.nats);
+  if (natsProblem !== undefined) throw bad("nats", natsProblem);
+  const shadow = input.shadow ?? current.shadow;
+  const shadowProblem = percentProblem(shadow);
+  if (shadowProblem !== undefined) throw bad("shadow", shadowProblem);
+  const reason = typeof input.reason === "string" ? input.reason.trim() : "";
+  if (reason === "") throw bad("reason", "is required: say why the split changes");
+  if (reason.length > MAX_REASON_LENGTH) {
+    throw bad("reason", `is longer than ${MAX_REASON_LENGTH} characters`);
+  }
+  let by = defaultBy;
+  if (input.by !== undefined) {
+    if (typeof input.by !== "string" || input.by.trim() === "") {
+      throw bad("by", "must be a non-empty string");
+    }
+    by = input.by.trim();
+  }
+  const values = { nats: input.nats as number, shadow: shadow as number };
+  checkRouteAllows(route, values);
+  return { ...values, by, reason };
+}
+
+/** The route-level rules: no split or shadow without legacy, no shadowed writes unless allowed. */
+export function checkRouteAllows(route: RouteConfig, values: CutoverValues): void {
+  if (route.legacy === undefined && values.nats < 100) {
+    throw bad("nats", `is ${values.nats} but route ${route.name} has no legacy upstream`);
+  }
+  if (route.legacy === undefined && values.shadow > 0) {
+    throw bad("shadow", `route ${route.name} has no legacy upstream to mirror to`);
+  }
+  if (values.shadow > 0 && !route.idempotent && !route.shadowWrites) {
+    throw bad(
+      "shadow",
+      `route ${route.name} is not idempotent: mirroring runs each write twice; set shadowWrites: true if that is safe`,
+    );
+  }
+}
+
+function bad(field: string, message: string): TurnoutError {
+  return new TurnoutError("TURNOUT_ERR_BAD_FIELD", `${field} ${message}`, { field });
+}

@@ -1,0 +1,161 @@
+import t from "tap";
+import { loadConfigAndProtos } from "../../src/config/load.js";
+import { type RunningGateway, startGateway } from "../../src/server/start.js";
+import { startStack } from "../helpers/stack.js";
+import { call, cutoverRoutes, TOKEN, within } from "../helpers/cutover-fixture.js";
+
+const routesFile = cutoverRoutes();
+const stack = await startStack(t, routesFile, { jetstream: true, adminToken: TOKEN });
+const a = stack.gateway;
+
+async function replica(token: string | null = TOKEN): Promise<RunningGateway> {
+  const { config, root } = loadConfigAndProtos(routesFile, { natsUrl: stack.server.url });
+  const gateway = await startGateway({
+    config,
+    root,
+    host: "127.0.0.1",
+    port: 0,
+    adminPort: 0,
+    reconnectTimeWaitMs: 100,
+    adminToken: token ?? undefined,
+  });
+  t.teardown(() => gateway.close());
+  await gateway.connected;
+  return gateway;
+}
+
+const b = await replica();
+await within(5000, () => a.cutoverStore.mode === "live" && b.cutoverStore.mode === "live");
+
+t.test(
+  "a change through one replica's admin API is applied by another within a second",
+  async (t) => {
+    t.equal(b.cutover.of("users.get").nats, 10, "starts from routes.yaml");
+    const put = await call(`${a.adminUrl}/admin/routes/users.get/cutover`, {
+      method: "PUT",
+      body: JSON.stringify({ nats: 37.5, shadow: 20, reason: "widen the canary", by: "alice" }),
+    });
+    t.equal(put.status, 200);
+    t.match(put.body, { route: "users.get", nats: 37.5, shadow: 20, by: "alice" });
+    const applied = await within(1000, () => b.cutover.of("users.get").nats === 37.5);
+    t.ok(applied, "replica b serves the new split within 1 s");
+    t.equal(b.cutover.of("users.get").shadow, 20);
+    t.equal(b.cutover.of("users.get").source, "live");
+
+    const metrics = await (await fetch(`${b.adminUrl}/metrics`)).text();
+    t.match(metrics, /turnout_cutover_percent\{route="users.get",kind="nats"\} 37\.5/);
+
+    const list = await call(`${b.adminUrl}/admin/routes`);
+    t.equal(list.status, 200);
+    t.equal(list.body.cutover, "live");
+    const routes = list.body.routes as Array<Record<string, unknown>>;
+    t.match(
+      routes.find((r) => r.name === "users.get"),
+      { nats: 37.5, shadow: 20, source: "live", by: "alice", reason: "widen the canary" },
+    );
+    t.match(
+      routes.find((r) => r.name === "orders.get"),
+      { nats: 100, source: "live", by: "routes.yaml" },
+    );
+  },
+);
+
+t.test(
+  "history and rollback through the admin API restore the values before the latest change",
+  async (t) => {
+    await call(`${a.adminUrl}/admin/routes/users.create/cutover`, {
+      method: "PUT",
+      body: JSON.stringify({ nats: 5, reason: "first writes" }),
+    });
+    const rb = await call(`${a.adminUrl}/admin/routes/users.create/cutover/rollback`, {
+      method: "POST",
+    });
+    t.equal(rb.status, 200);
+    t.match(rb.body, { nats: 0, shadow: 0, reason: /^rollback of \d{4}-/ });
+    t.ok(
+      await within(1000, () => b.cutover.of("users.create").nats === 0),
+      "b applies the rollback",
+    );
+    const history = await call(`${a.adminUrl}/admin/routes/users.create/cutover/history`);
+    const entries = history.body.history as Array<Record<string, unknown>>;
+    t.same(
+      entries.map((e) => [e.nats, e.by]),
+      [
+        [0, "routes.yaml"],
+        [5, "admin-api"],
+        [0, "admin-api"],
+      ],
+    );
+  },
+);
+
+const badCases: Array<[string, string, string, string]> = [
+  ["a percentage above 100", "users.get", JSON.stringify({ nats: 101, reason: "x" }), "nats"],
+  [
+    "a negative shadow",
+    "users.get",
+    JSON.stringify({ nats: 1, shadow: -1, reason: "x" }),
+    "shadow",
+  ],
+  ["three decimals", "users.get", JSON.stringify({ nats: 12.345, reason: "x" }), "nats"],
+  ["a missing reason", "users.get", JSON.stringify({ nats: 20 }), "reason"],
+  ["a missing nats", "users.get", JSON.stringify({ reason: "x" }), "nats"],
+  ["a body that is not JSON", "users.get", "{nats: 5", "body"],
+  [
+    "a shadow on a write route without shadowWrites",
+    "users.create",
+    JSON.stringify({ nats: 0, shadow: 5, reason: "x" }),
+    "shadow",
+  ],
+  [
+    "a split on a route without legacy",
+    "orders.get",
+    JSON.stringify({ nats: 90, reason: "x" }),
+    "nats",
+  ],
+];
+for (const [what, route, body, field] of badCases) {
+  t.test(
+    `PUT cutover with ${what} is 400 problem+json naming ${field}, and changes nothing`,
+    async (t) => {
+      const before = { ...a.cutover.of(route) };
+      const res = await call(`${a.adminUrl}/admin/routes/${route}/cutover`, {
+        method: "PUT",
+        body,
+      });
+      t.equal(res.status, 400);
+      t.match(res.type, /^application\/problem\+json/);
+      t.equal(res.body.field, field);
+      t.same({ ...a.cutover.of(route) }, before);
+    },
+  );
+}
+
+t.test("PUT cutover on an unknown route is 404 problem+json naming the route", async (t) => {
+  const res = await call(`${a.adminUrl}/admin/routes/nope.get/cutover`, {
+    method: "PUT",
+    body: JSON.stringify({ nats: 5, reason: "x" }),
+  });
+  t.equal(res.status, 404);
+  t.match(res.type, /^application\/problem\+json/);
+  t.equal(res.body.field, "name");
+  t.match(res.body.detail, /nope\.get/);
+});
+
+t.test(
+  "the cutover calls need the bearer token: 401 without or wrong, 403 when none is configured",
+  async (t) => {
+    const body = JSON.stringify({ nats: 50, reason: "x" });
+    const url = `${a.adminUrl}/admin/routes/users.get/cutover`;
+    t.equal((await call(url, { method: "PUT", body, token: null })).status, 401);
+    t.equal((await call(url, { method: "PUT", body, token: "wrong" })).status, 401);
+    t.equal((await call(`${a.adminUrl}/admin/routes`, { token: null })).status, 401);
+    const locked = await replica(null);
+    const res = await call(`${locked.adminUrl}/admin/routes/users.get/cutover`, {
+      method: "PUT",
+      body,
+    });
+    t.equal(res.status, 403);
+    t.not(a.cutover.of("users.get").nats, 50, "nothing was changed");
+  },
+);

@@ -1,0 +1,87 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import t from "tap";
+import { loadConfigAndProtos } from "../../src/config/load.js";
+import { freePort, startNatsServer } from "../../src/devtools/nats-server.js";
+import { startGateway } from "../../src/server/start.js";
+import { startStack } from "../helpers/stack.js";
+import { call, cutoverRoutes, TOKEN, within } from "../helpers/cutover-fixture.js";
+
+const routesFile = cutoverRoutes();
+
+async function gatewayOn(natsUrl: string) {
+  const { config, root } = loadConfigAndProtos(routesFile, { natsUrl });
+  return startGateway({
+    config,
+    root,
+    host: "127.0.0.1",
+    port: 0,
+    adminPort: 0,
+    reconnectTimeWaitMs: 100,
+    adminToken: TOKEN,
+  });
+}
+
+t.test(
+  "a restarted replica takes the live values, not the file's, and is 503 until it has them",
+  async (t) => {
+    const storeDir = mkdtempSync(join(tmpdir(), "turnout-cutover-js-"));
+    t.teardown(() => rmSync(storeDir, { recursive: true, force: true }));
+    const port = await freePort();
+    const first = await startNatsServer({ port, jetstream: true, storeDir });
+    const before = await gatewayOn(first.url);
+    await before.connected;
+    t.ok(await within(5000, () => before.cutoverStore.mode === "live"), "first replica loads");
+    const put = await call(`${before.adminUrl}/admin/routes/users.get/cutover`, {
+      method: "PUT",
+      body: JSON.stringify({ nats: 64.25, shadow: 0, reason: "before the restart" }),
+    });
+    t.equal(put.status, 200);
+    await before.close();
+    await first.stop();
+
+    // NATS is down: the restarted replica listens but must not be ready.
+    const after = await gatewayOn(`nats://127.0.0.1:${port}`);
+    t.teardown(() => after.close());
+    const waiting = await call(`${after.adminUrl}/readyz`);
+    t.equal(waiting.status, 503);
+    t.ok(
+      (waiting.body.reasons as string[]).includes("live cutover state not loaded yet"),
+      "names the missing live state",
+    );
+    t.equal(after.cutover.of("users.get").nats, 10, "file values until loaded");
+
+    const second = await startNatsServer({ port, jetstream: true, storeDir });
+    t.teardown(() => second.stop());
+    await after.connected;
+    t.ok(
+      await within(5000, async () => (await call(`${after.adminUrl}/readyz`)).status === 200),
+      "ready once the live state is loaded",
+    );
+    t.equal(after.cutover.of("users.get").nats, 64.25, "takes the live value");
+    t.equal(after.cutover.of("users.get").source, "live");
+  },
+);
+
+t.test(
+  "without JetStream the gateway runs on the file's values and /readyz says so while staying 200",
+  async (t) => {
+    const stack = await startStack(t, routesFile, { jetstream: false, adminToken: TOKEN });
+    const gw = stack.gateway;
+    t.ok(await within(5000, () => gw.cutoverStore.mode === "file"), "falls back to the file");
+    const ready = await call(`${gw.adminUrl}/readyz`);
+    t.equal(ready.status, 200);
+    t.match(ready.body, { status: "ready", notes: ["cutover: file values (no JetStream)"] });
+    t.equal(gw.cutover.of("users.get").nats, 10);
+    t.equal(gw.cutover.of("users.get").source, "file");
+    const list = await call(`${gw.adminUrl}/admin/routes`);
+    t.equal(list.body.cutover, "file");
+    const put = await call(`${gw.adminUrl}/admin/routes/users.get/cutover`, {
+      method: "PUT",
+      body: JSON.stringify({ nats: 20, reason: "x" }),
+    });
+    t.equal(put.status, 503, "no live changes without JetStream");
+    t.match(put.body.detail, /no JetStream/);
+  },
+);
