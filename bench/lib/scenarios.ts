@@ -235,38 +235,13 @@ export const SCENARIOS: readonly Scenario[] = [
       };
     },
   },
-  {
+  natsWithLegacyScenario({
     name: "gateway-nats-split",
     description: "as gateway-nats, on a route with a legacy upstream at nats 100, sticky x-user-id",
-    usesNats: true,
+    routes: "bench/routes-split.yaml",
+    mirrored: false,
     interleaveWith: "gateway-nats",
-    skip: gatewayMissing,
-    async start(ctx) {
-      const nats = await startNats(ctx);
-      const worker = await startWorker(ctx, nats);
-      // Started and counted: the route has it as its upstream, though it gets no traffic.
-      const legacy = await startLegacy(ctx);
-      const config = writeRoutesFor(
-        ctx.root,
-        "bench/routes-split.yaml",
-        { users: legacy.url },
-        ctx.logDir,
-      );
-      const gateway = await startGateway(ctx, nats, config);
-      const target = postUser(`${gateway.url}${USERS_PATH}`);
-      await waitForHttp(target, [gateway.child, worker, legacy.child], 30_000);
-      return {
-        load: target,
-        cpu: {
-          gateway: gateway.child.pid,
-          "nats-server": nats.process.pid!,
-          worker: worker.pid,
-          "legacy-backend": legacy.child.pid,
-        },
-        check: gatewayCheck(gateway, { side: "nats", mirrored: false }),
-      };
-    },
-  },
+  }),
   {
     name: "gateway-legacy",
     description: "turnout serve -> undici -> legacy backend (route at nats 0)",
@@ -296,36 +271,12 @@ export const SCENARIOS: readonly Scenario[] = [
       };
     },
   },
-  {
+  natsWithLegacyScenario({
     name: "gateway-shadow",
     description: "as gateway-nats-split, every request also mirrored to the legacy backend",
-    usesNats: true,
-    skip: gatewayMissing,
-    async start(ctx) {
-      const nats = await startNats(ctx);
-      const worker = await startWorker(ctx, nats);
-      const legacy = await startLegacy(ctx);
-      const config = writeRoutesFor(
-        ctx.root,
-        "bench/routes-shadow.yaml",
-        { users: legacy.url },
-        ctx.logDir,
-      );
-      const gateway = await startGateway(ctx, nats, config);
-      const target = postUser(`${gateway.url}${USERS_PATH}`);
-      await waitForHttp(target, [gateway.child, worker, legacy.child], 30_000);
-      return {
-        load: target,
-        cpu: {
-          gateway: gateway.child.pid,
-          "nats-server": nats.process.pid!,
-          worker: worker.pid,
-          "legacy-backend": legacy.child.pid,
-        },
-        check: gatewayCheck(gateway, { side: "nats", mirrored: true }),
-      };
-    },
-  },
+    routes: "bench/routes-shadow.yaml",
+    mirrored: true,
+  }),
   {
     name: "nats-raw",
     description: "Node client request/reply straight to the bench worker, no HTTP (reference)",
@@ -374,4 +325,43 @@ function echoCheck(body: string): string | undefined {
   } catch {
     return "the body is not JSON";
   }
+}
+
+/**
+ * The NATS path on a route that also has a legacy upstream: the worker serves,
+ * the legacy backend runs (and is counted) whether or not it gets mirrors.
+ */
+function natsWithLegacyScenario(options: {
+  name: string;
+  description: string;
+  routes: string;
+  mirrored: boolean;
+  interleaveWith?: string;
+}): Scenario {
+  return {
+    name: options.name,
+    description: options.description,
+    usesNats: true,
+    ...(options.interleaveWith === undefined ? {} : { interleaveWith: options.interleaveWith }),
+    skip: gatewayMissing,
+    async start(ctx) {
+      const nats = await startNats(ctx);
+      const worker = await startWorker(ctx, nats);
+      const legacy = await startLegacy(ctx);
+      const config = writeRoutesFor(ctx.root, options.routes, { users: legacy.url }, ctx.logDir);
+      const gateway = await startGateway(ctx, nats, config);
+      const target = postUser(`${gateway.url}${USERS_PATH}`);
+      await waitForHttp(target, [gateway.child, worker, legacy.child], 30_000);
+      return {
+        load: target,
+        cpu: {
+          gateway: gateway.child.pid,
+          "nats-server": nats.process.pid!,
+          worker: worker.pid,
+          "legacy-backend": legacy.child.pid,
+        },
+        check: gatewayCheck(gateway, { side: "nats", mirrored: options.mirrored }),
+      };
+    },
+  };
 }
