@@ -1,5 +1,6 @@
 /** A route's smaller option maps: cutover (with sticky), rateLimit, compare, headers. */
 import type { Field } from "./field.js";
+import { readPlan } from "./plan.js";
 import { checkKeys, readDuration, readList, readNumber, readPercent, readString } from "./read.js";
 import { COMPARE_KEYS, CUTOVER_KEYS, RATE_LIMIT_KEYS } from "./schema.js";
 import type { CutoverOptions, RateLimitOptions, StickyKey } from "./types.js";
@@ -22,11 +23,13 @@ export function readCutover(f: Field, hasLegacy: boolean): CutoverOptions {
     sticky: { kind: "random" },
   };
   if (!checkKeys(f, CUTOVER_KEYS)) return defaults;
-  return {
+  const options: CutoverOptions = {
     nats: readPercent(f.child("nats")) ?? defaults.nats,
     shadow: readPercent(f.child("shadow")) ?? defaults.shadow,
     sticky: readSticky(f.child("sticky")) ?? defaults.sticky,
   };
+  const plan = readPlan(f.child("plan"));
+  return plan === undefined ? options : { ...options, plan };
 }
 
 function readSticky(f: Field): StickyKey | undefined {

@@ -138,6 +138,9 @@ function checkTraffic(f: Field, draft: RouteDraft, hasLegacy: boolean): void {
   if (!hasLegacy && cutover.nats < 100) {
     at("nats").problem(`is ${cutover.nats} but the route has no legacy upstream to serve the rest`);
   }
+  if (!hasLegacy && f.child("cutover").child("plan").present) {
+    at("plan").problem("needs a legacy upstream: without one NATS already serves everything");
+  }
   if (!hasLegacy && cutover.shadow > 0) {
     at("shadow").problem("needs a legacy upstream to mirror to");
   }

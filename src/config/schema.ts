@@ -31,6 +31,8 @@ export const ROUTE_KEYS = [
   "headers",
   ...TUNABLE_KEYS,
 ] as const;
-export const CUTOVER_KEYS = ["nats", "shadow", "sticky"] as const;
+export const CUTOVER_KEYS = ["nats", "shadow", "sticky", "plan"] as const;
+export const PLAN_KEYS = ["steps", "every", "gates"] as const;
+export const PLAN_GATE_KEYS = ["maxErrorRate", "maxP99", "maxMismatchRate", "minRequests"] as const;
 export const RATE_LIMIT_KEYS = ["max", "per", "key"] as const;
 export const COMPARE_KEYS = ["ignore"] as const;

@@ -51,6 +51,32 @@ export interface CutoverOptions {
   /** Share also mirrored to the side that is not serving, 0-100. */
   readonly shadow: number;
   readonly sticky: StickyKey;
+  /**
+   * Automatic progressive cutover; absent when the route has none. Optional
+   * (rather than always present as undefined) so a route without a plan reads
+   * exactly as before.
+   */
+  readonly plan?: CutoverPlan | undefined;
+}
+
+/** `cutover.plan`: the NATS share steps up while the gates hold over each window. */
+export interface CutoverPlan {
+  /** NATS percentages to step through, strictly ascending, each 0-100. */
+  readonly steps: readonly number[];
+  /** Length of one judged window (and the least time spent on a step), in ms. */
+  readonly everyMs: number;
+  readonly gates: PlanGates;
+}
+
+export interface PlanGates {
+  /** Highest share (0-1) of 5xx answers and fallbacks among NATS-routed requests. */
+  readonly maxErrorRate: number;
+  /** Highest p99 latency of NATS answers, in ms. */
+  readonly maxP99Ms: number;
+  /** Highest share (0-1) of shadow comparisons that mismatch. */
+  readonly maxMismatchRate: number;
+  /** Fewer NATS-routed requests than this in a window: hold, never a pass. */
+  readonly minRequests: number;
 }
 
 export interface RouteConfig {

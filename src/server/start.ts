@@ -13,6 +13,7 @@ import type { GatewayConfig } from "../config/types.js";
 import { AdminToken } from "../control/admin-token.js";
 import { CutoverState } from "../control/cutover-state.js";
 import { CutoverStore } from "../control/cutover-store.js";
+import { PlanDriver, type PlanDriverOptions } from "../control/plan-driver.js";
 import { GatewayMetrics } from "../observability/metrics.js";
 import { type MirrorLimits, Mirrors } from "../shadow/mirror.js";
 import { MismatchLog } from "../shadow/mismatch-log.js";
@@ -32,6 +33,8 @@ export interface StartOptions {
   readonly mirrorLimits?: Partial<MirrorLimits>;
   /** Base wait between NATS connect attempts, in ms (tests shorten it). */
   readonly reconnectTimeWaitMs?: number;
+  /** Lease and publishing periods of the cutover plans (tests shorten them). */
+  readonly plan?: PlanDriverOptions;
 }
 
 export interface RunningGateway {
@@ -41,6 +44,8 @@ export interface RunningGateway {
   readonly cutover: CutoverState;
   /** The live cutover state in NATS KV, applied to `cutover`. */
   readonly cutoverStore: CutoverStore;
+  /** Runs the routes' `cutover.plan`s while this replica holds the plan lease. */
+  readonly plan: PlanDriver;
   readonly mismatches: MismatchLog;
   readonly mirrors: Mirrors;
   readonly nats: NatsLink;
@@ -79,6 +84,18 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     info: (message) => admin.log.info(message),
     warn: (message) => admin.log.warn(message),
   });
+  const plan = new PlanDriver(
+    {
+      metrics,
+      store: cutoverStore,
+      routes: config.routes,
+      log: {
+        info: (message) => admin.log.info(message),
+        warn: (message) => admin.log.warn(message),
+      },
+    },
+    options.plan,
+  );
   const readiness: ReadinessCheck[] = [
     () => (draining ? "shutting down" : undefined),
     () => (natsStatus.isConnected() ? undefined : natsStatus.describe()),
@@ -118,6 +135,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   }).then((nc) => {
     nats.attach(nc);
     cutoverStore.start(nc);
+    plan.start(nc);
   });
   // Failures are already recorded in natsStatus for /readyz; don't crash on them here.
   connected.catch(() => {});
@@ -131,6 +149,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     metrics,
     cutover,
     cutoverStore,
+    plan,
     mismatches,
     mirrors,
     nats,
@@ -140,6 +159,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
       draining = true;
       await gateway.close();
       abort.abort();
+      await plan.stop();
       await cutoverStore.stop();
       await Promise.all([nats.drain(), legacy.close()]);
       await admin.close();

@@ -1,0 +1,57 @@
+/** `cutover.plan`: steps, window length and gates of an automatic progressive cutover. */
+import type { Field } from "./field.js";
+import { checkKeys, readDuration, readList, readNumber, readPercent, required } from "./read.js";
+import { PLAN_GATE_KEYS, PLAN_KEYS } from "./schema.js";
+import type { CutoverPlan, PlanGates } from "./types.js";
+
+/** The plan, or undefined when absent or unusable (every problem reported). */
+export function readPlan(f: Field): CutoverPlan | undefined {
+  if (!checkKeys(f, PLAN_KEYS)) return undefined;
+  const present = ["steps", "every", "gates"].map((key) => required(f.child(key)));
+  const steps = readSteps(f.child("steps"));
+  const everyMs = readDuration(f.child("every"), true);
+  const gates = readGates(f.child("gates"));
+  if (present.includes(false) || steps === undefined || everyMs === undefined) return undefined;
+  if (gates === undefined) return undefined;
+  return { steps, everyMs, gates };
+}
+
+function readSteps(f: Field): number[] | undefined {
+  let ok = true;
+  let previous = Number.NEGATIVE_INFINITY;
+  const steps = readList(f, (item) => {
+    const step = readPercent(item);
+    if (step === undefined) {
+      ok = false;
+      return undefined;
+    }
+    if (step <= previous) {
+      item.problem(`must be more than the step before it (${previous}): steps go up`);
+      ok = false;
+    }
+    previous = step;
+    return step;
+  });
+  if (steps === undefined) return undefined;
+  if (steps.length === 0) {
+    f.problem("must hold at least one percentage, e.g. [1, 5, 25, 50, 100]");
+    return undefined;
+  }
+  return ok ? steps : undefined;
+}
+
+function readGates(f: Field): PlanGates | undefined {
+  if (!checkKeys(f, PLAN_GATE_KEYS)) return undefined;
+  const present = PLAN_GATE_KEYS.map((key) => required(f.child(key)));
+  const gates = {
+    maxErrorRate: readNumber(f.child("maxErrorRate"), { min: 0, max: 1 }),
+    maxP99Ms: readDuration(f.child("maxP99"), true),
+    maxMismatchRate: readNumber(f.child("maxMismatchRate"), { min: 0, max: 1 }),
+    minRequests: readNumber(f.child("minRequests"), { min: 1, integer: true }),
+  };
+  if (present.includes(false)) return undefined;
+  const { maxErrorRate, maxP99Ms, maxMismatchRate, minRequests } = gates;
+  if (maxErrorRate === undefined || maxP99Ms === undefined) return undefined;
+  if (maxMismatchRate === undefined || minRequests === undefined) return undefined;
+  return { maxErrorRate, maxP99Ms, maxMismatchRate, minRequests };
+}

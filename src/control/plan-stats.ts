@@ -1,0 +1,129 @@
+/**
+ * Each replica's window figures per planned route, read from the gateway's own
+ * metrics (nothing extra on the request path): every tick takes the change of
+ * the cumulative counters since the last tick. The figures travel as JSON on
+ * NATS subject `turnout.stats` so the leader can sum all replicas.
+ */
+import type { GatewayMetrics } from "../observability/metrics.js";
+import { emptyFigures, type WindowFigures } from "./plan-evaluate.js";
+
+export const STATS_SUBJECT = "turnout.stats";
+
+/** One replica's report: figures per route since its previous report. */
+export interface StatsReport {
+  readonly replica: string;
+  readonly routes: Record<string, WindowFigures>;
+}
+
+/** Bucket upper bounds (ms) of the NATS latency figures: those of the duration histogram. */
+export function latencyBoundsMs(metrics: GatewayMetrics): number[] {
+  return metrics.duration.buckets.map((s) => s * 1000);
+}
+
+export class LocalStats {
+  readonly #metrics: GatewayMetrics;
+  readonly #routes: readonly string[];
+  #previous = new Map<string, WindowFigures>();
+
+  constructor(metrics: GatewayMetrics, routes: readonly string[]) {
+    this.#metrics = metrics;
+    this.#routes = routes;
+    this.#previous = this.#totals();
+  }
+
+  /** The figures since the previous call (the first call: since construction). */
+  take(): Record<string, WindowFigures> {
+    const totals = this.#totals();
+    const out: Record<string, WindowFigures> = {};
+    for (const [route, now] of totals) {
+      const before = this.#previous.get(route);
+      out[route] = before === undefined ? now : subtract(now, before);
+    }
+    this.#previous = totals;
+    return out;
+  }
+
+  #totals(): Map<string, WindowFigures> {
+    const buckets = this.#metrics.duration.buckets.length;
+    const totals = new Map(this.#routes.map((r) => [r, emptyFigures(buckets)]));
+    for (const { labels, value } of this.#metrics.requests.get().values) {
+      const figures = totals.get(String(labels.route));
+      if (figures === undefined || labels.backend !== "nats") continue;
+      figures.requests += value;
+      if (Number(labels.code) >= 500) figures.errors += value;
+    }
+    // A request NATS could not serve was routed to NATS and failed there.
+    for (const { labels, value } of this.#metrics.fallbacks.get().values) {
+      const figures = totals.get(String(labels.route));
+      if (figures === undefined) continue;
+      figures.requests += value;
+      figures.errors += value;
+    }
+    for (const { labels, value } of this.#metrics.shadow.get().values) {
+      const figures = totals.get(String(labels.route));
+      if (figures === undefined) continue;
+      if (labels.result === "match" || labels.result === "mismatch") figures.compared += value;
+      if (labels.result === "mismatch") figures.mismatches += value;
+    }
+    for (const [route, figures] of totals) {
+      const cell = this.#metrics.duration.cell(route, "nats");
+      let counted = 0;
+      for (let i = 0; i < buckets; i++) {
+        figures.latency[i] = cell.counts[i]!;
+        counted += cell.counts[i]!;
+      }
+      figures.latency[buckets] = cell.count - counted;
+    }
+    return totals;
+  }
+}
+
+function subtract(now: WindowFigures, before: WindowFigures): WindowFigures {
+  return {
+    requests: now.requests - before.requests,
+    errors: now.errors - before.errors,
+    compared: now.compared - before.compared,
+    mismatches: now.mismatches - before.mismatches,
+    latency: now.latency.map((c, i) => c - (before.latency[i] ?? 0)),
+  };
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export function encodeReport(report: StatsReport): Uint8Array {
+  return encoder.encode(JSON.stringify(report));
+}
+
+/** The report in a message, or undefined when it is not a well-formed one. */
+export function decodeReport(data: Uint8Array): StatsReport | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(decoder.decode(data));
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== "object" || value === null) return undefined;
+  const v = value as Record<string, unknown>;
+  if (typeof v.replica !== "string" || typeof v.routes !== "object" || v.routes === null) {
+    return undefined;
+  }
+  const routes: Record<string, WindowFigures> = {};
+  for (const [route, raw] of Object.entries(v.routes as Record<string, unknown>)) {
+    const f = raw as Record<string, unknown>;
+    const counts = [f.requests, f.errors, f.compared, f.mismatches];
+    if (!counts.every(isCount) || !Array.isArray(f.latency) || !f.latency.every(isCount)) continue;
+    routes[route] = {
+      requests: f.requests as number,
+      errors: f.errors as number,
+      compared: f.compared as number,
+      mismatches: f.mismatches as number,
+      latency: f.latency as number[],
+    };
+  }
+  return { replica: v.replica, routes };
+}
+
+function isCount(value: unknown): boolean {
+  return typeof value === "number" && Number.isFinite(value) && value >= 0;
+}
