@@ -74,6 +74,10 @@ export function compileRouteCodec(root: protobuf.Root, route: RouteSpec): RouteC
 }
 
 class CompiledRoute implements RouteCodec {
+  /** Type names without the leading dot, for errors; computed once, not per reply. */
+  readonly #responseName: string;
+  readonly #errorName: string;
+
   constructor(
     readonly requestType: protobuf.Type,
     readonly responseType: protobuf.Type,
@@ -81,7 +85,10 @@ class CompiledRoute implements RouteCodec {
     readonly binding: Binding,
     readonly responseWriter: Writer,
     readonly errorWriter: Writer | undefined,
-  ) {}
+  ) {
+    this.#responseName = nameOf(responseType);
+    this.#errorName = errorType === undefined ? "" : nameOf(errorType);
+  }
 
   encodeRequest(
     params: Readonly<Record<string, string>>,
@@ -92,16 +99,20 @@ class CompiledRoute implements RouteCodec {
   }
 
   decodeResponse(bytes: Uint8Array): string {
-    return decode(this.responseType, this.responseWriter, bytes);
+    return decode(this.responseType, this.#responseName, this.responseWriter, bytes);
   }
 
   decodeError(bytes: Uint8Array): string | undefined {
     if (this.errorType === undefined) return undefined;
-    return decode(this.errorType, this.errorWriter!, bytes);
+    return decode(this.errorType, this.#errorName, this.errorWriter!, bytes);
   }
 }
 
-function decode(type: protobuf.Type, writer: Writer, bytes: Uint8Array): string {
+function nameOf(type: protobuf.Type): string {
+  return type.fullName.replace(/^\./, "");
+}
+
+function decode(type: protobuf.Type, name: string, writer: Writer, bytes: Uint8Array): string {
   let message: protobuf.Message;
   try {
     // Unknown fields are kept (not dropped, protobufjs's default) so that a
@@ -111,7 +122,7 @@ function decode(type: protobuf.Type, writer: Writer, bytes: Uint8Array): string 
     message = type.decode(reader);
   } catch (error) {
     const detail = error instanceof Error ? error.message : String(error);
-    throw badReplyError(type.fullName.replace(/^\./, ""), detail, error);
+    throw badReplyError(name, detail, error);
   }
-  return printWith(writer, message, type.fullName.replace(/^\./, ""));
+  return printWith(writer, message, name);
 }

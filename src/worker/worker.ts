@@ -55,37 +55,67 @@ export function startWorker<Req = any, Res extends object = object>(
   let active = 0;
   let idle: (() => void) | undefined;
 
-  async function serve(msg: Msg): Promise<void> {
+  /**
+   * Answers one request. A handler that returns a plain value is answered at
+   * once, without a promise or a microtask per request; a promise is returned
+   * only while an async handler runs, for stop() to wait on.
+   */
+  function serve(msg: Msg): Promise<void> | undefined {
     const ctx = contextOf(msg);
     let request: Req;
     try {
       request = requestType.decode(msg.data) as Req;
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
-      return replyError(msg, 400, `undecodable ${opts.requestType}: ${why}`);
+      replyError(msg, 400, `undecodable ${opts.requestType}: ${why}`);
+      return undefined;
     }
+    let result: Promise<Res> | Res;
     try {
-      const response = await opts.handle(request, ctx);
+      result = opts.handle(request, ctx);
+    } catch (err) {
+      fail(msg, ctx, err);
+      return undefined;
+    }
+    if (!isThenable(result)) {
+      answer(msg, ctx, result);
+      return undefined;
+    }
+    return Promise.resolve(result).then(
+      (response) => answer(msg, ctx, response),
+      (err: unknown) => fail(msg, ctx, err),
+    );
+  }
+
+  function answer(msg: Msg, ctx: WorkerContext, response: Res): void {
+    try {
       const invalid = responseType.verify(response);
       if (invalid !== null)
         throw new Error(`response is not a valid ${opts.responseType}: ${invalid}`);
       replyOk(msg, responseType.encode(response).finish(), ctx.httpStatus);
     } catch (err) {
-      if (err instanceof ServiceError) {
-        const body = err.body && errorType ? errorType.encode(err.body).finish() : undefined;
-        return replyError(msg, err.code, err.message, body);
-      }
-      onError(err, ctx);
-      replyError(msg, 500, "internal error");
+      fail(msg, ctx, err);
     }
+  }
+
+  function fail(msg: Msg, ctx: WorkerContext, err: unknown): void {
+    if (err instanceof ServiceError) {
+      const body = err.body && errorType ? errorType.encode(err.body).finish() : undefined;
+      replyError(msg, err.code, err.message, body);
+      return;
+    }
+    onError(err, ctx);
+    replyError(msg, 500, "internal error");
   }
 
   const sub = opts.nc.subscribe(opts.subject, {
     queue: opts.queue ?? DEFAULT_QUEUE,
     callback: (err, msg) => {
       if (err !== null) return onError(err, contextOf({ subject: opts.subject } as Msg));
+      const running = serve(msg);
+      if (running === undefined) return;
       active++;
-      void serve(msg).finally(() => {
+      void running.finally(() => {
         if (--active === 0) idle?.();
       });
     },
@@ -99,15 +129,38 @@ export function startWorker<Req = any, Res extends object = object>(
   };
 }
 
+/**
+ * The context of one request. Its header-derived fields are read on first use:
+ * decoding a message's headers (nats.js parses them on `msg.headers`) was a
+ * notable part of a worker's per-request cost, and most handlers never look.
+ */
+class RequestContext implements WorkerContext {
+  httpStatus: number | undefined = undefined;
+  readonly #msg: Msg;
+
+  constructor(msg: Msg) {
+    this.#msg = msg;
+  }
+  get subject(): string {
+    return this.#msg.subject;
+  }
+  get headers(): MsgHdrs | undefined {
+    return this.#msg.headers;
+  }
+  get requestId(): string | undefined {
+    return this.headers?.get(REQUEST_ID_HEADER) || undefined;
+  }
+  get route(): string | undefined {
+    return this.headers?.get(ROUTE_HEADER) || undefined;
+  }
+}
+
+function isThenable<T>(value: Promise<T> | T): value is Promise<T> {
+  return typeof (value as { then?: unknown } | null)?.then === "function";
+}
+
 function contextOf(msg: Msg): WorkerContext {
-  const h = msg.headers;
-  return {
-    subject: msg.subject,
-    headers: h,
-    requestId: h?.get(REQUEST_ID_HEADER) || undefined,
-    route: h?.get(ROUTE_HEADER) || undefined,
-    httpStatus: undefined,
-  };
+  return new RequestContext(msg);
 }
 
 function replyOk(msg: Msg, data: Uint8Array, httpStatus: number | undefined): void {
