@@ -31,8 +31,11 @@ export interface DemoRequest {
   readonly expect: number;
   /** A problem with the answer's body, or undefined when it is as it should be. */
   readonly check?: (body: string, contentType: string) => string | undefined;
-  /** The side that must answer, per turnout_requests_total{route,backend}. */
-  readonly served?: { readonly route: string; readonly by: Served };
+  /**
+   * The side that must answer, per turnout_requests_total{route,backend}; a list
+   * when either may (a route its plan is moving: which side depends on the moment).
+   */
+  readonly served?: { readonly route: string; readonly by: Served | readonly Served[] };
   /** The shadow comparison this request must add to turnout_shadow_total{route,result}. */
   readonly shadow?: { readonly route: string; readonly result: ShadowResult };
   /** Asked again (up to this many times, 300 ms apart) until status and check pass. */
@@ -104,6 +107,26 @@ function mismatchSummary(body: string): string {
     )
     .join("; ");
   return `${entries.length} kept, newest ${String(newest.method)} ${String(newest.path)}: ${shown}`;
+}
+
+/** GET /admin/routes answers from the live KV state, for every route. */
+function allLive(body: string): string | undefined {
+  const json = parsed(body);
+  if (json?.cutover !== "live")
+    return `cutover is ${JSON.stringify(json?.cutover)}, expected "live"`;
+  const routes = Array.isArray(json.routes) ? (json.routes as Json[]) : [];
+  if (routes.length === 0) return `no routes: ${body.slice(0, 300)}`;
+  const notLive = routes.filter((route) => route.source !== "live").map((route) => route.name);
+  return notLive.length === 0 ? undefined : `not live: ${notLive.join(", ")}`;
+}
+
+/** e.g. `live: users.get 50%, users.list 100%, ...` (the NATS share of each route). */
+function liveSummary(body: string): string {
+  const routes = parsed(body)?.routes;
+  const shares = (Array.isArray(routes) ? (routes as Json[]) : []).map(
+    (route) => `${String(route.name)} ${String(route.nats)}%`,
+  );
+  return `live: ${shares.join(", ")}`;
 }
 
 /** e.g. `users.get shadow match 2, mismatch 1`. */
@@ -216,12 +239,14 @@ export const DEMO_REQUESTS: readonly DemoRequest[] = [
     served: { route: "users.create", by: "legacy" },
   },
   {
-    title: "an order (orders.get: 100% NATS; lowerCamel names, defaults omitted)",
+    title:
+      "an order (orders.get: moving to NATS by its plan, either side answers the same; " +
+      "lowerCamel names, defaults omitted)",
     method: "GET",
     path: "/v1/orders/o-5001",
     expect: 200,
     check: jsonHas({ id: "o-5001", userId: "u-1001", totalCents: "4987" }),
-    served: { route: "orders.get", by: "nats" },
+    served: { route: "orders.get", by: ["legacy", "nats"] },
   },
   {
     title: "place an order: 201 (orders.create: on legacy)",
@@ -246,6 +271,16 @@ export const DEMO_REQUESTS: readonly DemoRequest[] = [
       return undefined;
     },
     summary: shadowSummary,
+  },
+  {
+    title: "the live split of every route, from the NATS KV bucket (admin API)",
+    method: "GET",
+    path: "/admin/routes",
+    headers: { authorization: `Bearer ${DEMO_ADMIN_TOKEN}` },
+    admin: true,
+    expect: 200,
+    check: allLive,
+    summary: liveSummary,
   },
   {
     title: "readiness (admin listener)",
@@ -286,6 +321,10 @@ export interface BannerFacts {
   readonly legacy: { readonly users: string; readonly orders: string };
   /** The route table the gateway serves (routes.yaml with the legacy URLs replaced). */
   readonly routesFile: string;
+  /** One line per route with a plan, e.g. `orders.get: 0 -> 10 -> ... -> 100% every 10s`. */
+  readonly plans: readonly string[];
+  /** Whether the background load on PLAN_LOAD's route runs (not in a smoke run). */
+  readonly load: boolean;
 }
 
 export function banner(listeners: Listeners, facts: BannerFacts): string {
@@ -307,6 +346,25 @@ export function banner(listeners: Listeners, facts: BannerFacts): string {
     lines.push(`  # ${request.title}`, `  ${curlLine(request, listeners)}`);
   }
   const pid = facts.workerPid === undefined ? "<worker pid>" : String(facts.workerPid);
+  if (facts.plans.length > 0) {
+    lines.push(
+      "",
+      "Automatic progressive cutover: the gateway steps these routes' NATS share up by",
+      "itself, one step per window while the NATS side keeps within the plan's gates:",
+      ...facts.plans.map((line) => `  ${line}`),
+    );
+    if (facts.load) {
+      lines.push(
+        `The demo sends ${PLAN_LOAD.perSecond} requests/s to ${PLAN_LOAD.method} ${PLAN_LOAD.path} ` +
+          `(${PLAN_LOAD.route}) so its plan has traffic to judge,`,
+        'and prints a "[demo] cutover:" line each time a route\'s live NATS share changes. The history:',
+      );
+    }
+    lines.push(
+      `  curl -s -H 'authorization: Bearer ${DEMO_ADMIN_TOKEN}' ` +
+        `${quote(`${listeners.adminUrl}/admin/routes/${PLAN_LOAD.route}/cutover/history`)}`,
+    );
+  }
   lines.push(
     "",
     `Fallback: stop the worker (kill ${pid}) and ask again as alice, or for an order:`,
@@ -468,8 +526,10 @@ async function runOne(
     const seen = await watch?.read();
     if (request.served && seen?.served !== undefined) {
       notes.push(`served by ${seen.served}`);
-      if (problem === undefined && seen.served !== request.served.by) {
-        problem = `expected to be served by ${request.served.by}`;
+      const sides: readonly string[] =
+        typeof request.served.by === "string" ? [request.served.by] : request.served.by;
+      if (problem === undefined && !sides.includes(seen.served)) {
+        problem = `expected to be served by ${sides.join(" or ")}`;
       }
     }
     if (request.shadow && seen?.shadow !== undefined) {
@@ -494,4 +554,111 @@ export async function runSmoke(listeners: Listeners, signal: AbortSignal): Promi
   const results: SmokeResult[] = [];
   for (const request of DEMO_REQUESTS) results.push(await runOne(request, listeners, signal));
   return results;
+}
+
+// --- the plan's traffic, and watching the live split --------------------------
+
+/** The background load the demo (not the smoke run) sends to the route with a plan. */
+export const PLAN_LOAD = {
+  route: "orders.get",
+  method: "GET",
+  path: "/v1/orders/o-5001",
+  perSecond: 10,
+} as const;
+
+/** At most this many load requests in flight: a stalled gateway is not piled on. */
+const LOAD_MAX_IN_FLIGHT = 20;
+
+/**
+ * Sends PLAN_LOAD (to the gateway on 127.0.0.1) until `signal` aborts. Answers
+ * are read and dropped; failures are counted, and the first one of each kind is
+ * handed to `onProblem` (the plan's gates see them in the metrics anyway).
+ */
+export function startLoad(
+  listeners: Listeners,
+  signal: AbortSignal,
+  onProblem: (line: string) => void,
+): void {
+  const url = `${listeners.url}${PLAN_LOAD.path}`;
+  const seen = new Set<string>();
+  let inFlight = 0;
+  const report = (kind: string) => {
+    if (signal.aborted || seen.has(kind)) return;
+    seen.add(kind);
+    onProblem(`load: ${PLAN_LOAD.method} ${PLAN_LOAD.path}: ${kind} (said once)`);
+  };
+  const send = async () => {
+    if (signal.aborted || inFlight >= LOAD_MAX_IN_FLIGHT) return;
+    inFlight++;
+    try {
+      const response = await fetch(url, {
+        method: PLAN_LOAD.method,
+        signal: AbortSignal.any([signal, AbortSignal.timeout(5000)]),
+      });
+      await response.arrayBuffer();
+      if (response.status !== 200) report(`answered ${response.status}`);
+    } catch (error) {
+      report(error instanceof Error ? error.message : String(error));
+    } finally {
+      inFlight--;
+    }
+  };
+  const timer = setInterval(() => void send(), 1000 / PLAN_LOAD.perSecond);
+  signal.addEventListener("abort", () => clearInterval(timer), { once: true });
+}
+
+interface RouteRow {
+  readonly name: string;
+  readonly nats: number;
+  readonly by?: string;
+  readonly reason?: string;
+}
+
+/** e.g. `cutover: orders.get 10% -> 25% NATS (by plan: plan: step 2/4 ...)`. */
+export function cutoverChangeLine(row: RouteRow, before: number): string {
+  const why = row.by === undefined ? "" : ` (by ${row.by}${row.reason ? `: ${row.reason}` : ""})`;
+  return `cutover: ${row.name} ${before}% -> ${row.nats}% NATS${why}`;
+}
+
+/**
+ * Polls GET /admin/routes every `everyMs` until `signal` aborts and hands
+ * `onLine` one line each time a route's live `nats` share changes (the first
+ * answer is the baseline: nothing is said for it).
+ */
+export function watchCutover(
+  listeners: Listeners,
+  signal: AbortSignal,
+  onLine: (line: string) => void,
+  everyMs = 1000,
+): void {
+  const known = new Map<string, number>();
+  let busy = false;
+  const poll = async () => {
+    if (busy || signal.aborted) return;
+    busy = true;
+    try {
+      const response = await fetch(`${listeners.adminUrl}/admin/routes`, {
+        headers: { authorization: `Bearer ${DEMO_ADMIN_TOKEN}` },
+        signal: AbortSignal.any([signal, AbortSignal.timeout(2000)]),
+      });
+      const json = parsed(await response.text());
+      if (response.status !== 200 || json?.cutover !== "live" || !Array.isArray(json.routes)) {
+        return;
+      }
+      for (const row of json.routes as RouteRow[]) {
+        const before = known.get(row.name);
+        known.set(row.name, row.nats);
+        if (before !== undefined && before !== row.nats && !signal.aborted) {
+          onLine(cutoverChangeLine(row, before));
+        }
+      }
+    } catch {
+      // not answering right now (stopping, or busy): the next poll tries again
+    } finally {
+      busy = false;
+    }
+  };
+  const timer = setInterval(() => void poll(), everyMs);
+  void poll();
+  signal.addEventListener("abort", () => clearInterval(timer), { once: true });
 }

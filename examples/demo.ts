@@ -3,9 +3,12 @@
  * nats-server, the example legacy HTTP services (examples/legacy.ts), the example
  * NATS worker (examples/worker.ts) and the gateway between them, serving
  * routes.yaml: users.get split 50/50 by x-user-id with every request shadowed (and
- * one deliberate difference to find), writes on legacy, the other reads on NATS.
- * Prints curl lines to try; Ctrl-C stops everything in order: the gateway first
- * (it drains), then the worker, then the legacy services, then nats-server.
+ * one deliberate difference to find), writes on legacy, users.list on NATS, and
+ * orders.get moving from legacy to NATS by itself through its plan (the demo sends
+ * it 10 requests/s and prints a line at each change of its live split). nats-server
+ * runs with JetStream: the live cutover state is in NATS KV.
+ * Prints curl lines to try; Ctrl-C stops everything in order: the background load,
+ * then the gateway (it drains), the worker, the legacy services, then nats-server.
  *
  *   node dist/examples/demo.js [--smoke]
  *
@@ -45,7 +48,15 @@ import {
   startNatsServer,
 } from "../src/devtools/nats-server.js";
 import { type Child, firstLine, portIsFree, say, startChild } from "./children.js";
-import { banner, DEMO_ADMIN_TOKEN, type Listeners, runSmoke } from "./demo-requests.js";
+import {
+  banner,
+  DEMO_ADMIN_TOKEN,
+  type Listeners,
+  PLAN_LOAD,
+  runSmoke,
+  startLoad,
+  watchCutover,
+} from "./demo-requests.js";
 import { distFile, repoRoot } from "./paths.js";
 
 const SUPERVISOR_ENV = "TURNOUT_DEMO_SUPERVISOR";
@@ -153,6 +164,13 @@ interface DemoRoutes {
   readonly file: string;
   /** One line per route: name, cutover and sticky key. */
   readonly cutovers: string[];
+  /** One line per route with a plan: its steps and window. */
+  readonly plans: string[];
+}
+
+interface PlanYaml {
+  steps?: unknown;
+  every?: unknown;
 }
 
 /**
@@ -167,7 +185,7 @@ function writeDemoRoutes(root: string, dir: string, legacy: LegacyUrls): DemoRou
   const table = doc.toJS() as {
     protos?: unknown;
     legacy?: Record<string, unknown>;
-    routes?: Array<{ name?: string; cutover?: Record<string, unknown> }>;
+    routes?: Array<{ name?: string; cutover?: Record<string, unknown> & { plan?: PlanYaml } }>;
   };
   for (const name of ["users", "orders"] as const) {
     if (table.legacy?.[name] === undefined) {
@@ -191,15 +209,26 @@ function writeDemoRoutes(root: string, dir: string, legacy: LegacyUrls): DemoRou
     const nats = cutover.nats === undefined ? "nats (default)" : `nats ${cutover.nats}%`;
     const parts = [nats, `shadow ${cutover.shadow ?? 0}%`];
     if (cutover.sticky !== undefined) parts.push(`sticky ${String(cutover.sticky)}`);
+    if (cutover.plan !== undefined) parts.push("plan (moves by itself)");
     return `${name.padEnd(width)}  ${parts.join(", ")}`;
   });
-  return { file, cutovers };
+  const plans = (table.routes ?? []).flatMap(({ name = "?", cutover = {} }) => {
+    const plan = cutover.plan;
+    if (plan === undefined) return [];
+    const steps = Array.isArray(plan.steps) ? plan.steps.map(String) : [];
+    const start = String(cutover.nats ?? 100);
+    const path = [start, ...steps.filter((step) => step !== start)].join(" -> ");
+    return [`${name}: ${path}% NATS, a step every ${String(plan.every)}`];
+  });
+  return { file, cutovers, plans };
 }
 
 class Supervisor {
   readonly #smoke: boolean;
   readonly #ports: Ports;
   readonly #lifetime = new AbortController();
+  /** The background load and the cutover watch: stopped first, before the gateway. */
+  readonly #background = new AbortController();
   #nats: NatsServer | undefined;
   #tempDir: string | undefined;
   readonly #children: Child[] = [];
@@ -264,7 +293,8 @@ class Supervisor {
     await checkPortsFree(this.#ports);
     if (!natsServerAvailable()) throw new Error(NATS_INSTALL_HINT);
 
-    const nats = await startNatsServer();
+    // JetStream: the live cutover state and the plan lease are NATS KV buckets.
+    const nats = await startNatsServer({ jetstream: true });
     if (this.#stopping !== undefined) {
       await nats.stop(); // stopped while it started: #stopAll did not know it yet
       return;
@@ -342,8 +372,19 @@ class Supervisor {
         workerPid: worker.process.pid,
         legacy,
         routesFile: routes.file,
+        plans: routes.plans,
+        load: !this.#smoke,
       }),
     );
+    // The smoke run does not wait for plan steps; the demo gives the plan traffic.
+    if (this.#smoke || routes.plans.length === 0) return;
+    const signal = this.#background.signal;
+    say(
+      `background load: ${PLAN_LOAD.perSecond} requests/s to ${PLAN_LOAD.method} ` +
+        `${PLAN_LOAD.path} (${PLAN_LOAD.route}); watching the live cutover every second`,
+    );
+    startLoad(this.listeners, signal, say);
+    watchCutover(this.listeners, signal, say);
   }
 
   #spawn(name: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): Child {
@@ -402,6 +443,7 @@ class Supervisor {
   /** Gateway first (it drains), then the worker, the legacy services, nats-server. Idempotent. */
   stop(exitCode: number): Promise<number> {
     if (this.#stopping !== undefined) return this.#stopping;
+    this.#background.abort(); // no new requests while the gateway drains
     this.#exitCode = exitCode;
     this.#stopping = this.#stopAll();
     this.#lifetime.abort();

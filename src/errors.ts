@@ -59,6 +59,10 @@ export const ErrorCodes = {
   TURNOUT_ERR_CUTOVER_UNAVAILABLE: { status: 503, title: "Live cutover state unavailable" },
   /** A cutover change lost a race with another one, or there is nothing to roll back. */
   TURNOUT_ERR_CUTOVER_CONFLICT: { status: 409, title: "Cutover change conflict" },
+  /** The client sent more requests than the route's `rateLimit` allows in its window. */
+  TURNOUT_ERR_RATE_LIMITED: { status: 429, title: "Too many requests" },
+  /** The route's circuit breaker for this backend is open: failing fast until it resets. */
+  TURNOUT_ERR_BREAKER_OPEN: { status: 503, title: "Circuit breaker open" },
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

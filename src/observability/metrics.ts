@@ -76,7 +76,9 @@ export class GatewayMetrics {
   readonly fallbacks: FastCounter;
   readonly shadow: FastCounter;
   readonly shadowSkipped: FastCounter;
+  readonly rateLimited: FastCounter;
   readonly cutoverPercent: Gauge<"route" | "kind">;
+  readonly breakerState: Gauge<"route" | "backend">;
   readonly #routes = new Map<string, RouteMetrics>();
 
   constructor(options: { processMetrics?: boolean } = {}) {
@@ -118,10 +120,22 @@ export class GatewayMetrics {
       ["route", "reason"],
       this.registry,
     );
+    this.rateLimited = new FastCounter(
+      "turnout_rate_limited_total",
+      "Requests refused with 429 because they exceeded the route's rateLimit.",
+      ["route"],
+      this.registry,
+    );
     this.cutoverPercent = new Gauge({
       name: "turnout_cutover_percent",
       help: "Live cutover percentage of each route: kind nats (served by NATS) or shadow (mirrored).",
       labelNames: ["route", "kind"],
+      registers: [this.registry],
+    });
+    this.breakerState = new Gauge({
+      name: "turnout_breaker_state",
+      help: "Circuit breaker of each route and backend: 0 closed, 1 half-open, 2 open.",
+      labelNames: ["route", "backend"],
       registers: [this.registry],
     });
     if (options.processMetrics !== false) {

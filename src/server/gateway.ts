@@ -21,6 +21,7 @@ import type { Mirrors } from "../shadow/mirror.js";
 import { AllowedMethods } from "./method-not-allowed.js";
 import { compileNatsPipeline } from "./nats-pipeline.js";
 import { isInternal, PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
+import { rateLimitRouteOptions } from "./rate-limit.js";
 import { requestIdOf } from "./request-id.js";
 import { compileRouteHandler, type RouteHandler } from "./route-handler.js";
 
@@ -79,6 +80,9 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
     forceCloseConnections: "idle",
     routerOptions: { maxParamLength: 256 },
     http: { maxHeaderSize: MAX_HEADER_BYTES },
+    // Bad URLs and over-long params are refused by the router before any handler:
+    // answer them as problem+json like every other gateway error.
+    frameworkErrors: (error, req, reply) => sendProblem(error, req, reply),
   });
   app.decorateRequest("backend", "gateway");
 
@@ -142,17 +146,23 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
       metrics: deps.metrics,
       isDraining,
     });
-    registerRoute(app, route, handler);
+    registerRoute(app, route, handler, deps.metrics);
   }
   return app;
 }
 
-function registerRoute(app: FastifyInstance, route: RouteConfig, handler: RouteHandler): void {
+function registerRoute(
+  app: FastifyInstance,
+  route: RouteConfig,
+  handler: RouteHandler,
+  metrics: GatewayMetrics,
+): void {
   app.route({
     method: route.method,
     url: route.path,
     bodyLimit: route.bodyLimitBytes,
     config: { routeName: route.name },
+    ...rateLimitRouteOptions(app, route, metrics),
     handler,
   });
 }

@@ -1,6 +1,7 @@
 /**
  * The NATS path of one route, compiled once at start:
- * parse (JSON + params -> protobuf) -> call (request/reply) -> encode (protobuf -> JSON).
+ * parse (JSON + params -> protobuf) -> call (request/reply, retried per the
+ * route's policy) -> encode (protobuf -> JSON).
  * It returns the answer to send; every failure is a TurnoutError that
  * server/problem.ts turns into problem+json.
  */
@@ -9,6 +10,7 @@ import type protobuf from "protobufjs";
 import { compileRequestHeaders } from "../backends/nats/headers.js";
 import type { Requester } from "../backends/nats/link.js";
 import { interpretReply } from "../backends/nats/reply.js";
+import { compileRetry } from "../backends/resilience/retry.js";
 import { compileRouteCodec, parseJsonBody } from "../codec/index.js";
 import type { RouteConfig } from "../config/types.js";
 import { TurnoutError } from "../errors.js";
@@ -45,6 +47,11 @@ export function compileNatsPipeline(
   const codec = compileRouteCodec(root, route);
   const subjectOf = compileSubject(route.subject);
   const headersOf = compileRequestHeaders(route.name, route.headers);
+  const retrying = compileRetry({
+    ...route.retry,
+    timeoutMs: route.timeoutMs,
+    idempotent: route.idempotent,
+  });
 
   return async (input, shadow = false) => {
     const subject = subjectOf(input.params);
@@ -55,9 +62,9 @@ export function compileNatsPipeline(
     metrics.observePayload("request", "protobuf", payload.length);
 
     const headers = headersOf(input.requestId, input.headers, shadow);
-    const reply = interpretReply(
-      await requester.request(subject, payload, headers, route.timeoutMs),
-    );
+    const send = () => requester.request(subject, payload, headers, route.timeoutMs);
+    // A mirrored request is never retried: it must not add load to a struggling side.
+    const reply = interpretReply(await (shadow ? send() : retrying(send)));
 
     metrics.observePayload("response", "protobuf", reply.data.length);
     if (reply.kind === "ok") {

@@ -26,6 +26,8 @@ const FASTIFY_CODES: Readonly<Record<string, ErrorCode>> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: "TURNOUT_ERR_BAD_JSON",
   FST_ERR_CTP_EMPTY_JSON_BODY: "TURNOUT_ERR_BAD_JSON",
   FST_ERR_BAD_URL: "TURNOUT_ERR_BAD_PARAM",
+  /** A path parameter longer than the router's maxParamLength (Fastify's own answer is 414). */
+  FST_ERR_MAX_PARAM_LENGTH: "TURNOUT_ERR_BAD_PARAM",
   FST_ERR_ASYNC_CONSTRAINT: "TURNOUT_ERR_BAD_PARAM",
 };
 

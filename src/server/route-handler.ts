@@ -1,13 +1,21 @@
 /**
  * One route's request, end to end: parse (the input) -> decide (which side
  * serves, whether to mirror) -> call (NATS pipeline or legacy forward, with
- * fallback) -> answer. The mirror, when chosen, runs beside the primary and is
- * never awaited by the client's request.
+ * fallback) -> answer. Each backend call goes through the route's breaker for
+ * that backend (NATS retries live in the pipeline). The mirror, when chosen,
+ * runs beside the primary, outside the breakers, and is never awaited by the
+ * client's request.
  */
 import { PassThrough, type Readable } from "node:stream";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { LegacyAnswer, LegacyRequest } from "../backends/legacy/forward.js";
 import type { LegacyUpstreams } from "../backends/legacy/upstreams.js";
+import {
+  type Breaker,
+  type BreakerState,
+  createBreaker,
+  NO_BREAKER,
+} from "../backends/resilience/breaker.js";
 import type { RouteConfig } from "../config/types.js";
 import type { AdminToken } from "../control/admin-token.js";
 import type { LiveCutover } from "../control/cutover-state.js";
@@ -29,15 +37,28 @@ export interface RouteHandlerDeps {
   readonly isDraining: () => boolean;
 }
 
+/** The deps plus what the handler compiles for itself: one breaker per backend. */
+interface Compiled extends RouteHandlerDeps {
+  readonly breakers: Readonly<Record<Side, Breaker>>;
+}
+
 export type RouteHandler = (req: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply>;
 
 /** NATS failures where no worker saw the request: legacy may serve it instead. */
 const FALLBACK_REASONS: Readonly<Record<string, string>> = {
   TURNOUT_ERR_NO_RESPONDERS: "no_responders",
   TURNOUT_ERR_NOT_CONNECTED: "not_connected",
+  TURNOUT_ERR_BREAKER_OPEN: "breaker_open",
 };
 
-export function compileRouteHandler(deps: RouteHandlerDeps): RouteHandler {
+/** `turnout_breaker_state` values. */
+const STATE_VALUE: Readonly<Record<BreakerState, number>> = { closed: 0, halfOpen: 1, open: 2 };
+
+/** A 5xx answer counts against the breaker; a 4xx is the client's own doing. */
+const isServerError = (answer: { readonly status: number }): boolean => answer.status >= 500;
+
+export function compileRouteHandler(routeDeps: RouteHandlerDeps): RouteHandler {
+  const deps: Compiled = { ...routeDeps, breakers: compileBreakers(routeDeps) };
   const { route, cutover } = deps;
   const bucketOf = compileBucketOf(route.name);
   const stickyKeyOf = compileStickyKey(route.cutover.sticky);
@@ -64,8 +85,19 @@ export function compileRouteHandler(deps: RouteHandlerDeps): RouteHandler {
   };
 }
 
+function compileBreakers({ route, metrics }: RouteHandlerDeps): Record<Side, Breaker> {
+  const breaker = (backend: Side) =>
+    createBreaker(`${route.name}/${backend}`, route.breaker, (state) =>
+      metrics.breakerState.set({ route: route.name, backend }, STATE_VALUE[state]),
+    );
+  return {
+    nats: breaker("nats"),
+    legacy: route.legacy === undefined ? NO_BREAKER : breaker("legacy"),
+  };
+}
+
 async function serveNats(
-  deps: RouteHandlerDeps,
+  deps: Compiled,
   req: FastifyRequest,
   reply: FastifyReply,
   input: RouteInput,
@@ -74,7 +106,7 @@ async function serveNats(
   req.backend = "nats";
   let answer: Answer;
   try {
-    answer = await deps.natsCall(input);
+    answer = await deps.breakers.nats.run(() => deps.natsCall(input), isServerError);
   } catch (error) {
     const reason = fallbackReason(deps.route, error);
     mirror?.primaryFailed();
@@ -88,7 +120,7 @@ async function serveNats(
 }
 
 async function serveLegacy(
-  deps: RouteHandlerDeps,
+  deps: Compiled,
   req: FastifyRequest,
   reply: FastifyReply,
   mirror: MirrorHandle | undefined,
@@ -96,7 +128,10 @@ async function serveLegacy(
   req.backend = "legacy";
   let answer: LegacyAnswer<Readable>;
   try {
-    answer = await deps.legacy.forward(deps.route, legacyRequest(req), { mode: "stream" });
+    answer = await deps.breakers.legacy.run(
+      () => deps.legacy.forward(deps.route, legacyRequest(req), { mode: "stream" }),
+      isServerError,
+    );
   } catch (error) {
     mirror?.primaryFailed();
     throw error;

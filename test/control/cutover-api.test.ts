@@ -1,8 +1,8 @@
 import t from "tap";
 import { loadConfigAndProtos } from "../../src/config/load.js";
 import { type RunningGateway, startGateway } from "../../src/server/start.js";
-import { startStack } from "../helpers/stack.js";
 import { call, cutoverRoutes, TOKEN, within } from "../helpers/cutover-fixture.js";
+import { startStack } from "../helpers/stack.js";
 
 const routesFile = cutoverRoutes();
 const stack = await startStack(t, routesFile, { jetstream: true, adminToken: TOKEN });

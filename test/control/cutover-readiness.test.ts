@@ -5,8 +5,8 @@ import t from "tap";
 import { loadConfigAndProtos } from "../../src/config/load.js";
 import { freePort, startNatsServer } from "../../src/devtools/nats-server.js";
 import { startGateway } from "../../src/server/start.js";
-import { startStack } from "../helpers/stack.js";
 import { call, cutoverRoutes, TOKEN, within } from "../helpers/cutover-fixture.js";
+import { startStack } from "../helpers/stack.js";
 
 const routesFile = cutoverRoutes();
 

@@ -1,0 +1,82 @@
+/**
+ * A circuit breaker per route and backend, behind a small interface so the
+ * request path only calls `run`. opossum keeps the rolling window; its own
+ * timeout is off: each call carries its own deadline (the NATS requester's
+ * timer, the legacy forward's abort), so no breaker-wide AbortController ever
+ * cancels another request.
+ */
+import CircuitBreaker from "opossum";
+import type { BreakerOptions } from "../../config/types.js";
+import { TurnoutError } from "../../errors.js";
+import { countsAgainstBreaker } from "./failures.js";
+
+export type BreakerState = "closed" | "halfOpen" | "open";
+
+export interface Breaker {
+  /**
+   * Runs `action` unless the breaker is open (then rejects at once with
+   * TURNOUT_ERR_BREAKER_OPEN). `failed` marks an answer that counts as a
+   * failure (a 5xx answer): it is still returned to the caller.
+   */
+  run<T>(action: () => Promise<T>, failed: (answer: T) => boolean): Promise<T>;
+  readonly state: BreakerState;
+}
+
+/** For a backend a route does not have: runs every action, counts nothing. */
+export const NO_BREAKER: Breaker = {
+  state: "closed",
+  run: (action) => action(),
+};
+
+/** An answer that counted as a failure, carried through opossum's rejection path. */
+class FailedAnswer {
+  constructor(readonly answer: unknown) {}
+}
+
+type Action = () => Promise<unknown>;
+
+export function createBreaker(
+  name: string,
+  options: BreakerOptions,
+  onState: (state: BreakerState) => void = () => {},
+): Breaker {
+  const circuit = new CircuitBreaker((action: Action) => action(), {
+    name,
+    timeout: false,
+    errorThresholdPercentage: options.errorPercent,
+    volumeThreshold: options.volume,
+    resetTimeout: options.resetAfterMs,
+    enableSnapshots: false,
+    errorFilter: (error: unknown) =>
+      !(error instanceof FailedAnswer || countsAgainstBreaker(error)),
+  });
+  circuit.on("open", () => onState("open"));
+  circuit.on("halfOpen", () => onState("halfOpen"));
+  circuit.on("close", () => onState("closed"));
+  onState("closed");
+
+  return {
+    get state(): BreakerState {
+      if (circuit.opened) return "open";
+      return circuit.halfOpen ? "halfOpen" : "closed";
+    },
+    async run<T>(action: () => Promise<T>, failed: (answer: T) => boolean): Promise<T> {
+      const counted = async () => {
+        const answer = await action();
+        if (failed(answer)) throw new FailedAnswer(answer);
+        return answer;
+      };
+      try {
+        return (await circuit.fire(counted)) as T;
+      } catch (error) {
+        if (error instanceof FailedAnswer) return error.answer as T;
+        if ((error as { code?: unknown }).code === "EOPENBREAKER") {
+          throw new TurnoutError("TURNOUT_ERR_BREAKER_OPEN", `${name}: circuit breaker open`, {
+            cause: error,
+          });
+        }
+        throw error;
+      }
+    },
+  };
+}

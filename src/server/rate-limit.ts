@@ -1,0 +1,132 @@
+/**
+ * Per-route rate limits (`rateLimit: { max, per, key }` in routes.yaml) with
+ * @fastify/rate-limit, registered with `global: false` so only routes that set
+ * one are limited. A request over the limit is answered 429
+ * TURNOUT_ERR_RATE_LIMITED as problem+json by the gateway's error handler, with
+ * `Retry-After` (seconds), and counted in `turnout_rate_limited_total{route}`.
+ *
+ * Why a hook rather than the plugin's `config.rateLimit`: the plugin reads
+ * `config.rateLimit` from an `onRoute` hook that exists only once the plugin has
+ * loaded, but `buildGateway` declares its routes synchronously, before Fastify
+ * loads any plugin, so `config.rateLimit` would be silently ignored. Each limited
+ * route instead gets an `onRequest` hook whose limiter is made with the plugin's
+ * `app.rateLimit()` when the app becomes ready (before the first request). The
+ * options carry no `config` key, so spreading them never replaces the route's
+ * own `config` (its `routeName`).
+ */
+import fastifyRateLimit, {
+  type RateLimitOptions as PluginRateLimitOptions,
+} from "@fastify/rate-limit";
+import type {
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  onRequestAsyncHookHandler,
+} from "fastify";
+import type { RateLimitOptions, RouteConfig } from "../config/types.js";
+import { TurnoutError } from "../errors.js";
+import type { GatewayMetrics } from "../observability/metrics.js";
+
+/** What `registerRoute` spreads into a route's options; empty for a route without a limit. */
+export interface RateLimitRouteOptions {
+  onRequest?: onRequestAsyncHookHandler;
+}
+
+/** Distinct keys remembered per route; the least recently seen is forgotten beyond it. */
+const KEYS_PER_ROUTE = 10_000;
+
+interface PendingLimiter {
+  readonly options: PluginRateLimitOptions;
+  handler: ((req: FastifyRequest, reply: FastifyReply) => Promise<void>) | undefined;
+}
+
+/** The limiters of one app, created once the plugin has loaded. */
+const pendingByApp = new WeakMap<FastifyInstance, PendingLimiter[]>();
+
+/**
+ * The route options that rate-limit `route` on `app`, or `{}` when the route has
+ * no `rateLimit`. The first limited route of an app registers the plugin there.
+ */
+export function rateLimitRouteOptions(
+  app: FastifyInstance,
+  route: RouteConfig,
+  metrics: GatewayMetrics,
+): RateLimitRouteOptions {
+  const limit = route.rateLimit;
+  if (limit === undefined) return {};
+  const limited = metrics.rateLimited.cell(route.name);
+  const options: PluginRateLimitOptions = {
+    max: limit.max,
+    timeWindow: limit.perMs,
+    keyGenerator: keyGenerator(limit),
+    cache: KEYS_PER_ROUTE,
+    onExceeded: () => limited.inc(),
+    errorResponseBuilder: (_req, ctx) => rateLimitedError(route.name, limit, ctx.after),
+  };
+  const pending: PendingLimiter = { options, handler: undefined };
+  pendersOf(app).push(pending);
+  const onRequest: onRequestAsyncHookHandler = (req, reply) => {
+    // Set in onReady, which Fastify runs before it accepts any request.
+    const handler = pending.handler;
+    if (handler === undefined) return Promise.reject(notReady(route.name));
+    return handler(req, reply);
+  };
+  return { onRequest };
+}
+
+function pendersOf(app: FastifyInstance): PendingLimiter[] {
+  let pending = pendingByApp.get(app);
+  if (pending !== undefined) return pending;
+  pending = [];
+  pendingByApp.set(app, pending);
+  app.register(fastifyRateLimit, { global: false });
+  const all = pending;
+  app.addHook("onReady", function makeLimiters(done) {
+    for (const limiter of all) {
+      limiter.handler = app.rateLimit(limiter.options) as (
+        req: FastifyRequest,
+        reply: FastifyReply,
+      ) => Promise<void>;
+    }
+    done();
+  });
+  return pending;
+}
+
+/**
+ * `ip`: the client's address (the socket's; Fastify's `trustProxy` is off).
+ * `header:<name>`: the header's value; a request without it falls back to its IP,
+ * in a separate key space so that no header value can pose as an address.
+ */
+function keyGenerator(limit: RateLimitOptions): (req: FastifyRequest) => string {
+  if (!limit.key.startsWith("header:")) return (req) => `ip:${req.ip}`;
+  const name = limit.key.slice("header:".length).toLowerCase();
+  return (req) => {
+    const value = req.headers[name];
+    const text = Array.isArray(value) ? value.join(",") : value;
+    return text === undefined || text === "" ? `ip:${req.ip}` : `h:${text}`;
+  };
+}
+
+function rateLimitedError(route: string, limit: RateLimitOptions, after: string): TurnoutError {
+  return new TurnoutError(
+    "TURNOUT_ERR_RATE_LIMITED",
+    `route ${route} allows ${limit.max} request(s) per ${formatWindow(limit.perMs)} for each ${keyLabel(limit.key)}; retry in ${after}`,
+  );
+}
+
+function keyLabel(key: string): string {
+  return key === "ip" ? "client address" : `value of ${key.slice("header:".length)}`;
+}
+
+function formatWindow(ms: number): string {
+  if (ms % 1000 !== 0) return `${ms}ms`;
+  return ms === 1000 ? "second" : `${ms / 1000}s`;
+}
+
+function notReady(route: string): TurnoutError {
+  return new TurnoutError(
+    "TURNOUT_ERR_INTERNAL",
+    `rate limiter of route ${route} used before the gateway was ready`,
+  );
+}

@@ -1,0 +1,65 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import t from "tap";
+import { type BreakerState, createBreaker } from "../../../src/backends/resilience/breaker.js";
+import { TurnoutError } from "../../../src/errors.js";
+
+const options = { errorPercent: 50, volume: 4, resetAfterMs: 100 };
+const isServerError = (answer: { status: number }) => answer.status >= 500;
+
+t.test("5xx answers open the breaker; they are still returned as answers", async (t) => {
+  const states: BreakerState[] = [];
+  const breaker = createBreaker("r/nats", options, (s) => states.push(s));
+  for (let i = 0; i < 4; i++) {
+    const answer = await breaker.run(async () => ({ status: 500 }), isServerError);
+    t.equal(answer.status, 500);
+  }
+  t.equal(breaker.state, "open");
+  t.same(states, ["closed", "open"]);
+  let called = false;
+  await t.rejects(
+    breaker.run(async () => {
+      called = true;
+      return { status: 200 };
+    }, isServerError),
+    { code: "TURNOUT_ERR_BREAKER_OPEN", status: 503 },
+  );
+  t.notOk(called, "an open breaker does not run the action");
+});
+
+t.test("after resetAfter one success closes the breaker again", async (t) => {
+  const states: BreakerState[] = [];
+  const breaker = createBreaker("r/nats", options, (s) => states.push(s));
+  for (let i = 0; i < 4; i++) {
+    await t.rejects(
+      breaker.run(async () => {
+        throw new TurnoutError("TURNOUT_ERR_TIMEOUT", "slow");
+      }, isServerError),
+      { code: "TURNOUT_ERR_TIMEOUT" },
+    );
+  }
+  t.equal(breaker.state, "open", "timeouts count");
+  await sleep(150);
+  t.equal(breaker.state, "halfOpen");
+  const answer = await breaker.run(async () => ({ status: 200 }), isServerError);
+  t.equal(answer.status, 200);
+  t.equal(breaker.state, "closed");
+  t.same(states, ["closed", "open", "halfOpen", "closed"]);
+});
+
+t.test("4xx answers and errors, and unreached workers, never open it", async (t) => {
+  const breaker = createBreaker("r/nats", options);
+  for (let i = 0; i < 5; i++) {
+    await breaker.run(async () => ({ status: 404 }), isServerError);
+    await t.rejects(
+      breaker.run(async () => {
+        throw new TurnoutError("TURNOUT_ERR_WORKER", "gone", { status: 410 });
+      }, isServerError),
+    );
+    await t.rejects(
+      breaker.run(async () => {
+        throw new TurnoutError("TURNOUT_ERR_NO_RESPONDERS", "none");
+      }, isServerError),
+    );
+  }
+  t.equal(breaker.state, "closed");
+});

@@ -1,0 +1,163 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import t from "tap";
+import { type SeenRequest, startUsersWorker } from "../helpers/routes-and-workers.js";
+import { startStack, writeRoutes } from "../helpers/stack.js";
+
+const ROUTES = `  - name: users.get
+    method: GET
+    path: /v1/regions/:region/users/:id
+    subject: svc.users.{region}.get
+    request: users.v1.GetUserRequest
+    response: users.v1.User
+    error: users.v1.Error
+    rateLimit: { max: 3, per: 1s, key: "header:X-Api-Key" }
+  - name: users.list
+    method: GET
+    path: /v1/regions/:region/users
+    subject: svc.users.{region}.list
+    request: users.v1.ListUsersRequest
+    response: users.v1.ListUsersResponse
+    rateLimit: { max: 2, per: 1s }
+  - name: users.create
+    method: POST
+    path: /v1/regions/:region/users
+    subject: svc.users.{region}.create
+    request: users.v1.CreateUserRequest
+    response: users.v1.User
+    body: user
+`;
+
+const seen: SeenRequest[] = [];
+const stack = await startStack(t, writeRoutes(ROUTES));
+const workers = startUsersWorker(stack.nc, stack.root, seen);
+await stack.nc.flush();
+t.teardown(async () => {
+  for (const worker of workers) await worker.stop();
+});
+
+const url = (path: string) => `${stack.gateway.url}${path}`;
+const getUser = (key?: string) =>
+  fetch(url("/v1/regions/eu/users/u-1"), {
+    headers: key === undefined ? {} : { "x-api-key": key },
+  });
+
+async function metric(name: string, labels: string): Promise<number> {
+  const text = await (await fetch(`${stack.gateway.adminUrl}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${name}{${labels}}`));
+  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1));
+}
+
+t.test("the (max+1)th request of a key in the window is 429 problem+json", async (t) => {
+  for (let i = 0; i < 3; i++) {
+    const res = await getUser("key-a");
+    t.equal(res.status, 200, `request ${i + 1} of 3 is served`);
+    t.equal(res.headers.get("x-ratelimit-limit"), "3");
+    await res.arrayBuffer();
+  }
+  const seenBefore = seen.length;
+  const res = await getUser("key-a");
+  t.equal(res.status, 429);
+  t.match(res.headers.get("content-type"), /^application\/problem\+json/);
+  const retryAfter = Number(res.headers.get("retry-after"));
+  t.equal(retryAfter, 1, "Retry-After: the rest of the 1s window, rounded up to seconds");
+  t.ok(res.headers.get("x-request-id"), "the request id comes back as on every problem");
+  const problem = (await res.json()) as Record<string, unknown>;
+  t.match(problem, {
+    type: "urn:turnout:error:TURNOUT_ERR_RATE_LIMITED",
+    title: "Too many requests",
+    status: 429,
+    code: "TURNOUT_ERR_RATE_LIMITED",
+    route: "users.get",
+    detail: /allows 3 request\(s\) per second for each value of x-api-key; retry in/,
+  });
+  t.equal(seen.length, seenBefore, "the refused request never reached the worker");
+
+  const other = await getUser("key-b");
+  t.equal(other.status, 200, "another header value has its own budget");
+  await other.arrayBuffer();
+});
+
+t.test("the 429s are counted by route and as answered by the gateway", async (t) => {
+  const limitedBefore = await metric("turnout_rate_limited_total", 'route="users.get"');
+  const requestsBefore = await metric(
+    "turnout_requests_total",
+    'route="users.get",backend="gateway",code="429"',
+  );
+  for (let i = 0; i < 2; i++) {
+    const res = await getUser("key-a");
+    t.equal(res.status, 429, "key-a is still over its limit");
+    await res.arrayBuffer();
+  }
+  t.equal(
+    await metric("turnout_rate_limited_total", 'route="users.get"'),
+    limitedBefore + 2,
+    "turnout_rate_limited_total{route}",
+  );
+  t.equal(
+    await metric("turnout_requests_total", 'route="users.get",backend="gateway",code="429"'),
+    requestsBefore + 2,
+    'turnout_requests_total{backend="gateway",code="429"}',
+  );
+  t.ok(limitedBefore >= 1, "the earlier 429 was counted too");
+});
+
+t.test("after the window passes, requests flow again", async (t) => {
+  const res = await getUser("key-a");
+  t.equal(res.status, 429);
+  const wait = Number(res.headers.get("retry-after"));
+  await res.arrayBuffer();
+  await sleep(wait * 1000 + 100);
+  const again = await getUser("key-a");
+  t.equal(again.status, 200);
+  t.equal(again.headers.get("x-ratelimit-remaining"), "2", "a fresh window");
+  await again.arrayBuffer();
+});
+
+t.test("key ip: limited by client address; routes without rateLimit are not", async (t) => {
+  const list = () => fetch(url("/v1/regions/eu/users"));
+  const statuses: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const res = await list();
+    statuses.push(res.status);
+    await res.arrayBuffer();
+  }
+  t.same(statuses, [200, 200, 429]);
+
+  const creates: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    const res = await fetch(url("/v1/regions/eu/users"), {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ display_name: "Ada" }),
+    });
+    creates.push(res.status);
+    await res.arrayBuffer();
+  }
+  t.same(creates, Array(10).fill(201), "users.create has no limit");
+});
+
+t.test("a header-keyed route without the header falls back to the address", async (t) => {
+  const statuses: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    const res = await getUser();
+    statuses.push(res.status);
+    await res.arrayBuffer();
+  }
+  t.same(statuses, [200, 200, 200, 429]);
+  const keyed = await getUser("key-c");
+  t.equal(keyed.status, 200, "a request with the header is not charged to the address");
+  await keyed.arrayBuffer();
+});
+
+t.test("HEAD shares the GET route's limit", async (t) => {
+  const statuses: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    const res = await fetch(url("/v1/regions/eu/users/u-1"), {
+      method: i % 2 === 0 ? "GET" : "HEAD",
+      headers: { "x-api-key": "key-head" },
+    });
+    statuses.push(res.status);
+    await res.arrayBuffer();
+  }
+  t.same(statuses, [200, 200, 200, 429]);
+});

@@ -1,0 +1,213 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import t from "tap";
+import { ServiceError, startWorker, type Worker } from "../../src/worker/index.js";
+import { sendJson, startLegacyServer } from "../helpers/legacy-server.js";
+import { startStack, writeRoutes } from "../helpers/stack.js";
+
+const ORDER = `    request: orders.v1.GetOrderRequest
+    response: orders.v1.Order
+    error: orders.v1.Error
+`;
+const BREAKER = "    breaker: { errorPercent: 50, volume: 5, resetAfter: 500ms }\n";
+const ROUTES = `  - name: brk.get
+    method: GET
+    path: /v1/brk/:id
+    subject: svc.brk.get
+${ORDER}${BREAKER}  - name: four.get
+    method: GET
+    path: /v1/four/:id
+    subject: svc.four.get
+${ORDER}${BREAKER}  - name: late.get
+    method: GET
+    path: /v1/late/:id
+    subject: svc.late.get
+${ORDER}    retry: { attempts: 5, backoff: 100ms }
+  - name: slow.get
+    method: GET
+    path: /v1/slow/:id
+    subject: svc.slow.get
+${ORDER}    timeout: 200ms
+    retry: { attempts: 2, backoff: 10ms }
+  - name: slow.create
+    method: POST
+    path: /v1/slow
+    subject: svc.slow.create
+    request: orders.v1.CreateOrderRequest
+    response: orders.v1.Order
+    body: order
+    timeout: 200ms
+    retry: { attempts: 2, backoff: 10ms }
+`;
+
+const legacy = await startLegacyServer((_request, res) =>
+  sendJson(res, 200, { id: "from-legacy" }),
+);
+t.teardown(() => legacy.close());
+const FALLBACK_ROUTE = `  - name: fb.get
+    method: GET
+    path: /v1/fb/:id
+    subject: svc.fb.get
+${ORDER}${BREAKER}    legacy: ${legacy.url}
+    cutover: { nats: 100, shadow: 0 }
+`;
+
+const stack = await startStack(t, writeRoutes(ROUTES + FALLBACK_ROUTE));
+const workers: Worker[] = [];
+t.teardown(async () => {
+  for (const worker of workers) await worker.stop();
+});
+const url = (path: string) => `${stack.gateway.url}${path}`;
+
+function orderWorker(subject: string, handle: (id: string) => Promise<object> | object): void {
+  workers.push(
+    startWorker({
+      nc: stack.nc,
+      root: stack.root,
+      subject,
+      requestType: subject.endsWith("create")
+        ? "orders.v1.CreateOrderRequest"
+        : "orders.v1.GetOrderRequest",
+      responseType: "orders.v1.Order",
+      errorType: "orders.v1.Error",
+      handle: (req: { id?: string; order?: { id: string } }) => handle(req.id ?? req.order!.id),
+      onError: () => {},
+    }),
+  );
+}
+
+async function breakerState(route: string): Promise<string | undefined> {
+  const text = await (await fetch(`${stack.gateway.adminUrl}/metrics`)).text();
+  const line = new RegExp(
+    `^turnout_breaker_state\\{route="${route}",backend="nats"\\} (\\d)$`,
+    "m",
+  );
+  return line.exec(text)?.[1];
+}
+
+t.test("worker 500s open the breaker, which then fails fast and closes on recovery", async (t) => {
+  let healthy = false;
+  orderWorker("svc.brk.get", (id) => {
+    if (!healthy) throw new ServiceError(500, "db down", { code: "internal", detail: "db down" });
+    return { id };
+  });
+  let published = 0;
+  const spy = stack.nc.subscribe("svc.brk.>", {
+    callback: () => {
+      published++;
+    },
+  });
+  t.teardown(() => spy.unsubscribe());
+  await stack.nc.flush();
+  t.equal(await breakerState("brk.get"), "0", "closed at start");
+
+  for (let i = 0; i < 5; i++) {
+    const res = await fetch(url(`/v1/brk/o-${i}`));
+    t.equal(res.status, 500, "the worker's 500 is passed on while the breaker counts it");
+    await res.arrayBuffer();
+  }
+  await stack.nc.flush();
+  t.equal(published, 5);
+
+  const start = performance.now();
+  const res = await fetch(url("/v1/brk/o-open"));
+  const elapsed = performance.now() - start;
+  t.equal(res.status, 503);
+  t.match(await res.json(), { code: "TURNOUT_ERR_BREAKER_OPEN", route: "brk.get" });
+  t.ok(elapsed < 100, `answered at once (${elapsed.toFixed(1)} ms)`);
+  await stack.nc.flush();
+  await sleep(50);
+  t.equal(published, 5, "nothing was sent to NATS while open");
+  t.equal(await breakerState("brk.get"), "2", "the gauge shows open");
+
+  healthy = true;
+  await sleep(600);
+  t.equal(await breakerState("brk.get"), "1", "half-open after resetAfter");
+  const healed = await fetch(url("/v1/brk/o-back"));
+  t.equal(healed.status, 200);
+  t.same(await healed.json(), { id: "o-back" });
+  t.equal(await breakerState("brk.get"), "0", "closed again after one success");
+  t.equal(published, 6);
+});
+
+t.test("worker 4xx answers never open the breaker", async (t) => {
+  let calls = 0;
+  orderWorker("svc.four.get", () => {
+    calls++;
+    throw new ServiceError(404, "no such order", { code: "not_found", detail: "none" });
+  });
+  await stack.nc.flush();
+  for (let i = 0; i < 10; i++) {
+    const res = await fetch(url(`/v1/four/o-${i}`));
+    t.equal(res.status, 404);
+    await res.arrayBuffer();
+  }
+  t.equal(calls, 10, "every request reached the worker");
+  t.equal(await breakerState("four.get"), "0");
+});
+
+t.test("no responders is retried until a worker appears", async (t) => {
+  let calls = 0;
+  const pending = fetch(url("/v1/late/o-1"));
+  await sleep(150);
+  orderWorker("svc.late.get", (id) => {
+    calls++;
+    return { id };
+  });
+  await stack.nc.flush();
+  const res = await pending;
+  t.equal(res.status, 200, "answered by the worker that started after the request");
+  t.same(await res.json(), { id: "o-1" });
+  t.equal(calls, 1, "the failed attempts never reached a worker");
+});
+
+t.test("a timeout is retried on a GET but not on a POST", async (t) => {
+  const seen = new Map<string, number>();
+  const slowFirst = async (id: string) => {
+    const n = (seen.get(id) ?? 0) + 1;
+    seen.set(id, n);
+    if (n === 1) await sleep(350);
+    return { id };
+  };
+  orderWorker("svc.slow.get", slowFirst);
+  orderWorker("svc.slow.create", slowFirst);
+  await stack.nc.flush();
+
+  const get = await fetch(url("/v1/slow/g-1"));
+  t.equal(get.status, 200, "the GET's second attempt answered");
+  t.same(await get.json(), { id: "g-1" });
+  t.equal(seen.get("g-1"), 2);
+
+  const post = await fetch(url("/v1/slow"), {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ id: "p-1" }),
+  });
+  t.equal(post.status, 504);
+  t.match(await post.json(), { code: "TURNOUT_ERR_TIMEOUT" });
+  await sleep(300);
+  t.equal(seen.get("p-1"), 1, "the POST was sent once only");
+});
+
+t.test(
+  "an open NATS breaker sends the route's requests to legacy, counted as a fallback",
+  async (t) => {
+    orderWorker("svc.fb.get", () => {
+      throw new ServiceError(500, "db down", { code: "internal", detail: "db down" });
+    });
+    await stack.nc.flush();
+    for (let i = 0; i < 5; i++) {
+      t.equal(
+        (await fetch(url(`/v1/fb/f-${i}`))).status,
+        500,
+        "the worker's 500 reaches the client",
+      );
+    }
+    const before = legacy.seen.length;
+    const res = await fetch(url("/v1/fb/f-9"));
+    t.equal(res.status, 200, "legacy answered while the breaker is open");
+    t.same(await res.json(), { id: "from-legacy" });
+    t.equal(legacy.seen.length, before + 1);
+    const metrics = await (await fetch(`${stack.gateway.adminUrl}/metrics`)).text();
+    t.match(metrics, /turnout_fallbacks_total\{route="fb.get",reason="breaker_open"\} 1/);
+  },
+);
