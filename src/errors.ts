@@ -63,6 +63,8 @@ export const ErrorCodes = {
   TURNOUT_ERR_RATE_LIMITED: { status: 429, title: "Too many requests" },
   /** The route's circuit breaker for this backend is open: failing fast until it resets. */
   TURNOUT_ERR_BREAKER_OPEN: { status: 503, title: "Circuit breaker open" },
+  /** A `mode: publish` route's subject is stored by no JetStream stream. */
+  TURNOUT_ERR_NO_STREAM: { status: 503, title: "No stream for the subject" },
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

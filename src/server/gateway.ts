@@ -21,6 +21,7 @@ import type { Mirrors } from "../shadow/mirror.js";
 import { AllowedMethods } from "./method-not-allowed.js";
 import { compileNatsPipeline } from "./nats-pipeline.js";
 import { isInternal, PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
+import { compilePublishPipeline } from "./publish-pipeline.js";
 import { rateLimitRouteOptions } from "./rate-limit.js";
 import { requestIdOf } from "./request-id.js";
 import { compileRouteHandler, type RouteHandler } from "./route-handler.js";
@@ -130,12 +131,8 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   });
 
   for (const route of deps.config.routes) {
-    const natsCall = compileNatsPipeline(
-      route,
-      deps.root,
-      deps.requester,
-      deps.metrics.route(route.name),
-    );
+    const compile = route.mode === "publish" ? compilePublishPipeline : compileNatsPipeline;
+    const natsCall = compile(route, deps.root, deps.requester, deps.metrics.route(route.name));
     const handler = compileRouteHandler({
       route,
       natsCall,

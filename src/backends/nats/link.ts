@@ -3,6 +3,7 @@
  * made before the first connection (the gateway listens at once, not ready) are
  * refused with NOT_CONNECTED instead of waiting.
  */
+import { type JetStreamClient, jetstream } from "@nats-io/jetstream";
 import type { Msg, MsgHdrs, NatsConnection } from "@nats-io/transport-node";
 import { TurnoutError } from "../../errors.js";
 import { NatsRequester } from "./requester.js";
@@ -16,9 +17,19 @@ export interface Requester {
   ): Promise<Msg>;
 }
 
-export class NatsLink implements Requester {
+/** Gives a JetStream client for `mode: publish` routes, or throws NOT_CONNECTED. */
+export interface JetStreamSource {
+  jetstream(): JetStreamClient;
+}
+
+export function hasJetStream(requester: Requester): requester is Requester & JetStreamSource {
+  return typeof (requester as Partial<JetStreamSource>).jetstream === "function";
+}
+
+export class NatsLink implements Requester, JetStreamSource {
   #connection: NatsConnection | undefined;
   #requester: NatsRequester | undefined;
+  #jetstream: JetStreamClient | undefined;
 
   get connection(): NatsConnection | undefined {
     return this.#connection;
@@ -28,6 +39,21 @@ export class NatsLink implements Requester {
   attach(nc: NatsConnection): void {
     this.#connection = nc;
     this.#requester = new NatsRequester(nc);
+    this.#jetstream = undefined;
+  }
+
+  /**
+   * The JetStream client on the current connection; NOT_CONNECTED before the first
+   * connection, while reconnecting (nats.js clears `info` then) and once closed, so
+   * a publish is refused at once instead of waiting for its ack timeout.
+   */
+  jetstream(): JetStreamClient {
+    const nc = this.#connection;
+    if (nc === undefined || nc.isClosed() || nc.info === undefined) {
+      throw new TurnoutError("TURNOUT_ERR_NOT_CONNECTED", "the gateway is not connected to NATS");
+    }
+    this.#jetstream ??= jetstream(nc);
+    return this.#jetstream;
   }
 
   request(

@@ -1,0 +1,131 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect, type NatsConnection, nkeys } from "@nats-io/transport-node";
+import t, { type Test } from "tap";
+import { connectNats, natsConnectOptions } from "../../../src/backends/nats/connection.js";
+import type { NatsAuth, NatsConfig } from "../../../src/config/types.js";
+import { startNatsServer } from "../../../src/devtools/nats-server.js";
+import { makeCa, makeCerts } from "../../helpers/certs.js";
+
+const dir = mkdtempSync(join(tmpdir(), "turnout-nats-tls-"));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+const certs = makeCerts(dir);
+const otherCa = makeCa(dir, "other");
+
+function config(url: string, tls: NatsConfig["tls"]): NatsConfig {
+  return { servers: [url], name: "turnout-tls-test", tls, auth: undefined };
+}
+
+/** One connect attempt, no retry, so a refusal shows at once. */
+function connectOnce(cfg: NatsConfig): Promise<NatsConnection> {
+  return connect({
+    ...natsConnectOptions(cfg),
+    reconnect: false,
+    maxReconnectAttempts: 0,
+    timeout: 3000,
+  });
+}
+
+async function echoWorks(t: Test, nc: NatsConnection): Promise<void> {
+  const sub = nc.subscribe("tls.echo", {
+    callback: (_err, msg) => {
+      msg.respond(`echo:${msg.string()}`);
+    },
+  });
+  const reply = await nc.request("tls.echo", "hello", { timeout: 2000 });
+  t.equal(reply.string(), "echo:hello", "request/reply over TLS");
+  sub.unsubscribe();
+}
+
+const serverTls = ["--tls", "--tlscert", certs.server.cert, "--tlskey", certs.server.key];
+const verifyTls = [...serverTls, "--tlsverify", "--tlscacert", certs.ca.cert];
+
+t.test(
+  "the gateway's connection trusts the configured CA and request/reply works over TLS",
+  async (t) => {
+    const server = await startNatsServer({ args: serverTls });
+    t.teardown(() => server.stop());
+    const nc = await connectNats(config(server.url, { ca: certs.ca.cert }));
+    t.teardown(() => nc.close());
+    await echoWorks(t, nc);
+    t.equal(nc.info?.tls_required, true, "the server required TLS");
+  },
+);
+
+t.test("a server certificate from another CA is refused at once, not retried", async (t) => {
+  const server = await startNatsServer({ args: serverTls });
+  t.teardown(() => server.stop());
+  const started = Date.now();
+  const err = await connectOnce(config(server.url, { ca: otherCa.cert })).then(
+    async (nc) => {
+      await nc.close();
+      return undefined;
+    },
+    (e: unknown) => e,
+  );
+  t.ok(err instanceof Error, "the connect is rejected");
+  t.match(
+    String((err as Error & { cause?: unknown }).cause ?? err),
+    /certificate|self.signed|verify/i,
+    "because the certificate does not verify",
+  );
+  t.ok(Date.now() - started < 3000, "refused quickly");
+});
+
+t.test("a server requiring client certificates accepts the configured cert and key", async (t) => {
+  const server = await startNatsServer({ args: verifyTls });
+  t.teardown(() => server.stop());
+  const nc = await connectNats(
+    config(server.url, { ca: certs.ca.cert, cert: certs.client.cert, key: certs.client.key }),
+  );
+  t.teardown(() => nc.close());
+  await echoWorks(t, nc);
+});
+
+t.test("a server requiring client certificates refuses a connection without one", async (t) => {
+  const server = await startNatsServer({ args: verifyTls });
+  t.teardown(() => server.stop());
+  const err = await connectOnce(config(server.url, { ca: certs.ca.cert })).then(
+    async (nc) => {
+      await nc.flush();
+      await nc.close();
+      return undefined;
+    },
+    (e: unknown) => e,
+  );
+  t.ok(err instanceof Error, "the connect is rejected");
+  t.match(String(err), /bad certificate|certificate required/i, "by the TLS handshake");
+});
+
+/** A nats-server config file with one nkey user, over TLS; returns the user's seed file. */
+function nkeyServerConfig(): { conf: string; seedFile: string } {
+  const user = nkeys.createUser();
+  const seedFile = join(dir, "user.nk");
+  writeFileSync(seedFile, `${new TextDecoder().decode(user.getSeed())}\n`);
+  const conf = join(dir, "nkey.conf");
+  writeFileSync(
+    conf,
+    `tls {\n  cert_file: ${JSON.stringify(certs.server.cert)}\n  key_file: ${JSON.stringify(certs.server.key)}\n}\n` +
+      `authorization {\n  users: [ { nkey: ${user.getPublicKey()} } ]\n}\n`,
+  );
+  return { conf, seedFile };
+}
+
+t.test("nkey auth over TLS: the seed from a file signs the server's nonce", async (t) => {
+  const { conf, seedFile } = nkeyServerConfig();
+  const server = await startNatsServer({ args: ["-c", conf] });
+  t.teardown(() => server.stop());
+  const auth: NatsAuth = { nkeySeed: { file: seedFile } };
+  const nc = await connectNats({ ...config(server.url, { ca: certs.ca.cert }), auth });
+  t.teardown(() => nc.close());
+  await echoWorks(t, nc);
+  const other = new TextDecoder().decode(nkeys.createUser().getSeed());
+  const otherFile = join(dir, "other.nk");
+  writeFileSync(otherFile, other);
+  const err = await connectNats({
+    ...config(server.url, { ca: certs.ca.cert }),
+    auth: { nkeySeed: { file: otherFile } },
+  }).catch((e: unknown) => e);
+  t.match(String(err), /Authorization/i, "an unknown nkey is refused, not retried");
+});

@@ -1,0 +1,133 @@
+import { jetstreamManager } from "@nats-io/jetstream";
+import t from "tap";
+import { startStack, writeRoutes } from "../helpers/stack.js";
+
+const ROUTES = `  - name: users.create
+    method: POST
+    path: /v1/regions/:region/users
+    subject: events.users.{region}.created
+    request: users.v1.CreateUserRequest
+    response: users.v1.User
+    body: user
+    mode: publish
+    headers: [x-user-id]
+  - name: audit.write
+    method: POST
+    path: /v1/audit/:region
+    subject: audit.{region}.write
+    request: users.v1.CreateUserRequest
+    response: users.v1.User
+    body: user
+    mode: publish
+`;
+
+const stack = await startStack(t, writeRoutes(ROUTES), { jetstream: true });
+const jsm = await jetstreamManager(stack.nc);
+await jsm.streams.add({ name: "USER_EVENTS", subjects: ["events.users.>"] });
+
+const url = (path: string) => `${stack.gateway.url}${path}`;
+const requestType = stack.root.lookupType("users.v1.CreateUserRequest");
+
+function post(path: string, body: unknown, headers: Record<string, string> = {}) {
+  return fetch(url(path), {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+}
+
+async function problemOf(res: Response): Promise<Record<string, unknown>> {
+  const type = res.headers.get("content-type") ?? "";
+  if (!type.startsWith("application/problem+json")) throw new Error(`not problem+json: ${type}`);
+  return (await res.json()) as Record<string, unknown>;
+}
+
+t.test("a publish route answers 202 with the stream's ack; the message is stored", async (t) => {
+  const res = await post(
+    "/v1/regions/eu-west/users",
+    { id: "u-9", display_name: "Grace", tier: "TIER_PRO" },
+    { "x-request-id": "req-pub-1", "x-user-id": "u-9" },
+  );
+  t.equal(res.status, 202);
+  t.match(res.headers.get("content-type"), /^application\/json/);
+  const ack = (await res.json()) as { stream: string; seq: number; duplicate: boolean };
+  t.same(Object.keys(ack), ["stream", "seq", "duplicate"]);
+  t.equal(ack.stream, "USER_EVENTS");
+  t.type(ack.seq, "number");
+  t.equal(ack.duplicate, false);
+
+  const stored = await jsm.streams.getMessage("USER_EVENTS", { seq: ack.seq });
+  t.ok(stored, "the message is in the stream at the acked sequence");
+  t.equal(stored!.subject, "events.users.eu-west.created", "subject template filled");
+  const decoded = requestType.toObject(requestType.decode(stored!.data), {
+    enums: String,
+  });
+  t.same(decoded, {
+    region: "eu-west",
+    user: { id: "u-9", display_name: "Grace", tier: "TIER_PRO" },
+  });
+  t.equal(stored!.header.get("Turnout-Route"), "users.create");
+  t.equal(stored!.header.get("X-Request-Id"), "req-pub-1");
+  t.equal(stored!.header.get("x-user-id"), "u-9", "allowed headers travel with the message");
+  t.equal(stored!.header.get("Nats-Msg-Id"), "", "no Idempotency-Key, no Nats-Msg-Id");
+});
+
+t.test("the same Idempotency-Key twice stores one message", async (t) => {
+  const before = (await jsm.streams.info("USER_EVENTS")).state.messages;
+  const send = () =>
+    post("/v1/regions/eu/users", { id: "u-10" }, { "idempotency-key": "create-u-10-once" });
+  const first = await send();
+  t.equal(first.status, 202);
+  const a = (await first.json()) as { stream: string; seq: number; duplicate: boolean };
+  t.equal(a.duplicate, false);
+  const second = await send();
+  t.equal(second.status, 202);
+  const b = (await second.json()) as { stream: string; seq: number; duplicate: boolean };
+  t.same(b, { stream: "USER_EVENTS", seq: a.seq, duplicate: true }, "same seq, marked duplicate");
+  const after = (await jsm.streams.info("USER_EVENTS")).state.messages;
+  t.equal(after - before, 1, "stored once");
+  const stored = await jsm.streams.getMessage("USER_EVENTS", { seq: a.seq });
+  t.equal(stored!.header.get("Nats-Msg-Id"), "create-u-10-once");
+
+  const other = await post(
+    "/v1/regions/eu/users",
+    { id: "u-10" },
+    { "idempotency-key": "create-u-10-again" },
+  );
+  const c = (await other.json()) as { seq: number; duplicate: boolean };
+  t.equal(c.duplicate, false, "another key is another message");
+  t.ok(c.seq > a.seq);
+});
+
+t.test("a subject no stream stores is a 503 problem naming the subject", async (t) => {
+  const res = await post("/v1/audit/eu", { id: "u-1" });
+  t.equal(res.status, 503);
+  const problem = await problemOf(res);
+  t.match(problem, { code: "TURNOUT_ERR_NO_STREAM", status: 503, route: "audit.write" });
+  t.match(String(problem.detail), /audit\.eu\.write/);
+});
+
+t.test("a bad body is still a 400 problem naming the field, and nothing is stored", async (t) => {
+  const before = (await jsm.streams.info("USER_EVENTS")).state.messages;
+  const res = await post("/v1/regions/eu/users", { id: "u-1", tier: "TIER_NOPE" });
+  t.equal(res.status, 400);
+  const problem = await problemOf(res);
+  t.match(problem, { code: "TURNOUT_ERR_BAD_FIELD", field: "$.tier", route: "users.create" });
+  const unknown = await post("/v1/regions/eu/users", '{"nope":1}');
+  t.equal(unknown.status, 400);
+  t.match(await problemOf(unknown), { field: "$.nope" });
+  t.equal((await jsm.streams.info("USER_EVENTS")).state.messages, before);
+});
+
+t.test("NATS not connected is a 503 NOT_CONNECTED", async (t) => {
+  await stack.server.stop();
+  // nats.js notices the dropped socket asynchronously.
+  let res: Response | undefined;
+  for (let i = 0; i < 50; i++) {
+    res = await post("/v1/regions/eu/users", { id: "u-11" });
+    if (res.status === 503) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  t.equal(res?.status, 503);
+  t.match(await problemOf(res!), { code: "TURNOUT_ERR_NOT_CONNECTED" });
+});
