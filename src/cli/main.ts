@@ -5,6 +5,7 @@
  */
 import { runCheck } from "./check.js";
 import { runCutover } from "./cutover.js";
+import { runDlq } from "./dlq.js";
 import { runServe } from "./serve.js";
 
 const USAGE = `usage: turnout <command> [options]
@@ -14,6 +15,8 @@ commands:
   check   validate the route table   (--config)
   cutover list | set ROUTE --nats P [--shadow S] --reason TEXT | history ROUTE | rollback ROUTE
           read and change the live traffic split in NATS KV (--config, --nats-url)
+  dlq     list | replay [--route R] [--since T]
+          list and re-drive the dead letters in JetStream TURNOUT_DLQ (--config, --nats-url)
 
 Every command reads --config (default ./routes.yaml, env TURNOUT_CONFIG) and
 --nats-url (env TURNOUT_NATS_URL, comma-separated servers).`;
@@ -29,6 +32,8 @@ async function main(argv: string[]): Promise<number> {
       return runCheck(rest, io, process.env);
     case "cutover":
       return runCutover(rest, io, process.env);
+    case "dlq":
+      return runDlq(rest, io, process.env);
     case undefined:
     case "help":
     case "--help":

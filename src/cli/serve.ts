@@ -9,6 +9,39 @@ import { formatProblemLine, type Output } from "./check.js";
 import { isClusterWorker, leaveCluster, superviseWorkers } from "./cluster.js";
 import { resolveSettings } from "./settings.js";
 
+/**
+ * Never logged, whatever a line carries: client credentials and the gateway's
+ * own switch token, cookies both ways, and the NATS auth secrets.
+ */
+export const LOG_REDACT = [
+  "req.headers.authorization",
+  "req.headers.cookie",
+  'req.headers["turnout-token"]',
+  'req.headers["proxy-authorization"]',
+  "headers.authorization",
+  "headers.cookie",
+  'headers["turnout-token"]',
+  'headers["proxy-authorization"]',
+  'res.headers["set-cookie"]',
+  "authorization",
+  "cookie",
+  '["turnout-token"]',
+  "nats.auth.token",
+  "nats.auth.pass",
+  "nats.auth.nkeySeed",
+  "auth.token",
+  "auth.pass",
+  "auth.nkeySeed",
+  "token",
+  "pass",
+  "nkeySeed",
+];
+
+/** The gateway's pino options: level and redaction (redacted values print as "[Redacted]"). */
+export function loggerOptions(level: string): { level: string; redact: string[] } {
+  return { level, redact: LOG_REDACT };
+}
+
 export async function runServe(
   argv: readonly string[],
   env: NodeJS.ProcessEnv,
@@ -31,7 +64,7 @@ export async function runServe(
       host: settings.host,
       port: settings.port,
       adminPort: settings.adminPort,
-      logger: { level: env.TURNOUT_LOG_LEVEL ?? "info" },
+      logger: loggerOptions(settings.logLevel),
       adminToken: env.TURNOUT_ADMIN_TOKEN,
     });
   } catch (error) {

@@ -23,7 +23,11 @@ export const LISTENER_FLAGS = {
   "admin-port": { type: "string" },
   host: { type: "string" },
   workers: { type: "string" },
+  "log-level": { type: "string" },
 } as const satisfies FlagOptions;
+
+/** pino's levels, for `--log-level` / TURNOUT_LOG_LEVEL. */
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
 export interface ConnectionSettings {
   readonly configFile: string;
@@ -37,6 +41,8 @@ export interface Settings extends ConnectionSettings {
   readonly host: string;
   /** node:cluster worker processes. */
   readonly workers: number;
+  /** pino level: `--log-level`, TURNOUT_LOG_LEVEL, else info. */
+  readonly logLevel: string;
 }
 
 export type FlagValues = Record<string, string | boolean | (string | boolean)[] | undefined>;
@@ -113,8 +119,20 @@ export function resolveSettings(argv: readonly string[], env: NodeJS.ProcessEnv)
     const source = pick(values, env, "admin-port", "TURNOUT_ADMIN_PORT")?.source ?? "--admin-port";
     problems.push(problem(source, "admin-port", `must differ from the port (${port})`));
   }
+  const logLevel = pick(values, env, "log-level", "TURNOUT_LOG_LEVEL");
+  if (logLevel !== undefined && !(LOG_LEVELS as readonly string[]).includes(logLevel.value)) {
+    const message = `must be one of ${LOG_LEVELS.join(", ")}, got "${logLevel.value}"`;
+    problems.push(problem(logLevel.source, "log-level", message));
+  }
   if (problems.length > 0 || connection === undefined) throw new ConfigError(problems);
-  return { ...connection, port, adminPort, host: host?.value ?? "0.0.0.0", workers };
+  return {
+    ...connection,
+    port,
+    adminPort,
+    host: host?.value ?? "0.0.0.0",
+    workers,
+    logLevel: logLevel?.value ?? "info",
+  };
 }
 
 interface Picked {

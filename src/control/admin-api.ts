@@ -5,6 +5,7 @@
  * problem+json like the gateway's.
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { DeadLetterFilter, DeadLetterStore } from "../backends/nats/dead-letters.js";
 import type { RouteConfig } from "../config/types.js";
 import { TurnoutError } from "../errors.js";
 import type { MismatchLog } from "../shadow/mismatch-log.js";
@@ -19,6 +20,8 @@ export interface AdminApiDeps {
   readonly mismatches: MismatchLog;
   /** The live cutover state and its KV store: `/admin/routes` and the cutover calls. */
   readonly cutover?: { readonly state: CutoverState; readonly store: CutoverStore };
+  /** `GET /admin/dlq` and `POST /admin/dlq/replay`. */
+  readonly deadLetters?: Pick<DeadLetterStore, "list" | "replay">;
 }
 
 /** `by` of a change made through the API when the body names nobody. */
@@ -48,6 +51,24 @@ export function registerAdminApi(app: FastifyInstance, deps: AdminApiDeps): void
       const route = routeOf(req);
       return { route, mismatches: deps.mismatches.list(route) };
     });
+
+    const deadLetters = deps.deadLetters;
+    if (deadLetters !== undefined) {
+      admin.get("/admin/dlq", async (req) => {
+        const filter = dlqFilter(req.query as Record<string, unknown>, known);
+        return { deadLetters: await deadLetters.list(filter) };
+      });
+      admin.post("/admin/dlq/replay", async (req) => {
+        const body = req.body === undefined || req.body === "" ? {} : parseJsonBody(req.body);
+        const filter = dlqFilter((body ?? {}) as Record<string, unknown>, known);
+        const outcomes = await deadLetters.replay(filter);
+        req.log.info(
+          { route: filter.route, replayed: outcomes.length },
+          "dead letters replayed through the admin API",
+        );
+        return { outcomes };
+      });
+    }
 
     const cutover = deps.cutover;
     if (cutover === undefined) return;
@@ -94,6 +115,26 @@ export function registerAdminApi(app: FastifyInstance, deps: AdminApiDeps): void
       return { route: name, rolledBack: from, ...to };
     });
   });
+}
+
+/** `route` and `since` (ISO 8601 time) of a dead-letter call, from the query or the body. */
+function dlqFilter(source: Record<string, unknown>, known: ReadonlySet<string>): DeadLetterFilter {
+  const { route, since } = source;
+  if (route !== undefined && (typeof route !== "string" || !known.has(route))) {
+    throw new TurnoutError("TURNOUT_ERR_NOT_FOUND", `no route named "${String(route)}"`, {
+      field: "route",
+    });
+  }
+  let sinceDate: Date | undefined;
+  if (since !== undefined) {
+    sinceDate = typeof since === "string" ? new Date(since) : new Date(Number.NaN);
+    if (Number.isNaN(sinceDate.getTime())) {
+      throw new TurnoutError("TURNOUT_ERR_BAD_PARAM", "since must be an ISO 8601 time", {
+        field: "since",
+      });
+    }
+  }
+  return { route, since: sinceDate };
 }
 
 function routeView(name: string, state: CutoverState, store: CutoverStore) {

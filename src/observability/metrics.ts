@@ -74,6 +74,7 @@ export class GatewayMetrics {
   readonly duration: FastHistogram;
   readonly payloadBytes: FastHistogram;
   readonly fallbacks: FastCounter;
+  readonly deadLetters: FastCounter;
   readonly shadow: FastCounter;
   readonly shadowSkipped: FastCounter;
   readonly rateLimited: FastCounter;
@@ -106,6 +107,12 @@ export class GatewayMetrics {
       "turnout_fallbacks_total",
       "Requests the NATS path could not serve that legacy served instead, by reason.",
       ["route", "reason"],
+      this.registry,
+    );
+    this.deadLetters = new FastCounter(
+      "turnout_dead_letters_total",
+      "Requests that finally failed on NATS with no fallback, stored in the TURNOUT_DLQ stream.",
+      ["route"],
       this.registry,
     );
     this.shadow = new FastCounter(

@@ -10,6 +10,7 @@ import { PassThrough, type Readable } from "node:stream";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { LegacyAnswer, LegacyRequest } from "../backends/legacy/forward.js";
 import type { LegacyUpstreams } from "../backends/legacy/upstreams.js";
+import type { DeadLetterStore } from "../backends/nats/dead-letters.js";
 import {
   type Breaker,
   type BreakerState,
@@ -21,6 +22,7 @@ import type { AdminToken } from "../control/admin-token.js";
 import type { LiveCutover } from "../control/cutover-state.js";
 import { TurnoutError } from "../errors.js";
 import type { GatewayMetrics } from "../observability/metrics.js";
+import { ensureTraceparent } from "../observability/trace.js";
 import { compileBucketOf, decideSide, type Side, shouldShadow } from "../routing/split.js";
 import { compileStickyKey } from "../routing/sticky.js";
 import type { ComparedAnswer, MirrorHandle, Mirrors } from "../shadow/mirror.js";
@@ -34,6 +36,8 @@ export interface RouteHandlerDeps {
   readonly mirrors: Mirrors;
   readonly adminToken: AdminToken;
   readonly metrics: GatewayMetrics;
+  /** Where requests that finally failed on NATS with no fallback are kept. */
+  readonly deadLetters?: DeadLetterStore;
   readonly isDraining: () => boolean;
 }
 
@@ -110,7 +114,10 @@ async function serveNats(
   } catch (error) {
     const reason = fallbackReason(deps.route, error);
     mirror?.primaryFailed();
-    if (reason === undefined) throw error;
+    if (reason === undefined) {
+      deps.deadLetters?.record(deps.route, input, error);
+      throw error;
+    }
     deps.metrics.fallbacks.cell(deps.route.name, reason).inc();
     return serveLegacy(deps, req, reply, undefined);
   }
@@ -246,6 +253,8 @@ function forcedSide(req: FastifyRequest, token: AdminToken, hasLegacy: boolean):
 }
 
 function routeInput(req: FastifyRequest): RouteInput {
+  // Continued or started here, in req.headers: NATS, legacy and a mirror share it.
+  ensureTraceparent(req.headers);
   return {
     requestId: req.id,
     params: req.params as Record<string, string>,
@@ -264,6 +273,7 @@ function stickyFacts(req: FastifyRequest) {
 }
 
 function legacyRequest(req: FastifyRequest): LegacyRequest {
+  ensureTraceparent(req.headers);
   return {
     method: req.method,
     url: req.url,

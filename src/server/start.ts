@@ -7,6 +7,7 @@ import type { FastifyInstance } from "fastify";
 import type protobuf from "protobufjs";
 import { LegacyUpstreams } from "../backends/legacy/upstreams.js";
 import { connectNats } from "../backends/nats/connection.js";
+import { DeadLetterStore } from "../backends/nats/dead-letters.js";
 import { NatsLink } from "../backends/nats/link.js";
 import { NatsStatus } from "../backends/nats/status.js";
 import type { GatewayConfig } from "../config/types.js";
@@ -50,6 +51,8 @@ export interface RunningGateway {
   readonly mirrors: Mirrors;
   readonly nats: NatsLink;
   readonly natsStatus: NatsStatus;
+  /** Dead letters (TURNOUT_DLQ): NATS failures with no fallback. */
+  readonly deadLetters: DeadLetterStore;
   /** Resolves once NATS is connected for the first time. */
   readonly connected: Promise<void>;
   /**
@@ -96,6 +99,13 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     },
     options.plan,
   );
+  const deadLetters = new DeadLetterStore({
+    connection: () => nats.connection,
+    routes: config.routes,
+    root,
+    metrics,
+    log: { warn: (message) => admin.log.warn(message) },
+  });
   const readiness: ReadinessCheck[] = [
     () => (draining ? "shutting down" : undefined),
     () => (natsStatus.isConnected() ? undefined : natsStatus.describe()),
@@ -109,6 +119,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
       routeNames: config.routes.map((r) => r.name),
       mismatches,
       cutover: { state: cutover, store: cutoverStore },
+      deadLetters,
     },
     readinessNotes: () =>
       cutoverStore.mode === "file" ? ["cutover: file values (no JetStream)"] : [],
@@ -123,6 +134,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     mirrors,
     adminToken,
     metrics,
+    deadLetters,
     isDraining: () => draining,
     logger: options.logger,
   });
@@ -136,6 +148,10 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     nats.attach(nc);
     cutoverStore.start(nc);
     plan.start(nc);
+    // Created ahead of the first letter; a server without JetStream only loses letters.
+    deadLetters.ensureStream().catch((error: unknown) => {
+      admin.log.warn(`dead letters: stream ${"TURNOUT_DLQ"} unavailable: ${String(error)}`);
+    });
   });
   // Failures are already recorded in natsStatus for /readyz; don't crash on them here.
   connected.catch(() => {});
@@ -154,6 +170,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     mirrors,
     nats,
     natsStatus,
+    deadLetters,
     connected,
     async close() {
       draining = true;

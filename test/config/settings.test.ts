@@ -11,6 +11,7 @@ t.test("without flags or env every setting has its documented default", async (t
     adminPort: 9090,
     host: "0.0.0.0",
     workers: 1,
+    logLevel: "info",
   });
 });
 
@@ -21,6 +22,7 @@ const ENV = {
   TURNOUT_ADMIN_PORT: "9000",
   TURNOUT_HOST: "127.0.0.1",
   TURNOUT_WORKERS: "4",
+  TURNOUT_LOG_LEVEL: "warn",
 };
 
 t.test("TURNOUT_* env vars replace the defaults", async (t) => {
@@ -31,6 +33,7 @@ t.test("TURNOUT_* env vars replace the defaults", async (t) => {
     adminPort: 9000,
     host: "127.0.0.1",
     workers: 4,
+    logLevel: "warn",
   });
 });
 
@@ -47,6 +50,8 @@ t.test("flags beat env vars", async (t) => {
     "::1",
     "--workers",
     "8",
+    "--log-level",
+    "debug",
   ];
   t.strictSame(resolveSettings(argv, ENV), {
     configFile: "/flag/routes.yaml",
@@ -55,6 +60,7 @@ t.test("flags beat env vars", async (t) => {
     adminPort: 2,
     host: "::1",
     workers: 8,
+    logLevel: "debug",
   });
 });
 

@@ -43,7 +43,12 @@ export function writeRoutes(routesYaml: string, extra = ""): string {
 export async function startStack(
   t: Teardown,
   routesFile: string,
-  options: { jetstream?: boolean; adminToken?: string } = {},
+  options: {
+    jetstream?: boolean;
+    adminToken?: string;
+    /** Fastify/pino logger options (e.g. with a `stream` to read the lines); none by default. */
+    logger?: { level: string };
+  } = {},
 ): Promise<Stack> {
   const server = await startNatsServer({ jetstream: options.jetstream ?? false });
   const stops: Array<() => unknown> = [() => server.stop()];
@@ -60,6 +65,7 @@ export async function startStack(
     adminPort: 0,
     reconnectTimeWaitMs: 100,
     adminToken: options.adminToken,
+    logger: options.logger,
   });
   stops.push(() => gateway.close());
   await gateway.connected;

@@ -1,0 +1,159 @@
+/**
+ * `turnout dlq list | replay [--route R] [--since T]`: reads and re-drives the
+ * dead letters in the JetStream stream TURNOUT_DLQ, with the gateway's
+ * connection settings (--config, --nats-url, TURNOUT_NATS_URL). `--since` is an
+ * ISO 8601 time or a duration back from now ("30m", "2h").
+ * Replay prints one line per letter (ok with the worker's status, or failed
+ * with the code); a letter replayed ok is deleted from the stream.
+ * Exit codes: 0 done (every replay ok), 1 failed (configuration, NATS, a replay
+ * that failed), 2 bad command line.
+ */
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { natsConnectOptions } from "../backends/nats/connection.js";
+import {
+  type DeadLetterFilter,
+  listDeadLetters,
+  replayDeadLetters,
+} from "../backends/nats/dead-letters.js";
+import { loadConfig } from "../config/load.js";
+import type { GatewayConfig } from "../config/types.js";
+import { parseDuration } from "../config/units.js";
+import { ConfigError } from "../errors.js";
+import type { Output } from "./check.js";
+import { CONNECTION_FLAGS, parseFlags, resolveConnection } from "./settings.js";
+
+const USAGE = `usage: turnout dlq <list | replay> [--route R] [--since T] [options]
+
+  list     the dead letters (requests that failed on NATS with no fallback)
+  replay   re-send them to their NATS subject; each one answered ok is deleted
+
+options: --route R (one route), --since T (ISO 8601 time, or a duration back from now: 30m, 2h),
+         --config routes.yaml, --nats-url nats://host:4222,... (env TURNOUT_NATS_URL)`;
+
+const FLAGS = {
+  ...CONNECTION_FLAGS,
+  route: { type: "string" },
+  since: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+class UsageError extends Error {}
+
+export async function runDlq(
+  argv: readonly string[],
+  out: Output,
+  env: NodeJS.ProcessEnv = process.env,
+  now: () => number = Date.now,
+): Promise<number> {
+  let sub: "list" | "replay";
+  let filter: DeadLetterFilter;
+  let connection: ReturnType<typeof resolveConnection>;
+  try {
+    const parsed = parseFlags(argv, FLAGS, true);
+    const values = parsed.values;
+    if (values.help === true) {
+      out.stdout.write(`${USAGE}\n`);
+      return 0;
+    }
+    const [first, ...extra] = parsed.positionals;
+    if (first !== "list" && first !== "replay") {
+      throw new UsageError(
+        first === undefined ? "missing subcommand" : `unknown subcommand "${first}"`,
+      );
+    }
+    if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
+    sub = first;
+    filter = {
+      route: typeof values.route === "string" ? values.route : undefined,
+      since: typeof values.since === "string" ? parseSince(values.since, now()) : undefined,
+    };
+    connection = resolveConnection(values, env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      for (const p of error.problems) out.stderr.write(`${p.location}: ${p.message}\n`);
+    } else if (error instanceof UsageError) {
+      out.stderr.write(`turnout dlq: ${error.message}\n`);
+    } else {
+      throw error;
+    }
+    out.stderr.write(`${USAGE}\n`);
+    return 2;
+  }
+
+  let config: GatewayConfig;
+  try {
+    config = loadConfig(connection.configFile, { natsUrl: connection.natsUrl });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    out.stderr.write(`${error.message}\n`);
+    return 1;
+  }
+  if (filter.route !== undefined && !config.routes.some((r) => r.name === filter.route)) {
+    const known = config.routes.map((r) => r.name).join(", ");
+    out.stderr.write(`turnout dlq: no route named "${filter.route}" (routes: ${known})\n`);
+    return 2;
+  }
+
+  let nc: NatsConnection;
+  try {
+    nc = await connect({
+      ...natsConnectOptions(config.nats, { name: "turnout-cli" }),
+      reconnect: false,
+    });
+  } catch (error) {
+    out.stderr.write(
+      `turnout dlq: cannot connect to NATS ${config.nats.servers.join(",")}: ${message(error)}\n`,
+    );
+    return 1;
+  }
+  try {
+    if (sub === "list") {
+      const letters = await listDeadLetters(nc, filter);
+      for (const l of letters) {
+        out.stdout.write(
+          `${l.seq}\t${l.at}\t${l.route}\t${l.requestId}\t${l.subject}\t${l.errorCode}\t${l.error}\n`,
+        );
+      }
+      out.stdout.write(`${letters.length} dead letter(s)\n`);
+      return 0;
+    }
+    const timeouts = new Map(config.routes.map((r) => [r.name, r.timeoutMs]));
+    const outcomes = await replayDeadLetters(nc, {
+      ...filter,
+      timeoutOf: (name) => timeouts.get(name),
+    });
+    let failed = 0;
+    for (const o of outcomes) {
+      const what =
+        o.result === "ok" ? `ok ${o.status} (deleted)` : `failed ${o.code}: ${o.message} (kept)`;
+      if (o.result !== "ok") failed++;
+      out.stdout.write(`${o.seq}\t${o.route}\t${o.requestId}\t${what}\n`);
+    }
+    out.stdout.write(
+      `replayed ${outcomes.length}: ${outcomes.length - failed} ok, ${failed} failed\n`,
+    );
+    return failed === 0 ? 0 : 1;
+  } catch (error) {
+    out.stderr.write(`turnout dlq: ${message(error)}\n`);
+    return 1;
+  } finally {
+    await nc.close();
+  }
+}
+
+function parseSince(text: string, now: number): Date {
+  if (/^\d+(\.\d+)?(ms|s|m|h)$/.test(text.trim())) {
+    return new Date(now - parseDuration(text));
+  }
+  const date = new Date(text);
+  if (Number.isNaN(date.getTime())) {
+    throw new UsageError(
+      `--since must be an ISO 8601 time or a duration such as 2h, got "${text}"`,
+    );
+  }
+  return date;
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

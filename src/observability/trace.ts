@@ -1,0 +1,63 @@
+/**
+ * W3C Trace Context (https://www.w3.org/TR/trace-context/): a request that came
+ * with a valid `traceparent` keeps it, unchanged; one without (or with an
+ * invalid one) gets a new trace started here, so NATS workers and legacy
+ * upstreams always see the same valid `traceparent` for one request. No spans
+ * are recorded or exported (no OpenTelemetry export).
+ */
+import { randomBytes } from "node:crypto";
+import type { IncomingHttpHeaders } from "node:http";
+
+/** `version-traceid-parentid-flags`, lower-case hex; version ff is forbidden. */
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
+const ZERO_TRACE = "0".repeat(32);
+const ZERO_SPAN = "0".repeat(16);
+
+export interface TraceParent {
+  readonly version: string;
+  readonly traceId: string;
+  readonly parentId: string;
+  readonly flags: string;
+}
+
+/** The parsed header, or undefined when it is missing or not valid. */
+export function parseTraceparent(value: string | string[] | undefined): TraceParent | undefined {
+  if (typeof value !== "string") return undefined;
+  const match = TRACEPARENT.exec(value.trim());
+  if (match === null) return undefined;
+  const [, version = "", traceId = "", parentId = "", flags = "", rest] = match;
+  if (version === "ff" || traceId === ZERO_TRACE || parentId === ZERO_SPAN) return undefined;
+  // Version 00 has exactly four fields; later versions may append more.
+  if (version === "00" && rest !== undefined) return undefined;
+  return { version, traceId, parentId, flags };
+}
+
+/** A new trace: version 00, random 16-byte trace id and 8-byte span id, sampled. */
+export function startTraceparent(): string {
+  const bytes = randomBytes(24);
+  // All-zero ids are invalid; with 24 random bytes, only a broken RNG gets here.
+  if (bytes.subarray(0, 16).every((b) => b === 0)) bytes[15] = 1;
+  if (bytes.subarray(16).every((b) => b === 0)) bytes[23] = 1;
+  const hex = bytes.toString("hex");
+  return `00-${hex.slice(0, 32)}-${hex.slice(32)}-01`;
+}
+
+/**
+ * Makes sure the request headers carry a valid `traceparent`, in place, so every
+ * call made for the request (primary, fallback, mirror) carries the same trace.
+ * A valid client header is left unchanged; an invalid one is replaced and its
+ * `tracestate` dropped (the spec's rule when the parent cannot be parsed).
+ */
+export function ensureTraceparent(headers: IncomingHttpHeaders): string {
+  const given = headers.traceparent;
+  if (typeof given === "string" && parseTraceparent(given) !== undefined) return given;
+  const started = startTraceparent();
+  headers.traceparent = started;
+  if (given !== undefined) delete headers.tracestate;
+  return started;
+}
+
+/** The trace id of a valid traceparent, for log lines; undefined otherwise. */
+export function traceIdOf(traceparent: string | string[] | undefined): string | undefined {
+  return parseTraceparent(traceparent)?.traceId;
+}

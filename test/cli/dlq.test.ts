@@ -1,0 +1,96 @@
+import type { Msg } from "@nats-io/transport-node";
+import type protobuf from "protobufjs";
+import t from "tap";
+import { listDeadLetters } from "../../src/backends/nats/dead-letters.js";
+import { runDlq } from "../../src/cli/dlq.js";
+import { within } from "../helpers/cutover-fixture.js";
+import { startStack, writeRoutes } from "../helpers/stack.js";
+
+const routesFile = writeRoutes(`  - name: orders.get
+    method: GET
+    path: /v1/orders/:id
+    subject: svc.orders.get
+    request: orders.v1.GetOrderRequest
+    response: orders.v1.Order
+    headers: [x-tenant]
+    cutover: { nats: 100, shadow: 0 }
+`);
+const stack = await startStack(t, routesFile, { jetstream: true, adminToken: "dlq-cli-token" });
+const gw = stack.gateway;
+const getType = stack.root.lookupType("orders.v1.GetOrderRequest");
+const orderType = stack.root.lookupType("orders.v1.Order");
+
+/** Runs `turnout dlq ...` in-process with captured output. */
+async function cli(...argv: string[]) {
+  let stdout = "";
+  let stderr = "";
+  const out = {
+    stdout: { write: (s: string) => (stdout += s) },
+    stderr: { write: (s: string) => (stderr += s) },
+  };
+  const code = await runDlq([...argv, "--config", routesFile], out, {
+    TURNOUT_NATS_URL: stack.server.url,
+  });
+  return { code, stdout, stderr };
+}
+
+t.test(
+  "dlq list shows a failed request; dlq replay re-drives it once the worker is back",
+  async (t) => {
+    const res = await fetch(`${gw.url}/v1/orders/o-7`, {
+      headers: { "x-tenant": "acme", "x-request-id": "req-cli-1" },
+    });
+    t.equal(res.status, 503, "no worker, no legacy: 503");
+    t.ok(await within(3000, async () => (await listDeadLetters(stack.nc)).length === 1));
+
+    const list = await cli("list");
+    t.equal(list.code, 0, list.stderr);
+    t.match(
+      list.stdout,
+      /^\d+\t\S+\torders\.get\treq-cli-1\tsvc\.orders\.get\tTURNOUT_ERR_NO_RESPONDERS\t.+\n1 dead letter\(s\)\n$/,
+    );
+    const none = await cli("list", "--since", "2099-01-01T00:00:00Z");
+    t.match(none.stdout, /^0 dead letter\(s\)/, "--since filters");
+
+    const early = await cli("replay", "--route", "orders.get");
+    t.equal(early.code, 1, "a failed replay exits 1");
+    t.match(
+      early.stdout,
+      /orders\.get\treq-cli-1\tfailed TURNOUT_ERR_NO_RESPONDERS: .* \(kept\)\nreplayed 1: 0 ok, 1 failed\n/,
+    );
+
+    const seen: Msg[] = [];
+    const sub = stack.nc.subscribe("svc.orders.get", {
+      callback: (_err, msg) => {
+        seen.push(msg);
+        const { id } = getType.decode(msg.data) as protobuf.Message & { id: string };
+        msg.respond(orderType.encode(orderType.fromObject({ id, status: "PAID" })).finish());
+      },
+    });
+    t.teardown(() => sub.unsubscribe());
+    await stack.nc.flush();
+
+    const replay = await cli("replay", "--since", "10m");
+    t.equal(replay.code, 0, replay.stderr);
+    t.match(
+      replay.stdout,
+      /orders\.get\treq-cli-1\tok 200 \(deleted\)\nreplayed 1: 1 ok, 0 failed\n/,
+    );
+    t.equal(seen.length, 1, "the worker got the original request");
+    t.equal((getType.decode(seen[0]!.data) as protobuf.Message & { id: string }).id, "o-7");
+    t.equal(seen[0]!.headers?.get("x-tenant"), "acme");
+    t.equal(seen[0]!.headers?.get("X-Request-Id"), "req-cli-1");
+
+    const after = await cli("list");
+    t.match(after.stdout, /^0 dead letter\(s\)/, "the letter is gone");
+  },
+);
+
+t.test("dlq refuses a bad command line with exit 2", async (t) => {
+  t.equal((await cli()).code, 2);
+  t.equal((await cli("purge")).code, 2);
+  t.equal((await cli("list", "--since", "whenever")).code, 2);
+  const unknown = await cli("list", "--route", "nope");
+  t.equal(unknown.code, 2);
+  t.match(unknown.stderr, /no route named "nope"/);
+});
