@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 /**
  * `turnout serve`: load and check the route table, start the gateway, and drain
  * on SIGTERM/SIGINT. Returns the process exit code (0 after a clean drain).
@@ -66,6 +67,15 @@ export async function runServe(
       adminPort: settings.adminPort,
       logger: loggerOptions(settings.logLevel),
       adminToken: env.TURNOUT_ADMIN_TOKEN,
+      listener: {
+        https:
+          settings.tls === undefined
+            ? undefined
+            : {
+                cert: readFileSync(settings.tls.certFile),
+                key: readFileSync(settings.tls.keyFile),
+              },
+      },
     });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;

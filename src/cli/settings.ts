@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 /**
  * Flags and TURNOUT_* env vars shared by every command that serves or talks to
  * NATS, resolved the same way everywhere: a flag beats its env var, which beats
@@ -24,6 +25,8 @@ export const LISTENER_FLAGS = {
   host: { type: "string" },
   workers: { type: "string" },
   "log-level": { type: "string" },
+  "tls-cert": { type: "string" },
+  "tls-key": { type: "string" },
 } as const satisfies FlagOptions;
 
 /** pino's levels, for `--log-level` / TURNOUT_LOG_LEVEL. */
@@ -43,6 +46,8 @@ export interface Settings extends ConnectionSettings {
   readonly workers: number;
   /** pino level: `--log-level`, TURNOUT_LOG_LEVEL, else info. */
   readonly logLevel: string;
+  /** HTTPS on both listeners: PEM files from `--tls-cert`/`--tls-key` (TURNOUT_TLS_CERT/_KEY). */
+  readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
 }
 
 export type FlagValues = Record<string, string | boolean | (string | boolean)[] | undefined>;
@@ -124,8 +129,10 @@ export function resolveSettings(argv: readonly string[], env: NodeJS.ProcessEnv)
     const message = `must be one of ${LOG_LEVELS.join(", ")}, got "${logLevel.value}"`;
     problems.push(problem(logLevel.source, "log-level", message));
   }
+  const tls = readTlsFiles(values, env, problems);
   if (problems.length > 0 || connection === undefined) throw new ConfigError(problems);
   return {
+    tls,
     ...connection,
     port,
     adminPort,
@@ -172,4 +179,34 @@ function readInt(
 
 function problem(location: string, key: string, message: string): ConfigProblem {
   return { location, key, message };
+}
+
+/** Both files or neither; each must be readable now rather than fail at listen time. */
+function readTlsFiles(
+  values: FlagValues,
+  env: NodeJS.ProcessEnv,
+  problems: ConfigProblem[],
+): Settings["tls"] {
+  const cert = pick(values, env, "tls-cert", "TURNOUT_TLS_CERT");
+  const key = pick(values, env, "tls-key", "TURNOUT_TLS_KEY");
+  if (cert === undefined && key === undefined) return undefined;
+  if (cert === undefined || key === undefined) {
+    const given = (cert ?? key)!;
+    problems.push(
+      problem(
+        given.source,
+        cert ? "tls-key" : "tls-cert",
+        "HTTPS needs both --tls-cert and --tls-key",
+      ),
+    );
+    return undefined;
+  }
+  for (const [flag, file] of [
+    ["tls-cert", cert],
+    ["tls-key", key],
+  ] as const) {
+    if (!existsSync(file.value))
+      problems.push(problem(file.source, flag, `no such file: ${file.value}`));
+  }
+  return { certFile: cert.value, keyFile: key.value };
 }

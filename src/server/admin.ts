@@ -6,6 +6,7 @@
 import Fastify, { type FastifyInstance } from "fastify";
 import { type AdminApiDeps, registerAdminApi } from "../control/admin-api.js";
 import type { GatewayMetrics } from "../observability/metrics.js";
+import { type ListenerOptions, listenerServerOptions } from "./listener-options.js";
 import { PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
 
 /** A readiness check answers undefined when fine, or the reason it is not. */
@@ -17,11 +18,16 @@ export interface AdminDeps {
   /** Remarks added to `/readyz` without changing its status (e.g. running on file values). */
   readonly readinessNotes?: () => string[];
   readonly api: AdminApiDeps;
+  readonly listener?: ListenerOptions;
   readonly logger?: boolean | { level: string };
 }
 
 export function buildAdmin(deps: AdminDeps): FastifyInstance {
-  const app = Fastify({ logger: deps.logger ?? false, return503OnClosing: false });
+  const app = Fastify({
+    logger: deps.logger ?? false,
+    return503OnClosing: false,
+    ...listenerServerOptions(deps.listener ?? {}),
+  });
 
   app.setErrorHandler((error, req, reply) => {
     const problem = toProblem(error, req.id);

@@ -20,6 +20,7 @@ import { TurnoutError } from "../errors.js";
 import { type Backend, type GatewayMetrics, UNMATCHED_ROUTE } from "../observability/metrics.js";
 import { traceIdOf } from "../observability/trace.js";
 import type { Mirrors } from "../shadow/mirror.js";
+import { type ListenerOptions, listenerServerOptions } from "./listener-options.js";
 import { AllowedMethods } from "./method-not-allowed.js";
 import { compileNatsPipeline } from "./nats-pipeline.js";
 import { isInternal, PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
@@ -43,6 +44,8 @@ export interface GatewayDeps {
    * keep-alive clients let go and the drain doesn't wait for their idle sockets.
    */
   readonly isDraining?: () => boolean;
+  /** HTTPS and slow-client limits, shared with the admin listener. */
+  readonly listener?: ListenerOptions;
   /** Fastify/pino logger options; false for none (tests, benchmarks). */
   readonly logger?: boolean | { level: string };
 }
@@ -83,7 +86,7 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
     return503OnClosing: true,
     forceCloseConnections: "idle",
     routerOptions: { maxParamLength: 256 },
-    http: { maxHeaderSize: MAX_HEADER_BYTES },
+    ...listenerServerOptions(deps.listener ?? {}, { maxHeaderSize: MAX_HEADER_BYTES }),
     // Bad URLs and over-long params are refused by the router before any handler:
     // answer them as problem+json like every other gateway error.
     frameworkErrors: (error, req, reply) => sendProblem(error, req, reply),

@@ -3,6 +3,7 @@
  * background, and drain on close. The CLI and the tests start a gateway the same
  * way, through `startGateway`.
  */
+import { Server as TlsServer } from "node:tls";
 import type { FastifyInstance } from "fastify";
 import type protobuf from "protobufjs";
 import { LegacyUpstreams } from "../backends/legacy/upstreams.js";
@@ -20,6 +21,7 @@ import { type MirrorLimits, Mirrors } from "../shadow/mirror.js";
 import { MismatchLog } from "../shadow/mismatch-log.js";
 import { buildAdmin, type ReadinessCheck } from "./admin.js";
 import { buildGateway } from "./gateway.js";
+import type { ListenerOptions } from "./listener-options.js";
 
 export interface StartOptions {
   readonly config: GatewayConfig;
@@ -28,6 +30,8 @@ export interface StartOptions {
   /** 0 picks a free port (tests). */
   readonly port: number;
   readonly adminPort: number;
+  /** HTTPS on both listeners, and the slow-client request timeout. */
+  readonly listener?: ListenerOptions;
   readonly logger?: boolean | { level: string };
   /** TURNOUT_ADMIN_TOKEN: guards /admin and the forced-backend header; unset locks /admin. */
   readonly adminToken?: string;
@@ -123,6 +127,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     },
     readinessNotes: () =>
       cutoverStore.mode === "file" ? ["cutover: file values (no JetStream)"] : [],
+    listener: options.listener,
     logger: options.logger,
   });
   const gateway = buildGateway({
@@ -136,6 +141,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     metrics,
     deadLetters,
     isDraining: () => draining,
+    listener: options.listener,
     logger: options.logger,
   });
 
@@ -184,10 +190,15 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   };
 }
 
+function isTls(app: FastifyInstance): boolean {
+  return app.server instanceof TlsServer;
+}
+
 async function listen(app: FastifyInstance, host: string, port: number): Promise<string> {
   await app.listen({ host, port });
   const address = app.server.address();
   if (address === null || typeof address === "string") return String(address);
   const shownHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
-  return `http://${shownHost}:${address.port}`;
+  const scheme = isTls(app) ? "https" : "http";
+  return `${scheme}://${shownHost}:${address.port}`;
 }

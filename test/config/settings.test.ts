@@ -12,6 +12,7 @@ t.test("without flags or env every setting has its documented default", async (t
     host: "0.0.0.0",
     workers: 1,
     logLevel: "info",
+    tls: undefined,
   });
 });
 
@@ -34,6 +35,7 @@ t.test("TURNOUT_* env vars replace the defaults", async (t) => {
     host: "127.0.0.1",
     workers: 4,
     logLevel: "warn",
+    tls: undefined,
   });
 });
 
@@ -61,6 +63,7 @@ t.test("flags beat env vars", async (t) => {
     host: "::1",
     workers: 8,
     logLevel: "debug",
+    tls: undefined,
   });
 });
 
@@ -140,3 +143,28 @@ t.test("commands with their own flags reuse the connection settings", async (t) 
     natsUrl: "nats://e:1",
   });
 });
+
+t.test(
+  "--tls-cert and --tls-key turn on HTTPS; one without the other or a missing file is refused",
+  async (t) => {
+    const dir = t.testdir({ "cert.pem": "c", "key.pem": "k" });
+    const cert = `${dir}/cert.pem`;
+    const key = `${dir}/key.pem`;
+    t.strictSame(resolveSettings(["--tls-cert", cert, "--tls-key", key], {}).tls, {
+      certFile: cert,
+      keyFile: key,
+    });
+    t.strictSame(resolveSettings([], { TURNOUT_TLS_CERT: cert, TURNOUT_TLS_KEY: key }).tls, {
+      certFile: cert,
+      keyFile: key,
+    });
+    t.match(
+      problems(t, () => resolveSettings(["--tls-cert", cert], {})),
+      [{ key: "tls-key", message: /both --tls-cert and --tls-key/ }],
+    );
+    t.match(
+      problems(t, () => resolveSettings(["--tls-cert", cert, "--tls-key", `${dir}/nope.pem`], {})),
+      [{ location: "--tls-key", key: "tls-key", message: /no such file/ }],
+    );
+  },
+);

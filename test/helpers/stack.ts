@@ -12,6 +12,7 @@ import type protobuf from "protobufjs";
 import { loadConfigAndProtos } from "../../src/config/load.js";
 import type { GatewayConfig } from "../../src/config/types.js";
 import { type NatsServer, startNatsServer } from "../../src/devtools/nats-server.js";
+import type { ListenerOptions } from "../../src/server/listener-options.js";
 import { type RunningGateway, startGateway } from "../../src/server/start.js";
 
 export const PROTO_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "../../proto");
@@ -48,6 +49,8 @@ export async function startStack(
     adminToken?: string;
     /** Fastify/pino logger options (e.g. with a `stream` to read the lines); none by default. */
     logger?: { level: string };
+    /** HTTPS and the slow-client request timeout for both listeners. */
+    listener?: ListenerOptions;
   } = {},
 ): Promise<Stack> {
   const server = await startNatsServer({ jetstream: options.jetstream ?? false });
@@ -66,6 +69,7 @@ export async function startStack(
     reconnectTimeWaitMs: 100,
     adminToken: options.adminToken,
     logger: options.logger,
+    listener: options.listener,
   });
   stops.push(() => gateway.close());
   await gateway.connected;
