@@ -14,7 +14,8 @@ import { formatDuration, formatTimestamp, parseDuration, parseTimestamp } from "
 /** How the message codec hands out kinds, so Any and Struct can reach other types. */
 export type KindResolver = (type: protobuf.Type) => ValueKind;
 
-const WRAPPERS = new Set([
+/** google.protobuf wrapper type names: their JSON form is the bare wrapped value. */
+export const WRAPPERS: ReadonlySet<string> = new Set([
   "DoubleValue",
   "FloatValue",
   "Int64Value",

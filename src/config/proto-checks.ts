@@ -5,26 +5,14 @@
  */
 import protobuf from "protobufjs";
 import { findMessage } from "../codec/protos.js";
+import { WRAPPERS } from "../codec/well-known.js";
 import type { Field } from "./field.js";
 import type { ReadRoute } from "./route.js";
 import { didYouMean } from "./suggest.js";
 
 /** Well-known types whose JSON form is a single string, number or bool (a path param can fill them). */
 const SCALAR_LIKE = new Set(
-  [
-    "Timestamp",
-    "Duration",
-    "FieldMask",
-    "DoubleValue",
-    "FloatValue",
-    "Int64Value",
-    "UInt64Value",
-    "Int32Value",
-    "UInt32Value",
-    "BoolValue",
-    "StringValue",
-    "BytesValue",
-  ].map((name) => `google.protobuf.${name}`),
+  ["Timestamp", "Duration", "FieldMask", ...WRAPPERS].map((name) => `google.protobuf.${name}`),
 );
 
 export function checkRouteProtos(route: ReadRoute, root: protobuf.Root): void {
