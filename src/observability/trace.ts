@@ -5,7 +5,7 @@
  * upstreams always see the same valid `traceparent` for one request. No spans
  * are recorded or exported (no OpenTelemetry export).
  */
-import { randomBytes } from "node:crypto";
+import { randomFillSync } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 
 /** `version-traceid-parentid-flags`, lower-case hex; version ff is forbidden. */
@@ -32,14 +32,28 @@ export function parseTraceparent(value: string | string[] | undefined): TracePar
   return { version, traceId, parentId, flags };
 }
 
+/**
+ * Random bytes come from a pool refilled 256 traces at a time: one
+ * randomBytes() call per request cost more than the rest of the trace handling.
+ */
+const TRACE_BYTES = 24;
+const pool = Buffer.allocUnsafe(TRACE_BYTES * 256);
+let poolOffset = pool.length;
+
 /** A new trace: version 00, random 16-byte trace id and 8-byte span id, sampled. */
 export function startTraceparent(): string {
-  const bytes = randomBytes(24);
-  // All-zero ids are invalid; with 24 random bytes, only a broken RNG gets here.
-  if (bytes.subarray(0, 16).every((b) => b === 0)) bytes[15] = 1;
-  if (bytes.subarray(16).every((b) => b === 0)) bytes[23] = 1;
-  const hex = bytes.toString("hex");
-  return `00-${hex.slice(0, 32)}-${hex.slice(32)}-01`;
+  if (poolOffset + TRACE_BYTES > pool.length) {
+    randomFillSync(pool);
+    poolOffset = 0;
+  }
+  const start = poolOffset;
+  poolOffset += TRACE_BYTES;
+  let traceId = pool.toString("hex", start, start + 16);
+  let spanId = pool.toString("hex", start + 16, start + TRACE_BYTES);
+  // All-zero ids are invalid; with random bytes, only a broken RNG gets here.
+  if (traceId === ZERO_TRACE) traceId = `${ZERO_TRACE.slice(1)}1`;
+  if (spanId === ZERO_SPAN) spanId = `${ZERO_SPAN.slice(1)}1`;
+  return `00-${traceId}-${spanId}-01`;
 }
 
 /**
