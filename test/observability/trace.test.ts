@@ -70,8 +70,11 @@ t.test("traceIdOf", async (t) => {
   t.equal(traceIdOf(undefined), undefined);
 });
 
-t.test("traces started across a refill of the random pool are all valid and distinct", async (t) => {
-  const started = Array.from({ length: 600 }, () => startTraceparent());
-  t.equal(new Set(started).size, 600);
-  t.equal(started.filter((value) => parseTraceparent(value) === undefined).length, 0);
-});
+t.test(
+  "traces started across a refill of the random pool are all valid and distinct",
+  async (t) => {
+    const started = Array.from({ length: 600 }, () => startTraceparent());
+    t.equal(new Set(started).size, 600);
+    t.equal(started.filter((value) => parseTraceparent(value) === undefined).length, 0);
+  },
+);
