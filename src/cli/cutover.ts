@@ -9,12 +9,12 @@
 import { hostname, userInfo } from "node:os";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { natsConnectOptions } from "../backends/nats/connection.js";
-import { loadConfig } from "../config/load.js";
 import type { GatewayConfig, RouteConfig } from "../config/types.js";
 import { checkRouteAllows, parseCutoverChange } from "../control/cutover-rules.js";
 import { CutoverBucket, type CutoverRevision } from "../control/cutover-store.js";
-import { ConfigError, TurnoutError } from "../errors.js";
+import { TurnoutError } from "../errors.js";
 import type { Output } from "./check.js";
+import { loadCommandConfig, reportCommandLine, UsageError } from "./command-errors.js";
 import { CONNECTION_FLAGS, parseFlags, resolveConnection } from "./settings.js";
 
 const USAGE = `usage: turnout cutover <list | set | history | rollback> [options]
@@ -40,7 +40,6 @@ const SUBCOMMANDS = ["list", "set", "history", "rollback"] as const;
 type Subcommand = (typeof SUBCOMMANDS)[number];
 
 /** A refused command line: exit 2 with the usage. */
-class UsageError extends Error {}
 
 export async function runCutover(
   argv: readonly string[],
@@ -63,25 +62,11 @@ export async function runCutover(
       throw new UsageError("set needs --nats P");
     connection = resolveConnection(values, env);
   } catch (error) {
-    if (error instanceof ConfigError) {
-      for (const p of error.problems) out.stderr.write(`${p.location}: ${p.message}\n`);
-    } else if (error instanceof UsageError) {
-      out.stderr.write(`turnout cutover: ${error.message}\n`);
-    } else {
-      throw error;
-    }
-    out.stderr.write(`${USAGE}\n`);
-    return 2;
+    return reportCommandLine(error, "cutover", USAGE, out);
   }
 
-  let config: GatewayConfig;
-  try {
-    config = loadConfig(connection.configFile, { natsUrl: connection.natsUrl });
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    out.stderr.write(`${error.message}\n`);
-    return 1;
-  }
+  const config = loadCommandConfig(connection, out);
+  if (config === undefined) return 1;
   let route: RouteConfig | undefined;
   if (routeName !== undefined) {
     route = config.routes.find((r) => r.name === routeName);

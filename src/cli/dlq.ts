@@ -15,11 +15,9 @@ import {
   listDeadLetters,
   replayDeadLetters,
 } from "../backends/nats/dead-letters.js";
-import { loadConfig } from "../config/load.js";
-import type { GatewayConfig } from "../config/types.js";
 import { parseDuration } from "../config/units.js";
-import { ConfigError } from "../errors.js";
 import type { Output } from "./check.js";
+import { loadCommandConfig, reportCommandLine, UsageError } from "./command-errors.js";
 import { CONNECTION_FLAGS, parseFlags, resolveConnection } from "./settings.js";
 
 const USAGE = `usage: turnout dlq <list | replay> [--route R] [--since T] [options]
@@ -36,8 +34,6 @@ const FLAGS = {
   since: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
-
-class UsageError extends Error {}
 
 export async function runDlq(
   argv: readonly string[],
@@ -69,25 +65,11 @@ export async function runDlq(
     };
     connection = resolveConnection(values, env);
   } catch (error) {
-    if (error instanceof ConfigError) {
-      for (const p of error.problems) out.stderr.write(`${p.location}: ${p.message}\n`);
-    } else if (error instanceof UsageError) {
-      out.stderr.write(`turnout dlq: ${error.message}\n`);
-    } else {
-      throw error;
-    }
-    out.stderr.write(`${USAGE}\n`);
-    return 2;
+    return reportCommandLine(error, "dlq", USAGE, out);
   }
 
-  let config: GatewayConfig;
-  try {
-    config = loadConfig(connection.configFile, { natsUrl: connection.natsUrl });
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    out.stderr.write(`${error.message}\n`);
-    return 1;
-  }
+  const config = loadCommandConfig(connection, out);
+  if (config === undefined) return 1;
   if (filter.route !== undefined && !config.routes.some((r) => r.name === filter.route)) {
     const known = config.routes.map((r) => r.name).join(", ");
     out.stderr.write(`turnout dlq: no route named "${filter.route}" (routes: ${known})\n`);
