@@ -3,7 +3,8 @@
  * with a valid `traceparent` keeps it, unchanged; one without (or with an
  * invalid one) gets a new trace started here, so NATS workers and legacy
  * upstreams always see the same valid `traceparent` for one request. No spans
- * are recorded or exported (no OpenTelemetry export).
+ * are recorded here; when OpenTelemetry export is on (otel.ts), the gateway's
+ * span rewrites the header to name itself as the parent before any of this runs.
  */
 import { randomFillSync } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
@@ -54,6 +55,11 @@ export function startTraceparent(): string {
   if (traceId === ZERO_TRACE) traceId = `${ZERO_TRACE.slice(1)}1`;
   if (spanId === ZERO_SPAN) spanId = `${ZERO_SPAN.slice(1)}1`;
   return `00-${traceId}-${spanId}-01`;
+}
+
+/** `00-traceid-spanid-flags` from ids already valid (an OpenTelemetry span's). */
+export function formatTraceparent(traceId: string, spanId: string, traceFlags: number): string {
+  return `00-${traceId}-${spanId}-${traceFlags & 1 ? "01" : "00"}`;
 }
 
 /**

@@ -18,6 +18,7 @@ import type { AdminToken } from "../control/admin-token.js";
 import type { CutoverState } from "../control/cutover-state.js";
 import { TurnoutError } from "../errors.js";
 import { type Backend, type GatewayMetrics, UNMATCHED_ROUTE } from "../observability/metrics.js";
+import type { RequestSpans } from "../observability/otel.js";
 import { traceIdOf } from "../observability/trace.js";
 import type { Mirrors } from "../shadow/mirror.js";
 import { type ListenerOptions, listenerServerOptions } from "./listener-options.js";
@@ -48,6 +49,8 @@ export interface GatewayDeps {
   readonly listener?: ListenerOptions;
   /** Fastify/pino logger options; false for none (tests, benchmarks). */
   readonly logger?: boolean | { level: string };
+  /** OpenTelemetry spans, when on; undefined (off) adds no hook at all. */
+  readonly spans?: RequestSpans;
 }
 
 declare module "fastify" {
@@ -92,6 +95,8 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
     frameworkErrors: (error, req, reply) => sendProblem(error, req, reply),
   });
   app.decorateRequest("backend", "gateway");
+  // First hook of all when on: the span sets the traceparent every later step passes on.
+  deps.spans?.register(app, deps.config.routes);
 
   // Keep the raw text: the pipeline parses it losslessly and measures its size.
   const keepText = (_req: unknown, body: string | Buffer, done: (e: null, b: string) => void) =>

@@ -17,6 +17,12 @@ import { CutoverState } from "../control/cutover-state.js";
 import { CutoverStore } from "../control/cutover-store.js";
 import { PlanDriver, type PlanDriverOptions } from "../control/plan-driver.js";
 import { GatewayMetrics } from "../observability/metrics.js";
+import {
+  type OtelOptions,
+  otelOptionsFromEnv,
+  type RequestSpans,
+  startRequestSpans,
+} from "../observability/otel.js";
 import { type MirrorLimits, Mirrors } from "../shadow/mirror.js";
 import { MismatchLog } from "../shadow/mismatch-log.js";
 import { buildAdmin, type ReadinessCheck } from "./admin.js";
@@ -40,6 +46,8 @@ export interface StartOptions {
   readonly reconnectTimeWaitMs?: number;
   /** Lease and publishing periods of the cutover plans (tests shorten them). */
   readonly plan?: PlanDriverOptions;
+  /** OpenTelemetry span export; unset: from the OTEL_* env (off unless asked); false: off. */
+  readonly otel?: OtelOptions | false;
 }
 
 export interface RunningGateway {
@@ -85,6 +93,9 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   const adminToken = new AdminToken(options.adminToken);
   const natsStatus = new NatsStatus();
   let draining = false;
+  const otel = options.otel === undefined ? otelOptionsFromEnv(process.env) : options.otel;
+  // The SDK is only loaded when on.
+  const spans: RequestSpans | undefined = otel ? await startRequestSpans(otel) : undefined;
 
   // Logs through the admin listener's logger (only once started, after buildAdmin).
   const cutoverStore = new CutoverStore(cutover, config.routes, {
@@ -143,7 +154,9 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     isDraining: () => draining,
     listener: options.listener,
     logger: options.logger,
+    spans,
   });
+  if (spans !== undefined) admin.log.info("OpenTelemetry: exporting request spans over OTLP/HTTP");
 
   const abort = new AbortController();
   const connected = connectNats(options.config.nats, {
@@ -159,6 +172,8 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
       admin.log.warn(`dead letters: stream ${"TURNOUT_DLQ"} unavailable: ${String(error)}`);
     });
   });
+  const warnSpans = (error: unknown) =>
+    admin.log.warn(`OpenTelemetry: spans not exported on close: ${String(error)}`);
   // Failures are already recorded in natsStatus for /readyz; don't crash on them here.
   connected.catch(() => {});
 
@@ -184,7 +199,8 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
       abort.abort();
       await plan.stop();
       await cutoverStore.stop();
-      await Promise.all([nats.drain(), legacy.close()]);
+      // Spans of the drained requests are exported before the exporter stops.
+      await Promise.all([nats.drain(), legacy.close(), spans?.shutdown().catch(warnSpans)]);
       await admin.close();
     },
   };

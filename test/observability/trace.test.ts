@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from "node:http";
 import t from "tap";
 import {
   ensureTraceparent,
+  formatTraceparent,
   parseTraceparent,
   startTraceparent,
   traceIdOf,
@@ -62,6 +63,20 @@ t.test("ensureTraceparent keeps a valid one and starts one otherwise", async (t)
   t.not(replaced, "garbage");
   t.not(parseTraceparent(replaced), undefined);
   t.equal(invalid.tracestate, undefined, "tracestate of an unparseable parent is dropped");
+});
+
+t.test("formatTraceparent writes version 00 with the sampled flag only", async (t) => {
+  const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+  const spanId = "00f067aa0ba902b7";
+  t.equal(formatTraceparent(traceId, spanId, 1), VALID);
+  t.equal(formatTraceparent(traceId, spanId, 0), `00-${traceId}-${spanId}-00`);
+  t.equal(formatTraceparent(traceId, spanId, 0x81), VALID, "unknown flag bits are not passed on");
+  t.same(parseTraceparent(formatTraceparent(traceId, spanId, 0)), {
+    version: "00",
+    traceId,
+    parentId: spanId,
+    flags: "00",
+  });
 });
 
 t.test("traceIdOf", async (t) => {
