@@ -55,6 +55,8 @@ export const ErrorCodes = {
   TURNOUT_ERR_UPSTREAM_TOO_LARGE: { status: 502, title: "Legacy upstream answer too large" },
   /** Any other failure talking to the legacy upstream; the original error is the `cause`. */
   TURNOUT_ERR_UPSTREAM_FAILED: { status: 502, title: "Legacy upstream failed" },
+  /** `--workers`: a scrape could not gather every worker's metrics (never a partial sum). */
+  TURNOUT_ERR_METRICS_UNAVAILABLE: { status: 503, title: "Metrics unavailable" },
   /** The live cutover state is not available: no JetStream, or not loaded yet. */
   TURNOUT_ERR_CUTOVER_UNAVAILABLE: { status: 503, title: "Live cutover state unavailable" },
   /** A cutover change lost a race with another one, or there is nothing to roll back. */

@@ -4,9 +4,12 @@
  * of one process overlap with another's wait for NATS replies. The primary only
  * supervises: it forwards SIGTERM/SIGINT, waits for every worker's drain and
  * exits 0 when all drained cleanly. A worker that dies unexpectedly is
- * replaced (at most once a second).
+ * replaced (at most once a second). `/metrics` on the shared admin port
+ * answers for all workers: the worker that gets the scrape asks the primary,
+ * which gathers every worker's metrics (observability/cluster-metrics.ts).
  */
 import cluster, { type Worker } from "node:cluster";
+import { serveClusterMetrics } from "../observability/cluster-metrics.js";
 import type { Output } from "./check.js";
 
 const RESTART_PAUSE_MS = 1000;
@@ -23,6 +26,7 @@ export function leaveCluster(): void {
 export async function superviseWorkers(count: number, out: Output): Promise<number> {
   let stopping = false;
   let failed = false;
+  serveClusterMetrics();
   const fork = (): Worker => cluster.fork();
   for (let i = 0; i < count; i++) fork();
 

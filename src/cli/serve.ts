@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
  */
 import { loadConfigAndProtos } from "../config/load.js";
 import { ConfigError } from "../errors.js";
+import { joinClusterMetrics } from "../observability/cluster-metrics.js";
 import { startGateway } from "../server/start.js";
 import { formatProblemLine, type Output } from "./check.js";
 import { isClusterWorker, leaveCluster, superviseWorkers } from "./cluster.js";
@@ -49,6 +50,8 @@ export async function runServe(
   out: Output,
 ): Promise<number> {
   let gatewayStart: Awaited<ReturnType<typeof startGateway>>;
+  // A --workers worker answers the primary's metrics rounds from the start (no-op otherwise).
+  joinClusterMetrics();
   try {
     const settings = resolveSettings(argv, env);
     // Validated in the primary too, so a bad table is reported once, not per worker.

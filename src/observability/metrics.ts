@@ -79,6 +79,7 @@ export class GatewayMetrics {
   readonly shadowSkipped: FastCounter;
   readonly rateLimited: FastCounter;
   readonly cutoverPercent: Gauge<"route" | "kind">;
+  readonly natsConnected: Gauge;
   readonly breakerState: Gauge<"route" | "backend">;
   readonly #routes = new Map<string, RouteMetrics>();
 
@@ -138,13 +139,26 @@ export class GatewayMetrics {
       help: "Live cutover percentage of each route: kind nats (served by NATS) or shadow (mirrored).",
       labelNames: ["route", "kind"],
       registers: [this.registry],
+      // --workers: every worker applies the same KV value; while a change
+      // propagates, the largest share any worker still applies.
+      aggregator: "max",
     });
     this.breakerState = new Gauge({
       name: "turnout_breaker_state",
       help: "Circuit breaker of each route and backend: 0 closed, 1 half-open, 2 open.",
       labelNames: ["route", "backend"],
       registers: [this.registry],
+      // --workers: each worker has its own breakers; the worst one (open if any is).
+      aggregator: "max",
     });
+    this.natsConnected = new Gauge({
+      name: "turnout_nats_connected",
+      help: "1 while the gateway's NATS connection is up, 0 while it is connecting or reconnecting.",
+      registers: [this.registry],
+      // --workers: 0 as soon as one worker has lost NATS.
+      aggregator: "min",
+    });
+    this.natsConnected.set(0);
     if (options.processMetrics !== false) {
       collectDefaultMetrics({ register: this.registry });
     }

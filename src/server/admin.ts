@@ -1,10 +1,12 @@
 /**
- * The admin listener (default :9090): liveness, readiness with reasons, and
- * Prometheus metrics. Kept apart from the public port so that probes and
+ * The admin listener (default :9090): liveness, readiness with reasons,
+ * Prometheus metrics and the OpenAPI document of the public routes. Kept apart from the public port so that probes and
  * scrapes never compete with, or get exposed to, client traffic.
  */
 import Fastify, { type FastifyInstance } from "fastify";
 import { type AdminApiDeps, registerAdminApi } from "../control/admin-api.js";
+import { TurnoutError } from "../errors.js";
+import { reportClusterMetrics } from "../observability/cluster-metrics.js";
 import type { GatewayMetrics } from "../observability/metrics.js";
 import { type ListenerOptions, listenerServerOptions } from "./listener-options.js";
 import { PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
@@ -20,6 +22,8 @@ export interface AdminDeps {
   readonly api: AdminApiDeps;
   readonly listener?: ListenerOptions;
   readonly logger?: boolean | { level: string };
+  /** The OpenAPI document of the public routes, served at `/openapi.json`. */
+  readonly openApi?: object;
 }
 
 export function buildAdmin(deps: AdminDeps): FastifyInstance {
@@ -49,9 +53,22 @@ export function buildAdmin(deps: AdminDeps): FastifyInstance {
     return { status: "ready", ...extra };
   });
 
-  app.get("/metrics", async (_req, reply) => {
-    const text = await deps.metrics.registry.metrics();
-    return reply.header("content-type", deps.metrics.registry.contentType).send(text);
+  // Under `--workers N` a scrape answers for all workers (cluster-metrics.ts).
+  const clusterMetrics = reportClusterMetrics(deps.metrics.registry);
+  app.get("/metrics", async (req, reply) => {
+    const { registry } = deps.metrics;
+    if (clusterMetrics === undefined) {
+      return reply.header("content-type", registry.contentType).send(await registry.metrics());
+    }
+    try {
+      const text = await clusterMetrics.scrape();
+      return reply.header("content-type", registry.contentType).send(text);
+    } catch (error) {
+      // Never a partial sum: Prometheus would read it as counters resetting.
+      const detail = error instanceof Error ? error.message : String(error);
+      req.log.warn(`/metrics: ${detail}`);
+      throw new TurnoutError("TURNOUT_ERR_METRICS_UNAVAILABLE", detail, { cause: error });
+    }
   });
   return app;
 }

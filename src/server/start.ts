@@ -91,7 +91,9 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     limits: options.mirrorLimits,
   });
   const adminToken = new AdminToken(options.adminToken);
-  const natsStatus = new NatsStatus();
+  const natsStatus = new NatsStatus(undefined, (state) =>
+    metrics.natsConnected.set(state === "connected" ? 1 : 0),
+  );
   let draining = false;
   const otel = options.otel === undefined ? otelOptionsFromEnv(process.env) : options.otel;
   // The SDK is only loaded when on.

@@ -40,13 +40,19 @@ async function waitFor(
 t.test("readiness drops with the reason while NATS is down and recovers by itself", async (t) => {
   const stack = await startStack(t, writeRoutes(ROUTE));
   const readyz = `${stack.gateway.adminUrl}/readyz`;
+  const connectedGauge = async () =>
+    /^turnout_nats_connected (\d)$/m.exec(
+      await (await fetch(`${stack.gateway.adminUrl}/metrics`)).text(),
+    )?.[1];
   t.equal((await fetch(readyz)).status, 200, "ready while connected");
+  t.equal(await connectedGauge(), "1", "turnout_nats_connected is 1 while connected");
   t.equal((await fetch(`${stack.gateway.adminUrl}/healthz`)).status, 200);
 
   const port = stack.server.port;
   await stack.server.stop();
   const down = await waitFor(readyz, (status) => status === 503);
   t.match(down, /NATS disconnected since/, "503 names NATS as the reason");
+  t.equal(await connectedGauge(), "0", "turnout_nats_connected is 0 while disconnected");
   t.equal((await fetch(`${stack.gateway.adminUrl}/healthz`)).status, 200, "still alive");
   const refused = await fetch(`${stack.gateway.url}/v1/regions/eu/users/u-1`);
   t.equal(refused.status, 503, "requests meanwhile are 503, not hung");
@@ -58,6 +64,7 @@ t.test("readiness drops with the reason while NATS is down and recovers by itsel
   });
   await waitFor(readyz, (status) => status === 200);
   t.pass("ready again after the server came back, with no restart of the gateway");
+  t.equal(await connectedGauge(), "1", "turnout_nats_connected is 1 again");
 
   const nc = await connect({ servers: again.url });
   cleanups.push(() => nc.close());

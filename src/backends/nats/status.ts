@@ -20,10 +20,13 @@ export class NatsStatus {
   #server: string | undefined;
   #lastError: string | undefined;
   readonly #now: () => Date;
+  readonly #onChange: (state: NatsState) => void;
 
-  constructor(now: () => Date = () => new Date()) {
+  /** `onChange` hears every change of state (the `turnout_nats_connected` gauge). */
+  constructor(now: () => Date = () => new Date(), onChange: (state: NatsState) => void = () => {}) {
     this.#now = now;
     this.#since = now();
+    this.#onChange = onChange;
   }
 
   isConnected(): boolean {
@@ -78,8 +81,10 @@ export class NatsStatus {
 
   #enter(state: NatsState, server: string | undefined): void {
     if (state === this.#state && server === this.#server) return;
+    const changed = state !== this.#state;
     this.#state = state;
     this.#server = server;
     this.#since = this.#now();
+    if (changed) this.#onChange(state);
   }
 }

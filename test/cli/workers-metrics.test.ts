@@ -1,0 +1,254 @@
+/**
+ * `turnout serve --workers 2`: `/metrics` on the shared admin port answers for
+ * both workers, whichever of them gets the scrape. Proved on a real gateway: K
+ * requests spread over both workers (their pids in the request log), then every
+ * scrape counts exactly K. And the worker's side of the IPC never hangs a scrape.
+ */
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { connect } from "@nats-io/transport-node";
+import t, { type Test } from "tap";
+import { loadProtos } from "../../src/codec/protos.js";
+import { freePort, startNatsServer } from "../../src/devtools/nats-server.js";
+import {
+  ClusterMetricsClient,
+  type PrimaryChannel,
+} from "../../src/observability/cluster-metrics.js";
+import { startWorker } from "../../src/worker/index.js";
+import { PROTO_DIR, writeRoutes } from "../helpers/stack.js";
+
+const ROUTE = `  - name: users.get
+    method: GET
+    path: /v1/regions/:region/users/:id
+    subject: svc.users.{region}.get
+    request: users.v1.GetUserRequest
+    response: users.v1.User
+    timeout: 5s
+`;
+const K = 40;
+const SCRAPES = 6;
+
+t.test("--workers 2: every scrape counts the requests of both workers", async (t) => {
+  const server = await startNatsServer();
+  t.teardown(() => server.stop());
+  const nc = await connect({ servers: server.url });
+  t.teardown(() => nc.close());
+  const worker = startWorker({
+    nc,
+    root: loadProtos([PROTO_DIR]),
+    subject: "svc.users.*.get",
+    requestType: "users.v1.GetUserRequest",
+    responseType: "users.v1.User",
+    handle: (req: { id: string }) => ({ id: req.id }),
+  });
+  t.teardown(() => worker.stop());
+  await nc.flush();
+
+  const [port, adminPort] = [await freePort(), await freePort()];
+  const admin = `http://127.0.0.1:${adminPort}`;
+  const { gateway, output } = spawnServe(t, [
+    "--config",
+    writeRoutes(ROUTE),
+    "--nats-url",
+    server.url,
+    "--port",
+    String(port),
+    "--admin-port",
+    String(adminPort),
+    "--workers",
+    "2",
+  ]);
+  await waitUntil(() => output.text.match(/serving on/g)?.length === 2, 30_000);
+  // Fresh connections go round-robin over the workers: a run of 200s means both are ready.
+  let readyInARow = 0;
+  await waitUntil(async () => {
+    const res = await fetch(`${admin}/readyz`, { headers: { connection: "close" } });
+    await res.arrayBuffer();
+    readyInARow = res.status === 200 ? readyInARow + 1 : 0;
+    return readyInARow >= 6;
+  }, 30_000);
+
+  for (let i = 0; i < K; i++) {
+    const res = await fetch(`http://127.0.0.1:${port}/v1/regions/eu/users/u-${i}`, {
+      headers: { connection: "close" },
+    });
+    await res.arrayBuffer();
+    if (res.status !== 200) t.fail(`request ${i}: ${res.status}`);
+  }
+  const logged = () => [...requestsByPid(output.text).values()].reduce((a, b) => a + b, 0);
+  await waitUntil(() => logged() === K, 10_000); // the log lines arrive through a pipe
+  const served = requestsByPid(output.text);
+  t.equal(served.size, 2, `both workers served requests: ${JSON.stringify([...served])}`);
+
+  const timings: number[] = [];
+  for (let i = 0; i < SCRAPES; i++) {
+    const started = performance.now();
+    const res = await fetch(`${admin}/metrics`, { headers: { connection: "close" } });
+    const text = await res.text();
+    timings.push(performance.now() - started);
+    t.equal(res.status, 200, `scrape ${i}: 200`);
+    t.match(res.headers.get("content-type"), /^text\/plain; version=0\.0\.4/);
+    t.equal(sample(text, "turnout_requests_total", 'route="users.get"'), K, `scrape ${i}: ${K}`);
+    t.equal(
+      sample(text, "turnout_request_duration_seconds_count", 'route="users.get"'),
+      K,
+      `scrape ${i}: the histograms are summed too`,
+    );
+    t.equal(
+      sample(text, "turnout_cutover_percent", 'route="users.get",kind="nats"'),
+      100,
+      `scrape ${i}: the cutover share is the workers' (max), not their sum`,
+    );
+    t.ok(sample(text, "process_cpu_seconds_total") > 0, `scrape ${i}: process metrics`);
+    t.equal(text.match(/^# TYPE turnout_requests_total /gm)?.length, 1, "one family each");
+    t.equal(text.match(/^nodejs_version_info\{/gm)?.length, 1, "one version line");
+  }
+  const scraped = () => [...scrapesByPid(output.text).values()].reduce((a, b) => a + b, 0);
+  await waitUntil(() => scraped() === SCRAPES, 10_000);
+  const scrapes = scrapesByPid(output.text);
+  t.equal(scrapes.size, 2, `both workers answered scrapes: ${JSON.stringify([...scrapes])}`);
+  t.comment(`scrape time with 2 workers: ${timings.map((ms) => ms.toFixed(1)).join(", ")} ms`);
+
+  // A worker that cannot answer (stopped) fails the scrapes of the other one: 503, not a hang.
+  const [stopped] = served.keys();
+  process.kill(stopped!, "SIGSTOP");
+  const resumed = () => process.kill(stopped!, "SIGCONT");
+  t.teardown(() => {
+    try {
+      resumed();
+    } catch {} // already gone
+  });
+  const attempts = await Promise.all(
+    [0, 1].map(async () => {
+      const started = performance.now();
+      try {
+        const res = await fetch(`${admin}/metrics`, {
+          headers: { connection: "close" },
+          signal: AbortSignal.timeout(7000),
+        });
+        return { status: res.status, body: await res.text(), ms: performance.now() - started };
+      } catch {
+        return { status: 0, body: "", ms: performance.now() - started }; // sent to the stopped one
+      }
+    }),
+  );
+  const failed = attempts.find((attempt) => attempt.status === 503);
+  t.ok(failed, `a scrape is refused: ${JSON.stringify(attempts.map((a) => a.status))}`);
+  t.match(JSON.parse(failed?.body ?? "{}"), {
+    status: 503,
+    code: "TURNOUT_ERR_METRICS_UNAVAILABLE",
+    detail: /workers did not all report their metrics|primary did not answer/,
+  });
+  t.comment(`refused after ${failed?.ms.toFixed(0)} ms`);
+  resumed();
+  const again = await fetch(`${admin}/metrics`, { headers: { connection: "close" } });
+  t.equal(
+    sample(await again.text(), "turnout_requests_total"),
+    K,
+    "complete again once it answers",
+  );
+
+  const exited = once(gateway, "exit");
+  gateway.kill("SIGTERM");
+  const [code] = await exited;
+  t.equal(code, 0, `the primary exits 0 once both workers drained; output:\n${tail(output.text)}`);
+});
+
+t.test("a worker's scrape fails (never hangs) when the primary does not answer", async (t) => {
+  const sent: unknown[] = [];
+  const listeners: Array<(message: unknown) => void> = [];
+  const channel: PrimaryChannel = {
+    connected: true,
+    send: (message) => sent.push(message),
+    on: (_event, listener) => listeners.push(listener),
+  };
+  const client = new ClusterMetricsClient(channel, 50);
+  await t.rejects(client.scrape(), /did not answer within 50 ms/);
+  t.match(sent, [{ type: "turnout:cluster-metrics:ask", id: 0 }]);
+
+  const answered = client.scrape();
+  for (const listener of listeners) {
+    listener({ type: "turnout:cluster-metrics:answer", id: 0, text: "late" }); // ignored
+    listener({ type: "turnout:cluster-metrics:answer", id: 1, text: "# all workers\n" });
+  }
+  t.equal(await answered, "# all workers\n");
+
+  const failed = client.scrape();
+  for (const listener of listeners) {
+    listener({ type: "turnout:cluster-metrics:answer", id: 2, error: "worker 7 is gone" });
+  }
+  await t.rejects(failed, /worker 7 is gone/);
+
+  const offline = new ClusterMetricsClient({ ...channel, connected: false });
+  await t.rejects(offline.scrape(), /no IPC channel/);
+});
+
+/** The value of one sample line (the sum when several lines match `labels`). */
+function sample(text: string, name: string, labels = ""): number {
+  let total = Number.NaN;
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (!line.includes(labels)) continue;
+    total = (Number.isNaN(total) ? 0 : total) + Number(line.slice(line.lastIndexOf(" ") + 1));
+  }
+  return total;
+}
+
+interface LogLine {
+  pid?: number;
+  msg?: string;
+  route?: string;
+  req?: { url?: string };
+}
+
+/** How many JSON log lines of each pid `accept` picks. */
+function countByPid(output: string, accept: (line: LogLine) => boolean): Map<number, number> {
+  const counts = new Map<number, number>();
+  for (const text of output.split("\n")) {
+    if (!text.startsWith("{") || !text.endsWith("}")) continue;
+    const line = JSON.parse(text) as LogLine;
+    if (line.pid !== undefined && accept(line)) {
+      counts.set(line.pid, (counts.get(line.pid) ?? 0) + 1);
+    }
+  }
+  return counts;
+}
+
+/** The public listener's request log: one line per request. */
+function requestsByPid(output: string): Map<number, number> {
+  return countByPid(output, (line) => line.msg === "request" && line.route === "users.get");
+}
+
+/** The admin listener's (Fastify's) request log. */
+function scrapesByPid(output: string): Map<number, number> {
+  return countByPid(
+    output,
+    (line) => line.msg === "incoming request" && line.req?.url === "/metrics",
+  );
+}
+
+function tail(text: string): string {
+  return text.split("\n").slice(-30).join("\n");
+}
+
+async function waitUntil(condition: () => boolean | Promise<boolean>, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await condition())) {
+    if (Date.now() > until) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Runs `turnout serve` from the sources in a child process, info logs collected. */
+function spawnServe(t: Test, args: string[]) {
+  const gateway = spawn(
+    process.execPath,
+    ["--import", "tsx", "src/cli/main.ts", "serve", "--host", "127.0.0.1", ...args],
+    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, TURNOUT_LOG_LEVEL: "info" } },
+  );
+  t.teardown(() => gateway.kill("SIGKILL"));
+  const output = { text: "" };
+  gateway.stdout.on("data", (chunk) => (output.text += chunk));
+  gateway.stderr.on("data", (chunk) => (output.text += chunk));
+  return { gateway, output };
+}
