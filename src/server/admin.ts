@@ -8,6 +8,7 @@ import { type AdminApiDeps, registerAdminApi } from "../control/admin-api.js";
 import { TurnoutError } from "../errors.js";
 import { reportClusterMetrics } from "../observability/cluster-metrics.js";
 import type { GatewayMetrics } from "../observability/metrics.js";
+import { registerOpenApi } from "../openapi/index.js";
 import { type ListenerOptions, listenerServerOptions } from "./listener-options.js";
 import { PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
 
@@ -44,6 +45,7 @@ export function buildAdmin(deps: AdminDeps): FastifyInstance {
   registerAdminApi(app, deps.api);
 
   app.get("/healthz", async () => ({ status: "ok" }));
+  if (deps.openApi !== undefined) registerOpenApi(app, deps.openApi);
 
   app.get("/readyz", async (_req, reply) => {
     const reasons = deps.readiness.map((check) => check()).filter((r) => r !== undefined);

@@ -23,6 +23,7 @@ import {
   type RequestSpans,
   startRequestSpans,
 } from "../observability/otel.js";
+import { buildOpenApiDocument } from "../openapi/index.js";
 import { type MirrorLimits, Mirrors } from "../shadow/mirror.js";
 import { MismatchLog } from "../shadow/mismatch-log.js";
 import { buildAdmin, type ReadinessCheck } from "./admin.js";
@@ -142,6 +143,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
       cutoverStore.mode === "file" ? ["cutover: file values (no JetStream)"] : [],
     listener: options.listener,
     logger: options.logger,
+    openApi: buildOpenApiDocument(config, root),
   });
   const gateway = buildGateway({
     config,

@@ -1,0 +1,146 @@
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import Fastify from "fastify";
+import t from "tap";
+import { loadConfigAndProtos } from "../../src/config/load.js";
+import { buildOpenApiDocument, registerOpenApi } from "../../src/openapi/index.js";
+import {
+  component,
+  danglingRefs,
+  documentSchemas,
+  openApiErrors,
+  parametersOf,
+  responsesOf,
+} from "./check.js";
+
+const EXAMPLE = resolve(dirname(fileURLToPath(import.meta.url)), "../../routes.yaml");
+const { config, root } = loadConfigAndProtos(EXAMPLE);
+const doc = buildOpenApiDocument(config, root);
+const schemas = documentSchemas(doc);
+
+const USER = "/v1/regions/{region}/users/{id}";
+const USERS = "/v1/regions/{region}/users";
+
+t.test("the example routes' document passes the official OpenAPI 3.1 schema", async (t) => {
+  t.same(await openApiErrors(doc), []);
+  t.equal(doc.openapi, "3.1.1");
+});
+
+t.test(
+  "the official schema check catches a broken document (so the pass above means something)",
+  async (t) => {
+    const broken = structuredClone(doc) as unknown as { paths: Record<string, unknown> };
+    broken.paths[USER] = { get: { responses: "none" } };
+    t.not((await openApiErrors(broken as never)).length, 0);
+  },
+);
+
+t.test("every $ref in the document resolves inside it", async (t) => {
+  t.same(danglingRefs(doc), []);
+  t.ok(JSON.stringify(doc).includes('"$ref":"#/components/schemas/users.v1.User'), "refs are used");
+});
+
+t.test("every component schema compiles as strict JSON Schema 2020-12", async (t) => {
+  for (const name of Object.keys(doc.components.schemas)) {
+    t.doesNotThrow(() => schemas.at("components", "schemas", name), name);
+  }
+});
+
+t.test("each route is one operation named after it, on its path with {param}s", async (t) => {
+  const ids = Object.values(doc.paths).flatMap((item) =>
+    Object.values(item).map((op) => op.operationId),
+  );
+  t.same(ids.sort(), config.routes.map((r) => r.name).sort());
+  t.equal(doc.paths[USERS]?.post?.operationId, "users.create", "two methods share a path item");
+  t.same(doc.paths["/v1/orders/{id}"]?.get?.tags, ["orders"]);
+});
+
+t.test("path params are required path parameters; other fields are query parameters", async (t) => {
+  const params = parametersOf(doc, USER, "get");
+  t.match(params.get("region"), { in: "path", required: true, schema: { type: "string" } });
+  t.match(params.get("id"), { in: "path", required: true });
+  t.match(params.get("fields"), { in: "query", schema: { type: "string" } }, "a FieldMask as text");
+  t.match(params.get("x-user-id"), { in: "header" }, "a forwarded header");
+  t.equal(params.size, 5);
+});
+
+t.test(
+  "a subject param's schema refuses what the gateway refuses as a subject token",
+  async (t) => {
+    const region = schemas.at("paths", USER, "get", "parameters", "0", "schema");
+    t.ok(region("eu-west"));
+    for (const bad of ["eu.west", "eu*", "a>b", "a b", ""])
+      t.notOk(region(bad), JSON.stringify(bad));
+  },
+);
+
+t.test("users.create takes its body as the user field: a User, nothing required", async (t) => {
+  const body = doc.paths[USERS]?.post?.requestBody as {
+    content: Record<string, { schema: unknown }>;
+  };
+  t.same(body.content["application/json"]?.schema, { $ref: "#/components/schemas/users.v1.User" });
+  t.notOk("required" in component(doc, "users.v1.User"));
+  const params = parametersOf(doc, USERS, "post");
+  t.same([...params.keys()], ["region"], "the body field is no query parameter");
+});
+
+t.test(
+  "a reply under emitDefaults requires the fields always printed, never message fields",
+  async (t) => {
+    const user = component(doc, "users.v1.User_AllFields");
+    t.same(user.required, [
+      "id",
+      "region",
+      "display_name",
+      "email",
+      "tier",
+      "balance_cents",
+      "tags",
+      "verified",
+      "labels",
+    ]);
+    const reply = schemas.response(USER, "get", "200");
+    t.ok(
+      reply({
+        id: "1",
+        region: "eu",
+        display_name: "",
+        email: "",
+        tier: "TIER_PRO",
+        balance_cents: "0",
+        tags: [],
+        verified: false,
+        labels: {},
+      }),
+    );
+    t.notOk(reply({ id: "1" }), "a reply missing printed defaults does not fit");
+  },
+);
+
+t.test(
+  "a worker's typed error comes as application/json beside the gateway's problem+json",
+  async (t) => {
+    const content = responsesOf(doc, USER, "get")["404"]?.content;
+    t.same(Object.keys(content ?? {}).sort(), ["application/json", "application/problem+json"]);
+    const error = schemas.response(USER, "get", "404");
+    t.ok(error({ error: "not_found", message: "no user" }));
+    t.notOk(error({ error: "not_found", code: 3 }), "unknown fields do not fit");
+  },
+);
+
+t.test("GET routes without a body document no 413 or 415; body routes do", async (t) => {
+  const get = responsesOf(doc, USER, "get");
+  const post = responsesOf(doc, USERS, "post");
+  t.notOk("413" in get || "415" in get);
+  t.ok("413" in post && "415" in post);
+});
+
+t.test("registerOpenApi serves the document as JSON at GET /openapi.json", async (t) => {
+  const app = Fastify();
+  t.teardown(() => app.close());
+  registerOpenApi(app, doc);
+  const res = await app.inject({ method: "GET", url: "/openapi.json" });
+  t.equal(res.statusCode, 200);
+  t.match(res.headers["content-type"], /^application\/json/);
+  t.same(res.json(), JSON.parse(JSON.stringify(doc)));
+});
