@@ -32,6 +32,8 @@ export interface RatioLine {
 
 export const BASELINE = "fastify-echo";
 export const GATEWAY = "gateway-nats";
+/** The same with `--workers 2`: one gateway process per core of this machine. */
+export const GATEWAY_2W = "gateway-nats-2w";
 export const LEGACY = "gateway-legacy";
 export const SPLIT = "gateway-nats-split";
 export const SHADOW = "gateway-shadow";
@@ -219,6 +221,7 @@ export function ratioLines(results: readonly ScenarioFigures[], decisionNs?: num
   const find: Find = (name) => results.find((r) => r.name === name);
   return [
     ratioLine(find, GATEWAY, BASELINE, TARGET_VS_ECHO),
+    ratioLine(find, GATEWAY_2W, BASELINE, TARGET_VS_ECHO),
     ratioLine(find, GATEWAY, LEGACY, TARGET_VS_LEGACY),
     ...splitLines(find, decisionNs),
     shadowLine(find),

@@ -141,6 +141,7 @@ async function startGateway(
   ctx: ScenarioContext,
   nats: NatsServer,
   config: string,
+  extraArgs: readonly string[] = [],
 ): Promise<Gateway> {
   const [port, adminPort] = [await freePort(), await freePort()];
   const child = await spawnChild(
@@ -159,6 +160,7 @@ async function startGateway(
       String(adminPort),
       "--host",
       "127.0.0.1",
+      ...extraArgs,
     ],
     {
       cwd: ctx.root,
@@ -186,6 +188,33 @@ function gatewayMissing(ctx: ScenarioContext): string | undefined {
   return existsSync(join(ctx.root, GATEWAY_CLI))
     ? undefined
     : `gateway not built (${GATEWAY_CLI} missing)`;
+}
+
+/** The gateway's NATS path alone; `gatewayArgs` are extra `turnout serve` flags. */
+function gatewayNatsScenario(
+  name: string,
+  description: string,
+  gatewayArgs: readonly string[] = [],
+): Scenario {
+  return {
+    name,
+    description,
+    usesNats: true,
+    skip: gatewayMissing,
+    async start(ctx) {
+      const nats = await startNats(ctx);
+      const worker = await startWorker(ctx, nats);
+      const gateway = await startGateway(ctx, nats, "bench/routes.yaml", gatewayArgs);
+      const target = postUser(`${gateway.url}${USERS_PATH}`);
+      // The route itself is the probe: ready means gateway, NATS and worker all answer.
+      await waitForHttp(target, [gateway.child, worker], 30_000);
+      return {
+        load: target,
+        cpu: { gateway: gateway.child.pid, "nats-server": nats.process.pid!, worker: worker.pid },
+        check: gatewayCheck(gateway, { side: "nats", mirrored: false }),
+      };
+    },
+  };
 }
 
 export const SCENARIOS: readonly Scenario[] = [
@@ -216,25 +245,15 @@ export const SCENARIOS: readonly Scenario[] = [
       return { load: target, cpu: { "legacy-backend": legacy.child.pid } };
     },
   },
-  {
-    name: "gateway-nats",
-    description: "turnout serve -> NATS request/reply -> bench worker (protobuf), no legacy",
-    usesNats: true,
-    skip: gatewayMissing,
-    async start(ctx) {
-      const nats = await startNats(ctx);
-      const worker = await startWorker(ctx, nats);
-      const gateway = await startGateway(ctx, nats, "bench/routes.yaml");
-      const target = postUser(`${gateway.url}${USERS_PATH}`);
-      // The route itself is the probe: ready means gateway, NATS and worker all answer.
-      await waitForHttp(target, [gateway.child, worker], 30_000);
-      return {
-        load: target,
-        cpu: { gateway: gateway.child.pid, "nats-server": nats.process.pid!, worker: worker.pid },
-        check: gatewayCheck(gateway, { side: "nats", mirrored: false }),
-      };
-    },
-  },
+  gatewayNatsScenario(
+    "gateway-nats",
+    "turnout serve -> NATS request/reply -> bench worker (protobuf), no legacy",
+  ),
+  gatewayNatsScenario(
+    "gateway-nats-2w",
+    "as gateway-nats, with --workers 2 (one gateway process per core)",
+    ["--workers", "2"],
+  ),
   natsWithLegacyScenario({
     name: "gateway-nats-split",
     description: "as gateway-nats, on a route with a legacy upstream at nats 100, sticky x-user-id",

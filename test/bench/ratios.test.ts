@@ -32,6 +32,7 @@ t.test("the ratio lines, with every scenario present", async (t) => {
   const results: ScenarioFigures[] = [
     ok("fastify-echo", 20_000, 50),
     ok("gateway-nats", 10_000, 100),
+    ok("gateway-nats-2w", 12_000, 110),
     ok("gateway-nats-split", 9_800, 102),
     ok("gateway-legacy", 5_000, 200),
     ok("gateway-shadow", 4_000, 250),
@@ -41,6 +42,7 @@ t.test("the ratio lines, with every scenario present", async (t) => {
     lines.map((l) => l.line),
     [
       "gateway-nats / fastify-echo = 0.50 (target >= 0.5)",
+      "gateway-nats-2w / fastify-echo = 0.60 (target >= 0.5)",
       "gateway-nats / gateway-legacy = 2.00 (target >= 1.3)",
       "split decision cost = +2.0% req/s, +2.0% CPU/req (target < 5%)",
       "  (gateway-nats-split against gateway-nats, positive = dearer; run-to-run spread " +
@@ -51,7 +53,7 @@ t.test("the ratio lines, with every scenario present", async (t) => {
   );
   t.same(
     lines.map((l) => l.met),
-    [true, true, true, null, null],
+    [true, true, true, true, null, null],
   );
 });
 
@@ -66,10 +68,14 @@ t.test("missing or failed scenarios give n/a, not a number", async (t) => {
   );
   t.equal(
     lines[1]!.line,
+    "gateway-nats-2w / fastify-echo = n/a (gateway-nats-2w not run) (target >= 0.5)",
+  );
+  t.equal(
+    lines[2]!.line,
     "gateway-nats / gateway-legacy = n/a (gateway-legacy invalid) (target >= 1.3)",
   );
-  t.equal(lines[1]!.value, null);
-  t.equal(lines[2]!.line, "split decision cost = n/a (gateway-nats-split not run)");
+  t.equal(lines[2]!.value, null);
+  t.equal(lines[3]!.line, "split decision cost = n/a (gateway-nats-split not run)");
 });
 
 t.test("interleaved runs: the cost is the median of the per-pair costs", async (t) => {

@@ -8,6 +8,7 @@ t.test("the scenario list: unique names, the partner of each interleaved one exi
     "fastify-echo",
     "legacy-direct",
     "gateway-nats",
+    "gateway-nats-2w",
     "gateway-nats-split",
     "gateway-legacy",
     "gateway-shadow",
