@@ -8,6 +8,7 @@
  * gets its own component, named after the type plus what sets it apart.
  */
 import protobuf from "protobufjs";
+import { WRAPPERS } from "../codec/well-known.js";
 import type { JsonOptions } from "../config/types.js";
 
 export type JsonSchema = { [key: string]: unknown };
@@ -41,17 +42,6 @@ const UINT32_RANGE = { minimum: 0, maximum: 4294967295 };
 const WIDE = new Set(["int64", "sint64", "sfixed64", "uint64", "fixed64"]);
 const UNSIGNED_WIDE = new Set(["uint64", "fixed64"]);
 const WKT = ".google.protobuf.";
-const WRAPPERS = new Set([
-  "DoubleValue",
-  "FloatValue",
-  "Int64Value",
-  "UInt64Value",
-  "Int32Value",
-  "UInt32Value",
-  "BoolValue",
-  "StringValue",
-  "BytesValue",
-]);
 /** Well-known messages printed as something other than an object of their fields. */
 const SPECIAL = new Set([
   "Timestamp",

@@ -4,18 +4,15 @@
  * requests spread over both workers (their pids in the request log), then every
  * scrape counts exactly K. And the worker's side of the IPC never hangs a scrape.
  */
-import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { connect } from "@nats-io/transport-node";
-import t, { type Test } from "tap";
-import { loadProtos } from "../../src/codec/protos.js";
-import { freePort, startNatsServer } from "../../src/devtools/nats-server.js";
+import t from "tap";
+import { freePort } from "../../src/devtools/nats-server.js";
 import {
   ClusterMetricsClient,
   type PrimaryChannel,
 } from "../../src/observability/cluster-metrics.js";
-import { startWorker } from "../../src/worker/index.js";
-import { PROTO_DIR, writeRoutes } from "../helpers/stack.js";
+import { spawnServe, startUsersGetWorker, waitUntil } from "../helpers/serve-process.js";
+import { writeRoutes } from "../helpers/stack.js";
 
 const ROUTE = `  - name: users.get
     method: GET
@@ -29,35 +26,26 @@ const K = 40;
 const SCRAPES = 6;
 
 t.test("--workers 2: every scrape counts the requests of both workers", async (t) => {
-  const server = await startNatsServer();
-  t.teardown(() => server.stop());
-  const nc = await connect({ servers: server.url });
-  t.teardown(() => nc.close());
-  const worker = startWorker({
-    nc,
-    root: loadProtos([PROTO_DIR]),
-    subject: "svc.users.*.get",
-    requestType: "users.v1.GetUserRequest",
-    responseType: "users.v1.User",
-    handle: (req: { id: string }) => ({ id: req.id }),
-  });
-  t.teardown(() => worker.stop());
-  await nc.flush();
+  const server = await startUsersGetWorker(t);
 
   const [port, adminPort] = [await freePort(), await freePort()];
   const admin = `http://127.0.0.1:${adminPort}`;
-  const { gateway, output } = spawnServe(t, [
-    "--config",
-    writeRoutes(ROUTE),
-    "--nats-url",
-    server.url,
-    "--port",
-    String(port),
-    "--admin-port",
-    String(adminPort),
-    "--workers",
-    "2",
-  ]);
+  const { gateway, output } = spawnServe(
+    t,
+    [
+      "--config",
+      writeRoutes(ROUTE),
+      "--nats-url",
+      server.url,
+      "--port",
+      String(port),
+      "--admin-port",
+      String(adminPort),
+      "--workers",
+      "2",
+    ],
+    "info",
+  ); // the request log lines carry each worker's pid
   await waitUntil(() => output.text.match(/serving on/g)?.length === 2, 30_000);
   // Fresh connections go round-robin over the workers: a run of 200s means both are ready.
   let readyInARow = 0;
@@ -229,26 +217,4 @@ function scrapesByPid(output: string): Map<number, number> {
 
 function tail(text: string): string {
   return text.split("\n").slice(-30).join("\n");
-}
-
-async function waitUntil(condition: () => boolean | Promise<boolean>, ms: number): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > until) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-/** Runs `turnout serve` from the sources in a child process, info logs collected. */
-function spawnServe(t: Test, args: string[]) {
-  const gateway = spawn(
-    process.execPath,
-    ["--import", "tsx", "src/cli/main.ts", "serve", "--host", "127.0.0.1", ...args],
-    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, TURNOUT_LOG_LEVEL: "info" } },
-  );
-  t.teardown(() => gateway.kill("SIGKILL"));
-  const output = { text: "" };
-  gateway.stdout.on("data", (chunk) => (output.text += chunk));
-  gateway.stderr.on("data", (chunk) => (output.text += chunk));
-  return { gateway, output };
 }

@@ -1,10 +1,10 @@
-import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { connect } from "@nats-io/transport-node";
-import t, { type Test } from "tap";
+import t from "tap";
 import { loadProtos } from "../../src/codec/protos.js";
 import { freePort, startNatsServer } from "../../src/devtools/nats-server.js";
 import { startWorker } from "../../src/worker/index.js";
+import { spawnServe, startUsersGetWorker, waitUntil } from "../helpers/serve-process.js";
 import { PROTO_DIR, startStack, writeRoutes } from "../helpers/stack.js";
 
 const ROUTE = `  - name: users.get
@@ -136,20 +136,7 @@ t.test("SIGTERM finishes the request in flight, drains and exits 0", async (t) =
 });
 
 t.test("--workers 2 serves from two processes and drains both on SIGTERM", async (t) => {
-  const server = await startNatsServer();
-  t.teardown(() => server.stop());
-  const nc = await connect({ servers: server.url });
-  t.teardown(() => nc.close());
-  const worker = startWorker({
-    nc,
-    root: loadProtos([PROTO_DIR]),
-    subject: "svc.users.*.get",
-    requestType: "users.v1.GetUserRequest",
-    responseType: "users.v1.User",
-    handle: (req: { id: string }) => ({ id: req.id }),
-  });
-  t.teardown(() => worker.stop());
-  await nc.flush();
+  const server = await startUsersGetWorker(t);
 
   const [port, adminPort] = [await freePort(), await freePort()];
   const { gateway, output } = spawnServe(t, [
@@ -183,25 +170,3 @@ t.test("--workers 2 serves from two processes and drains both on SIGTERM", async
   t.equal(output.text.match(/drained, bye/g)?.length, 2, "each worker drained");
   t.match(output.text, /2 workers drained/);
 });
-
-async function waitUntil(condition: () => boolean, ms: number): Promise<void> {
-  const until = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > until) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-/** Runs `turnout serve` from the sources in a child process, output collected. */
-function spawnServe(t: Test, args: string[]) {
-  const gateway = spawn(
-    process.execPath,
-    ["--import", "tsx", "src/cli/main.ts", "serve", "--host", "127.0.0.1", ...args],
-    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, TURNOUT_LOG_LEVEL: "warn" } },
-  );
-  t.teardown(() => gateway.kill("SIGKILL"));
-  const output = { text: "" };
-  gateway.stdout.on("data", (chunk) => (output.text += chunk));
-  gateway.stderr.on("data", (chunk) => (output.text += chunk));
-  return { gateway, output };
-}

@@ -1,0 +1,57 @@
+/**
+ * `turnout serve` as a real child process (from the sources, through tsx), with a
+ * nats-server and a users.get worker for it to call: for the tests of process
+ * behaviour (signals, drain, --workers).
+ */
+import { spawn } from "node:child_process";
+import { connect } from "@nats-io/transport-node";
+import type { Test } from "tap";
+import { loadProtos } from "../../src/codec/protos.js";
+import { type NatsServer, startNatsServer } from "../../src/devtools/nats-server.js";
+import { startWorker } from "../../src/worker/index.js";
+import { PROTO_DIR } from "./stack.js";
+
+/** A nats-server with a worker answering `svc.users.*.get` with the requested id. */
+export async function startUsersGetWorker(t: Test): Promise<NatsServer> {
+  const server = await startNatsServer();
+  t.teardown(() => server.stop());
+  const nc = await connect({ servers: server.url });
+  t.teardown(() => nc.close());
+  const worker = startWorker({
+    nc,
+    root: loadProtos([PROTO_DIR]),
+    subject: "svc.users.*.get",
+    requestType: "users.v1.GetUserRequest",
+    responseType: "users.v1.User",
+    handle: (req: { id: string }) => ({ id: req.id }),
+  });
+  t.teardown(() => worker.stop());
+  await nc.flush();
+  return server;
+}
+
+/** Runs `turnout serve` in a child process, stdout and stderr collected in `output.text`. */
+export function spawnServe(t: Test, args: string[], logLevel = "warn") {
+  const gateway = spawn(
+    process.execPath,
+    ["--import", "tsx", "src/cli/main.ts", "serve", "--host", "127.0.0.1", ...args],
+    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, TURNOUT_LOG_LEVEL: logLevel } },
+  );
+  t.teardown(() => gateway.kill("SIGKILL"));
+  const output = { text: "" };
+  gateway.stdout.on("data", (chunk) => (output.text += chunk));
+  gateway.stderr.on("data", (chunk) => (output.text += chunk));
+  return { gateway, output };
+}
+
+/** Polls `condition` every 50 ms; throws when it does not hold within `ms`. */
+export async function waitUntil(
+  condition: () => boolean | Promise<boolean>,
+  ms: number,
+): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await condition())) {
+    if (Date.now() > until) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
