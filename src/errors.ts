@@ -67,6 +67,10 @@ export const ErrorCodes = {
   TURNOUT_ERR_BREAKER_OPEN: { status: 503, title: "Circuit breaker open" },
   /** A `mode: publish` route's subject is stored by no JetStream stream. */
   TURNOUT_ERR_NO_STREAM: { status: 503, title: "No stream for the subject" },
+  /** `turnout contract`: lines of the samples file that are not valid samples (every one listed). */
+  TURNOUT_ERR_BAD_SAMPLES: { status: 400, title: "Invalid contract samples" },
+  /** `turnout contract`: the samples file could not be read at all. */
+  TURNOUT_ERR_SAMPLES_UNREADABLE: { status: 400, title: "Samples file unreadable" },
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

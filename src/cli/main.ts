@@ -4,6 +4,7 @@
  * returns an exit code; only this file calls process.exit.
  */
 import { runCheck } from "./check.js";
+import { runContract } from "./contract.js";
 import { runCutover } from "./cutover.js";
 import { runDlq } from "./dlq.js";
 import { runServe } from "./serve.js";
@@ -17,6 +18,9 @@ commands:
           read and change the live traffic split in NATS KV (--config, --nats-url)
   dlq     list | replay [--route R] [--since T]
           list and re-drive the dead letters in JetStream TURNOUT_DLQ (--config, --nats-url)
+  contract --samples FILE.jsonl [--concurrency N] [--json]
+          replay recorded request/response pairs through the NATS path and
+          report every difference; exit 1 on any (--config, --nats-url)
 
 Every command reads --config (default ./routes.yaml, env TURNOUT_CONFIG) and
 --nats-url (env TURNOUT_NATS_URL, comma-separated servers).`;
@@ -34,6 +38,8 @@ async function main(argv: string[]): Promise<number> {
       return runCutover(rest, io, process.env);
     case "dlq":
       return runDlq(rest, io, process.env);
+    case "contract":
+      return runContract(rest, io, process.env);
     case undefined:
     case "help":
     case "--help":
