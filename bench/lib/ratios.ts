@@ -64,14 +64,32 @@ function ratioLine(find: Find, top: string, bottom: string, target: number): Rat
       line: `${name} = n/a (${why}) (target >= ${target})`,
     };
   }
-  const value = find(top)!.median!.rps / find(bottom)!.median!.rps;
+  const pairs = runPairRatios(find(top)!, find(bottom)!);
+  const value =
+    pairs === undefined ? find(top)!.median!.rps / find(bottom)!.median!.rps : median(pairs);
+  const perPair =
+    pairs === undefined
+      ? ""
+      : ` (median of run pairs: ${pairs.map((r) => r.toFixed(2)).join(" ")})`;
   return {
     name,
     value,
     target: `>= ${target}`,
     met: value >= target,
-    line: `${name} = ${value.toFixed(2)} (target >= ${target})`,
+    line: `${name} = ${value.toFixed(2)}${perPair} (target >= ${target})`,
   };
+}
+
+/**
+ * When the two scenarios' runs alternated, the ratio of each run pair (run i
+ * of each, back to back on the same machine state); otherwise undefined.
+ */
+function runPairRatios(top: ScenarioFigures, bottom: ScenarioFigures): number[] | undefined {
+  const paired =
+    top.interleavedWith?.includes(bottom.name) === true &&
+    top.runs.length === bottom.runs.length &&
+    top.runs.length > 0;
+  return paired ? top.runs.map((run, i) => run.rps / bottom.runs[i]!.rps) : undefined;
 }
 
 /** "+1.2%" / "-0.4%". */

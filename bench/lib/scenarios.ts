@@ -24,6 +24,7 @@ import {
   waitForLine,
 } from "./processes.js";
 import { parsePrometheus } from "./prom.js";
+import { BASELINE } from "./ratios.js";
 import { writeRoutesFor } from "./routes-file.js";
 
 export interface ScenarioContext {
@@ -200,12 +201,16 @@ function gatewayNatsScenario(
     name,
     description,
     usesNats: true,
+    // Run for run beside the baseline: this machine's speed drifts by up to 2x
+    // within minutes, and the ratio must compare like with like.
+    interleaveWith: BASELINE,
     skip: gatewayMissing,
     async start(ctx) {
       const nats = await startNats(ctx);
       const worker = await startWorker(ctx, nats);
       const gateway = await startGateway(ctx, nats, "bench/routes.yaml", gatewayArgs);
       const target = postUser(`${gateway.url}${USERS_PATH}`);
+      await waitForReady(gateway.adminUrl);
       // The route itself is the probe: ready means gateway, NATS and worker all answer.
       await waitForHttp(target, [gateway.child, worker], 30_000);
       return {
@@ -215,6 +220,26 @@ function gatewayNatsScenario(
       };
     },
   };
+}
+
+/**
+ * Until `/readyz` says ready, a request could be answered 503 (NATS not
+ * connected yet) and spoil the scenario's check, which counts every answer.
+ * Under --workers fresh connections go round-robin over the processes, so a
+ * run of ready answers means every one is ready (bounded: 20 s).
+ */
+async function waitForReady(adminUrl: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (let inARow = 0; inARow < 8; ) {
+    if (Date.now() > deadline) throw new Error(`${adminUrl}/readyz: not every worker got ready`);
+    const res = await fetch(`${adminUrl}/readyz`, {
+      headers: { connection: "close" },
+      signal: AbortSignal.timeout(1000),
+    }).catch(() => undefined);
+    await res?.arrayBuffer();
+    inARow = res?.ok === true ? inARow + 1 : 0;
+    if (inARow === 0) await delay(100);
+  }
 }
 
 export const SCENARIOS: readonly Scenario[] = [
@@ -259,7 +284,8 @@ export const SCENARIOS: readonly Scenario[] = [
     description: "as gateway-nats, on a route with a legacy upstream at nats 100, sticky x-user-id",
     routes: "bench/routes-split.yaml",
     mirrored: false,
-    interleaveWith: "gateway-nats",
+    // With the baseline's group, so also run for run beside gateway-nats.
+    interleaveWith: BASELINE,
   }),
   {
     name: "gateway-legacy",
@@ -278,6 +304,7 @@ export const SCENARIOS: readonly Scenario[] = [
       );
       const gateway = await startGateway(ctx, nats, config);
       const target = postUser(`${gateway.url}${USERS_PATH}`);
+      await waitForReady(gateway.adminUrl);
       await waitForHttp(target, [gateway.child, legacy.child], 30_000);
       return {
         load: target,
@@ -370,6 +397,7 @@ function natsWithLegacyScenario(options: {
       const config = writeRoutesFor(ctx.root, options.routes, { users: legacy.url }, ctx.logDir);
       const gateway = await startGateway(ctx, nats, config);
       const target = postUser(`${gateway.url}${USERS_PATH}`);
+      await waitForReady(gateway.adminUrl);
       await waitForHttp(target, [gateway.child, worker, legacy.child], 30_000);
       return {
         load: target,

@@ -129,3 +129,39 @@ t.test("the split decision timed alone shows under the split line", async (t) =>
     "absent when not timed",
   );
 });
+
+t.test(
+  "interleaved with the baseline: the ratio is the median of the run pairs' ratios",
+  async (t) => {
+    const echo = {
+      ...ok("fastify-echo", 30_000, 30),
+      runs: [
+        { rps: 40_000, cpuUsPerReq: 25 },
+        { rps: 20_000, cpuUsPerReq: 50 },
+        { rps: 30_000, cpuUsPerReq: 33 },
+      ],
+    };
+    const gateway = {
+      ...ok("gateway-nats", 14_000, 70),
+      interleavedWith: ["fastify-echo"],
+      runs: [
+        { rps: 16_000, cpuUsPerReq: 60 },
+        { rps: 12_000, cpuUsPerReq: 80 },
+        { rps: 14_000, cpuUsPerReq: 70 },
+      ],
+    };
+    const [line] = ratioLines([echo, gateway]);
+    // Pairs: 0.40, 0.60, 0.47; the ratio of the medians would say 0.47 too, by chance not by method.
+    t.equal(line?.value?.toFixed(4), (14_000 / 30_000).toFixed(4));
+    t.equal(
+      line?.line,
+      "gateway-nats / fastify-echo = 0.47 (median of run pairs: 0.40 0.60 0.47) (target >= 0.5)",
+    );
+    const skewed = { ...gateway, median: { rps: 16_000, cpuUsPerReq: 60 } };
+    t.equal(
+      ratioLines([echo, skewed])[0]?.value?.toFixed(4),
+      (14_000 / 30_000).toFixed(4),
+      "from the pairs, not from the medians",
+    );
+  },
+);
