@@ -20,7 +20,14 @@ import { clockTicksPerSecond, cpuTicksBetween, snapshotCpu, withDescendants } fr
 import { describeTarget, type LoadOptions, type LoadResult, runLoad } from "./lib/load.js";
 import { USER_JSON } from "./lib/payload.js";
 import { killAllNow, repoRoot, Scope } from "./lib/processes.js";
-import { BASELINE, type RatioLine, ratioLines, SPLIT, TARGET_VS_ECHO } from "./lib/ratios.js";
+import {
+  BASELINE,
+  type RatioLine,
+  ratioLines,
+  rpsRatio,
+  SPLIT,
+  TARGET_VS_ECHO,
+} from "./lib/ratios.js";
 import {
   interleavedGroups,
   type RunningScenario,
@@ -316,10 +323,10 @@ function cpuBreakdown(byProcess: Record<string, number> | undefined): string {
 }
 
 function report(results: ScenarioResult[], decisionNs: number | undefined): RatioLine[] {
-  const baseline = results.find((r) => r.name === BASELINE && r.status === "ok")?.median?.rps;
+  const baseline = results.find((r) => r.name === BASELINE && r.status === "ok");
   for (const r of results) {
-    if (baseline !== undefined && r.median !== undefined) {
-      r.ratioVsBaseline = r.median.rps / baseline;
+    if (baseline?.median !== undefined && r.median !== undefined) {
+      r.ratioVsBaseline = rpsRatio(r, baseline);
     }
   }
   const rows = results.map((r) => {

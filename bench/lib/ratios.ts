@@ -65,8 +65,7 @@ function ratioLine(find: Find, top: string, bottom: string, target: number): Rat
     };
   }
   const pairs = runPairRatios(find(top)!, find(bottom)!);
-  const value =
-    pairs === undefined ? find(top)!.median!.rps / find(bottom)!.median!.rps : median(pairs);
+  const value = rpsRatio(find(top)!, find(bottom)!);
   const perPair =
     pairs === undefined
       ? ""
@@ -78,6 +77,15 @@ function ratioLine(find: Find, top: string, bottom: string, target: number): Rat
     met: value >= target,
     line: `${name} = ${value.toFixed(2)}${perPair} (target >= ${target})`,
   };
+}
+
+/**
+ * `top`'s req/s over `bottom`'s: the median of the run pairs' ratios when their
+ * runs alternated, else the ratio of the medians. Both need a median.
+ */
+export function rpsRatio(top: ScenarioFigures, bottom: ScenarioFigures): number {
+  const pairs = runPairRatios(top, bottom);
+  return pairs === undefined ? top.median!.rps / bottom.median!.rps : median(pairs);
 }
 
 /**
