@@ -65,6 +65,47 @@ t.test(
 );
 
 t.test(
+  "a replica's watch survives a NATS restart: a change made after it still arrives",
+  async (t) => {
+    const storeDir = mkdtempSync(join(tmpdir(), "turnout-cutover-js-"));
+    t.teardown(() => rmSync(storeDir, { recursive: true, force: true }));
+    const port = await freePort();
+    const first = await startNatsServer({ port, jetstream: true, storeDir });
+    const watcher = await gatewayOn(first.url);
+    t.teardown(() => watcher.close());
+    await watcher.connected;
+    t.ok(await within(5000, () => watcher.cutoverStore.mode === "live"), "watching");
+
+    await first.stop();
+    t.ok(
+      await within(5000, async () => (await call(`${watcher.adminUrl}/readyz`)).status === 503),
+      "sees NATS go",
+    );
+    const second = await startNatsServer({ port, jetstream: true, storeDir });
+    t.teardown(() => second.stop());
+    t.ok(
+      await within(10_000, async () => (await call(`${watcher.adminUrl}/readyz`)).status === 200),
+      "ready again after the restart",
+    );
+
+    // The change goes through another replica, so only the watch can bring it.
+    const writer = await gatewayOn(second.url);
+    t.teardown(() => writer.close());
+    await writer.connected;
+    t.ok(await within(5000, () => writer.cutoverStore.mode === "live"), "writer loads");
+    const put = await call(`${writer.adminUrl}/admin/routes/users.get/cutover`, {
+      method: "PUT",
+      body: JSON.stringify({ nats: 37.5, shadow: 0, reason: "after the restart" }),
+    });
+    t.equal(put.status, 200);
+    t.ok(
+      await within(10_000, () => watcher.cutover.of("users.get").nats === 37.5),
+      `the running replica applies it (has ${watcher.cutover.of("users.get").nats})`,
+    );
+  },
+);
+
+t.test(
   "without JetStream the gateway runs on the file's values and /readyz says so while staying 200",
   async (t) => {
     const stack = await startStack(t, routesFile, { jetstream: false, adminToken: TOKEN });
