@@ -4,13 +4,18 @@
  * and wait for the stream's ack -> 202 `{"stream", "seq", "duplicate"}`.
  * The client's `Idempotency-Key` becomes `Nats-Msg-Id`, so the stream stores a
  * retried request once (within its duplicate window) and acks it as a duplicate.
+ * The route's `retry` applies as in request mode, with the key standing for
+ * idempotency: a publish that reached no one is retried; one that timed out
+ * (the stream may have stored it) only when it carries a key, as the stream
+ * then drops the second copy.
  */
 import type { IncomingHttpHeaders } from "node:http";
-import type { JetStreamPublishOptions, PubAck } from "@nats-io/jetstream";
+import type { JetStreamPublishOptions } from "@nats-io/jetstream";
 import { errors, type MsgHdrs, headers as natsHeaders } from "@nats-io/transport-node";
 import type protobuf from "protobufjs";
 import { REQUEST_ID_HEADER, ROUTE_HEADER, SHADOW_HEADER } from "../backends/nats/headers.js";
 import { hasJetStream, type Requester } from "../backends/nats/link.js";
+import { compileRetry } from "../backends/resilience/retry.js";
 import { compileRouteCodec, parseJsonBody } from "../codec/index.js";
 import type { RouteConfig } from "../config/types.js";
 import { TurnoutError } from "../errors.js";
@@ -30,6 +35,9 @@ export function compilePublishPipeline(
   const codec = compileRouteCodec(root, route);
   const subjectOf = compileSubject(route.subject);
   const forwarded = ["traceparent", "tracestate", ...route.headers];
+  const policy = { ...route.retry, timeoutMs: route.timeoutMs };
+  const retryingKeyed = compileRetry({ ...policy, idempotent: true });
+  const retryingUnkeyed = compileRetry({ ...policy, idempotent: false });
 
   return async (input, shadow = false) => {
     const subject = subjectOf(input.params);
@@ -50,12 +58,13 @@ export function compilePublishPipeline(
     const key = idempotencyKeyOf(input.headers);
     if (key !== undefined) options.msgID = key;
 
-    let ack: PubAck;
-    try {
-      ack = await js.publish(subject, payload, options);
-    } catch (err) {
-      throw publishError(err, subject);
-    }
+    const publish = () =>
+      js.publish(subject, payload, options).catch((err: unknown) => {
+        throw publishError(err, subject);
+      });
+    const retrying = key === undefined ? retryingUnkeyed : retryingKeyed;
+    // A mirrored request is never retried: it must not add load to a struggling side.
+    const ack = await (shadow ? publish() : retrying(publish));
     const json = JSON.stringify({ stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate });
     return { status: 202, contentType: JSON_CONTENT_TYPE, body: json };
   };

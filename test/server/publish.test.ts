@@ -1,4 +1,5 @@
 import { jetstreamManager } from "@nats-io/jetstream";
+import type { Msg } from "@nats-io/transport-node";
 import t from "tap";
 import { startStack, writeRoutes } from "../helpers/stack.js";
 
@@ -19,6 +20,16 @@ const ROUTES = `  - name: users.create
     response: users.v1.User
     body: user
     mode: publish
+  - name: acks.write
+    method: POST
+    path: /v1/acks/:region
+    subject: acks.{region}.write
+    request: users.v1.CreateUserRequest
+    response: users.v1.User
+    body: user
+    mode: publish
+    timeout: 300ms
+    retry: { attempts: 1, backoff: 10ms }
 `;
 
 const stack = await startStack(t, writeRoutes(ROUTES), { jetstream: true });
@@ -119,6 +130,48 @@ t.test("a bad body is still a 400 problem naming the field, and nothing is store
   t.equal((await jsm.streams.info("USER_EVENTS")).state.messages, before);
 });
 
+/**
+ * Stands in for a stream on `acks.>` whose first ack gets lost: it stays silent
+ * to the first publish (the gateway times out) and acks every later one as
+ * JetStream would, so a retry is seen, with its Nats-Msg-Id, and answered.
+ */
+function ackLosingStream() {
+  const seen: Msg[] = [];
+  const sub = stack.nc.subscribe("acks.>", {
+    callback: (_err, msg) => {
+      seen.push(msg);
+      if (seen.length > 1) msg.respond(JSON.stringify({ stream: "ACKS", seq: seen.length }));
+    },
+  });
+  return { seen, stop: () => sub.unsubscribe() };
+}
+
+t.test("a publish whose ack timed out is retried when it has an Idempotency-Key", async (t) => {
+  const stream = ackLosingStream();
+  t.teardown(stream.stop);
+  await stack.nc.flush();
+  const res = await post("/v1/acks/eu", { id: "u-1" }, { "idempotency-key": "order-77" });
+  t.equal(res.status, 202, "the retry's ack answers the client");
+  t.same(await res.json(), { stream: "ACKS", seq: 2, duplicate: false });
+  t.equal(stream.seen.length, 2, "published twice");
+  t.same(
+    stream.seen.map((msg) => msg.headers?.get("Nats-Msg-Id")),
+    ["order-77", "order-77"],
+    "both times with the key, so a real stream keeps one",
+  );
+});
+
+t.test("without an Idempotency-Key a timed-out publish is not retried: 504", async (t) => {
+  const stream = ackLosingStream();
+  t.teardown(stream.stop);
+  await stack.nc.flush();
+  const res = await post("/v1/acks/eu", { id: "u-2" });
+  t.equal(res.status, 504);
+  t.equal((await problemOf(res)).code, "TURNOUT_ERR_TIMEOUT");
+  t.equal(stream.seen.length, 1, "published once: the stream may have stored it");
+});
+
+// Last: it stops the nats-server.
 t.test("NATS not connected is a 503 NOT_CONNECTED", async (t) => {
   await stack.server.stop();
   // nats.js notices the dropped socket asynchronously.
