@@ -45,6 +45,14 @@ function segmentProblem(segment: string, params: string[]): string | undefined {
   return undefined;
 }
 
+/**
+ * The path in URI-template form, `/users/:id` -> `/users/{id}`: how OpenAPI
+ * paths and span names show a route (never a raw path holding ids).
+ */
+export function pathTemplate(path: string): string {
+  return path.replace(/\/:([A-Za-z_][A-Za-z0-9_]*)/g, "/{$1}");
+}
+
 /** The path with param names erased: `/a/:x` and `/a/:y` match the same requests. */
 export function pathShape(path: string): string {
   return path.replace(/\/:[^/]+/g, "/:");

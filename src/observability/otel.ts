@@ -24,6 +24,7 @@ import type {
 } from "@opentelemetry/api";
 import type { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
 import type { FastifyInstance, FastifyRequest } from "fastify";
+import { pathTemplate } from "../config/route-paths.js";
 import type { RouteConfig } from "../config/types.js";
 import { compileSubject, type SubjectBuilder } from "../routing/subject.js";
 import { formatTraceparent, parseTraceparent } from "./trace.js";
@@ -243,8 +244,7 @@ class OtelRequestSpans implements RequestSpans {
 
 /** `GET /v1/users/:id` -> name `GET /v1/users/{id}`, the route template (never the raw path). */
 function routeSpan(route: RouteConfig): RouteSpan {
-  // Params are whole segments named like identifiers (config/route-paths.ts).
-  const template = route.path.replace(/:([A-Za-z_][A-Za-z0-9_]*)/g, "{$1}");
+  const template = pathTemplate(route.path);
   return {
     name: `${route.method} ${template}`,
     attributes: Object.freeze({

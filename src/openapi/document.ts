@@ -7,6 +7,7 @@
  */
 import type protobuf from "protobufjs";
 import { findMessage } from "../codec/protos.js";
+import { pathTemplate } from "../config/route-paths.js";
 import type { GatewayConfig, RouteConfig } from "../config/types.js";
 import { PROBLEM_CONTENT_TYPE } from "../server/problem.js";
 import { type JsonSchema, SchemaRegistry, styleOf } from "./json-schema.js";
@@ -50,7 +51,7 @@ export function buildOpenApiDocument(
   const registry = new SchemaRegistry();
   const paths: Record<string, Record<string, JsonSchema>> = {};
   for (const route of config.routes) {
-    const path = openApiPath(route.path);
+    const path = pathTemplate(route.path);
     paths[path] = {
       ...paths[path],
       [route.method.toLowerCase()]: operation(route, root, registry),
@@ -82,11 +83,6 @@ export function buildOpenApiDocument(
       },
     },
   };
-}
-
-/** `/v1/users/:id` -> `/v1/users/{id}` (params are whole segments: see config/route-paths.ts). */
-export function openApiPath(path: string): string {
-  return path.replace(/\/:([A-Za-z_][A-Za-z0-9_]*)/g, "/{$1}");
 }
 
 /** Routes group by their name's first part: `users.get` is tagged `users`. */

@@ -3,7 +3,6 @@ export {
   buildOpenApiDocument,
   type OpenApiDocument,
   type OpenApiInfo,
-  openApiPath,
 } from "./document.js";
 export { type JsonSchema, SchemaRegistry, type SchemaStyle, styleOf } from "./json-schema.js";
 export { OPENAPI_PATH, registerOpenApi } from "./route.js";
