@@ -27,6 +27,7 @@ const BYTE_BUCKETS = [64, 128, 256, 512, 1024, 4096, 16384, 65536, 262144, 10485
 /** The metrics of one route, with label children resolved ahead of time. */
 export class RouteMetrics {
   readonly #requests: FastCounter;
+  readonly #retries: FastCounter;
   readonly #route: string;
   readonly #codes = new Map<string, CounterCell>();
   readonly #durations: Record<Backend, HistogramCell>;
@@ -34,6 +35,7 @@ export class RouteMetrics {
 
   constructor(metrics: GatewayMetrics, route: string) {
     this.#requests = metrics.requests;
+    this.#retries = metrics.retries;
     this.#route = route;
     const duration = (backend: Backend) => metrics.duration.cell(route, backend);
     this.#durations = {
@@ -66,6 +68,12 @@ export class RouteMetrics {
   observePayload(direction: PayloadDirection, format: PayloadFormat, bytes: number): void {
     this.#payloads[`${direction}:${format}`].observe(bytes);
   }
+
+  /** A counter of the retries towards `backend`, to pass to compileRetry. */
+  retryCounter(backend: "nats" | "legacy"): () => void {
+    const cell = this.#retries.cell(this.#route, backend);
+    return () => cell.inc();
+  }
 }
 
 export class GatewayMetrics {
@@ -78,6 +86,7 @@ export class GatewayMetrics {
   readonly shadow: FastCounter;
   readonly shadowSkipped: FastCounter;
   readonly rateLimited: FastCounter;
+  readonly retries: FastCounter;
   readonly cutoverPercent: Gauge<"route" | "kind">;
   readonly natsConnected: Gauge;
   readonly breakerState: Gauge<"route" | "backend">;
@@ -132,6 +141,12 @@ export class GatewayMetrics {
       "turnout_rate_limited_total",
       "Requests refused with 429 because they exceeded the route's rateLimit.",
       ["route"],
+      this.registry,
+    );
+    this.retries = new FastCounter(
+      "turnout_retries_total",
+      "Attempts made again after a failure that reached no one, or a timeout on an idempotent route.",
+      ["route", "backend"],
       this.registry,
     );
     this.cutoverPercent = new Gauge({

@@ -47,11 +47,10 @@ export function compileNatsPipeline(
   const codec = compileRouteCodec(root, route);
   const subjectOf = compileSubject(route.subject);
   const headersOf = compileRequestHeaders(route.name, route.headers);
-  const retrying = compileRetry({
-    ...route.retry,
-    timeoutMs: route.timeoutMs,
-    idempotent: route.idempotent,
-  });
+  const retrying = compileRetry(
+    { ...route.retry, timeoutMs: route.timeoutMs, idempotent: route.idempotent },
+    metrics.retryCounter("nats"),
+  );
 
   return async (input, shadow = false) => {
     const subject = subjectOf(input.params);

@@ -36,8 +36,9 @@ export function compilePublishPipeline(
   const subjectOf = compileSubject(route.subject);
   const forwarded = ["traceparent", "tracestate", ...route.headers];
   const policy = { ...route.retry, timeoutMs: route.timeoutMs };
-  const retryingKeyed = compileRetry({ ...policy, idempotent: true });
-  const retryingUnkeyed = compileRetry({ ...policy, idempotent: false });
+  const countRetry = metrics.retryCounter("nats");
+  const retryingKeyed = compileRetry({ ...policy, idempotent: true }, countRetry);
+  const retryingUnkeyed = compileRetry({ ...policy, idempotent: false }, countRetry);
 
   return async (input, shadow = false) => {
     const subject = subjectOf(input.params);

@@ -2,7 +2,8 @@
  * One route's request, end to end: parse (the input) -> decide (which side
  * serves, whether to mirror) -> call (NATS pipeline or legacy forward, with
  * fallback) -> answer. Each backend call goes through the route's breaker for
- * that backend (NATS retries live in the pipeline). The mirror, when chosen,
+ * that backend, and is retried per the route's policy (NATS retries live in
+ * the pipeline, legacy ones here). The mirror, when chosen,
  * runs beside the primary, outside the breakers, and is never awaited by the
  * client's request.
  */
@@ -17,6 +18,7 @@ import {
   createBreaker,
   NO_BREAKER,
 } from "../backends/resilience/breaker.js";
+import { compileRetry, type Retrying } from "../backends/resilience/retry.js";
 import type { RouteConfig } from "../config/types.js";
 import type { AdminToken } from "../control/admin-token.js";
 import type { LiveCutover } from "../control/cutover-state.js";
@@ -41,9 +43,11 @@ export interface RouteHandlerDeps {
   readonly isDraining: () => boolean;
 }
 
-/** The deps plus what the handler compiles for itself: one breaker per backend. */
+/** The deps plus what the handler compiles for itself: one breaker per backend, the legacy retry. */
 interface Compiled extends RouteHandlerDeps {
   readonly breakers: Readonly<Record<Side, Breaker>>;
+  /** The route's retry policy for legacy forwards (NATS retries live in the pipeline). */
+  readonly retryingLegacy: Retrying;
 }
 
 export type RouteHandler = (req: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply>;
@@ -62,7 +66,11 @@ const STATE_VALUE: Readonly<Record<BreakerState, number>> = { closed: 0, halfOpe
 const isServerError = (answer: { readonly status: number }): boolean => answer.status >= 500;
 
 export function compileRouteHandler(routeDeps: RouteHandlerDeps): RouteHandler {
-  const deps: Compiled = { ...routeDeps, breakers: compileBreakers(routeDeps) };
+  const deps: Compiled = {
+    ...routeDeps,
+    breakers: compileBreakers(routeDeps),
+    retryingLegacy: compileLegacyRetry(routeDeps),
+  };
   const { route, cutover } = deps;
   const bucketOf = compileBucketOf(route.name);
   const stickyKeyOf = compileStickyKey(route.cutover.sticky);
@@ -87,6 +95,11 @@ export function compileRouteHandler(routeDeps: RouteHandlerDeps): RouteHandler {
     if (side === "legacy") return serveLegacy(deps, req, reply, mirror);
     return serveNats(deps, req, reply, input, mirror);
   };
+}
+
+function compileLegacyRetry({ route, metrics }: RouteHandlerDeps): Retrying {
+  const policy = { ...route.retry, timeoutMs: route.timeoutMs, idempotent: route.idempotent };
+  return compileRetry(policy, metrics.route(route.name).retryCounter("legacy"));
 }
 
 function compileBreakers({ route, metrics }: RouteHandlerDeps): Record<Side, Breaker> {
@@ -135,10 +148,9 @@ async function serveLegacy(
   req.backend = "legacy";
   let answer: LegacyAnswer<Readable>;
   try {
-    answer = await deps.breakers.legacy.run(
-      () => deps.legacy.forward(deps.route, legacyRequest(req), { mode: "stream" }),
-      isServerError,
-    );
+    // Retried before the answer's head only: the request body is kept, nothing was streamed yet.
+    const forward = () => deps.legacy.forward(deps.route, legacyRequest(req), { mode: "stream" });
+    answer = await deps.breakers.legacy.run(() => deps.retryingLegacy(forward), isServerError);
   } catch (error) {
     mirror?.primaryFailed();
     throw error;

@@ -158,6 +158,9 @@ t.test("no responders is retried until a worker appears", async (t) => {
   t.equal(res.status, 200, "answered by the worker that started after the request");
   t.same(await res.json(), { id: "o-1" });
   t.equal(calls, 1, "the failed attempts never reached a worker");
+  const metrics = await (await fetch(`${stack.gateway.adminUrl}/metrics`)).text();
+  const retries = /turnout_retries_total\{route="late.get",backend="nats"\} (\d+)/.exec(metrics);
+  t.ok(Number(retries?.[1]) >= 1, `the retries are counted (${retries?.[0]})`);
 });
 
 t.test("a timeout is retried on a GET but not on a POST", async (t) => {
@@ -186,6 +189,9 @@ t.test("a timeout is retried on a GET but not on a POST", async (t) => {
   t.match(await post.json(), { code: "TURNOUT_ERR_TIMEOUT" });
   await sleep(300);
   t.equal(seen.get("p-1"), 1, "the POST was sent once only");
+  const metrics = await (await fetch(`${stack.gateway.adminUrl}/metrics`)).text();
+  t.match(metrics, /turnout_retries_total\{route="slow.get",backend="nats"\} 1\n/);
+  t.match(metrics, /turnout_retries_total\{route="slow.create",backend="nats"\} 0\n/);
 });
 
 t.test(

@@ -17,8 +17,17 @@ const REAL_CLOCK: RetryClock = {
   sleep,
 };
 
-/** Compiles `policy` once; with no extra attempts the attempt simply runs. */
-export function compileRetry(policy: RetryPolicy, clock: RetryClock = REAL_CLOCK): Retrying {
+const noRetryCount = (): void => {};
+
+/**
+ * Compiles `policy` once; with no extra attempts the attempt simply runs.
+ * `onRetry` hears each retry as it is decided (`turnout_retries_total`).
+ */
+export function compileRetry(
+  policy: RetryPolicy,
+  onRetry: () => void = noRetryCount,
+  clock: RetryClock = REAL_CLOCK,
+): Retrying {
   if (policy.attempts === 0) return (attempt) => attempt();
   return async (attempt) => {
     const start = clock.now();
@@ -33,6 +42,7 @@ export function compileRetry(policy: RetryPolicy, clock: RetryClock = REAL_CLOCK
           random: clock.random(),
         });
         if (delay === undefined) throw error;
+        onRetry();
         await clock.sleep(delay);
       }
     }

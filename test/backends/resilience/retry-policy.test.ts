@@ -70,25 +70,31 @@ t.test("timeouts and 5xx count against the breaker; 4xx and unreached do not", a
   t.notOk(countsAgainstBreaker(new TurnoutError("TURNOUT_ERR_NO_RESPONDERS", "x")));
 });
 
-t.test("compileRetry sleeps the policy's delays until an attempt succeeds", async (t) => {
-  const slept: number[] = [];
-  const clock = { now: () => 0, random: () => 0.5, sleep: async (ms: number) => slept.push(ms) };
-  let calls = 0;
-  const retrying = compileRetry(policy, clock);
-  const result = await retrying(async () => {
-    calls++;
-    if (calls < 3) throw new TurnoutError("TURNOUT_ERR_NO_RESPONDERS", "none yet");
-    return "ok";
-  });
-  t.equal(result, "ok");
-  t.equal(calls, 3);
-  t.same(slept, [50, 100]);
-});
+t.test(
+  "compileRetry sleeps the policy's delays until an attempt succeeds, counting each retry",
+  async (t) => {
+    const slept: number[] = [];
+    const clock = { now: () => 0, random: () => 0.5, sleep: async (ms: number) => slept.push(ms) };
+    let calls = 0;
+    let retries = 0;
+    const retrying = compileRetry(policy, () => retries++, clock);
+    const result = await retrying(async () => {
+      calls++;
+      if (calls < 3) throw new TurnoutError("TURNOUT_ERR_NO_RESPONDERS", "none yet");
+      return "ok";
+    });
+    t.equal(result, "ok");
+    t.equal(calls, 3);
+    t.same(slept, [50, 100]);
+    t.equal(retries, 2, "onRetry heard each retry");
+  },
+);
 
 t.test("compileRetry gives up with the last error once the policy says no", async (t) => {
   const clock = { now: () => 0, random: () => 0, sleep: async () => {} };
   let calls = 0;
-  const retrying = compileRetry({ ...policy, idempotent: false }, clock);
+  let retries = 0;
+  const retrying = compileRetry({ ...policy, idempotent: false }, () => retries++, clock);
   await t.rejects(
     retrying(async () => {
       calls++;
@@ -97,4 +103,5 @@ t.test("compileRetry gives up with the last error once the policy says no", asyn
     { code: "TURNOUT_ERR_TIMEOUT", message: "timeout 1" },
   );
   t.equal(calls, 1, "a timeout on a non-idempotent route is tried once");
+  t.equal(retries, 0, "and counted as no retry");
 });
