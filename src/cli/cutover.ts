@@ -12,6 +12,7 @@ import { natsConnectOptions } from "../backends/nats/connection.js";
 import type { GatewayConfig, RouteConfig } from "../config/types.js";
 import { checkRouteAllows, parseCutoverChange } from "../control/cutover-rules.js";
 import { CutoverBucket, type CutoverRevision } from "../control/cutover-store.js";
+import { type PlanStatus, planStatus } from "../control/plan-status.js";
 import { TurnoutError } from "../errors.js";
 import type { Output } from "./check.js";
 import { loadCommandConfig, reportCommandLine, UsageError } from "./command-errors.js";
@@ -129,17 +130,42 @@ function readPositionals(positionals: readonly string[]): [Subcommand, string | 
 }
 
 async function list(bucket: CutoverBucket, config: GatewayConfig, out: Output): Promise<number> {
-  const rows = [["ROUTE", "NATS", "SHADOW", "SOURCE", "AT", "BY", "REASON"]];
+  const rows = [["ROUTE", "NATS", "SHADOW", "SOURCE", "PLAN", "AT", "BY", "REASON"]];
   for (const route of config.routes) {
     const live = await bucket.current(route.name);
+    const plan = planColumn(planStatus(route, live));
     rows.push(
       live === undefined
-        ? [route.name, pct(route.cutover.nats), pct(route.cutover.shadow), "file", "-", "-", "-"]
-        : [route.name, pct(live.nats), pct(live.shadow), "live", live.at, live.by, live.reason],
+        ? [
+            route.name,
+            pct(route.cutover.nats),
+            pct(route.cutover.shadow),
+            "file",
+            plan,
+            "-",
+            "-",
+            "-",
+          ]
+        : [
+            route.name,
+            pct(live.nats),
+            pct(live.shadow),
+            "live",
+            plan,
+            live.at,
+            live.by,
+            live.reason,
+          ],
     );
   }
   out.stdout.write(table(rows));
   return 0;
+}
+
+/** `running -> 25`, `paused`, `stopped`, `done`, or `-` without a plan. */
+function planColumn(status: PlanStatus | undefined): string {
+  if (status === undefined) return "-";
+  return status.next === undefined ? status.state : `${status.state} -> ${pct(status.next)}`;
 }
 
 async function set(

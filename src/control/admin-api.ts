@@ -13,6 +13,7 @@ import type { AdminToken } from "./admin-token.js";
 import { checkRouteAllows, parseCutoverChange } from "./cutover-rules.js";
 import type { CutoverState } from "./cutover-state.js";
 import type { CutoverBucket, CutoverRevision, CutoverStore } from "./cutover-store.js";
+import { planStatus } from "./plan-status.js";
 
 export interface AdminApiDeps {
   readonly token: AdminToken;
@@ -81,11 +82,11 @@ export function registerAdminApi(app: FastifyInstance, deps: AdminApiDeps): void
 
     admin.get("/admin/routes", async () => ({
       cutover: store.mode,
-      routes: state.routes().map((name) => routeView(name, state, store)),
+      routes: state.routes().map((name) => routeView(configOf(name), state, store)),
     }));
 
     admin.get("/admin/routes/:name/cutover", async (req) => {
-      return routeView(routeOf(req), state, store);
+      return routeView(configOf(routeOf(req)), state, store);
     });
 
     admin.put("/admin/routes/:name/cutover", async (req) => {
@@ -137,9 +138,11 @@ function dlqFilter(source: Record<string, unknown>, known: ReadonlySet<string>):
   return { route, since: sinceDate };
 }
 
-function routeView(name: string, state: CutoverState, store: CutoverStore) {
+function routeView(route: RouteConfig, state: CutoverState, store: CutoverStore) {
+  const { name } = route;
   const live = state.of(name);
-  const record: Partial<CutoverRevision> = live.source === "live" ? (store.latest(name) ?? {}) : {};
+  const latest = live.source === "live" ? store.latest(name) : undefined;
+  const record: Partial<CutoverRevision> = latest ?? {};
   return {
     name,
     nats: live.nats,
@@ -149,6 +152,7 @@ function routeView(name: string, state: CutoverState, store: CutoverStore) {
     reason: record.reason,
     at: record.at,
     revision: record.revision,
+    plan: planStatus(route, latest),
   };
 }
 

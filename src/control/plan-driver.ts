@@ -15,7 +15,7 @@ import type { NatsConnection, Subscription } from "@nats-io/nats-core";
 import type { RouteConfig } from "../config/types.js";
 import type { GatewayMetrics } from "../observability/metrics.js";
 import { checkRouteAllows } from "./cutover-rules.js";
-import { type CutoverLog, type CutoverStore, encodeRecord, SEED_BY } from "./cutover-store.js";
+import { type CutoverLog, type CutoverStore, encodeRecord } from "./cutover-store.js";
 import { addFigures, emptyFigures, evaluatePlan, type WindowFigures } from "./plan-evaluate.js";
 import { Lease, replicaId } from "./plan-lease.js";
 import {
@@ -25,11 +25,7 @@ import {
   latencyBoundsMs,
   STATS_SUBJECT,
 } from "./plan-stats.js";
-
-/** `by` of every value the plan writes. */
-export const PLAN_BY = "plan";
-/** Reasons of the plan's rollbacks start so; such a value pauses the plan. */
-export const PLAN_ROLLBACK_PREFIX = "plan rollback";
+import { PLAN_BY, planStatus } from "./plan-status.js";
 
 export interface PlanDriverOptions {
   /** A leader's lease not renewed for this long is taken over (default 3 s). */
@@ -169,12 +165,9 @@ export class PlanDriver {
     window.start = now;
     window.figures = this.#empty();
 
-    if (latest.by !== PLAN_BY && latest.by !== SEED_BY) {
-      this.#sayOnce(window, `plan: ${route.name} paused: set by ${latest.by} (${latest.reason})`);
-      return;
-    }
-    if (latest.reason.startsWith(PLAN_ROLLBACK_PREFIX)) {
-      this.#sayOnce(window, `plan: ${route.name} stopped after a rollback; ${latest.reason}`);
+    const status = planStatus(route, latest);
+    if (status?.state === "paused" || status?.state === "stopped") {
+      this.#sayOnce(window, `plan: ${route.name} ${status.state}: ${status.detail}`);
       return;
     }
     const decision = evaluatePlan({

@@ -3,6 +3,7 @@
  * replicas and the route's current NATS share, step up, hold or roll back.
  */
 import type { CutoverPlan } from "../config/types.js";
+import { PLAN_ROLLBACK_PREFIX } from "./plan-status.js";
 
 /** One window's figures for a route, summed over replicas. */
 export interface WindowFigures {
@@ -100,7 +101,7 @@ export function evaluatePlan(input: PlanInput): PlanDecision {
     return {
       kind: "rollback",
       to,
-      reason: `plan rollback: ${current}% -> ${to}% (last good step): ${failed} over ${figures.requests} requests`,
+      reason: `${PLAN_ROLLBACK_PREFIX}: ${current}% -> ${to}% (last good step): ${failed} over ${figures.requests} requests`,
     };
   }
   const summary = summarize(input);

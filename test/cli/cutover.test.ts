@@ -68,7 +68,7 @@ t.test(
 
     const list = await cli("list", "--config", routesFile);
     t.equal(list.code, 0);
-    t.match(list.stdout, /users\.get\s+10\s+0\s+live\s+\S+\s+carol\s+rollback of/);
+    t.match(list.stdout, /users\.get\s+10\s+0\s+live\s+-\s+\S+\s+carol\s+rollback of/);
   },
 );
 

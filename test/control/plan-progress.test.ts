@@ -6,7 +6,7 @@ import { CutoverBucket } from "../../src/control/cutover-store.js";
 import { startNatsServer } from "../../src/devtools/nats-server.js";
 import { type RunningGateway, startGateway } from "../../src/server/start.js";
 import { ServiceError, startWorker } from "../../src/worker/index.js";
-import { within } from "../helpers/cutover-fixture.js";
+import { call, TOKEN, within } from "../helpers/cutover-fixture.js";
 import { sendJson, startLegacyServer } from "../helpers/legacy-server.js";
 import { writeRoutes } from "../helpers/stack.js";
 
@@ -64,6 +64,7 @@ async function replica(): Promise<RunningGateway> {
     adminPort: 0,
     reconnectTimeWaitMs: 100,
     plan: { renewMs: 100, leaseTtlMs: 500, publishMs: 50 },
+    adminToken: TOKEN,
   });
   await gateway.connected;
   return gateway;
@@ -142,6 +143,13 @@ async function traffic(
   return until();
 }
 
+/** The plan status `GET /admin/routes` shows for `route` on `gateway` (any replica). */
+async function planOf(gateway: RunningGateway, route: string) {
+  const { body } = await call(`${gateway.adminUrl}/admin/routes`);
+  const routes = body.routes as Array<{ name: string; plan?: Record<string, unknown> }>;
+  return routes.find((r) => r.name === route)?.plan;
+}
+
 async function history(route: string) {
   return (await bucket.history(route)).map((r) => ({ nats: r.nats, by: r.by, reason: r.reason }));
 }
@@ -172,6 +180,9 @@ t.test("healthy traffic on both replicas steps the plan up to its last step", as
     [40, 60, 80],
   );
   t.match(steps[0]!.reason, /^plan: step 1\/3 20% -> 40%, gates held: \d+ requests, errors 0\.00%/);
+  const follower = a.plan.isLeader ? b : a;
+  t.match(await planOf(follower, "users.get"), { state: "done", steps: [40, 60, 80] });
+  t.match(await planOf(follower, "users.create"), { state: "running", next: 40 }, "still at 20%");
 });
 
 t.test("a failing worker rolls the plan back to the last good step, with the reason", async (t) => {
@@ -189,6 +200,7 @@ t.test("a failing worker rolls the plan back to the last good step, with the rea
   );
   await traffic([a, b], "/v1/regions/eu/users/7", 1000);
   t.equal(a.cutover.of("users.get").nats, 60, "the plan stays stopped after its rollback");
+  t.match(await planOf(b, "users.get"), { state: "stopped", detail: /^plan rollback: 80% -> 60%/ });
 });
 
 t.test("an operator's set pauses the plan for that route", async (t) => {
@@ -200,6 +212,7 @@ t.test("an operator's set pauses the plan for that route", async (t) => {
     (await history("users.list")).map((h) => h.by),
     ["routes.yaml", "alice"],
   );
+  t.match(await planOf(a, "users.list"), { state: "paused", detail: "set by alice: hold it here" });
 });
 
 t.test("closing the leader hands the plan to the other replica", async (t) => {

@@ -1,0 +1,42 @@
+import t from "tap";
+import { SEED_BY } from "../../src/control/cutover-store.js";
+import { PLAN_BY, planStatus } from "../../src/control/plan-status.js";
+
+const route = {
+  cutover: { nats: 10, shadow: 0, plan: { steps: [25, 50, 100], everyMs: 60_000 } },
+} as unknown as Parameters<typeof planStatus>[0];
+
+t.test("no plan, no status", async (t) => {
+  const plain = { cutover: { nats: 10, shadow: 0 } } as unknown as typeof route;
+  t.equal(planStatus(plain, undefined), undefined);
+});
+
+t.test("from the file's value or the seed, the plan runs towards its first step", async (t) => {
+  t.match(planStatus(route, undefined), { state: "running", next: 25, detail: "next step 25%" });
+  t.match(planStatus(route, { nats: 10, by: SEED_BY, reason: "seeded" }), { next: 25 });
+});
+
+t.test("between steps it names the next one; at the last it is done", async (t) => {
+  t.match(planStatus(route, { nats: 50, by: PLAN_BY, reason: "plan: step 2/3" }), {
+    state: "running",
+    next: 100,
+  });
+  const done = planStatus(route, { nats: 100, by: PLAN_BY, reason: "plan: step 3/3" });
+  t.match(done, { state: "done", detail: "at its last step, 100%" });
+  t.equal(done?.next, undefined);
+});
+
+t.test("an operator's value pauses it; the plan's own rollback stops it", async (t) => {
+  t.match(planStatus(route, { nats: 30, by: "alice", reason: "hold" }), {
+    state: "paused",
+    detail: "set by alice: hold",
+  });
+  t.match(
+    planStatus(route, {
+      nats: 25,
+      by: PLAN_BY,
+      reason: "plan rollback: 50% -> 25% (last good step)",
+    }),
+    { state: "stopped", detail: /^plan rollback: 50% -> 25%/ },
+  );
+});
