@@ -16,6 +16,7 @@
  */
 import cluster from "node:cluster";
 import { AggregatorRegistry, type Registry } from "prom-client";
+import { TurnoutError } from "../errors.js";
 
 const ASK = "turnout:cluster-metrics:ask";
 const ANSWER = "turnout:cluster-metrics:answer";
@@ -92,7 +93,7 @@ export class ClusterMetricsClient {
   readonly #timeoutMs: number;
   readonly #pending = new Map<
     number,
-    { resolve: (text: string) => void; reject: (error: Error) => void }
+    { resolve: (text: string) => void; reject: (error: TurnoutError) => void }
   >();
   #nextId = 0;
 
@@ -105,20 +106,20 @@ export class ClusterMetricsClient {
       if (pending === undefined) return; // answered after our timeout
       this.#pending.delete(message.id);
       if ("text" in message) pending.resolve(message.text);
-      else pending.reject(new Error(message.error));
+      else pending.reject(unavailable(message.error));
     });
   }
 
   /** The Prometheus text of all workers; rejects (never hangs) when the primary cannot tell. */
   scrape(): Promise<string> {
     if (!this.#channel.connected) {
-      return Promise.reject(new Error("no IPC channel to the cluster primary"));
+      return Promise.reject(unavailable("no IPC channel to the cluster primary"));
     }
     const id = this.#nextId++;
     return new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
-        reject(new Error(`the cluster primary did not answer within ${this.#timeoutMs} ms`));
+        reject(unavailable(`the cluster primary did not answer within ${this.#timeoutMs} ms`));
       }, this.#timeoutMs);
       this.#pending.set(id, {
         resolve: (text) => {
@@ -133,6 +134,10 @@ export class ClusterMetricsClient {
       this.#channel.send({ type: ASK, id });
     });
   }
+}
+
+function unavailable(why: string): TurnoutError {
+  return new TurnoutError("TURNOUT_ERR_METRICS_UNAVAILABLE", why);
 }
 
 let client: ClusterMetricsClient | undefined;

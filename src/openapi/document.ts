@@ -9,6 +9,7 @@ import type protobuf from "protobufjs";
 import { findMessage } from "../codec/protos.js";
 import { pathTemplate } from "../config/route-paths.js";
 import type { GatewayConfig, RouteConfig } from "../config/types.js";
+import { TurnoutError } from "../errors.js";
 import { PROBLEM_CONTENT_TYPE } from "../server/problem.js";
 import { type JsonSchema, SchemaRegistry, styleOf } from "./json-schema.js";
 import { fieldByKey, routeParameters } from "./parameters.js";
@@ -60,7 +61,10 @@ export function buildOpenApiDocument(
   const schemas = registry.components();
   for (const name of [PROBLEM_SCHEMA, PUBLISH_ACK_SCHEMA]) {
     if (name in schemas)
-      throw new Error(`a protobuf type is named ${name}, which the gateway uses`);
+      throw new TurnoutError(
+        "TURNOUT_ERR_CONFIG",
+        `openapi: a protobuf type is named ${name}, which the gateway uses for its own schema`,
+      );
   }
   return {
     openapi: "3.1.1",
@@ -92,7 +96,11 @@ function tagOf(route: RouteConfig): string {
 
 function lookup(root: protobuf.Root, name: string): protobuf.Type {
   const type = findMessage(root, name);
-  if (type === undefined) throw new Error(`${name} is not a message in the loaded protos`);
+  if (type === undefined)
+    throw new TurnoutError(
+      "TURNOUT_ERR_CONFIG",
+      `openapi: ${name} is not a message in the loaded protos`,
+    );
   return type;
 }
 

@@ -10,6 +10,7 @@
 import protobuf from "protobufjs";
 import { WRAPPERS } from "../codec/well-known.js";
 import type { JsonOptions } from "../config/types.js";
+import { TurnoutError } from "../errors.js";
 
 export type JsonSchema = { [key: string]: unknown };
 
@@ -111,7 +112,8 @@ function scalarSchema(type: string, style: Pick<SchemaStyle, "int64">): JsonSche
     case "bytes":
       return { type: "string", format: "byte", contentEncoding: "base64" };
   }
-  if (!WIDE.has(type)) throw new Error(`unsupported scalar type ${type}`);
+  if (!WIDE.has(type))
+    throw new TurnoutError("TURNOUT_ERR_INTERNAL", `openapi: unsupported scalar type ${type}`);
   return wideSchema(UNSIGNED_WIDE.has(type), style.int64);
 }
 
@@ -235,7 +237,11 @@ export class SchemaRegistry {
       const differing = variants.reduce((acc, v) => acc | (v.bits ^ variants[0]!.bits), 0);
       for (const variant of variants.sort((a, b) => a.bits - b.bits)) {
         const component = componentName(name, variant.bits, differing);
-        if (component in out) throw new Error(`two schemas would be named ${component}`);
+        if (component in out)
+          throw new TurnoutError(
+            "TURNOUT_ERR_CONFIG",
+            `openapi: two schemas would be named ${component}`,
+          );
         out[component] = variant.schema!;
         for (const ref of variant.refs) ref.$ref = `#/components/schemas/${component}`;
       }

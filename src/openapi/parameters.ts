@@ -7,6 +7,7 @@
  */
 import protobuf from "protobufjs";
 import type { RouteConfig } from "../config/types.js";
+import { TurnoutError } from "../errors.js";
 import { type JsonSchema, keyOf, paramSchema, specialName } from "./json-schema.js";
 
 export type Parameter = JsonSchema & { name: string; in: "path" | "query" | "header" };
@@ -14,7 +15,8 @@ export type Parameter = JsonSchema & { name: string; in: "path" | "query" | "hea
 /** The request field a path param or `body` names: by proto or JSON name, as the binding finds it. */
 export function fieldByKey(type: protobuf.Type, key: string): protobuf.Field {
   const field = type.fieldsArray.find((f) => f.protoName === key || f.jsonName === key);
-  if (field === undefined) throw new Error(`${type.fullName} has no field ${key}`);
+  if (field === undefined)
+    throw new TurnoutError("TURNOUT_ERR_CONFIG", `openapi: ${type.fullName} has no field ${key}`);
   return field;
 }
 
@@ -32,7 +34,11 @@ const SUBJECT_TOKEN = "^[^.*>\\s\\u0000-\\u001f\\u007f-\\u009f]+$";
 function pathParameter(route: RouteConfig, request: protobuf.Type, name: string): Parameter {
   const field = fieldByKey(request, name);
   let schema = paramSchema(field);
-  if (schema === undefined) throw new Error(`path param ${name} has no string form`);
+  if (schema === undefined)
+    throw new TurnoutError(
+      "TURNOUT_ERR_INTERNAL",
+      `openapi: path param ${name} has no string form`,
+    );
   if (route.subject.includes(`{${name}}`) && schema.type === "string" && !schema.enum) {
     schema = { ...schema, pattern: SUBJECT_TOKEN };
   }

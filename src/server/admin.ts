@@ -5,7 +5,6 @@
  */
 import Fastify, { type FastifyInstance } from "fastify";
 import { type AdminApiDeps, registerAdminApi } from "../control/admin-api.js";
-import { TurnoutError } from "../errors.js";
 import { reportClusterMetrics } from "../observability/cluster-metrics.js";
 import type { GatewayMetrics } from "../observability/metrics.js";
 import { registerOpenApi } from "../openapi/index.js";
@@ -66,10 +65,10 @@ export function buildAdmin(deps: AdminDeps): FastifyInstance {
       const text = await clusterMetrics.scrape();
       return reply.header("content-type", registry.contentType).send(text);
     } catch (error) {
-      // Never a partial sum: Prometheus would read it as counters resetting.
-      const detail = error instanceof Error ? error.message : String(error);
-      req.log.warn(`/metrics: ${detail}`);
-      throw new TurnoutError("TURNOUT_ERR_METRICS_UNAVAILABLE", detail, { cause: error });
+      // A TURNOUT_ERR_METRICS_UNAVAILABLE (503), never a partial sum: Prometheus
+      // would read one as counters resetting.
+      req.log.warn(`/metrics: ${error instanceof Error ? error.message : String(error)}`);
+      throw error;
     }
   });
   return app;
