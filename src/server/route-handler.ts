@@ -146,10 +146,10 @@ async function serveLegacy(
   mirror: MirrorHandle | undefined,
 ): Promise<FastifyReply> {
   req.backend = "legacy";
-  let answer: LegacyAnswer<Readable>;
+  let answer: LegacyAnswer<Readable | Buffer>;
   try {
-    // Retried before the answer's head only: the request body is kept, nothing was streamed yet.
-    const forward = () => deps.legacy.forward(deps.route, legacyRequest(req), { mode: "stream" });
+    // Retried before anything reached the client: the request body is kept.
+    const forward = () => deps.legacy.forward(deps.route, legacyRequest(req), { mode: "relay" });
     answer = await deps.breakers.legacy.run(() => deps.retryingLegacy(forward), isServerError);
   } catch (error) {
     mirror?.primaryFailed();
@@ -157,11 +157,32 @@ async function serveLegacy(
   }
   reply.code(answer.status).headers(answer.headers);
   closeIfDraining(deps, reply);
-  const body =
-    mirror === undefined
-      ? answer.body
-      : teeForComparison(answer, mirror, deps.mirrors.maxBodyBytes);
-  return reply.send(body);
+  if (mirror !== undefined) return reply.send(keepForComparison(answer, mirror, deps));
+  return reply.send(answer.body);
+}
+
+/** The body to send, while the mirror gets the primary's answer to compare (up to the cap). */
+function keepForComparison(
+  answer: LegacyAnswer<Readable | Buffer>,
+  mirror: MirrorHandle,
+  deps: Compiled,
+): Readable | Buffer {
+  const maxBytes = deps.mirrors.maxBodyBytes;
+  if (!Buffer.isBuffer(answer.body)) {
+    return teeForComparison({ ...answer, body: answer.body }, mirror, maxBytes);
+  }
+  if (answer.body.length > maxBytes) mirror.primaryFailed();
+  else mirror.comparePrimary(comparedLegacy(answer.status, answer.headers, answer.body));
+  return answer.body;
+}
+
+function comparedLegacy(
+  status: number,
+  headers: LegacyAnswer<Buffer>["headers"],
+  body: Buffer,
+): ComparedAnswer {
+  const contentType = headers["content-type"];
+  return { status, body, contentType: typeof contentType === "string" ? contentType : undefined };
 }
 
 /**
@@ -185,12 +206,9 @@ function teeForComparison(
   });
   answer.body.once("end", () => {
     if (overCap) return mirror.primaryFailed();
-    const contentType = answer.headers["content-type"];
-    mirror.comparePrimary({
-      status: answer.status,
-      body: Buffer.concat(chunks, size),
-      contentType: typeof contentType === "string" ? contentType : undefined,
-    });
+    mirror.comparePrimary(
+      comparedLegacy(answer.status, answer.headers, Buffer.concat(chunks, size)),
+    );
   });
   answer.body.once("error", () => mirror.primaryFailed());
   answer.body.pipe(out);
@@ -221,12 +239,7 @@ async function mirrorLegacy(deps: RouteHandlerDeps, req: FastifyRequest): Promis
     mode: "buffer",
     maxBodyBytes: deps.mirrors.maxBodyBytes,
   });
-  const contentType = answer.headers["content-type"];
-  return {
-    status: answer.status,
-    body: answer.body,
-    contentType: typeof contentType === "string" ? contentType : undefined,
-  };
+  return comparedLegacy(answer.status, answer.headers, answer.body);
 }
 
 /**

@@ -13,7 +13,7 @@ import {
   forwardTo,
   type LegacyAnswer,
   type LegacyRequest,
-  type StreamOptions,
+  type RelayOptions,
   type Target,
 } from "./forward.js";
 
@@ -54,8 +54,8 @@ export class LegacyUpstreams {
   forward(
     route: LegacyRoute,
     request: LegacyRequest,
-    options: StreamOptions,
-  ): Promise<LegacyAnswer<Readable>>;
+    options: RelayOptions,
+  ): Promise<LegacyAnswer<Readable | Buffer>>;
   forward(
     route: LegacyRoute,
     request: LegacyRequest,

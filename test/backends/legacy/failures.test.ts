@@ -1,10 +1,11 @@
 import { once } from "node:events";
 import http from "node:http";
 import net, { type AddressInfo } from "node:net";
+import type { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import t, { type Test } from "tap";
 import { neverReachedUpstream, upstreamFailure } from "../../../src/backends/legacy/failures.js";
-import type { LegacyRequest } from "../../../src/backends/legacy/forward.js";
+import { type LegacyRequest, RELAY_WHOLE_MAX_BYTES } from "../../../src/backends/legacy/forward.js";
 import { LegacyUpstreams } from "../../../src/backends/legacy/upstreams.js";
 import { TurnoutError } from "../../../src/errors.js";
 
@@ -76,26 +77,41 @@ t.test("a connection closed before the answer is a 502 UPSTREAM_RESET", async (t
     http.createServer((req) => req.socket.destroy()),
   );
   const { route, upstreams } = legacy(t, base);
-  const error = await failure(upstreams.forward(route, request, { mode: "stream" }));
+  const error = await failure(upstreams.forward(route, request, { mode: "relay" }));
   t.equal(error.code, "TURNOUT_ERR_UPSTREAM_RESET");
   t.equal(error.status, 502);
   t.equal(neverReachedUpstream(error), false, "the upstream may have acted on it");
 });
 
-t.test("a connection reset mid-body is a 502 UPSTREAM_RESET, in both modes", async (t) => {
-  const server = http.createServer((req, res) => {
-    res.writeHead(200, { "content-length": "1000" });
+/** Sends the head and a few bytes of a body declared `declared` bytes long, then resets. */
+function resettingUpstream(declared: number) {
+  return http.createServer((req, res) => {
+    res.writeHead(200, { "content-length": String(declared) });
     res.write("partial");
     setTimeout(() => req.socket.destroy(), 20);
   });
-  const { route, upstreams } = legacy(t, await listen(t, server));
+}
+
+t.test("a reset mid-body of a small body is a 502 UPSTREAM_RESET before any answer", async (t) => {
+  const { route, upstreams } = legacy(t, await listen(t, resettingUpstream(1000)));
   const buffered = await failure(upstreams.forward(route, request, BUFFER));
   t.equal(buffered.code, "TURNOUT_ERR_UPSTREAM_RESET");
   t.equal(buffered.status, 502);
+  // Relayed, a body declared up to RELAY_WHOLE_MAX_BYTES is read whole first: the
+  // client gets a clean 502 instead of a cut answer.
+  const relayed = await failure(upstreams.forward(route, request, { mode: "relay" }));
+  t.equal(relayed.code, "TURNOUT_ERR_UPSTREAM_RESET");
+});
+
+t.test("a reset mid-body of a large streamed body fails the stream, named alike", async (t) => {
+  const { route, upstreams } = legacy(
+    t,
+    await listen(t, resettingUpstream(RELAY_WHOLE_MAX_BYTES + 1)),
+  );
   // Streamed, the head is already out: the body fails, and the same function names it.
-  const answer = await upstreams.forward(route, request, { mode: "stream" });
+  const answer = await upstreams.forward(route, request, { mode: "relay" });
   t.equal(answer.status, 200);
-  const [streamError] = await once(answer.body.resume(), "error");
+  const [streamError] = await once(streamOf(answer.body).resume(), "error");
   t.equal(upstreamFailure(streamError).code, "TURNOUT_ERR_UPSTREAM_RESET");
 });
 
@@ -106,7 +122,7 @@ t.test("an upstream that never answers is a 504 after the route timeout", async 
   );
   const { route, upstreams } = legacy(t, base, 200);
   const started = performance.now();
-  const error = await failure(upstreams.forward(route, request, { mode: "stream" }));
+  const error = await failure(upstreams.forward(route, request, { mode: "relay" }));
   const elapsed = performance.now() - started;
   t.equal(error.code, "TURNOUT_ERR_UPSTREAM_TIMEOUT");
   t.equal(error.status, 504);
@@ -121,9 +137,9 @@ t.test(
       res.write("first");
     });
     const { route, upstreams } = legacy(t, await listen(t, server), 200);
-    const answer = await upstreams.forward(route, request, { mode: "stream" });
+    const answer = await upstreams.forward(route, request, { mode: "relay" });
     const started = performance.now();
-    const [error] = await once(answer.body.resume(), "error");
+    const [error] = await once(streamOf(answer.body).resume(), "error");
     t.equal(upstreamFailure(error).code, "TURNOUT_ERR_UPSTREAM_TIMEOUT");
     const waited = performance.now() - started;
     t.ok(
@@ -171,14 +187,14 @@ t.test("the caller's signal cancels the upstream request", async (t) => {
   const controller = new AbortController();
   setTimeout(() => controller.abort(), 50);
   const error = await failure(
-    upstreams.forward(route, request, { mode: "stream", signal: controller.signal }),
+    upstreams.forward(route, request, { mode: "relay", signal: controller.signal }),
   );
   t.equal(error.code, "TURNOUT_ERR_UPSTREAM_FAILED");
   t.equal((error.cause as Error).name, "AbortError", "the abort is the cause");
   await sleep(50);
   t.equal(upstreamSawClose, true, "the upstream connection was let go");
   const timedOut = await failure(
-    upstreams.forward(route, request, { mode: "stream", signal: AbortSignal.timeout(50) }),
+    upstreams.forward(route, request, { mode: "relay", signal: AbortSignal.timeout(50) }),
   );
   t.equal(timedOut.code, "TURNOUT_ERR_UPSTREAM_TIMEOUT", "a caller's timeout is a timeout");
 });
@@ -239,3 +255,9 @@ t.test("transport error codes map to one coded status each", async (t) => {
   const already = new TurnoutError("TURNOUT_ERR_UPSTREAM_TOO_LARGE", "big");
   t.equal(upstreamFailure(already), already, "a TurnoutError passes unchanged");
 });
+
+/** The body of a relayed answer that must have been streamed. */
+function streamOf(body: Readable | Buffer): Readable {
+  if (Buffer.isBuffer(body)) throw new Error("expected a streamed body, got one read whole");
+  return body;
+}

@@ -220,7 +220,7 @@ t.test("a Fastify reply sends the stream answer as is", async (t) => {
     const answer = await upstreams.forward(
       route,
       { ...client(), method: req.method, url: req.url, headers: req.headers, body: "{}" },
-      { mode: "stream" },
+      { mode: "relay" },
     );
     return reply.code(answer.status).headers(answer.headers).send(answer.body);
   });

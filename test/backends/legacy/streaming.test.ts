@@ -54,39 +54,62 @@ async function failure(promise: Promise<unknown>): Promise<TurnoutError> {
   throw new Error("expected the forward to fail");
 }
 
-t.test("stream mode hands on the first chunk while the upstream is still sending", async (t) => {
-  const chunk = Buffer.alloc(64 * 1024, "a");
-  const count = 64;
-  let release = () => {};
-  const released = new Promise<void>((resolve) => {
-    release = resolve;
-  });
-  let ended = false;
-  const up = await upstream(t, async (_req, res) => {
-    res.writeHead(200, { "content-type": "application/octet-stream" });
-    res.write(chunk);
-    // Without the client's go-ahead the test fails, but never hangs.
-    await Promise.race([released, sleep(3000, undefined, { ref: false })]);
-    for (let i = 1; i < count; i++) {
-      if (!res.write(chunk)) await once(res, "drain");
-    }
-    res.end(() => {
-      ended = true;
-    });
+for (const declared of [false, true]) {
+  const length = declared ? "a declared length past RELAY_WHOLE_MAX_BYTES" : "no declared length";
+  t.test(
+    `relay mode streams a body of ${length}: the first chunk comes before the end`,
+    async (t) => {
+      const chunk = Buffer.alloc(64 * 1024, "a");
+      const count = 64;
+      let release = () => {};
+      const released = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      let ended = false;
+      const up = await upstream(t, async (_req, res) => {
+        const head = declared ? { "content-length": String(chunk.length * count) } : {};
+        res.writeHead(200, { "content-type": "application/octet-stream", ...head });
+        res.write(chunk);
+        // Without the client's go-ahead the test fails, but never hangs.
+        await Promise.race([released, sleep(3000, undefined, { ref: false })]);
+        for (let i = 1; i < count; i++) {
+          if (!res.write(chunk)) await once(res, "drain");
+        }
+        res.end(() => {
+          ended = true;
+        });
+      });
+      const { route, upstreams } = legacy(t, up.url);
+      const answer = await upstreams.forward(route, request, { mode: "relay" });
+      if (Buffer.isBuffer(answer.body))
+        throw new Error("a large or unknown-length body must stream");
+      const body = answer.body[Symbol.asyncIterator]();
+      const first = await body.next();
+      t.equal(ended, false, "the first chunk arrived before the upstream ended");
+      t.ok((first.value as Buffer).length > 0);
+      release();
+      let total = (first.value as Buffer).length;
+      for (let next = await body.next(); !next.done; next = await body.next()) {
+        total += (next.value as Buffer).length;
+      }
+      t.equal(total, chunk.length * count, "every byte arrived");
+      if (!declared)
+        t.equal(answer.headers["transfer-encoding"], undefined, "the client side chunks anew");
+    },
+  );
+}
+
+t.test("relay mode reads a small declared body whole, byte for byte", async (t) => {
+  const bytes = Buffer.from([0, 1, 2, 250, 255, 10, 13]);
+  const up = await upstream(t, (_req, res) => {
+    res.writeHead(200, { "content-type": "application/octet-stream", "content-length": "7" });
+    res.end(bytes);
   });
   const { route, upstreams } = legacy(t, up.url);
-  const answer = await upstreams.forward(route, request, { mode: "stream" });
-  const body = answer.body[Symbol.asyncIterator]();
-  const first = await body.next();
-  t.equal(ended, false, "the first chunk arrived before the upstream ended");
-  t.ok((first.value as Buffer).length > 0);
-  release();
-  let total = (first.value as Buffer).length;
-  for (let next = await body.next(); !next.done; next = await body.next()) {
-    total += (next.value as Buffer).length;
-  }
-  t.equal(total, chunk.length * count, "every byte arrived");
-  t.equal(answer.headers["transfer-encoding"], undefined, "the client side chunks anew");
+  const answer = await upstreams.forward(route, request, { mode: "relay" });
+  t.ok(Buffer.isBuffer(answer.body), "read whole");
+  t.same([...(answer.body as Buffer)], [...bytes]);
+  t.equal(answer.headers["content-length"], "7");
 });
 
 t.test("buffer mode returns the whole body up to the cap, inclusive", async (t) => {
@@ -142,7 +165,7 @@ t.test("close() lets the request in flight finish, then refuses as draining", as
   await sleep(20);
   await upstreams.close();
   t.equal((await inFlight).body.toString(), "late");
-  const error = await failure(upstreams.forward(route, request, { mode: "stream" }));
+  const error = await failure(upstreams.forward(route, request, { mode: "relay" }));
   t.equal(error.code, "TURNOUT_ERR_DRAINING");
   t.equal(error.status, 503);
 });
