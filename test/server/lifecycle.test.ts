@@ -117,7 +117,12 @@ t.test("SIGTERM finishes the request in flight, drains and exits 0", async (t) =
     "--admin-port",
     String(adminPort),
   ]);
-  await waitFor(`http://127.0.0.1:${adminPort}/readyz`, (status) => status === 200, 20_000);
+  // Started from the sources through tsx: a cold start on a loaded machine can take a while.
+  await waitFor(`http://127.0.0.1:${adminPort}/readyz`, (status) => status === 200, 40_000).catch(
+    (error: unknown) => {
+      throw new Error(`${String(error)}\ngateway output:\n${output.text}`);
+    },
+  );
 
   const inFlight = fetch(`http://127.0.0.1:${port}/v1/regions/eu/users/u-42`);
   await requestArrived;
