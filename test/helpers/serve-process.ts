@@ -55,3 +55,19 @@ export async function waitUntil(
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
+
+/**
+ * The URLs from the process's `turnout: serving on URL, admin on URL` line, once
+ * it is printed; fails with the output when it is not within `ms`.
+ */
+export async function servingUrls(
+  output: { readonly text: string },
+  ms: number,
+): Promise<{ url: string; adminUrl: string }> {
+  const line = () => /serving on (\S+), admin on (\S+)\n/.exec(output.text);
+  await waitUntil(() => line() !== null, ms).catch(() => {
+    throw new Error(`the gateway did not start listening; its output:\n${output.text}`);
+  });
+  const [, url, adminUrl] = line()!;
+  return { url: url!, adminUrl: adminUrl! };
+}

@@ -4,7 +4,12 @@ import t from "tap";
 import { loadProtos } from "../../src/codec/protos.js";
 import { freePort, startNatsServer } from "../../src/devtools/nats-server.js";
 import { startWorker } from "../../src/worker/index.js";
-import { spawnServe, startUsersGetWorker, waitUntil } from "../helpers/serve-process.js";
+import {
+  servingUrls,
+  spawnServe,
+  startUsersGetWorker,
+  waitUntil,
+} from "../helpers/serve-process.js";
 import { PROTO_DIR, startStack, writeRoutes } from "../helpers/stack.js";
 
 const ROUTE = `  - name: users.get
@@ -106,25 +111,23 @@ t.test("SIGTERM finishes the request in flight, drains and exits 0", async (t) =
   t.teardown(() => worker.stop());
   await nc.flush();
 
-  const [port, adminPort] = [await freePort(), await freePort()];
+  // Port 0 on both listeners: the ports the process got are read from its output,
+  // so no other test can take them between a freePort() and the bind.
   const { gateway, output } = spawnServe(t, [
     "--config",
     writeRoutes(ROUTE),
     "--nats-url",
     server.url,
     "--port",
-    String(port),
+    "0",
     "--admin-port",
-    String(adminPort),
+    "0",
   ]);
   // Started from the sources through tsx: a cold start on a loaded machine can take a while.
-  await waitFor(`http://127.0.0.1:${adminPort}/readyz`, (status) => status === 200, 40_000).catch(
-    (error: unknown) => {
-      throw new Error(`${String(error)}\ngateway output:\n${output.text}`);
-    },
-  );
+  const { url, adminUrl } = await servingUrls(output, 40_000);
+  await waitFor(`${adminUrl}/readyz`, (status) => status === 200, 20_000);
 
-  const inFlight = fetch(`http://127.0.0.1:${port}/v1/regions/eu/users/u-42`);
+  const inFlight = fetch(`${url}/v1/regions/eu/users/u-42`);
   await requestArrived;
   const exited = once(gateway, "exit");
   gateway.kill("SIGTERM");
@@ -137,7 +140,7 @@ t.test("SIGTERM finishes the request in flight, drains and exits 0", async (t) =
   t.equal(code, 0, `exit code 0 after the drain; output:\n${output.text}`);
   t.match(output.text, /SIGTERM received, draining/);
   t.match(output.text, /drained/);
-  await t.rejects(fetch(`http://127.0.0.1:${port}/v1/regions/eu/users/u-1`), "no longer accepting");
+  await t.rejects(fetch(`${url}/v1/regions/eu/users/u-1`), "no longer accepting");
 });
 
 t.test("--workers 2 serves from two processes and drains both on SIGTERM", async (t) => {
