@@ -11,17 +11,14 @@ import {
   ClusterMetricsClient,
   type PrimaryChannel,
 } from "../../src/observability/cluster-metrics.js";
-import { spawnServe, startUsersGetWorker, waitUntil } from "../helpers/serve-process.js";
+import {
+  USERS_GET_ROUTE as ROUTE,
+  spawnServe,
+  startUsersGetWorker,
+  waitUntil,
+} from "../helpers/serve-process.js";
 import { writeRoutes } from "../helpers/stack.js";
 
-const ROUTE = `  - name: users.get
-    method: GET
-    path: /v1/regions/:region/users/:id
-    subject: svc.users.{region}.get
-    request: users.v1.GetUserRequest
-    response: users.v1.User
-    timeout: 5s
-`;
 const K = 40;
 const SCRAPES = 6;
 

@@ -11,6 +11,16 @@ import { type NatsServer, startNatsServer } from "../../src/devtools/nats-server
 import { startWorker } from "../../src/worker/index.js";
 import { PROTO_DIR } from "./stack.js";
 
+/** The route `startUsersGetWorker`'s worker serves, for `writeRoutes`. */
+export const USERS_GET_ROUTE = `  - name: users.get
+    method: GET
+    path: /v1/regions/:region/users/:id
+    subject: svc.users.{region}.get
+    request: users.v1.GetUserRequest
+    response: users.v1.User
+    timeout: 5s
+`;
+
 /** A nats-server with a worker answering `svc.users.*.get` with the requested id. */
 export async function startUsersGetWorker(t: Test): Promise<NatsServer> {
   const server = await startNatsServer();

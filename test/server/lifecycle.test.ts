@@ -5,21 +5,13 @@ import { loadProtos } from "../../src/codec/protos.js";
 import { freePort, startNatsServer } from "../../src/devtools/nats-server.js";
 import { startWorker } from "../../src/worker/index.js";
 import {
+  USERS_GET_ROUTE as ROUTE,
   servingUrls,
   spawnServe,
   startUsersGetWorker,
   waitUntil,
 } from "../helpers/serve-process.js";
 import { PROTO_DIR, startStack, writeRoutes } from "../helpers/stack.js";
-
-const ROUTE = `  - name: users.get
-    method: GET
-    path: /v1/regions/:region/users/:id
-    subject: svc.users.{region}.get
-    request: users.v1.GetUserRequest
-    response: users.v1.User
-    timeout: 5s
-`;
 
 /** Polls `url` until `accept(status, body)` holds; bounded by `ms`. */
 async function waitFor(
