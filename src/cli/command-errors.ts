@@ -1,11 +1,14 @@
 /**
- * What the NATS-talking commands (`cutover`, `dlq`) share around their own
- * work: how a bad command line is reported (exit 2) and how the route table is
- * loaded for them (exit 1 on a problem).
+ * What the NATS-talking commands (`cutover`, `dlq`, `contract`) share around
+ * their own work: how a bad command line is reported (exit 2), how the route
+ * table is loaded for them (exit 1 on a problem), how a route is looked up and
+ * how they connect to NATS.
  */
 
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { natsConnectOptions } from "../backends/nats/connection.js";
 import { loadConfig } from "../config/load.js";
-import type { GatewayConfig } from "../config/types.js";
+import type { GatewayConfig, NatsConfig, RouteConfig } from "../config/types.js";
 import { ConfigError } from "../errors.js";
 import type { Output } from "./check.js";
 import type { ConnectionSettings } from "./settings.js";
@@ -38,4 +41,46 @@ export function loadCommandConfig(
     out.stderr.write(`${error.message}\n`);
     return undefined;
   }
+}
+
+/** The route named `name`, or undefined after naming the known ones. */
+export function commandRoute(
+  config: GatewayConfig,
+  name: string,
+  command: string,
+  out: Output,
+): RouteConfig | undefined {
+  const route = config.routes.find((r) => r.name === name);
+  if (route === undefined) {
+    const known = config.routes.map((r) => r.name).join(", ");
+    out.stderr.write(`turnout ${command}: no route named "${name}" (routes: ${known})\n`);
+  }
+  return route;
+}
+
+/**
+ * One connection attempt over the listed servers, never reconnecting: a command
+ * must not wait forever. Undefined after reporting why it failed.
+ */
+export async function connectOnce(
+  nats: NatsConfig,
+  command: string,
+  out: Output,
+  clientName = "turnout-cli",
+): Promise<NatsConnection | undefined> {
+  try {
+    return await connect({
+      ...natsConnectOptions(nats, { name: clientName }),
+      reconnect: false,
+    });
+  } catch (error) {
+    out.stderr.write(
+      `turnout ${command}: cannot connect to NATS ${nats.servers.join(",")}: ${errorText(error)}\n`,
+    );
+    return undefined;
+  }
+}
+
+export function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

@@ -7,7 +7,7 @@
  * Exit codes: 0 every sample matches, 1 any difference (or NATS unreachable),
  * 2 bad command line, samples file or configuration (nothing replayed).
  */
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { natsConnectOptions } from "../backends/nats/connection.js";
 import { NatsLink } from "../backends/nats/link.js";
 import { loadConfigAndProtos } from "../config/load.js";
@@ -16,7 +16,7 @@ import { jsonReport, summarize, textReport } from "../contract/report.js";
 import { readSamples, type Sample, SamplesError } from "../contract/samples.js";
 import { ConfigError, TurnoutError } from "../errors.js";
 import { formatProblemLine, type Output } from "./check.js";
-import { reportCommandLine, UsageError } from "./command-errors.js";
+import { connectOnce, reportCommandLine, UsageError } from "./command-errors.js";
 import {
   CONNECTION_FLAGS,
   type ConnectionSettings,
@@ -150,27 +150,23 @@ function loadTable(connection: ConnectionSettings, out: Output) {
   }
 }
 
-/** One connection attempt over the listed servers: a contract run in CI must not wait forever. */
+const CLIENT_NAME = "turnout-contract";
+
+/**
+ * One connection attempt (a contract run in CI must not wait forever); a secret
+ * the table names but that cannot be read is a configuration problem: exit 2.
+ */
 async function connectFor(
   nats: Parameters<typeof natsConnectOptions>[0],
   out: Output,
 ): Promise<NatsConnection | number> {
-  let options: ReturnType<typeof natsConnectOptions>;
   try {
-    options = natsConnectOptions(nats, { name: "turnout-contract" });
+    natsConnectOptions(nats, { name: CLIENT_NAME });
   } catch (error) {
     // A secret named by the file is missing: the configuration is at fault.
     if (!(error instanceof TurnoutError)) throw error;
     out.stderr.write(`turnout contract: ${error.message}\n`);
     return 2;
   }
-  try {
-    return await connect({ ...options, reconnect: false });
-  } catch (error) {
-    const why = error instanceof Error ? error.message : String(error);
-    out.stderr.write(
-      `turnout contract: cannot connect to NATS ${nats.servers.join(",")}: ${why}\n`,
-    );
-    return 1;
-  }
+  return (await connectOnce(nats, "contract", out, CLIENT_NAME)) ?? 1;
 }

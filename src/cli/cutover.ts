@@ -7,15 +7,20 @@
  * 2 bad command line or refused values.
  */
 import { hostname, userInfo } from "node:os";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { natsConnectOptions } from "../backends/nats/connection.js";
 import type { GatewayConfig, RouteConfig } from "../config/types.js";
 import { checkRouteAllows, parseCutoverChange } from "../control/cutover-rules.js";
 import { CutoverBucket, type CutoverRevision } from "../control/cutover-store.js";
 import { type PlanStatus, planStatus } from "../control/plan-status.js";
 import { TurnoutError } from "../errors.js";
 import type { Output } from "./check.js";
-import { loadCommandConfig, reportCommandLine, UsageError } from "./command-errors.js";
+import {
+  commandRoute,
+  connectOnce,
+  errorText,
+  loadCommandConfig,
+  reportCommandLine,
+  UsageError,
+} from "./command-errors.js";
 import { CONNECTION_FLAGS, parseFlags, resolveConnection } from "./settings.js";
 
 const USAGE = `usage: turnout cutover <list | set | history | rollback> [options]
@@ -70,26 +75,12 @@ export async function runCutover(
   if (config === undefined) return 1;
   let route: RouteConfig | undefined;
   if (routeName !== undefined) {
-    route = config.routes.find((r) => r.name === routeName);
-    if (route === undefined) {
-      const known = config.routes.map((r) => r.name).join(", ");
-      out.stderr.write(`turnout cutover: no route named "${routeName}" (routes: ${known})\n`);
-      return 2;
-    }
+    route = commandRoute(config, routeName, "cutover", out);
+    if (route === undefined) return 2;
   }
 
-  let nc: NatsConnection;
-  try {
-    nc = await connect({
-      ...natsConnectOptions(config.nats, { name: "turnout-cli" }),
-      reconnect: false,
-    });
-  } catch (error) {
-    out.stderr.write(
-      `turnout cutover: cannot connect to NATS ${config.nats.servers.join(",")}: ${message(error)}\n`,
-    );
-    return 1;
-  }
+  const nc = await connectOnce(config.nats, "cutover", out);
+  if (nc === undefined) return 1;
   try {
     const bucket = await CutoverBucket.open(nc);
     switch (sub) {
@@ -107,7 +98,7 @@ export async function runCutover(
       out.stderr.write(`turnout cutover: --${error.field} ${error.message.replace(/^\S+ /, "")}\n`);
       return 2;
     }
-    out.stderr.write(`turnout cutover: ${message(error)}\n`);
+    out.stderr.write(`turnout cutover: ${errorText(error)}\n`);
     return 1;
   } finally {
     await nc.close();
@@ -254,8 +245,4 @@ function table(rows: string[][]): string {
     )
     .join("\n")
     .concat("\n");
-}
-
-function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

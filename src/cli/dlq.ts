@@ -8,8 +8,6 @@
  * Exit codes: 0 done (every replay ok), 1 failed (configuration, NATS, a replay
  * that failed), 2 bad command line.
  */
-import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { natsConnectOptions } from "../backends/nats/connection.js";
 import {
   type DeadLetterFilter,
   listDeadLetters,
@@ -17,7 +15,14 @@ import {
 } from "../backends/nats/dead-letters.js";
 import { parseDuration } from "../config/units.js";
 import type { Output } from "./check.js";
-import { loadCommandConfig, reportCommandLine, UsageError } from "./command-errors.js";
+import {
+  commandRoute,
+  connectOnce,
+  errorText,
+  loadCommandConfig,
+  reportCommandLine,
+  UsageError,
+} from "./command-errors.js";
 import { CONNECTION_FLAGS, parseFlags, resolveConnection } from "./settings.js";
 
 const USAGE = `usage: turnout dlq <list | replay> [--route R] [--since T] [options]
@@ -70,24 +75,12 @@ export async function runDlq(
 
   const config = loadCommandConfig(connection, out);
   if (config === undefined) return 1;
-  if (filter.route !== undefined && !config.routes.some((r) => r.name === filter.route)) {
-    const known = config.routes.map((r) => r.name).join(", ");
-    out.stderr.write(`turnout dlq: no route named "${filter.route}" (routes: ${known})\n`);
+  if (filter.route !== undefined && commandRoute(config, filter.route, "dlq", out) === undefined) {
     return 2;
   }
 
-  let nc: NatsConnection;
-  try {
-    nc = await connect({
-      ...natsConnectOptions(config.nats, { name: "turnout-cli" }),
-      reconnect: false,
-    });
-  } catch (error) {
-    out.stderr.write(
-      `turnout dlq: cannot connect to NATS ${config.nats.servers.join(",")}: ${message(error)}\n`,
-    );
-    return 1;
-  }
+  const nc = await connectOnce(config.nats, "dlq", out);
+  if (nc === undefined) return 1;
   try {
     if (sub === "list") {
       const letters = await listDeadLetters(nc, filter);
@@ -116,7 +109,7 @@ export async function runDlq(
     );
     return failed === 0 ? 0 : 1;
   } catch (error) {
-    out.stderr.write(`turnout dlq: ${message(error)}\n`);
+    out.stderr.write(`turnout dlq: ${errorText(error)}\n`);
     return 1;
   } finally {
     await nc.close();
@@ -134,8 +127,4 @@ function parseSince(text: string, now: number): Date {
     );
   }
   return date;
-}
-
-function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
