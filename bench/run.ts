@@ -41,11 +41,19 @@ import { WRK_INSTALL_HINT, wrkAvailable, wrkVersion } from "./lib/wrk.js";
 const WARMUP_S = 2;
 const THREADS = 1;
 const CONNECTIONS = 50;
+/**
+ * Many short runs rather than a few long ones: the runs of compared scenarios
+ * alternate, and this VM's speed drifts by up to 2x within minutes, so a pair
+ * measured seconds apart agrees better, and a median of 7 pair ratios moves
+ * less than one of 3. About 30 s measured per scenario either way.
+ */
+const DEFAULT_DURATION_S = 4;
+const DEFAULT_RUNS = 7;
 
 const USAGE = `usage: node dist/bench/run.js [--duration S] [--runs N] [--only name,name]
 
-  --duration S   seconds per measured run (default 10, env BENCH_DURATION)
-  --runs N       measured runs per scenario, the median is reported (default 3, env BENCH_RUNS)
+  --duration S   seconds per measured run (default ${DEFAULT_DURATION_S}, env BENCH_DURATION)
+  --runs N       measured runs per scenario, the median is reported (default ${DEFAULT_RUNS}, env BENCH_RUNS)
   --only LIST    run only these scenarios (${SCENARIOS.map((s) => s.name).join(", ")})`;
 
 interface RunFigures extends LoadResult {
@@ -104,8 +112,12 @@ function parseCli(argv: string[]): { durationS: number; runs: number; only: Scen
     process.stdout.write(`${USAGE}\n`);
     process.exit(0);
   }
-  const durationS = positiveInt("--duration", values.duration ?? process.env["BENCH_DURATION"], 10);
-  const runs = positiveInt("--runs", values.runs ?? process.env["BENCH_RUNS"], 3);
+  const durationS = positiveInt(
+    "--duration",
+    values.duration ?? process.env["BENCH_DURATION"],
+    DEFAULT_DURATION_S,
+  );
+  const runs = positiveInt("--runs", values.runs ?? process.env["BENCH_RUNS"], DEFAULT_RUNS);
   let only = [...SCENARIOS];
   if (values.only !== undefined) {
     const names = values.only.split(",").map((n) => n.trim());
