@@ -22,6 +22,7 @@ import { USER_JSON } from "./lib/payload.js";
 import { killAllNow, repoRoot, Scope } from "./lib/processes.js";
 import {
   BASELINE,
+  type HalfLoadFigures,
   type RatioLine,
   ratioLines,
   rpsRatio,
@@ -36,7 +37,7 @@ import {
 } from "./lib/scenarios.js";
 import { splitDecisionNs } from "./lib/split-micro.js";
 import { fixed, formatTable, median, thousands } from "./lib/stats.js";
-import { WRK_INSTALL_HINT, wrkAvailable, wrkVersion } from "./lib/wrk.js";
+import { pacingDelayMs, WRK_INSTALL_HINT, wrkAvailable, wrkVersion } from "./lib/wrk.js";
 
 const WARMUP_S = 2;
 const THREADS = 1;
@@ -49,6 +50,9 @@ const CONNECTIONS = 50;
  */
 const DEFAULT_DURATION_S = 4;
 const DEFAULT_RUNS = 7;
+/** The paced run's share of the median req/s, and its probe's length. */
+const HALF = 0.5;
+const PACING_PROBE_S = 2;
 
 const USAGE = `usage: node dist/bench/run.js [--duration S] [--runs N] [--only name,name]
 
@@ -85,6 +89,8 @@ interface ScenarioResult {
   /** The scenarios whose runs alternated with this one's. */
   interleavedWith?: string[];
   runs: RunFigures[];
+  /** The paced run at about half of the median req/s (scenarios with `halfLoad`). */
+  halfLoad?: HalfLoadFigures & { delayMs: number };
 }
 
 function positiveInt(name: string, text: string | undefined, fallback: number): number {
@@ -213,6 +219,38 @@ async function measure(a: Active, load: LoadOptions, ticksPerS: number): Promise
   return { ...figures, cpuUsPerReq, cpuByProcess };
 }
 
+/**
+ * One more run of `a`, each connection pausing between requests so that the
+ * rate is about half of the measured runs' median: p99 against p50 there shows
+ * queueing or stalls that a saturated run hides in its own queue. A short
+ * paced probe first measures the latency that each connection's cycle adds to
+ * its pause.
+ */
+async function measureHalfLoad(a: Active, load: LoadOptions): Promise<void> {
+  const maxRps = median(a.result.runs.map((r) => r.rps));
+  const probeDelayMs = pacingDelayMs(maxRps, load.connections, HALF);
+  const probe = await runLoad(a.running.load, {
+    ...load,
+    durationS: PACING_PROBE_S,
+    delayMs: probeDelayMs,
+  });
+  const latencyMs = (load.connections * 1000) / probe.rps - probeDelayMs;
+  const delayMs = pacingDelayMs(maxRps, load.connections, HALF, latencyMs);
+  const run = await runLoad(a.running.load, { ...load, delayMs });
+  const errors = probe.errors + run.errors;
+  if (errors > 0) {
+    throw new Error(
+      `${errors} failed requests at half load: ${run.errorDetail ?? probe.errorDetail}`,
+    );
+  }
+  const ofMax = run.rps / maxRps;
+  a.result.halfLoad = { rps: run.rps, ofMax, p50Ms: run.p50Ms, p99Ms: run.p99Ms, delayMs };
+  say(
+    `  ${a.label}half load (each connection pauses ${delayMs} ms): ${thousands(run.rps)} req/s ` +
+      `= ${fixed(ofMax, 2)} of the median, p50 ${fixed(run.p50Ms, 2)} ms  p99 ${fixed(run.p99Ms, 2)} ms`,
+  );
+}
+
 /** Medians of the runs, then the scenario's own check; failed requests or a problem: invalid. */
 async function finish(a: Active): Promise<void> {
   const { result, running } = a;
@@ -318,6 +356,12 @@ async function runGroup(
           fail(a.result, a.label, err);
         }
       }
+    }
+    for (const a of ok()) {
+      if (a.scenario.halfLoad !== true || interrupted) continue;
+      await measureHalfLoad(a, { ...load, durationS: options.durationS }).catch((err: unknown) =>
+        fail(a.result, a.label, err),
+      );
     }
     for (const a of ok()) await finish(a).catch((err: unknown) => fail(a.result, a.label, err));
   } finally {

@@ -36,6 +36,8 @@ export interface LoadOptions {
   threads: number;
   connections: number;
   tmpDir: string;
+  /** wrk targets only: each connection pauses this long (ms) before each request. */
+  delayMs?: number | undefined;
 }
 
 export function describeTarget(target: LoadTarget): string {
@@ -45,6 +47,9 @@ export function describeTarget(target: LoadTarget): string {
 /** One run of `durationS` seconds against `target`. */
 export async function runLoad(target: LoadTarget, options: LoadOptions): Promise<LoadResult> {
   if (target.kind === "wrk") return runWrk(target, options);
+  if (options.delayMs !== undefined) {
+    throw new Error(`a paced load needs wrk; ${target.script} runs at full speed only`);
+  }
   const child = await spawnNodeScript("load client", benchScript(target.script), [
     ...target.args,
     "--duration",

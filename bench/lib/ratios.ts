@@ -16,6 +16,16 @@ export interface ScenarioFigures {
   readonly runs: readonly RunPoint[];
   /** The scenarios whose runs alternated with this one's (run i of each back to back). */
   readonly interleavedWith?: readonly string[] | undefined;
+  /** One more run after the measured ones, paced to about half of the median req/s. */
+  readonly halfLoad?: HalfLoadFigures | undefined;
+}
+
+export interface HalfLoadFigures {
+  readonly rps: number;
+  /** `rps` over the scenario's median req/s at full load. */
+  readonly ofMax: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
 }
 
 export interface RatioLine {
@@ -41,6 +51,8 @@ export const TARGET_VS_ECHO = 0.5;
 export const TARGET_VS_LEGACY = 1.3;
 /** Largest acceptable cost of the split decision, in % of req/s and of CPU/req. */
 export const TARGET_SPLIT_COST = 5;
+/** Largest acceptable p99 / p50 at half of the maximum throughput. */
+export const TARGET_TAIL = 3;
 
 type Find = (name: string) => ScenarioFigures | undefined;
 
@@ -240,6 +252,37 @@ function shadowLine(find: Find): RatioLine {
 }
 
 /**
+ * The tail at half load: a gateway that queues or stalls shows it as a p99 far
+ * above its p50 even while it has CPU to spare.
+ */
+function tailLine(find: Find, scenario: string): RatioLine {
+  const name = `${scenario} p99 / p50 at half load`;
+  const target = `<= ${TARGET_TAIL}`;
+  const half = find(scenario)?.halfLoad;
+  const why = missing(find, scenario) ?? (half === undefined ? "not measured" : undefined);
+  if (why !== undefined || half === undefined) {
+    return {
+      name,
+      value: null,
+      target,
+      met: null,
+      line: `${name} = n/a (${why}) (target ${target})`,
+    };
+  }
+  const value = half.p99Ms / half.p50Ms;
+  return {
+    name,
+    value,
+    target,
+    met: value <= TARGET_TAIL,
+    line:
+      `${name} = ${value.toFixed(2)} (${Math.round(half.rps).toLocaleString("en-US")} req/s = ` +
+      `${half.ofMax.toFixed(2)} of its median; p50 ${half.p50Ms.toFixed(2)} ms, ` +
+      `p99 ${half.p99Ms.toFixed(2)} ms) (target ${target})`,
+  };
+}
+
+/**
  * `decisionNs`: the split decision timed alone (split-micro.ts), shown under
  * the split line when given.
  */
@@ -251,5 +294,8 @@ export function ratioLines(results: readonly ScenarioFigures[], decisionNs?: num
     ratioLine(find, GATEWAY, LEGACY, TARGET_VS_LEGACY),
     ...splitLines(find, decisionNs),
     shadowLine(find),
+    tailLine(find, BASELINE),
+    tailLine(find, GATEWAY),
+    tailLine(find, GATEWAY_2W),
   ];
 }

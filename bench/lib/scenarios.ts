@@ -56,6 +56,11 @@ export interface Scenario {
    * together and their measured runs alternate (see `interleavedGroups`).
    */
   readonly interleaveWith?: string;
+  /**
+   * After the measured runs, one more paced to about half of their median
+   * req/s, for the tail latency at half load (p99 / p50).
+   */
+  readonly halfLoad?: boolean;
   /** Why the scenario cannot run here (printed as "skipped: ..."), or undefined. */
   skip?(ctx: ScenarioContext): string | undefined;
   start(ctx: ScenarioContext): Promise<RunningScenario>;
@@ -204,6 +209,7 @@ function gatewayNatsScenario(
     // Run for run beside the baseline: this machine's speed drifts by up to 2x
     // within minutes, and the ratio must compare like with like.
     interleaveWith: BASELINE,
+    halfLoad: true,
     skip: gatewayMissing,
     async start(ctx) {
       const nats = await startNats(ctx);
@@ -247,6 +253,8 @@ export const SCENARIOS: readonly Scenario[] = [
     name: "fastify-echo",
     description: "plain Fastify, POST /echo parses the JSON body and answers it",
     usesNats: false,
+    // The tail of the ceiling under the same paced load: the gateways' tails compare with it.
+    halfLoad: true,
     async start(ctx) {
       const port = await freePort();
       const echo = await startNode(ctx, "echo-server", benchScript("echo-server"), [

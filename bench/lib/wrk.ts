@@ -47,13 +47,35 @@ export function luaString(text: string): string {
 }
 
 /** The wrk Lua script that sends `target`'s method, headers and body on every request. */
-export function wrkScript(target: HttpTarget): string {
+export function wrkScript(target: HttpTarget, delayMs?: number): string {
   const lines = [`wrk.method = ${luaString(target.method)}`];
   if (target.body !== undefined) lines.push(`wrk.body = ${luaString(target.body)}`);
   for (const [name, value] of Object.entries(target.headers ?? {})) {
     lines.push(`wrk.headers[${luaString(name)}] = ${luaString(value)}`);
   }
+  // wrk calls delay() before each request of a connection (whole ms). Drawn at
+  // random around the mean: equal pauses line the connections up into bursts
+  // of one request each, which a gateway answers as one batch, at a latency
+  // that no steady load of the same rate sees.
+  if (delayMs !== undefined) {
+    lines.push(`function delay()\n  return math.random(0, ${2 * delayMs})\nend`);
+  }
   return `${lines.join("\n")}\n`;
+}
+
+/**
+ * The mean pause per connection (wrk's delay(), whole ms, at least 1) that paces
+ * `connections` connections to about `fraction` of `maxRps`. A connection's
+ * cycle is its pause plus the answer's latency (`latencyMs`, measured at about
+ * that rate), so the pause is what remains of the cycle the rate asks for.
+ */
+export function pacingDelayMs(
+  maxRps: number,
+  connections: number,
+  fraction: number,
+  latencyMs = 0,
+): number {
+  return Math.max(1, Math.round((connections * 1000) / (maxRps * fraction) - latencyMs));
 }
 
 /** Milliseconds in one of wrk's time figures: "812.00us", "1.50ms", "2.01s", "1.00m", "2h". */
@@ -124,12 +146,14 @@ export interface WrkOptions {
   connections: number;
   /** Folder for the Lua script. */
   tmpDir: string;
+  /** Each connection pauses this long (whole ms) before each request: a paced, lighter load. */
+  delayMs?: number | undefined;
 }
 
 /** Runs wrk against `target`; killed if it overruns its duration by 30 s. */
 export async function runWrk(target: HttpTarget, options: WrkOptions): Promise<LoadResult> {
   const script = join(options.tmpDir, "wrk-request.lua");
-  writeFileSync(script, wrkScript(target));
+  writeFileSync(script, wrkScript(target, options.delayMs));
   const args = [
     `-t${options.threads}`,
     `-c${options.connections}`,

@@ -30,9 +30,15 @@ t.test("costPercent, signedPercent, spreadPercent", async (t) => {
 
 t.test("the ratio lines, with every scenario present", async (t) => {
   const results: ScenarioFigures[] = [
-    ok("fastify-echo", 20_000, 50),
-    ok("gateway-nats", 10_000, 100),
-    ok("gateway-nats-2w", 12_000, 110),
+    ok("fastify-echo", 20_000, 50, {
+      halfLoad: { rps: 9_900, ofMax: 0.495, p50Ms: 0.5, p99Ms: 3 },
+    }),
+    ok("gateway-nats", 10_000, 100, {
+      halfLoad: { rps: 4_812.4, ofMax: 0.48, p50Ms: 1.2, p99Ms: 3.0 },
+    }),
+    ok("gateway-nats-2w", 12_000, 110, {
+      halfLoad: { rps: 6_100, ofMax: 0.51, p50Ms: 1, p99Ms: 3.5 },
+    }),
     ok("gateway-nats-split", 9_800, 102),
     ok("gateway-legacy", 5_000, 200),
     ok("gateway-shadow", 4_000, 250),
@@ -49,11 +55,17 @@ t.test("the ratio lines, with every scenario present", async (t) => {
         "(half range / median): req/s n/a (gateway-nats), n/a (gateway-nats-split); CPU/req n/a, n/a)",
       "shadow cost = +59.2% req/s, +145.1% CPU/req (gateway-shadow 250.0 µs/req all processes " +
         "vs gateway-nats-split 102.0; no target)",
+      "fastify-echo p99 / p50 at half load = 6.00 (9,900 req/s = 0.49 of its median; " +
+        "p50 0.50 ms, p99 3.00 ms) (target <= 3)",
+      "gateway-nats p99 / p50 at half load = 2.50 (4,812 req/s = 0.48 of its median; " +
+        "p50 1.20 ms, p99 3.00 ms) (target <= 3)",
+      "gateway-nats-2w p99 / p50 at half load = 3.50 (6,100 req/s = 0.51 of its median; " +
+        "p50 1.00 ms, p99 3.50 ms) (target <= 3)",
     ],
   );
   t.same(
     lines.map((l) => l.met),
-    [true, true, true, true, null, null],
+    [true, true, true, true, null, null, false, true, false],
   );
 });
 
@@ -76,6 +88,24 @@ t.test("missing or failed scenarios give n/a, not a number", async (t) => {
   );
   t.equal(lines[2]!.value, null);
   t.equal(lines[3]!.line, "split decision cost = n/a (gateway-nats-split not run)");
+  const tail = lines.filter((l) => l.name.endsWith("at half load"));
+  t.same(
+    tail.map((l) => [l.line, l.value, l.met]),
+    [
+      [
+        "fastify-echo p99 / p50 at half load = n/a (fastify-echo not run) (target <= 3)",
+        null,
+        null,
+      ],
+      ["gateway-nats p99 / p50 at half load = n/a (not measured) (target <= 3)", null, null],
+      [
+        "gateway-nats-2w p99 / p50 at half load = n/a (gateway-nats-2w not run) (target <= 3)",
+        null,
+        null,
+      ],
+    ],
+    "a scenario without the paced run, or not run, has no tail figure",
+  );
 });
 
 t.test("interleaved runs: the cost is the median of the per-pair costs", async (t) => {

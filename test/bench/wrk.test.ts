@@ -1,5 +1,11 @@
 import t from "tap";
-import { luaString, parseWrkOutput, parseWrkTime, wrkScript } from "../../bench/lib/wrk.js";
+import {
+  luaString,
+  pacingDelayMs,
+  parseWrkOutput,
+  parseWrkTime,
+  wrkScript,
+} from "../../bench/lib/wrk.js";
 
 // Captured from wrk 4.1.0 (Debian) against bench/echo-server.ts, then the
 // distribution edited to hold every unit wrk prints (us, ms, s) and the
@@ -69,4 +75,17 @@ t.test("wrkScript quotes method, body and headers for Lua", async (t) => {
       'wrk.body = "{\\034x\\034:\\034]]\\034}"\n' +
       'wrk.headers["content-type"] = "application/json"\n',
   );
+});
+
+t.test("a paced script gives wrk a random delay() of 9 ms on average per request", async (t) => {
+  const script = wrkScript({ method: "GET", url: "http://127.0.0.1:1/" }, 9);
+  t.equal(script, 'wrk.method = "GET"\nfunction delay()\n  return math.random(0, 18)\nend\n');
+  t.notMatch(wrkScript({ method: "GET", url: "http://127.0.0.1:1/" }), /delay/, "unpaced: none");
+});
+
+t.test("pacingDelayMs: 50 connections at half of 11,000 req/s pause 9 ms each", async (t) => {
+  t.equal(pacingDelayMs(11_000, 50, 0.5), 9, "50 * 1000 / 5,500 = 9.09 ms");
+  t.equal(pacingDelayMs(30_000, 50, 0.5), 3, "3.33 ms rounds to 3");
+  t.equal(pacingDelayMs(1e9, 50, 0.5), 1, "never 0: a pause of 0 would not pace at all");
+  t.equal(pacingDelayMs(11_000, 50, 0.5, 1.7), 7, "the answer's 1.7 ms are part of each cycle");
 });
