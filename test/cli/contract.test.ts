@@ -8,38 +8,21 @@ import { runContract } from "../../src/cli/contract.js";
 import { loadConfigAndProtos } from "../../src/config/load.js";
 import { freePort, startNatsServer } from "../../src/devtools/nats-server.js";
 import { ServiceError, startWorker } from "../../src/worker/index.js";
+import { ordersGetRoute, usersCreateRoute, usersGetRoute } from "../helpers/route-yaml.js";
 import { writeRoutes } from "../helpers/stack.js";
 
 // Legacy upstreams that refuse connections: a sample served by legacy (a
 // fallback) would fail with UPSTREAM_REFUSED, so passing proves NATS served it.
-const routes = (ignore: string) => `  - name: users.get
-    method: GET
-    path: /v1/regions/:region/users/:id
-    subject: svc.users.{region}.get
-    request: users.v1.GetUserRequest
-    response: users.v1.User
-    error: users.v1.Error
-    legacy: http://127.0.0.1:1
-    cutover: { nats: 0, shadow: 0 }
-    compare: { ignore: [${ignore}] }
-    timeout: 500ms
-  - name: users.create
-    method: POST
-    path: /v1/regions/:region/users
-    subject: svc.users.{region}.create
-    request: users.v1.CreateUserRequest
-    response: users.v1.User
-    body: user
-    legacy: http://127.0.0.1:1
-  - name: orders.get
-    method: GET
-    path: /v1/orders/:id
-    subject: svc.orders.get
-    request: orders.v1.GetOrderRequest
-    response: orders.v1.Order
-    legacy: http://127.0.0.1:1
-    timeout: 300ms
-`;
+const routes = (ignore: string) =>
+  usersGetRoute({
+    error: "users.v1.Error",
+    legacy: "http://127.0.0.1:1",
+    cutover: "{ nats: 0, shadow: 0 }",
+    compare: `{ ignore: [${ignore}] }`,
+    timeout: "500ms",
+  }) +
+  usersCreateRoute({ legacy: "http://127.0.0.1:1" }) +
+  ordersGetRoute({ legacy: "http://127.0.0.1:1", timeout: "300ms" });
 /** The legacy services' JSON style, as recorded. */
 const DEFAULTS = `defaults:
   json: { names: proto, int64: string, enums: name, emitDefaults: true }

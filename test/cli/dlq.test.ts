@@ -4,17 +4,12 @@ import t from "tap";
 import { listDeadLetters } from "../../src/backends/nats/dead-letters.js";
 import { runDlq } from "../../src/cli/dlq.js";
 import { within } from "../helpers/cutover-fixture.js";
+import { ordersGetRoute } from "../helpers/route-yaml.js";
 import { startStack, writeRoutes } from "../helpers/stack.js";
 
-const routesFile = writeRoutes(`  - name: orders.get
-    method: GET
-    path: /v1/orders/:id
-    subject: svc.orders.get
-    request: orders.v1.GetOrderRequest
-    response: orders.v1.Order
-    headers: [x-tenant]
-    cutover: { nats: 100, shadow: 0 }
-`);
+const routesFile = writeRoutes(
+  ordersGetRoute({ headers: "[x-tenant]", cutover: "{ nats: 100, shadow: 0 }" }),
+);
 const stack = await startStack(t, routesFile, { jetstream: true, adminToken: "dlq-cli-token" });
 const gw = stack.gateway;
 const getType = stack.root.lookupType("orders.v1.GetOrderRequest");

@@ -12,12 +12,11 @@ import {
   type PrimaryChannel,
 } from "../../src/observability/cluster-metrics.js";
 import {
-  USERS_GET_ROUTE as ROUTE,
   spawnServe,
   startUsersGetWorker,
+  usersGetServeArgs,
   waitUntil,
 } from "../helpers/serve-process.js";
-import { writeRoutes } from "../helpers/stack.js";
 
 const K = 40;
 const SCRAPES = 6;
@@ -29,18 +28,7 @@ t.test("--workers 2: every scrape counts the requests of both workers", async (t
   const admin = `http://127.0.0.1:${adminPort}`;
   const { gateway, output } = spawnServe(
     t,
-    [
-      "--config",
-      writeRoutes(ROUTE),
-      "--nats-url",
-      server.url,
-      "--port",
-      String(port),
-      "--admin-port",
-      String(adminPort),
-      "--workers",
-      "2",
-    ],
+    [...usersGetServeArgs(server.url, { port, adminPort }), "--workers", "2"],
     "info",
   ); // the request log lines carry each worker's pid
   await waitUntil(() => output.text.match(/serving on/g)?.length === 2, 30_000);

@@ -1,8 +1,8 @@
 import t from "tap";
 import { loadConfigAndProtos } from "../../src/config/load.js";
-import { type RunningGateway, startGateway } from "../../src/server/start.js";
+import type { RunningGateway } from "../../src/server/start.js";
 import { call, cutoverRoutes, TOKEN, within } from "../helpers/cutover-fixture.js";
-import { startStack } from "../helpers/stack.js";
+import { startLoopbackGateway, startStack } from "../helpers/stack.js";
 
 const routesFile = cutoverRoutes();
 const stack = await startStack(t, routesFile, { jetstream: true, adminToken: TOKEN });
@@ -10,15 +10,7 @@ const a = stack.gateway;
 
 async function replica(token: string | null = TOKEN): Promise<RunningGateway> {
   const { config, root } = loadConfigAndProtos(routesFile, { natsUrl: stack.server.url });
-  const gateway = await startGateway({
-    config,
-    root,
-    host: "127.0.0.1",
-    port: 0,
-    adminPort: 0,
-    reconnectTimeWaitMs: 100,
-    adminToken: token ?? undefined,
-  });
+  const gateway = await startLoopbackGateway({ config, root, adminToken: token ?? undefined });
   t.teardown(() => gateway.close());
   await gateway.connected;
   return gateway;

@@ -4,23 +4,14 @@ import { join } from "node:path";
 import t from "tap";
 import { loadConfigAndProtos } from "../../src/config/load.js";
 import { freePort, startNatsServer } from "../../src/devtools/nats-server.js";
-import { startGateway } from "../../src/server/start.js";
 import { call, cutoverRoutes, TOKEN, within } from "../helpers/cutover-fixture.js";
-import { startStack } from "../helpers/stack.js";
+import { startLoopbackGateway, startStack } from "../helpers/stack.js";
 
 const routesFile = cutoverRoutes();
 
 async function gatewayOn(natsUrl: string) {
   const { config, root } = loadConfigAndProtos(routesFile, { natsUrl });
-  return startGateway({
-    config,
-    root,
-    host: "127.0.0.1",
-    port: 0,
-    adminPort: 0,
-    reconnectTimeWaitMs: 100,
-    adminToken: TOKEN,
-  });
+  return startLoopbackGateway({ config, root, adminToken: TOKEN });
 }
 
 t.test(

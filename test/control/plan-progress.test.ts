@@ -4,49 +4,24 @@ import t from "tap";
 import { loadConfigAndProtos } from "../../src/config/load.js";
 import { CutoverBucket } from "../../src/control/cutover-store.js";
 import { startNatsServer } from "../../src/devtools/nats-server.js";
-import { type RunningGateway, startGateway } from "../../src/server/start.js";
+import type { RunningGateway } from "../../src/server/start.js";
 import { ServiceError, startWorker } from "../../src/worker/index.js";
 import { call, TOKEN, within } from "../helpers/cutover-fixture.js";
 import { sendJson, startLegacyServer } from "../helpers/legacy-server.js";
-import { writeRoutes } from "../helpers/stack.js";
+import { usersCreateRoute, usersGetRoute, usersListRoute } from "../helpers/route-yaml.js";
+import { startLoopbackGateway, writeRoutes } from "../helpers/stack.js";
 
-const PLAN = `plan:
+const CUTOVER = `
+      nats: 20
+      plan:
         steps: [40, 60, 80]
         every: 300ms
         gates: { maxErrorRate: 0.1, maxP99: 1s, maxMismatchRate: 1, minRequests: 5 }`;
 
-const ROUTES = `  - name: users.get
-    method: GET
-    path: /v1/regions/:region/users/:id
-    subject: svc.users.{region}.get
-    request: users.v1.GetUserRequest
-    response: users.v1.User
-    legacy: users
-    cutover:
-      nats: 20
-      ${PLAN}
-  - name: users.list
-    method: GET
-    path: /v1/regions/:region/users
-    subject: svc.users.{region}.list
-    request: users.v1.ListUsersRequest
-    response: users.v1.ListUsersResponse
-    legacy: users
-    cutover:
-      nats: 20
-      ${PLAN}
-  - name: users.create
-    method: POST
-    path: /v1/regions/:region/users
-    subject: svc.users.{region}.create
-    request: users.v1.CreateUserRequest
-    response: users.v1.User
-    body: user
-    legacy: users
-    cutover:
-      nats: 20
-      ${PLAN}
-`;
+const ROUTES =
+  usersGetRoute({ legacy: "users", cutover: CUTOVER }) +
+  usersListRoute({ legacy: "users", cutover: CUTOVER }) +
+  usersCreateRoute({ legacy: "users", cutover: CUTOVER });
 
 const server = await startNatsServer({ jetstream: true });
 t.teardown(() => server.stop());
@@ -56,13 +31,9 @@ const routesFile = writeRoutes(ROUTES, `legacy:\n  users: ${legacy.url}\n`);
 
 async function replica(): Promise<RunningGateway> {
   const { config, root } = loadConfigAndProtos(routesFile, { natsUrl: server.url });
-  const gateway = await startGateway({
+  const gateway = await startLoopbackGateway({
     config,
     root,
-    host: "127.0.0.1",
-    port: 0,
-    adminPort: 0,
-    reconnectTimeWaitMs: 100,
     plan: { renewMs: 100, leaseTtlMs: 500, publishMs: 50 },
     adminToken: TOKEN,
   });

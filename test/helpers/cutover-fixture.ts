@@ -1,33 +1,13 @@
 /** Shared by the cutover tests: a route table and small HTTP/poll helpers. */
+import { ordersGetRoute, usersCreateRoute, usersGetRoute } from "./route-yaml.js";
 import { writeRoutes } from "./stack.js";
 
 export const TOKEN = "cutover-test-token";
 
-const ROUTES = `  - name: users.get
-    method: GET
-    path: /v1/regions/:region/users/:id
-    subject: svc.users.{region}.get
-    request: users.v1.GetUserRequest
-    response: users.v1.User
-    legacy: users
-    cutover: { nats: 10, shadow: 0 }
-  - name: users.create
-    method: POST
-    path: /v1/regions/:region/users
-    subject: svc.users.{region}.create
-    request: users.v1.CreateUserRequest
-    response: users.v1.User
-    body: user
-    legacy: users
-    cutover: { nats: 0, shadow: 0 }
-  - name: orders.get
-    method: GET
-    path: /v1/orders/:id
-    subject: svc.orders.get
-    request: orders.v1.GetOrderRequest
-    response: orders.v1.Order
-    cutover: { nats: 100, shadow: 0 }
-`;
+const ROUTES =
+  usersGetRoute({ legacy: "users", cutover: "{ nats: 10, shadow: 0 }" }) +
+  usersCreateRoute({ legacy: "users", cutover: "{ nats: 0, shadow: 0 }" }) +
+  ordersGetRoute({ cutover: "{ nats: 100, shadow: 0 }" });
 
 export function cutoverRoutes(): string {
   return writeRoutes(ROUTES, "legacy:\n  users: http://127.0.0.1:1\n");

@@ -1,9 +1,15 @@
 /**
  * A real node:http server standing in for a legacy service: it records every
- * request it gets and answers with whatever the test's handler says.
+ * request it gets and answers with whatever the test's handler says. The tests
+ * of the legacy backend on its own build odder servers, and share the parts
+ * below: the loopback listener, a plain request and the failure of a forward.
  */
+import { once } from "node:events";
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Server, Socket } from "node:net";
+import type { Test } from "tap";
+import type { LegacyRequest } from "../../src/backends/legacy/forward.js";
+import { TurnoutError } from "../../src/errors.js";
 
 export interface SeenByLegacy {
   method: string;
@@ -63,4 +69,42 @@ export function sendJson(
     ...headers,
   });
   res.end(text);
+}
+
+/** Listens on 127.0.0.1 port 0; the teardown destroys every socket, so nothing hangs. */
+export async function listenOnLoopback(t: Test, server: Server): Promise<string> {
+  const sockets = new Set<Socket>();
+  server.on("connection", (socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy();
+    server.close();
+  });
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+/** A bodiless GET of `/`, for tests about the upstream's side rather than what is sent. */
+export const PLAIN_GET: LegacyRequest = {
+  method: "GET",
+  url: "/",
+  headers: {},
+  body: undefined,
+  remoteAddress: "127.0.0.1",
+  protocol: "http",
+  host: "gateway.example",
+};
+
+/** The TurnoutError a forward fails with; succeeding or failing otherwise fails the test. */
+export async function forwardFailure(promise: Promise<unknown>): Promise<TurnoutError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof TurnoutError) return error;
+    throw error;
+  }
+  throw new Error("expected the forward to fail");
 }

@@ -6,39 +6,18 @@
 import { type Msg, type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
 import type protobuf from "protobufjs";
 import { ServiceError, startWorker, type Worker } from "../../src/worker/index.js";
+import { ordersGetRoute, usersCreateRoute, usersGetRoute, usersListRoute } from "./route-yaml.js";
 
-export const ROUTES = `  - name: users.get
-    method: GET
-    path: /v1/regions/:region/users/:id
-    subject: svc.users.{region}.get
-    request: users.v1.GetUserRequest
-    response: users.v1.User
-    error: users.v1.Error
-    headers: [x-user-id, accept-language]
-  - name: users.list
-    method: GET
-    path: /v1/regions/:region/users
-    subject: svc.users.{region}.list
-    request: users.v1.ListUsersRequest
-    response: users.v1.ListUsersResponse
-  - name: users.create
-    method: POST
-    path: /v1/regions/:region/users
-    subject: svc.users.{region}.create
-    request: users.v1.CreateUserRequest
-    response: users.v1.User
-    body: user
-    bodyLimit: 2KiB
-  - name: orders.get
-    method: GET
-    path: /v1/orders/:id
-    subject: svc.orders.get
-    request: orders.v1.GetOrderRequest
-    response: orders.v1.Order
-    error: orders.v1.Error
-    timeout: 300ms
-    json: { names: camel, emitDefaults: false }
-  - name: orders.create
+export const ROUTES =
+  usersGetRoute({ error: "users.v1.Error", headers: "[x-user-id, accept-language]" }) +
+  usersListRoute() +
+  usersCreateRoute({ bodyLimit: "2KiB" }) +
+  ordersGetRoute({
+    error: "orders.v1.Error",
+    timeout: "300ms",
+    json: "{ names: camel, emitDefaults: false }",
+  }) +
+  `  - name: orders.create
     method: POST
     path: /v1/orders
     subject: svc.orders.create

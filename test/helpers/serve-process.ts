@@ -9,17 +9,11 @@ import type { Test } from "tap";
 import { loadProtos } from "../../src/codec/protos.js";
 import { type NatsServer, startNatsServer } from "../../src/devtools/nats-server.js";
 import { startWorker } from "../../src/worker/index.js";
-import { PROTO_DIR } from "./stack.js";
+import { usersGetRoute } from "./route-yaml.js";
+import { PROTO_DIR, writeRoutes } from "./stack.js";
 
 /** The route `startUsersGetWorker`'s worker serves, for `writeRoutes`. */
-export const USERS_GET_ROUTE = `  - name: users.get
-    method: GET
-    path: /v1/regions/:region/users/:id
-    subject: svc.users.{region}.get
-    request: users.v1.GetUserRequest
-    response: users.v1.User
-    timeout: 5s
-`;
+export const USERS_GET_ROUTE = usersGetRoute({ timeout: "5s" });
 
 /** A nats-server with a worker answering `svc.users.*.get` with the requested id. */
 export async function startUsersGetWorker(t: Test): Promise<NatsServer> {
@@ -38,6 +32,23 @@ export async function startUsersGetWorker(t: Test): Promise<NatsServer> {
   t.teardown(() => worker.stop());
   await nc.flush();
   return server;
+}
+
+/** `serve` arguments for `USERS_GET_ROUTE` on `natsUrl`; port 0 lets the process pick. */
+export function usersGetServeArgs(
+  natsUrl: string,
+  ports: { port: number; adminPort: number },
+): string[] {
+  return [
+    "--config",
+    writeRoutes(USERS_GET_ROUTE),
+    "--nats-url",
+    natsUrl,
+    "--port",
+    String(ports.port),
+    "--admin-port",
+    String(ports.adminPort),
+  ];
 }
 
 /** Runs `turnout serve` in a child process, stdout and stderr collected in `output.text`. */

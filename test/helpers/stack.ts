@@ -13,7 +13,7 @@ import { loadConfigAndProtos } from "../../src/config/load.js";
 import type { GatewayConfig } from "../../src/config/types.js";
 import { type NatsServer, startNatsServer } from "../../src/devtools/nats-server.js";
 import type { ListenerOptions } from "../../src/server/listener-options.js";
-import { type RunningGateway, startGateway } from "../../src/server/start.js";
+import { type RunningGateway, type StartOptions, startGateway } from "../../src/server/start.js";
 
 export const PROTO_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "../../proto");
 
@@ -41,6 +41,22 @@ export function writeRoutes(routesYaml: string, extra = ""): string {
   return file;
 }
 
+/**
+ * Free ports, so test files can run side by side; a short reconnect wait, so a
+ * test that restarts NATS is not held up by the default backoff.
+ */
+export function startLoopbackGateway(
+  options: Omit<StartOptions, "host" | "port" | "adminPort" | "reconnectTimeWaitMs">,
+): Promise<RunningGateway> {
+  return startGateway({
+    ...options,
+    host: "127.0.0.1",
+    port: 0,
+    adminPort: 0,
+    reconnectTimeWaitMs: 100,
+  });
+}
+
 export async function startStack(
   t: Teardown,
   routesFile: string,
@@ -60,13 +76,9 @@ export async function startStack(
     for (const stop of stops.reverse()) await stop();
   });
   const { config, root } = loadConfigAndProtos(routesFile, { natsUrl: server.url });
-  const gateway = await startGateway({
+  const gateway = await startLoopbackGateway({
     config,
     root,
-    host: "127.0.0.1",
-    port: 0,
-    adminPort: 0,
-    reconnectTimeWaitMs: 100,
     adminToken: options.adminToken,
     logger: options.logger,
     listener: options.listener,

@@ -11,22 +11,19 @@ import { loadConfigAndProtos } from "../../src/config/load.js";
 import { startNatsServer } from "../../src/devtools/nats-server.js";
 import { type OtelOptions, otelOptionsFromEnv } from "../../src/observability/otel.js";
 import { parseTraceparent } from "../../src/observability/trace.js";
-import { type RunningGateway, startGateway } from "../../src/server/start.js";
+import type { RunningGateway } from "../../src/server/start.js";
 import { startWorker } from "../../src/worker/index.js";
 import { type SeenByLegacy, sendJson, startLegacyServer } from "../helpers/legacy-server.js";
-import { writeRoutes } from "../helpers/stack.js";
+import { usersGetRoute } from "../helpers/route-yaml.js";
+import { startLoopbackGateway, writeRoutes } from "../helpers/stack.js";
 
 const CLIENT_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CLIENT_PARENT_ID = "00f067aa0ba902b7";
 const CLIENT_TRACE = `00-${CLIENT_TRACE_ID}-${CLIENT_PARENT_ID}-01`;
 
-const ROUTES = `  - name: users.get
-    method: GET
-    path: /v1/regions/:region/users/:id
-    subject: svc.users.{region}.get
-    request: users.v1.GetUserRequest
-    response: users.v1.User
-  - name: users.legacy
+const ROUTES =
+  usersGetRoute() +
+  `  - name: users.legacy
     method: GET
     path: /v1/old/:region/users/:id
     subject: svc.users.{region}.get
@@ -87,15 +84,7 @@ nc.subscribe("svc.orders.slow", { callback: () => {} });
 await nc.flush();
 
 async function gateway(otel: OtelOptions | false): Promise<RunningGateway> {
-  const running = await startGateway({
-    config,
-    root,
-    host: "127.0.0.1",
-    port: 0,
-    adminPort: 0,
-    reconnectTimeWaitMs: 100,
-    otel,
-  });
+  const running = await startLoopbackGateway({ config, root, otel });
   await running.connected;
   return running;
 }

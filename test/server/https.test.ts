@@ -4,15 +4,10 @@ import t from "tap";
 import { Agent, fetch } from "undici";
 import { startWorker } from "../../src/worker/index.js";
 import { makeCerts } from "../helpers/certs.js";
+import { usersGetRoute } from "../helpers/route-yaml.js";
 import { startStack, writeRoutes } from "../helpers/stack.js";
 
-const ROUTE = `  - name: users.get
-    method: GET
-    path: /v1/regions/:region/users/:id
-    subject: svc.users.{region}.get
-    request: users.v1.GetUserRequest
-    response: users.v1.User
-`;
+const ROUTE = usersGetRoute();
 
 const certs = makeCerts(t.testdir());
 const stack = await startStack(t, writeRoutes(ROUTE), {

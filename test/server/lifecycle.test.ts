@@ -9,6 +9,7 @@ import {
   servingUrls,
   spawnServe,
   startUsersGetWorker,
+  usersGetServeArgs,
   waitUntil,
 } from "../helpers/serve-process.js";
 import { PROTO_DIR, startStack, writeRoutes } from "../helpers/stack.js";
@@ -105,16 +106,10 @@ t.test("SIGTERM finishes the request in flight, drains and exits 0", async (t) =
 
   // Port 0 on both listeners: the ports the process got are read from its output,
   // so no other test can take them between a freePort() and the bind.
-  const { gateway, output } = spawnServe(t, [
-    "--config",
-    writeRoutes(ROUTE),
-    "--nats-url",
-    server.url,
-    "--port",
-    "0",
-    "--admin-port",
-    "0",
-  ]);
+  const { gateway, output } = spawnServe(
+    t,
+    usersGetServeArgs(server.url, { port: 0, adminPort: 0 }),
+  );
   // Started from the sources through tsx: a cold start on a loaded machine can take a while.
   const { url, adminUrl } = await servingUrls(output, 40_000);
   await waitFor(`${adminUrl}/readyz`, (status) => status === 200, 20_000);
@@ -140,14 +135,7 @@ t.test("--workers 2 serves from two processes and drains both on SIGTERM", async
 
   const [port, adminPort] = [await freePort(), await freePort()];
   const { gateway, output } = spawnServe(t, [
-    "--config",
-    writeRoutes(ROUTE),
-    "--nats-url",
-    server.url,
-    "--port",
-    String(port),
-    "--admin-port",
-    String(adminPort),
+    ...usersGetServeArgs(server.url, { port, adminPort }),
     "--workers",
     "2",
   ]);

@@ -1,18 +1,16 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { Msg } from "@nats-io/transport-node";
 import t from "tap";
+import { usersCreateRoute } from "../helpers/route-yaml.js";
 import { startStack, writeRoutes } from "../helpers/stack.js";
 
-const ROUTES = `  - name: users.create
-    method: POST
-    path: /v1/regions/:region/users
-    subject: events.users.{region}.created
-    request: users.v1.CreateUserRequest
-    response: users.v1.User
-    body: user
-    mode: publish
-    headers: [x-user-id]
-  - name: audit.write
+const ROUTES =
+  usersCreateRoute({
+    subject: "events.users.{region}.created",
+    mode: "publish",
+    headers: "[x-user-id]",
+  }) +
+  `  - name: audit.write
     method: POST
     path: /v1/audit/:region
     subject: audit.{region}.write

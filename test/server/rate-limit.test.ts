@@ -1,31 +1,16 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import t from "tap";
+import { usersCreateRoute, usersGetRoute, usersListRoute } from "../helpers/route-yaml.js";
 import { type SeenRequest, startUsersWorker } from "../helpers/routes-and-workers.js";
 import { startStack, writeRoutes } from "../helpers/stack.js";
 
-const ROUTES = `  - name: users.get
-    method: GET
-    path: /v1/regions/:region/users/:id
-    subject: svc.users.{region}.get
-    request: users.v1.GetUserRequest
-    response: users.v1.User
-    error: users.v1.Error
-    rateLimit: { max: 3, per: 1s, key: "header:X-Api-Key" }
-  - name: users.list
-    method: GET
-    path: /v1/regions/:region/users
-    subject: svc.users.{region}.list
-    request: users.v1.ListUsersRequest
-    response: users.v1.ListUsersResponse
-    rateLimit: { max: 2, per: 1s }
-  - name: users.create
-    method: POST
-    path: /v1/regions/:region/users
-    subject: svc.users.{region}.create
-    request: users.v1.CreateUserRequest
-    response: users.v1.User
-    body: user
-`;
+const ROUTES =
+  usersGetRoute({
+    error: "users.v1.Error",
+    rateLimit: '{ max: 3, per: 1s, key: "header:X-Api-Key" }',
+  }) +
+  usersListRoute({ rateLimit: "{ max: 2, per: 1s }" }) +
+  usersCreateRoute();
 
 const seen: SeenRequest[] = [];
 const stack = await startStack(t, writeRoutes(ROUTES));

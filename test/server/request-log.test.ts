@@ -12,6 +12,7 @@ import { resolveSettings } from "../../src/cli/settings.js";
 import { parseTraceparent } from "../../src/observability/trace.js";
 import { startWorker } from "../../src/worker/index.js";
 import { sendJson, startLegacyServer } from "../helpers/legacy-server.js";
+import { usersGetRoute } from "../helpers/route-yaml.js";
 import { startStack, writeRoutes } from "../helpers/stack.js";
 
 const TOKEN = "admin-token-never-logged";
@@ -24,15 +25,9 @@ const legacy = await startLegacyServer((request, res) => {
 });
 t.teardown(() => legacy.close());
 
-const ROUTES = `  - name: users.get
-    method: GET
-    path: /v1/regions/:region/users/:id
-    subject: svc.users.{region}.get
-    request: users.v1.GetUserRequest
-    response: users.v1.User
-    legacy: users
-    cutover: { nats: 100, shadow: 0 }
-  - name: users.mirrored
+const ROUTES =
+  usersGetRoute({ legacy: "users", cutover: "{ nats: 100, shadow: 0 }" }) +
+  `  - name: users.mirrored
     method: GET
     path: /v1/mirrored/:region/users/:id
     subject: svc.users.{region}.get

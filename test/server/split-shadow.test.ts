@@ -3,6 +3,7 @@ import type protobuf from "protobufjs";
 import t from "tap";
 import { startWorker } from "../../src/worker/index.js";
 import { type SeenByLegacy, sendJson, startLegacyServer } from "../helpers/legacy-server.js";
+import { ordersGetRoute, usersCreateRoute, usersGetRoute } from "../helpers/route-yaml.js";
 import { startStack, writeRoutes } from "../helpers/stack.js";
 
 const TOKEN = "s3cret-admin-token";
@@ -54,33 +55,19 @@ function legacyUsers(request: SeenByLegacy, res: ServerResponse): void {
 const legacy = await startLegacyServer(legacyUsers);
 t.teardown(() => legacy.close());
 
-const ROUTES = `  - name: users.get
-    method: GET
-    path: /v1/regions/:region/users/:id
-    subject: svc.users.{region}.get
-    request: users.v1.GetUserRequest
-    response: users.v1.User
-    legacy: users
-    timeout: 2s
-    cutover: { nats: 30, shadow: 0, sticky: "header:x-user-id" }
-  - name: users.create
-    method: POST
-    path: /v1/regions/:region/users
-    subject: svc.users.{region}.create
-    request: users.v1.CreateUserRequest
-    response: users.v1.User
-    body: user
-    legacy: users
-    cutover: { nats: 0, shadow: 0 }
-  - name: orders.get
-    method: GET
-    path: /v1/orders/:id
-    subject: svc.orders.nobody
-    request: orders.v1.GetOrderRequest
-    response: orders.v1.Order
-    legacy: users
-    cutover: { nats: 100, shadow: 0 }
-  - name: slow.get
+const ROUTES =
+  usersGetRoute({
+    legacy: "users",
+    timeout: "2s",
+    cutover: '{ nats: 30, shadow: 0, sticky: "header:x-user-id" }',
+  }) +
+  usersCreateRoute({ legacy: "users", cutover: "{ nats: 0, shadow: 0 }" }) +
+  ordersGetRoute({
+    subject: "svc.orders.nobody",
+    legacy: "users",
+    cutover: "{ nats: 100, shadow: 0 }",
+  }) +
+  `  - name: slow.get
     method: GET
     path: /v1/slow/:id
     subject: svc.slow.get

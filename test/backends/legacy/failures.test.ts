@@ -5,25 +5,10 @@ import type { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import t, { type Test } from "tap";
 import { neverReachedUpstream, upstreamFailure } from "../../../src/backends/legacy/failures.js";
-import { type LegacyRequest, RELAY_WHOLE_MAX_BYTES } from "../../../src/backends/legacy/forward.js";
+import { RELAY_WHOLE_MAX_BYTES } from "../../../src/backends/legacy/forward.js";
 import { LegacyUpstreams } from "../../../src/backends/legacy/upstreams.js";
 import { TurnoutError } from "../../../src/errors.js";
-
-/** Listens on 127.0.0.1 port 0; the teardown destroys every socket, so nothing hangs. */
-async function listen(t: Test, server: net.Server): Promise<string> {
-  const sockets = new Set<net.Socket>();
-  server.on("connection", (socket) => {
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
-  });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  t.teardown(() => {
-    for (const socket of sockets) socket.destroy();
-    server.close();
-  });
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
+import { forwardFailure, listenOnLoopback, PLAIN_GET } from "../../helpers/legacy-server.js";
 
 function legacy(t: Test, base: string, timeoutMs = 2000) {
   const route = { name: "orders", legacy: base, timeoutMs };
@@ -32,27 +17,7 @@ function legacy(t: Test, base: string, timeoutMs = 2000) {
   return { route, upstreams };
 }
 
-const request: LegacyRequest = {
-  method: "GET",
-  url: "/",
-  headers: {},
-  body: undefined,
-  remoteAddress: "127.0.0.1",
-  protocol: "http",
-  host: "gateway.example",
-};
-
 const BUFFER = { mode: "buffer", maxBodyBytes: 1 << 20 } as const;
-
-async function failure(promise: Promise<unknown>): Promise<TurnoutError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof TurnoutError) return error;
-    throw error;
-  }
-  throw new Error("expected the forward to fail");
-}
 
 async function closedPort(): Promise<string> {
   const server = net.createServer().listen(0, "127.0.0.1");
@@ -64,7 +29,7 @@ async function closedPort(): Promise<string> {
 
 t.test("a refused connection is a 503 UPSTREAM_REFUSED, safe to retry", async (t) => {
   const { route, upstreams } = legacy(t, await closedPort());
-  const error = await failure(upstreams.forward(route, request, BUFFER));
+  const error = await forwardFailure(upstreams.forward(route, PLAIN_GET, BUFFER));
   t.equal(error.code, "TURNOUT_ERR_UPSTREAM_REFUSED");
   t.equal(error.status, 503);
   t.equal((error.cause as { code?: string }).code, "ECONNREFUSED", "the cause is kept");
@@ -72,12 +37,12 @@ t.test("a refused connection is a 503 UPSTREAM_REFUSED, safe to retry", async (t
 });
 
 t.test("a connection closed before the answer is a 502 UPSTREAM_RESET", async (t) => {
-  const base = await listen(
+  const base = await listenOnLoopback(
     t,
     http.createServer((req) => req.socket.destroy()),
   );
   const { route, upstreams } = legacy(t, base);
-  const error = await failure(upstreams.forward(route, request, { mode: "relay" }));
+  const error = await forwardFailure(upstreams.forward(route, PLAIN_GET, { mode: "relay" }));
   t.equal(error.code, "TURNOUT_ERR_UPSTREAM_RESET");
   t.equal(error.status, 502);
   t.equal(neverReachedUpstream(error), false, "the upstream may have acted on it");
@@ -93,36 +58,36 @@ function resettingUpstream(declared: number) {
 }
 
 t.test("a reset mid-body of a small body is a 502 UPSTREAM_RESET before any answer", async (t) => {
-  const { route, upstreams } = legacy(t, await listen(t, resettingUpstream(1000)));
-  const buffered = await failure(upstreams.forward(route, request, BUFFER));
+  const { route, upstreams } = legacy(t, await listenOnLoopback(t, resettingUpstream(1000)));
+  const buffered = await forwardFailure(upstreams.forward(route, PLAIN_GET, BUFFER));
   t.equal(buffered.code, "TURNOUT_ERR_UPSTREAM_RESET");
   t.equal(buffered.status, 502);
   // Relayed, a body declared up to RELAY_WHOLE_MAX_BYTES is read whole first: the
   // client gets a clean 502 instead of a cut answer.
-  const relayed = await failure(upstreams.forward(route, request, { mode: "relay" }));
+  const relayed = await forwardFailure(upstreams.forward(route, PLAIN_GET, { mode: "relay" }));
   t.equal(relayed.code, "TURNOUT_ERR_UPSTREAM_RESET");
 });
 
 t.test("a reset mid-body of a large streamed body fails the stream, named alike", async (t) => {
   const { route, upstreams } = legacy(
     t,
-    await listen(t, resettingUpstream(RELAY_WHOLE_MAX_BYTES + 1)),
+    await listenOnLoopback(t, resettingUpstream(RELAY_WHOLE_MAX_BYTES + 1)),
   );
   // Streamed, the head is already out: the body fails, and the same function names it.
-  const answer = await upstreams.forward(route, request, { mode: "relay" });
+  const answer = await upstreams.forward(route, PLAIN_GET, { mode: "relay" });
   t.equal(answer.status, 200);
   const [streamError] = await once(streamOf(answer.body).resume(), "error");
   t.equal(upstreamFailure(streamError).code, "TURNOUT_ERR_UPSTREAM_RESET");
 });
 
 t.test("an upstream that never answers is a 504 after the route timeout", async (t) => {
-  const base = await listen(
+  const base = await listenOnLoopback(
     t,
     http.createServer(() => {}),
   );
   const { route, upstreams } = legacy(t, base, 200);
   const started = performance.now();
-  const error = await failure(upstreams.forward(route, request, { mode: "relay" }));
+  const error = await forwardFailure(upstreams.forward(route, PLAIN_GET, { mode: "relay" }));
   const elapsed = performance.now() - started;
   t.equal(error.code, "TURNOUT_ERR_UPSTREAM_TIMEOUT");
   t.equal(error.status, 504);
@@ -136,8 +101,8 @@ t.test(
       res.writeHead(200);
       res.write("first");
     });
-    const { route, upstreams } = legacy(t, await listen(t, server), 200);
-    const answer = await upstreams.forward(route, request, { mode: "relay" });
+    const { route, upstreams } = legacy(t, await listenOnLoopback(t, server), 200);
+    const answer = await upstreams.forward(route, PLAIN_GET, { mode: "relay" });
     const started = performance.now();
     const [error] = await once(streamOf(answer.body).resume(), "error");
     t.equal(upstreamFailure(error).code, "TURNOUT_ERR_UPSTREAM_TIMEOUT");
@@ -159,9 +124,9 @@ t.test("buffer mode's deadline covers the whole body, even one that trickles", a
     }
     res.end();
   });
-  const { route, upstreams } = legacy(t, await listen(t, server), 300);
+  const { route, upstreams } = legacy(t, await listenOnLoopback(t, server), 300);
   const started = performance.now();
-  const error = await failure(upstreams.forward(route, request, BUFFER));
+  const error = await forwardFailure(upstreams.forward(route, PLAIN_GET, BUFFER));
   t.equal(error.code, "TURNOUT_ERR_UPSTREAM_TIMEOUT");
   t.ok(performance.now() - started < 1000, "at the deadline, not when the body ends");
 });
@@ -169,8 +134,8 @@ t.test("buffer mode's deadline covers the whole body, even one that trickles", a
 t.test("a status outside 200-599 and a malformed head are 502 UPSTREAM_BAD", async (t) => {
   for (const head of ["HTTP/1.1 600 Odd\r\ncontent-length: 0\r\n\r\n", "garbage\r\n\r\n"]) {
     const server = net.createServer((socket) => socket.once("data", () => socket.end(head)));
-    const { route, upstreams } = legacy(t, await listen(t, server));
-    const error = await failure(upstreams.forward(route, request, BUFFER));
+    const { route, upstreams } = legacy(t, await listenOnLoopback(t, server));
+    const error = await forwardFailure(upstreams.forward(route, PLAIN_GET, BUFFER));
     t.equal(error.code, "TURNOUT_ERR_UPSTREAM_BAD", JSON.stringify(head));
     t.equal(error.status, 502);
   }
@@ -183,18 +148,18 @@ t.test("the caller's signal cancels the upstream request", async (t) => {
       upstreamSawClose = true;
     });
   });
-  const { route, upstreams } = legacy(t, await listen(t, server));
+  const { route, upstreams } = legacy(t, await listenOnLoopback(t, server));
   const controller = new AbortController();
   setTimeout(() => controller.abort(), 50);
-  const error = await failure(
-    upstreams.forward(route, request, { mode: "relay", signal: controller.signal }),
+  const error = await forwardFailure(
+    upstreams.forward(route, PLAIN_GET, { mode: "relay", signal: controller.signal }),
   );
   t.equal(error.code, "TURNOUT_ERR_UPSTREAM_FAILED");
   t.equal((error.cause as Error).name, "AbortError", "the abort is the cause");
   await sleep(50);
   t.equal(upstreamSawClose, true, "the upstream connection was let go");
-  const timedOut = await failure(
-    upstreams.forward(route, request, { mode: "relay", signal: AbortSignal.timeout(50) }),
+  const timedOut = await forwardFailure(
+    upstreams.forward(route, PLAIN_GET, { mode: "relay", signal: AbortSignal.timeout(50) }),
   );
   t.equal(timedOut.code, "TURNOUT_ERR_UPSTREAM_TIMEOUT", "a caller's timeout is a timeout");
 });
@@ -203,7 +168,7 @@ t.test("a route without a legacy upstream is refused as a gateway bug", async (t
   const upstreams = new LegacyUpstreams([]);
   t.teardown(() => upstreams.close());
   const route = { name: "nats-only", legacy: undefined, timeoutMs: 100 };
-  const error = await failure(upstreams.forward(route, request, BUFFER));
+  const error = await forwardFailure(upstreams.forward(route, PLAIN_GET, BUFFER));
   t.equal(error.code, "TURNOUT_ERR_INTERNAL");
   t.match(error.message, /nats-only/);
 });

@@ -1,29 +1,16 @@
 import { once } from "node:events";
 import http from "node:http";
-import type { AddressInfo, Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import t, { type Test } from "tap";
-import type { LegacyRequest } from "../../../src/backends/legacy/forward.js";
 import { LegacyUpstreams } from "../../../src/backends/legacy/upstreams.js";
-import { TurnoutError } from "../../../src/errors.js";
+import { forwardFailure, listenOnLoopback, PLAIN_GET } from "../../helpers/legacy-server.js";
 
 /** A real upstream on port 0 that counts the connections it accepted. */
 async function upstream(t: Test, handler: http.RequestListener) {
   const server = http.createServer(handler);
-  const sockets = new Set<Socket>();
   let connections = 0;
-  server.on("connection", (socket) => {
-    connections++;
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
-  });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  t.teardown(() => {
-    for (const socket of sockets) socket.destroy();
-    server.close();
-  });
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  server.on("connection", () => connections++);
+  const url = await listenOnLoopback(t, server);
   return { url, connections: () => connections };
 }
 
@@ -32,26 +19,6 @@ function legacy(t: Test, base: string) {
   const upstreams = new LegacyUpstreams([route]);
   t.teardown(() => upstreams.close());
   return { route, upstreams };
-}
-
-const request: LegacyRequest = {
-  method: "GET",
-  url: "/",
-  headers: {},
-  body: undefined,
-  remoteAddress: "127.0.0.1",
-  protocol: "http",
-  host: "gateway.example",
-};
-
-async function failure(promise: Promise<unknown>): Promise<TurnoutError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof TurnoutError) return error;
-    throw error;
-  }
-  throw new Error("expected the forward to fail");
 }
 
 for (const declared of [false, true]) {
@@ -80,7 +47,7 @@ for (const declared of [false, true]) {
         });
       });
       const { route, upstreams } = legacy(t, up.url);
-      const answer = await upstreams.forward(route, request, { mode: "relay" });
+      const answer = await upstreams.forward(route, PLAIN_GET, { mode: "relay" });
       if (Buffer.isBuffer(answer.body))
         throw new Error("a large or unknown-length body must stream");
       const body = answer.body[Symbol.asyncIterator]();
@@ -106,7 +73,7 @@ t.test("relay mode reads a small declared body whole, byte for byte", async (t) 
     res.end(bytes);
   });
   const { route, upstreams } = legacy(t, up.url);
-  const answer = await upstreams.forward(route, request, { mode: "relay" });
+  const answer = await upstreams.forward(route, PLAIN_GET, { mode: "relay" });
   t.ok(Buffer.isBuffer(answer.body), "read whole");
   t.same([...(answer.body as Buffer)], [...bytes]);
   t.equal(answer.headers["content-length"], "7");
@@ -115,7 +82,7 @@ t.test("relay mode reads a small declared body whole, byte for byte", async (t) 
 t.test("buffer mode returns the whole body up to the cap, inclusive", async (t) => {
   const up = await upstream(t, (_req, res) => res.end("x".repeat(1000)));
   const { route, upstreams } = legacy(t, up.url);
-  const answer = await upstreams.forward(route, request, { mode: "buffer", maxBodyBytes: 1000 });
+  const answer = await upstreams.forward(route, PLAIN_GET, { mode: "buffer", maxBodyBytes: 1000 });
   t.ok(Buffer.isBuffer(answer.body));
   t.equal(answer.body.length, 1000);
 });
@@ -129,7 +96,7 @@ t.test("buffer mode refuses a body over the cap, declared or chunked", async (t)
   const { route, upstreams } = legacy(t, up.url);
   for (const url of ["/declared", "/chunked"]) {
     const options = { mode: "buffer", maxBodyBytes: 4096 } as const;
-    const error = await failure(upstreams.forward(route, { ...request, url }, options));
+    const error = await forwardFailure(upstreams.forward(route, { ...PLAIN_GET, url }, options));
     t.equal(error.code, "TURNOUT_ERR_UPSTREAM_TOO_LARGE", url);
     t.match(error.message, /over the cap of 4096 bytes/, url);
   }
@@ -146,7 +113,10 @@ t.test(
     t.same(upstreams.origins, [up.url], "one pool for the two routes");
     for (let i = 0; i < 6; i++) {
       const route = i % 2 === 0 ? users : orders;
-      const answer = await upstreams.forward(route, request, { mode: "buffer", maxBodyBytes: 10 });
+      const answer = await upstreams.forward(route, PLAIN_GET, {
+        mode: "buffer",
+        maxBodyBytes: 10,
+      });
       t.equal(answer.body.toString(), "ok");
       // undici frees the socket just after the body's end: a request in that same
       // tick would open a second one. Real requests arrive on separate I/O events.
@@ -161,11 +131,11 @@ t.test("close() lets the request in flight finish, then refuses as draining", as
     setTimeout(() => res.end("late"), 100);
   });
   const { route, upstreams } = legacy(t, up.url);
-  const inFlight = upstreams.forward(route, request, { mode: "buffer", maxBodyBytes: 10 });
+  const inFlight = upstreams.forward(route, PLAIN_GET, { mode: "buffer", maxBodyBytes: 10 });
   await sleep(20);
   await upstreams.close();
   t.equal((await inFlight).body.toString(), "late");
-  const error = await failure(upstreams.forward(route, request, { mode: "relay" }));
+  const error = await forwardFailure(upstreams.forward(route, PLAIN_GET, { mode: "relay" }));
   t.equal(error.code, "TURNOUT_ERR_DRAINING");
   t.equal(error.status, 503);
 });

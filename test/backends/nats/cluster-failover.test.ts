@@ -2,19 +2,11 @@ import { connect } from "@nats-io/transport-node";
 import t from "tap";
 import { loadConfigAndProtos } from "../../../src/config/load.js";
 import type { NatsServer } from "../../../src/devtools/nats-server.js";
-import { startGateway } from "../../../src/server/start.js";
 import { startNatsCluster } from "../../helpers/nats-cluster.js";
-import { writeRoutes } from "../../helpers/stack.js";
+import { ordersGetRoute } from "../../helpers/route-yaml.js";
+import { startLoopbackGateway, writeRoutes } from "../../helpers/stack.js";
 
-const ROUTE = `  - name: orders.get
-    method: GET
-    path: /v1/orders/:id
-    subject: svc.orders.get
-    request: orders.v1.GetOrderRequest
-    response: orders.v1.Order
-    timeout: 1s
-    retry: { attempts: 5, backoff: 50ms }
-`;
+const ROUTE = ordersGetRoute({ timeout: "1s", retry: "{ attempts: 5, backoff: 50ms }" });
 
 const CLIENTS = 10;
 const DURATION_MS = 8000;
@@ -32,14 +24,7 @@ t.test(
     });
     t.same(config.nats.servers, cluster.urls, "the gateway knows all three servers");
 
-    const gateway = await startGateway({
-      config,
-      root,
-      host: "127.0.0.1",
-      port: 0,
-      adminPort: 0,
-      reconnectTimeWaitMs: 100,
-    });
+    const gateway = await startLoopbackGateway({ config, root });
     stops.push(() => gateway.close());
     await gateway.connected;
     /** The node the gateway is connected to now. */

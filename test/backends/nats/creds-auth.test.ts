@@ -12,7 +12,6 @@ import { loadConfigAndProtos } from "../../../src/config/load.js";
 import type { NatsConfig } from "../../../src/config/types.js";
 import { startNatsServer } from "../../../src/devtools/nats-server.js";
 import { TurnoutError } from "../../../src/errors.js";
-import { startGateway } from "../../../src/server/start.js";
 import { operatorSetup } from "../../helpers/nats-jwt.js";
 import {
   DEFAULTS,
@@ -20,7 +19,7 @@ import {
   type SeenRequest,
   startUsersWorker,
 } from "../../helpers/routes-and-workers.js";
-import { PROTO_DIR } from "../../helpers/stack.js";
+import { PROTO_DIR, startLoopbackGateway } from "../../helpers/stack.js";
 
 const dir = mkdtempSync(join(tmpdir(), "turnout-nats-creds-"));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -142,14 +141,7 @@ t.test(
     });
     await workerNc.flush();
 
-    const gateway = await startGateway({
-      config: gatewayConfig,
-      root,
-      host: "127.0.0.1",
-      port: 0,
-      adminPort: 0,
-      reconnectTimeWaitMs: 100,
-    });
+    const gateway = await startLoopbackGateway({ config: gatewayConfig, root });
     t.teardown(() => gateway.close());
     await gateway.connected;
 

@@ -4,18 +4,13 @@ import type protobuf from "protobufjs";
 import t from "tap";
 import { DLQ_STREAM, listDeadLetters } from "../../../src/backends/nats/dead-letters.js";
 import { call, within } from "../../helpers/cutover-fixture.js";
+import { ordersGetRoute } from "../../helpers/route-yaml.js";
 import { startStack, writeRoutes } from "../../helpers/stack.js";
 
 const TOKEN = "dlq-test-token";
-const routesFile = writeRoutes(`  - name: orders.get
-    method: GET
-    path: /v1/orders/:id
-    subject: svc.orders.get
-    request: orders.v1.GetOrderRequest
-    response: orders.v1.Order
-    headers: [x-tenant]
-    cutover: { nats: 100, shadow: 0 }
-`);
+const routesFile = writeRoutes(
+  ordersGetRoute({ headers: "[x-tenant]", cutover: "{ nats: 100, shadow: 0 }" }),
+);
 const stack = await startStack(t, routesFile, { jetstream: true, adminToken: TOKEN });
 const gw = stack.gateway;
 const getType = stack.root.lookupType("orders.v1.GetOrderRequest");
