@@ -54,8 +54,8 @@ export function wrkScript(target: HttpTarget, delayMs?: number): string {
     lines.push(`wrk.headers[${luaString(name)}] = ${luaString(value)}`);
   }
   // wrk calls delay() before each request of a connection (whole ms). Drawn at
-  // random around the mean: equal pauses line the connections up into bursts
-  // of one request each, which a gateway answers as one batch, at a latency
+  // random around the mean: equal pauses line the connections up into bursts,
+  // one request from each, which a gateway answers as one batch, at a latency
   // that no steady load of the same rate sees.
   if (delayMs !== undefined) {
     lines.push(`function delay()\n  return math.random(0, ${2 * delayMs})\nend`);
