@@ -44,7 +44,7 @@ const THREADS = 1;
 const CONNECTIONS = 50;
 /**
  * Many short runs rather than a few long ones: the runs of compared scenarios
- * alternate, and this VM's speed drifts by up to 2x within minutes, so a pair
+ * alternate, and this VM's speed drifts by 2x or more within minutes, so a pair
  * measured seconds apart agrees better, and a median of 7 pair ratios moves
  * less than one of 3. About 30 s measured per scenario either way.
  */

@@ -206,7 +206,7 @@ function gatewayNatsScenario(
     name,
     description,
     usesNats: true,
-    // Run for run beside the baseline: this machine's speed drifts by up to 2x
+    // Run for run beside the baseline: this machine's speed drifts by 2x or more
     // within minutes, and the ratio must compare like with like.
     interleaveWith: BASELINE,
     halfLoad: true,
