@@ -66,6 +66,21 @@ export function usersGetRoute(keys: RouteKeys = {}): string {
   );
 }
 
+/** users.get's twin under /v1/old, served by the `users` legacy upstream only. */
+export function usersLegacyRoute(keys: RouteKeys = {}): string {
+  return routeEntry(
+    {
+      name: "users.legacy",
+      method: "GET",
+      path: "/v1/old/:region/users/:id",
+      subject: "svc.users.{region}.get",
+      request: "users.v1.GetUserRequest",
+      response: "users.v1.User",
+    },
+    { legacy: "users", cutover: "{ nats: 0, shadow: 0 }", ...keys },
+  );
+}
+
 export function usersListRoute(keys: RouteKeys = {}): string {
   return routeEntry(
     {

@@ -4,11 +4,12 @@
  * behaviour (signals, drain, --workers).
  */
 import { spawn } from "node:child_process";
-import { connect } from "@nats-io/transport-node";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import type protobuf from "protobufjs";
 import type { Test } from "tap";
 import { loadProtos } from "../../src/codec/protos.js";
 import { type NatsServer, startNatsServer } from "../../src/devtools/nats-server.js";
-import { startWorker } from "../../src/worker/index.js";
+import { startWorker, type Worker } from "../../src/worker/index.js";
 import { usersGetRoute } from "./route-yaml.js";
 import { PROTO_DIR, writeRoutes } from "./stack.js";
 
@@ -21,17 +22,22 @@ export async function startUsersGetWorker(t: Test): Promise<NatsServer> {
   t.teardown(() => server.stop());
   const nc = await connect({ servers: server.url });
   t.teardown(() => nc.close());
-  const worker = startWorker({
+  const worker = startIdEchoWorker(nc, loadProtos([PROTO_DIR]));
+  t.teardown(() => worker.stop());
+  await nc.flush();
+  return server;
+}
+
+/** A worker answering `svc.users.*.get` with a user holding just the requested id. */
+export function startIdEchoWorker(nc: NatsConnection, root: protobuf.Root): Worker {
+  return startWorker({
     nc,
-    root: loadProtos([PROTO_DIR]),
+    root,
     subject: "svc.users.*.get",
     requestType: "users.v1.GetUserRequest",
     responseType: "users.v1.User",
     handle: (req: { id: string }) => ({ id: req.id }),
   });
-  t.teardown(() => worker.stop());
-  await nc.flush();
-  return server;
 }
 
 /** `serve` arguments for `USERS_GET_ROUTE` on `natsUrl`; port 0 lets the process pick. */

@@ -14,7 +14,7 @@ import { parseTraceparent } from "../../src/observability/trace.js";
 import type { RunningGateway } from "../../src/server/start.js";
 import { startWorker } from "../../src/worker/index.js";
 import { type SeenByLegacy, sendJson, startLegacyServer } from "../helpers/legacy-server.js";
-import { usersGetRoute } from "../helpers/route-yaml.js";
+import { usersGetRoute, usersLegacyRoute } from "../helpers/route-yaml.js";
 import { startLoopbackGateway, writeRoutes } from "../helpers/stack.js";
 
 const CLIENT_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -23,15 +23,8 @@ const CLIENT_TRACE = `00-${CLIENT_TRACE_ID}-${CLIENT_PARENT_ID}-01`;
 
 const ROUTES =
   usersGetRoute() +
-  `  - name: users.legacy
-    method: GET
-    path: /v1/old/:region/users/:id
-    subject: svc.users.{region}.get
-    request: users.v1.GetUserRequest
-    response: users.v1.User
-    legacy: users
-    cutover: { nats: 0, shadow: 0 }
-  - name: orders.slow
+  usersLegacyRoute() +
+  `  - name: orders.slow
     method: GET
     path: /v1/slow/:id
     subject: svc.orders.slow

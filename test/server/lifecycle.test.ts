@@ -8,6 +8,7 @@ import {
   USERS_GET_ROUTE as ROUTE,
   servingUrls,
   spawnServe,
+  startIdEchoWorker,
   startUsersGetWorker,
   usersGetServeArgs,
   waitUntil,
@@ -66,14 +67,7 @@ t.test("readiness drops with the reason while NATS is down and recovers by itsel
 
   const nc = await connect({ servers: again.url });
   cleanups.push(() => nc.close());
-  const worker = startWorker({
-    nc,
-    root: stack.root,
-    subject: "svc.users.*.get",
-    requestType: "users.v1.GetUserRequest",
-    responseType: "users.v1.User",
-    handle: (req: { id: string }) => ({ id: req.id }),
-  });
+  const worker = startIdEchoWorker(nc, stack.root);
   cleanups.push(() => worker.stop());
   await nc.flush();
   const res = await fetch(`${stack.gateway.url}/v1/regions/eu/users/u-7`);

@@ -12,7 +12,7 @@ import { resolveSettings } from "../../src/cli/settings.js";
 import { parseTraceparent } from "../../src/observability/trace.js";
 import { startWorker } from "../../src/worker/index.js";
 import { sendJson, startLegacyServer } from "../helpers/legacy-server.js";
-import { usersGetRoute } from "../helpers/route-yaml.js";
+import { usersGetRoute, usersLegacyRoute } from "../helpers/route-yaml.js";
 import { startStack, writeRoutes } from "../helpers/stack.js";
 
 const TOKEN = "admin-token-never-logged";
@@ -35,15 +35,8 @@ const ROUTES =
     response: users.v1.User
     legacy: users
     cutover: { nats: 100, shadow: 100 }
-  - name: users.legacy
-    method: GET
-    path: /v1/old/:region/users/:id
-    subject: svc.users.{region}.get
-    request: users.v1.GetUserRequest
-    response: users.v1.User
-    legacy: users
-    cutover: { nats: 0, shadow: 0 }
-`;
+` +
+  usersLegacyRoute();
 
 const lines: string[] = [];
 const stream = new Writable({
