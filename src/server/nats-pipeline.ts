@@ -36,7 +36,7 @@ export interface Answer {
 /** Calls the route's NATS workers; `shadow` marks a mirrored request. */
 export type RouteCall = (input: RouteInput, shadow?: boolean) => Promise<Answer>;
 
-const JSON_CONTENT_TYPE = "application/json; charset=utf-8";
+export const JSON_CONTENT_TYPE = "application/json; charset=utf-8";
 
 export function compileNatsPipeline(
   route: RouteConfig,

@@ -21,10 +21,9 @@ import type { RouteConfig } from "../config/types.js";
 import { TurnoutError } from "../errors.js";
 import type { RouteMetrics } from "../observability/metrics.js";
 import { compileSubject } from "../routing/subject.js";
-import type { RouteCall } from "./nats-pipeline.js";
+import { JSON_CONTENT_TYPE, type RouteCall } from "./nats-pipeline.js";
 
 export const IDEMPOTENCY_KEY_HEADER = "idempotency-key";
-const JSON_CONTENT_TYPE = "application/json; charset=utf-8";
 
 export function compilePublishPipeline(
   route: RouteConfig,
