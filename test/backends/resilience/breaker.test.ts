@@ -63,3 +63,26 @@ t.test("4xx answers and errors, and unreached workers, never open it", async (t)
   }
   t.equal(breaker.state, "closed");
 });
+
+t.test("a failure after many successes sorts no latency window", async (t) => {
+  const breaker = createBreaker("r/nats", { ...options, volume: 1000 });
+  for (let i = 0; i < 5000; i++) await breaker.run(async () => ({ status: 200 }), isServerError);
+  const sorted: number[] = [];
+  const sort = Array.prototype.sort;
+  Array.prototype.sort = function (this: unknown[], compare?: (a: unknown, b: unknown) => number) {
+    sorted.push(this.length);
+    return sort.call(this, compare);
+  };
+  try {
+    const answer = await breaker.run(async () => ({ status: 503 }), isServerError);
+    t.equal(answer.status, 503);
+  } finally {
+    Array.prototype.sort = sort;
+  }
+  t.same(
+    sorted.filter((length) => length >= 5000),
+    [],
+    "opossum's per-call latency list is off: deciding on a failure costs the same whatever the traffic",
+  );
+  t.equal(breaker.state, "closed", "1 failure in 5001 calls keeps it closed");
+});
