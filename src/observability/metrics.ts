@@ -83,6 +83,7 @@ export class GatewayMetrics {
   readonly payloadBytes: FastHistogram;
   readonly fallbacks: FastCounter;
   readonly deadLetters: FastCounter;
+  readonly deadLettersLost: FastCounter;
   readonly shadow: FastCounter;
   readonly shadowSkipped: FastCounter;
   readonly rateLimited: FastCounter;
@@ -123,6 +124,12 @@ export class GatewayMetrics {
       "turnout_dead_letters_total",
       "Requests that finally failed on NATS with no fallback, stored in the TURNOUT_DLQ stream.",
       ["route"],
+      this.registry,
+    );
+    this.deadLettersLost = new FastCounter(
+      "turnout_dead_letters_lost_total",
+      "Dead letters not stored, by reason: overloaded (too many awaiting their ack), unavailable (no stream, JetStream or NATS), failed (the publish failed).",
+      ["route", "reason"],
       this.registry,
     );
     this.shadow = new FastCounter(

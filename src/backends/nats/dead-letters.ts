@@ -8,8 +8,11 @@
  * route's forwarded headers) plus `Turnout-Subject`, `Turnout-Error-Code` and
  * `Turnout-Error`.
  *
- * Recording is fire-and-forget: it never delays nor fails the client's answer;
- * a letter that cannot be stored (NATS down, no JetStream) is logged and lost.
+ * Recording is fire-and-forget: it never delays nor fails the client's answer.
+ * Letters come in storms (a worker pool down fails every request), so a letter
+ * that cannot be stored is counted as lost and the warning is rate-limited;
+ * once the stream proved unavailable it is not asked again for a while, and at
+ * most `maxInFlight` letters wait for their acks at once.
  * Replay re-sends each payload as a NATS request to its original subject with
  * its original headers; a letter whose replay got an ok answer (2xx) is
  * deleted from the stream, any other outcome leaves it there for a later replay.
@@ -49,6 +52,16 @@ const META_HEADERS = new Set(
 
 /** Replay timeout when the route is unknown to the caller. */
 const DEFAULT_REPLAY_TIMEOUT_MS = 5000;
+
+/** Letters waiting for their JetStream ack at once; more are lost as `overloaded`. */
+export const DLQ_MAX_IN_FLIGHT = 1024;
+/** After the stream proved unavailable, letters are lost without asking again for this long. */
+export const DLQ_RETRY_AFTER_MS = 5000;
+/** At most one "not stored" warning per this interval; the others are summed into the next. */
+export const DLQ_WARN_EVERY_MS = 10_000;
+
+/** `turnout_dead_letters_lost_total` reasons. */
+export type LostReason = "overloaded" | "unavailable" | "failed";
 
 export interface DeadLetter {
   readonly seq: number;
@@ -110,7 +123,15 @@ export class DeadLetterStore {
   readonly #routes = new Map<string, CompiledRoute>();
   readonly #root: protobuf.Root;
   readonly #configs: ReadonlyMap<string, RouteConfig>;
+  readonly #maxInFlight: number;
+  readonly #now: () => number;
   #ensured: Promise<void> | undefined;
+  /** Until then the stream is taken as unavailable (it just failed to answer). */
+  #unavailableUntil = Number.NEGATIVE_INFINITY;
+  #unavailableWhy = "";
+  #inFlight = 0;
+  #lastWarnAt = Number.NEGATIVE_INFINITY;
+  #lostUnwarned = 0;
 
   constructor(deps: {
     connection: () => NatsConnection | undefined;
@@ -118,12 +139,18 @@ export class DeadLetterStore {
     root: protobuf.Root;
     metrics: GatewayMetrics;
     log: Log;
+    /** Default DLQ_MAX_IN_FLIGHT. */
+    maxInFlight?: number;
+    /** Monotonic milliseconds; tests pass their own clock. */
+    now?: () => number;
   }) {
     this.#connection = deps.connection;
     this.#metrics = deps.metrics;
     this.#log = deps.log;
     this.#root = deps.root;
     this.#configs = new Map(deps.routes.map((r) => [r.name, r]));
+    this.#maxInFlight = deps.maxInFlight ?? DLQ_MAX_IN_FLIGHT;
+    this.#now = deps.now ?? (() => performance.now());
   }
 
   /** Whether this failure of this route makes a dead letter. */
@@ -133,7 +160,10 @@ export class DeadLetterStore {
     );
   }
 
-  /** Creates the stream when missing; safe to call again (retries after a failure). */
+  /**
+   * Creates the stream when missing; safe to call again. After a failure the
+   * next call retries; `record` waits DLQ_RETRY_AFTER_MS before it does.
+   */
   async ensureStream(): Promise<void> {
     const nc = this.#connected();
     const ensured =
@@ -142,6 +172,8 @@ export class DeadLetterStore {
         () => undefined,
         (error: unknown) => {
           this.#ensured = undefined;
+          this.#unavailableUntil = this.#now() + DLQ_RETRY_AFTER_MS;
+          this.#unavailableWhy = errorMessage(error);
           throw error;
         },
       );
@@ -152,12 +184,42 @@ export class DeadLetterStore {
   /** Fire-and-forget: stores the letter when `error` makes one; never throws. */
   record(route: RouteConfig, input: RouteInput, error: unknown): void {
     if (!DeadLetterStore.isDeadLetter(route, error)) return;
-    this.#store(route, input, error as TurnoutError).then(
-      () => this.#metrics.deadLetters.cell(route.name).inc(),
-      (failure: unknown) =>
-        this.#log.warn(
-          `dead letter of ${route.name} request ${input.requestId} not stored: ${errorMessage(failure)}`,
-        ),
+    if (this.#inFlight >= this.#maxInFlight) {
+      this.#lost(route, input, "overloaded", `${this.#inFlight} letters already in flight`);
+      return;
+    }
+    if (this.#now() < this.#unavailableUntil) {
+      const retry = `tried again ${DLQ_RETRY_AFTER_MS / 1000} s after it failed`;
+      this.#lost(route, input, "unavailable", `${this.#unavailableWhy} (${retry})`);
+      return;
+    }
+    this.#inFlight++;
+    this.#store(route, input, error as TurnoutError)
+      .then(
+        (lost) => {
+          if (lost === undefined) this.#metrics.deadLetters.cell(route.name).inc();
+          else this.#lost(route, input, lost.reason, lost.why);
+        },
+        (failure: unknown) => this.#lost(route, input, "failed", errorMessage(failure)),
+      )
+      .finally(() => this.#inFlight--);
+  }
+
+  #lost(route: RouteConfig, input: RouteInput, reason: LostReason, why: string): void {
+    this.#metrics.deadLettersLost.cell(route.name, reason).inc();
+    const now = this.#now();
+    if (now - this.#lastWarnAt < DLQ_WARN_EVERY_MS) {
+      this.#lostUnwarned++;
+      return;
+    }
+    const others =
+      this.#lostUnwarned === 0
+        ? ""
+        : ` (and ${this.#lostUnwarned} more lost since the last warning)`;
+    this.#lastWarnAt = now;
+    this.#lostUnwarned = 0;
+    this.#log.warn(
+      `dead letter of ${route.name} request ${input.requestId} not stored (${reason}): ${why}${others}`,
     );
   }
 
@@ -172,7 +234,12 @@ export class DeadLetterStore {
     });
   }
 
-  async #store(route: RouteConfig, input: RouteInput, error: TurnoutError): Promise<void> {
+  /** Stores the letter; undefined once stored, else why it was not even tried. */
+  async #store(
+    route: RouteConfig,
+    input: RouteInput,
+    error: TurnoutError,
+  ): Promise<{ reason: LostReason; why: string } | undefined> {
     const compiled = this.#compiled(route);
     const subject = compiled.subjectOf(input.params);
     const payload = compiled.encode(input);
@@ -187,9 +254,15 @@ export class DeadLetterStore {
     h.set(SUBJECT_HEADER, subject);
     h.set(ERROR_CODE_HEADER, error.code);
     h.set(ERROR_HEADER, oneLine(error.message));
-    await this.ensureStream();
-    const nc = this.#connected();
+    let nc: NatsConnection;
+    try {
+      await this.ensureStream();
+      nc = this.#connected();
+    } catch (failure) {
+      return { reason: "unavailable", why: errorMessage(failure) };
+    }
     await jetstream(nc).publish(`${DLQ_SUBJECT_PREFIX}${route.name}`, payload, { headers: h });
+    return undefined;
   }
 
   #compiled(route: RouteConfig): CompiledRoute {

@@ -1,8 +1,17 @@
 import { jetstreamManager } from "@nats-io/jetstream";
-import type { Msg } from "@nats-io/transport-node";
+import { connect, type Msg, type NatsConnection } from "@nats-io/transport-node";
 import type protobuf from "protobufjs";
-import t from "tap";
-import { DLQ_STREAM, listDeadLetters } from "../../../src/backends/nats/dead-letters.js";
+import t, { type Test } from "tap";
+import {
+  DeadLetterStore,
+  DLQ_RETRY_AFTER_MS,
+  DLQ_STREAM,
+  DLQ_WARN_EVERY_MS,
+  listDeadLetters,
+} from "../../../src/backends/nats/dead-letters.js";
+import { startNatsServer } from "../../../src/devtools/nats-server.js";
+import { TurnoutError } from "../../../src/errors.js";
+import { GatewayMetrics } from "../../../src/observability/metrics.js";
 import { call, within } from "../../helpers/cutover-fixture.js";
 import { ordersGetRoute } from "../../helpers/route-yaml.js";
 import { startStack, writeRoutes } from "../../helpers/stack.js";
@@ -140,3 +149,108 @@ t.test("a request the worker answers is not a dead letter", async (t) => {
   t.equal(deadLetterCount(), before);
   t.same(await listDeadLetters(stack.nc), []);
 });
+
+/** A store of its own on `nc`, with its warnings and counters at hand. */
+function storeOn(nc: NatsConnection, options: { maxInFlight?: number; now?: () => number } = {}) {
+  const metrics = new GatewayMetrics();
+  const warnings: string[] = [];
+  const store = new DeadLetterStore({
+    connection: () => nc,
+    routes: stack.config.routes,
+    root: stack.root,
+    metrics,
+    log: { warn: (message) => warnings.push(message) },
+    ...options,
+  });
+  const lost = (reason: string) => metrics.deadLettersLost.cell("orders.get", reason).value;
+  const stored = () => metrics.deadLetters.cell("orders.get").value;
+  return { store, warnings, lost, stored };
+}
+
+const ordersRoute = () => stack.config.routes.find((r) => r.name === "orders.get")!;
+const failedInput = (i: number) => ({
+  requestId: `storm-${i}`,
+  params: { id: `o-${i}` },
+  query: {},
+  body: undefined,
+  headers: {},
+});
+const noResponders = new TurnoutError("TURNOUT_ERR_NO_RESPONDERS", "no worker listens");
+
+/** Counts JetStream API requests on `url`'s server, seen by a subscriber of its own. */
+async function jetStreamApiCalls(t: Test, url: string): Promise<() => Promise<number>> {
+  const spy = await connect({ servers: url });
+  t.teardown(() => spy.close());
+  let calls = 0;
+  spy.subscribe("$JS.API.>", {
+    callback: () => {
+      calls++;
+    },
+  });
+  await spy.flush();
+  return async () => {
+    await spy.flush();
+    return calls;
+  };
+}
+
+t.test(
+  "a storm of failures on a server without JetStream asks JetStream once, warns once and counts every lost letter",
+  async (t) => {
+    const plain = await startNatsServer();
+    t.teardown(() => plain.stop());
+    const nc = await connect({ servers: plain.url });
+    t.teardown(() => nc.close());
+    const calls = await jetStreamApiCalls(t, plain.url);
+    let clock = 0;
+    const { store, warnings, lost, stored } = storeOn(nc, { now: () => clock });
+
+    for (let i = 0; i < 200; i++) store.record(ordersRoute(), failedInput(i), noResponders);
+    // A server without JetStream does not answer its API: the lookup fails on its timeout (5 s).
+    t.ok(await within(8000, () => lost("unavailable") === 200), "all 200 counted as lost");
+    t.equal(stored(), 0);
+    t.equal(await calls(), 1, "one stream lookup for the whole storm, not one per letter");
+    t.equal(warnings.length, 1, "one warning, not 200");
+    t.match(warnings[0], /dead letter of orders\.get request storm-0 not stored \(unavailable\)/);
+
+    clock += 1000;
+    store.record(ordersRoute(), failedInput(200), noResponders);
+    t.equal(lost("unavailable"), 201, "within the retry wait the letter is lost at once");
+    t.equal(await calls(), 1, "without asking the server again");
+
+    clock += DLQ_RETRY_AFTER_MS;
+    store.record(ordersRoute(), failedInput(201), noResponders);
+    t.ok(await within(8000, () => lost("unavailable") === 202));
+    t.equal(await calls(), 2, "after the retry wait the stream is looked up again");
+
+    // 10 s after the first warning, still within the wait that began with the second lookup.
+    clock = DLQ_WARN_EVERY_MS;
+    t.ok(clock < 1000 + 2 * DLQ_RETRY_AFTER_MS);
+    store.record(ordersRoute(), failedInput(202), noResponders);
+    t.equal(lost("unavailable"), 203, "lost at once: the wait began again with the failed lookup");
+    t.equal(warnings.length, 2, "the next warning comes once the interval has passed");
+    t.match(warnings[1], /and 201 more lost since the last warning/);
+  },
+);
+
+t.test(
+  "letters beyond the in-flight cap are lost as overloaded; those within it are stored",
+  async (t) => {
+    const { store, lost, stored } = storeOn(stack.nc, { maxInFlight: 4 });
+    await store.ensureStream();
+    const before = (await listDeadLetters(stack.nc, { route: "orders.get" })).length;
+    // All recorded in one turn: none has its ack yet when the fifth arrives.
+    for (let i = 0; i < 20; i++) store.record(ordersRoute(), failedInput(300 + i), noResponders);
+    t.equal(lost("overloaded"), 16);
+    t.ok(await within(3000, () => stored() === 4), "the 4 within the cap are stored");
+    const letters = await listDeadLetters(stack.nc, { route: "orders.get" });
+    t.same(
+      letters.slice(before).map((l) => l.requestId),
+      ["storm-300", "storm-301", "storm-302", "storm-303"],
+    );
+
+    store.record(ordersRoute(), failedInput(320), noResponders);
+    t.ok(await within(3000, () => stored() === 5), "once acked, the slots are free again");
+    t.equal(lost("overloaded"), 16);
+  },
+);
