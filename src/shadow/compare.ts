@@ -2,10 +2,11 @@
  * Compares the primary's answer with the mirror's, off the request path.
  * Status first: answers with different statuses are a mismatch on `$status`
  * alone (their bodies are of different types, a body diff would be noise).
- * Then bodies: both empty is equal; JSON (application/json, +json) is parsed,
- * normalized through the route's type (plain JSON when either side does not
- * fit it, so both sides are compared alike), stripped of `compare.ignore` and
- * diffed field by field; anything else is compared byte for byte.
+ * Then bodies: both empty, or the same bytes, is equal. Otherwise JSON
+ * (application/json, +json) is parsed, normalized through the route's type
+ * (plain JSON when either side does not fit it, so both sides are compared
+ * alike), stripped of `compare.ignore` and diffed field by field; anything
+ * else is a mismatch on `$body`.
  */
 import { parseJsonBody } from "../codec/index.js";
 import { type IgnorePaths, removeIgnored } from "./ignore.js";
@@ -51,9 +52,11 @@ export function compareAnswers(
     const diff = values(primary.contentType ?? null, mirror.contentType ?? null);
     return mismatch([{ path: "$contentType", kind: "changed", ...diff }]);
   }
+  // The goal state of a migration, so the common case under shadow: the same
+  // bytes normalize and filter to the same value, no need to parse them.
+  if (a.equals(b)) return MATCH;
   const parsed = json ? parseBoth(a, b) : undefined;
   if (parsed === undefined) {
-    if (a.equals(b)) return MATCH;
     return mismatch([{ path: "$body", kind: "changed", primary: shown(a), mirror: shown(b) }]);
   }
   return compareJson(primary.status, parsed[0], parsed[1], normalizer, ignore);

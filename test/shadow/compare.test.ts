@@ -320,3 +320,23 @@ t.test("compileNormalizer refuses a type the protos don't have", async (t) => {
     { code: "TURNOUT_ERR_CONFIG" },
   );
 });
+
+t.test("byte-identical bodies match without being parsed or normalized", async (t) => {
+  let normalized = 0;
+  const counting = {
+    normalize: (status: number, value: unknown) => {
+      normalized++;
+      return users.normalize(status, value);
+    },
+  };
+  const body = '{"id":"u1","email":"a@x.io","display_name":"Ann"}';
+  t.same(compareAnswers(json(body), json(body), counting, NONE), { result: "match" });
+  t.equal(normalized, 0, "no normalization for the same bytes");
+  const reordered = '{"email":"a@x.io","id":"u1","display_name":"Ann"}';
+  t.same(compareAnswers(json(body), json(reordered), counting, NONE), { result: "match" });
+  t.equal(normalized, 2, "different bytes are still parsed and normalized, both sides");
+  t.match(compareAnswers(json(body, 200), json(body, 500), counting, NONE), {
+    result: "mismatch",
+    diffs: [{ path: "$status" }],
+  });
+});
