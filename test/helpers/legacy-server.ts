@@ -26,7 +26,8 @@ export interface LegacyServer {
   close(): Promise<void>;
 }
 
-export async function startLegacyServer(handler: LegacyHandler): Promise<LegacyServer> {
+/** On 127.0.0.1, a free port unless `port` is given. */
+export async function startLegacyServer(handler: LegacyHandler, port = 0): Promise<LegacyServer> {
   const seen: SeenByLegacy[] = [];
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -42,10 +43,10 @@ export async function startLegacyServer(handler: LegacyHandler): Promise<LegacyS
       handler(request, res);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  const address = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${address.port}`,
     seen,
     close: () =>
       new Promise((resolve) => {

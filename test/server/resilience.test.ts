@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import t from "tap";
+import { freePort } from "../../src/devtools/nats-server.js";
 import { ServiceError, startWorker, type Worker } from "../../src/worker/index.js";
 import { sendJson, startLegacyServer } from "../helpers/legacy-server.js";
 import { startStack, writeRoutes } from "../helpers/stack.js";
@@ -51,7 +52,16 @@ ${ORDER}${BREAKER}    legacy: ${legacy.url}
     cutover: { nats: 100, shadow: 0 }
 `;
 
-const stack = await startStack(t, writeRoutes(ROUTES + FALLBACK_ROUTE));
+const downPort = await freePort(); // nothing listens there until the test starts a server
+const DOWN_ROUTE = `  - name: down.get
+    method: GET
+    path: /v1/down/:id
+    subject: svc.down.get
+${ORDER}${BREAKER}    legacy: http://127.0.0.1:${downPort}
+    cutover: { nats: 0, shadow: 0 }
+`;
+
+const stack = await startStack(t, writeRoutes(ROUTES + FALLBACK_ROUTE + DOWN_ROUTE));
 const workers: Worker[] = [];
 t.teardown(async () => {
   for (const worker of workers) await worker.stop();
@@ -75,10 +85,10 @@ function orderWorker(subject: string, handle: (id: string) => Promise<object> | 
   );
 }
 
-async function breakerState(route: string): Promise<string | undefined> {
+async function breakerState(route: string, backend = "nats"): Promise<string | undefined> {
   const text = await (await fetch(`${stack.gateway.adminUrl}/metrics`)).text();
   const line = new RegExp(
-    `^turnout_breaker_state\\{route="${route}",backend="nats"\\} (\\d)$`,
+    `^turnout_breaker_state\\{route="${route}",backend="${backend}"\\} (\\d)$`,
     "m",
   );
   return line.exec(text)?.[1];
@@ -215,5 +225,34 @@ t.test(
     t.equal(legacy.seen.length, before + 1);
     const metrics = await (await fetch(`${stack.gateway.adminUrl}/metrics`)).text();
     t.match(metrics, /turnout_fallbacks_total\{route="fb.get",reason="breaker_open"\} 1/);
+  },
+);
+
+t.test(
+  "a legacy upstream that refuses connections opens its breaker; the half-open probe finds it back",
+  async (t) => {
+    for (let i = 0; i < 5; i++) {
+      const res = await fetch(url(`/v1/down/o-${i}`));
+      t.equal(res.status, 503);
+      t.match(await res.json(), { code: "TURNOUT_ERR_UPSTREAM_REFUSED" });
+    }
+    t.equal(await breakerState("down.get", "legacy"), "2", "open after volume refusals");
+
+    const upstream = await startLegacyServer(
+      (_request, res) => sendJson(res, 200, { id: "up" }),
+      downPort,
+    );
+    t.teardown(() => upstream.close());
+    const open = await fetch(url("/v1/down/o-open"));
+    t.equal(open.status, 503);
+    t.match(await open.json(), { code: "TURNOUT_ERR_BREAKER_OPEN", route: "down.get" });
+    t.equal(upstream.seen.length, 0, "no connection is tried while open");
+
+    await sleep(600);
+    const back = await fetch(url("/v1/down/o-back"));
+    t.equal(back.status, 200);
+    t.same(await back.json(), { id: "up" });
+    t.equal(upstream.seen.length, 1, "one probe, which succeeded");
+    t.equal(await breakerState("down.get", "legacy"), "0", "closed again");
   },
 );

@@ -61,14 +61,22 @@ t.test("failures are sorted by whether they reached a worker", async (t) => {
   t.equal(failureKind(new Error("bug")), "answered");
 });
 
-t.test("timeouts and 5xx count against the breaker; 4xx and unreached do not", async (t) => {
-  t.ok(countsAgainstBreaker(new TurnoutError("TURNOUT_ERR_TIMEOUT", "x")));
-  t.ok(countsAgainstBreaker(new TurnoutError("TURNOUT_ERR_WORKER", "x", { status: 500 })));
-  t.ok(countsAgainstBreaker(new TurnoutError("TURNOUT_ERR_BAD_REPLY", "x")));
-  t.notOk(countsAgainstBreaker(new TurnoutError("TURNOUT_ERR_WORKER", "x", { status: 404 })));
-  t.notOk(countsAgainstBreaker(new TurnoutError("TURNOUT_ERR_BAD_JSON", "x")));
-  t.notOk(countsAgainstBreaker(new TurnoutError("TURNOUT_ERR_NO_RESPONDERS", "x")));
-});
+t.test(
+  "timeouts, 5xx and a down legacy upstream count against the breaker; 4xx and unreached workers do not",
+  async (t) => {
+    t.ok(countsAgainstBreaker(new TurnoutError("TURNOUT_ERR_TIMEOUT", "x")));
+    t.ok(countsAgainstBreaker(new TurnoutError("TURNOUT_ERR_WORKER", "x", { status: 500 })));
+    t.ok(countsAgainstBreaker(new TurnoutError("TURNOUT_ERR_BAD_REPLY", "x")));
+    t.notOk(countsAgainstBreaker(new TurnoutError("TURNOUT_ERR_WORKER", "x", { status: 404 })));
+    t.notOk(countsAgainstBreaker(new TurnoutError("TURNOUT_ERR_BAD_JSON", "x")));
+    t.notOk(countsAgainstBreaker(new TurnoutError("TURNOUT_ERR_NO_RESPONDERS", "x")));
+    t.notOk(countsAgainstBreaker(new TurnoutError("TURNOUT_ERR_NOT_CONNECTED", "x")));
+    t.ok(
+      countsAgainstBreaker(new TurnoutError("TURNOUT_ERR_UPSTREAM_REFUSED", "x", { status: 503 })),
+    );
+    t.ok(countsAgainstBreaker(new TurnoutError("TURNOUT_ERR_UPSTREAM_DNS", "x", { status: 502 })));
+  },
+);
 
 t.test(
   "compileRetry sleeps the policy's delays until an attempt succeeds, counting each retry",
