@@ -26,9 +26,9 @@ export function failureKind(error: unknown): FailureKind {
 /**
  * A legacy upstream that refuses connections, or whose name does not resolve,
  * is down. Each attempt at it still costs the gateway a connect (about 160 µs
- * of CPU through undici, so a few hundred with retries), a breaker that opens
- * answers in a few µs, and its half-open probe keeps a recovering upstream
- * from a reconnect storm.
+ * of CPU through undici, several times that with retries). An open breaker
+ * refuses in a few µs instead, and its half-open probe spares an upstream
+ * that comes back a reconnect storm.
  */
 const UPSTREAM_DOWN = new Set<string>(["TURNOUT_ERR_UPSTREAM_REFUSED", "TURNOUT_ERR_UPSTREAM_DNS"]);
 
