@@ -4,15 +4,13 @@
  * API reaches the other within a second (its admin API and its /metrics), and a
  * restarted replica serves the live value, not its routes.yaml's.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { dirname, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import t, { type Test } from "tap";
 import { freePort, startNatsServer } from "../../src/devtools/nats-server.js";
 import { call, cutoverRoutes, TOKEN, within } from "../helpers/cutover-fixture.js";
+import { spawnServe } from "../helpers/serve-process.js";
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const READY_WITHIN_MS = 20_000;
 
 interface Replica {
@@ -37,36 +35,21 @@ function spawnReplica(
   port: number,
   adminPort: number,
 ): Replica {
-  const child = spawn(
-    process.execPath,
+  const { gateway: child, output } = spawnServe(
+    t,
     [
-      "--import",
-      "tsx",
-      "src/cli/main.ts",
-      "serve",
       "--config",
       routes,
       "--nats-url",
       natsUrl,
-      "--host",
-      "127.0.0.1",
       "--port",
       String(port),
       "--admin-port",
       String(adminPort),
     ],
-    {
-      cwd: ROOT,
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, TURNOUT_ADMIN_TOKEN: TOKEN, TURNOUT_LOG_LEVEL: "warn" },
-    },
+    "warn",
+    { TURNOUT_ADMIN_TOKEN: TOKEN },
   );
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-  });
-  const output = { text: "" };
-  child.stdout?.on("data", (chunk: Buffer) => (output.text += chunk.toString()));
-  child.stderr?.on("data", (chunk: Buffer) => (output.text += chunk.toString()));
   return { name, process: child, adminUrl: `http://127.0.0.1:${adminPort}`, output };
 }
 

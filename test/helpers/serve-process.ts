@@ -57,12 +57,23 @@ export function usersGetServeArgs(
   ];
 }
 
-/** Runs `turnout serve` in a child process, stdout and stderr collected in `output.text`. */
-export function spawnServe(t: Test, args: string[], logLevel = "warn") {
+/**
+ * Runs `turnout serve` in a child process, stdout and stderr collected in
+ * `output.text`; `env` adds to (or overrides) the test's environment.
+ */
+export function spawnServe(
+  t: Test,
+  args: string[],
+  logLevel = "warn",
+  env: NodeJS.ProcessEnv = {},
+) {
   const gateway = spawn(
     process.execPath,
     ["--import", "tsx", "src/cli/main.ts", "serve", "--host", "127.0.0.1", ...args],
-    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, TURNOUT_LOG_LEVEL: logLevel } },
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, TURNOUT_LOG_LEVEL: logLevel, ...env },
+    },
   );
   t.teardown(() => gateway.kill("SIGKILL"));
   const output = { text: "" };

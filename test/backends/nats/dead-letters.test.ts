@@ -167,7 +167,7 @@ function storeOn(nc: NatsConnection, options: { maxInFlight?: number; now?: () =
   return { store, warnings, lost, stored };
 }
 
-const ordersRoute = () => stack.config.routes.find((r) => r.name === "orders.get")!;
+const ordersRoute = stack.config.routes.find((r) => r.name === "orders.get")!;
 const failedInput = (i: number) => ({
   requestId: `storm-${i}`,
   params: { id: `o-${i}` },
@@ -205,7 +205,7 @@ t.test(
     let clock = 0;
     const { store, warnings, lost, stored } = storeOn(nc, { now: () => clock });
 
-    for (let i = 0; i < 200; i++) store.record(ordersRoute(), failedInput(i), noResponders);
+    for (let i = 0; i < 200; i++) store.record(ordersRoute, failedInput(i), noResponders);
     // A server without JetStream does not answer its API: the lookup fails on its timeout (5 s).
     t.ok(await within(8000, () => lost("unavailable") === 200), "all 200 counted as lost");
     t.equal(stored(), 0);
@@ -214,19 +214,19 @@ t.test(
     t.match(warnings[0], /dead letter of orders\.get request storm-0 not stored \(unavailable\)/);
 
     clock += 1000;
-    store.record(ordersRoute(), failedInput(200), noResponders);
+    store.record(ordersRoute, failedInput(200), noResponders);
     t.equal(lost("unavailable"), 201, "within the retry wait the letter is lost at once");
     t.equal(await calls(), 1, "without asking the server again");
 
     clock += DLQ_RETRY_AFTER_MS;
-    store.record(ordersRoute(), failedInput(201), noResponders);
+    store.record(ordersRoute, failedInput(201), noResponders);
     t.ok(await within(8000, () => lost("unavailable") === 202));
     t.equal(await calls(), 2, "after the retry wait the stream is looked up again");
 
     // 10 s after the first warning, still within the wait that began with the second lookup.
     clock = DLQ_WARN_EVERY_MS;
     t.ok(clock < 1000 + 2 * DLQ_RETRY_AFTER_MS);
-    store.record(ordersRoute(), failedInput(202), noResponders);
+    store.record(ordersRoute, failedInput(202), noResponders);
     t.equal(lost("unavailable"), 203, "lost at once: the wait began again with the failed lookup");
     t.equal(warnings.length, 2, "the next warning comes once the interval has passed");
     t.match(warnings[1], /and 201 more lost since the last warning/);
@@ -240,7 +240,7 @@ t.test(
     await store.ensureStream();
     const before = (await listDeadLetters(stack.nc, { route: "orders.get" })).length;
     // All recorded in one turn: none has its ack yet when the fifth arrives.
-    for (let i = 0; i < 20; i++) store.record(ordersRoute(), failedInput(300 + i), noResponders);
+    for (let i = 0; i < 20; i++) store.record(ordersRoute, failedInput(300 + i), noResponders);
     t.equal(lost("overloaded"), 16);
     t.ok(await within(3000, () => stored() === 4), "the 4 within the cap are stored");
     const letters = await listDeadLetters(stack.nc, { route: "orders.get" });
@@ -249,7 +249,7 @@ t.test(
       ["storm-300", "storm-301", "storm-302", "storm-303"],
     );
 
-    store.record(ordersRoute(), failedInput(320), noResponders);
+    store.record(ordersRoute, failedInput(320), noResponders);
     t.ok(await within(3000, () => stored() === 5), "once acked, the slots are free again");
     t.equal(lost("overloaded"), 16);
   },
