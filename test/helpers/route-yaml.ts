@@ -22,6 +22,7 @@ export interface RouteKeys {
   readonly bodyLimit?: string;
   readonly json?: string;
   readonly retry?: string;
+  readonly breaker?: string;
   readonly mode?: string;
 }
 

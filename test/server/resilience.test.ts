@@ -3,6 +3,7 @@ import t from "tap";
 import { freePort } from "../../src/devtools/nats-server.js";
 import { ServiceError, startWorker, type Worker } from "../../src/worker/index.js";
 import { sendJson, startLegacyServer } from "../helpers/legacy-server.js";
+import { waitUntil } from "../helpers/serve-process.js";
 import { startStack, writeRoutes } from "../helpers/stack.js";
 
 const ORDER = `    request: orders.v1.GetOrderRequest
@@ -61,7 +62,19 @@ ${ORDER}${BREAKER}    legacy: http://127.0.0.1:${downPort}
     cutover: { nats: 0, shadow: 0 }
 `;
 
-const stack = await startStack(t, writeRoutes(ROUTES + FALLBACK_ROUTE + DOWN_ROUTE));
+const mirrorPort = await freePort(); // the shadow side: down until the test starts it
+const SHADOWED_ROUTE = `  - name: shadowed.get
+    method: GET
+    path: /v1/shadowed/:id
+    subject: svc.shadowed.get
+${ORDER}${BREAKER}    legacy: http://127.0.0.1:${mirrorPort}
+    cutover: { nats: 100, shadow: 100 }
+`;
+
+const stack = await startStack(
+  t,
+  writeRoutes(ROUTES + FALLBACK_ROUTE + DOWN_ROUTE + SHADOWED_ROUTE),
+);
 const workers: Worker[] = [];
 t.teardown(async () => {
   for (const worker of workers) await worker.stop();
@@ -254,5 +267,56 @@ t.test(
     t.same(await back.json(), { id: "up" });
     t.equal(upstream.seen.length, 1, "one probe, which succeeded");
     t.equal(await breakerState("down.get", "legacy"), "0", "closed again");
+  },
+);
+
+t.test(
+  "mirrors to a shadow side that is down stop once their own breaker opens, and resume after a probe",
+  async (t) => {
+    orderWorker("svc.shadowed.get", (id) => ({ id }));
+    const served = async (id: string) => {
+      const res = await fetch(url(`/v1/shadowed/${id}`));
+      t.equal(res.status, 200, "NATS serves whatever the mirrors do");
+      t.same(await res.json(), { id });
+      await waitUntil(() => stack.gateway.mirrors.inFlight === 0, 5000);
+    };
+    const metric = async (pattern: RegExp) =>
+      pattern.exec(await (await fetch(`${stack.gateway.adminUrl}/metrics`)).text())?.[1];
+
+    for (let i = 0; i < 5; i++) await served(`o-${i}`);
+    t.equal(
+      await metric(/^turnout_shadow_total\{route="shadowed.get",result="error"\} (\d+)$/m),
+      "5",
+      "five refused mirrors",
+    );
+    t.equal(
+      await breakerState("shadowed.get", "legacy"),
+      "0",
+      "the primary's breaker is not moved",
+    );
+
+    const upstream = await startLegacyServer(
+      (request, res) => sendJson(res, 200, { id: request.url.split("/").pop() }),
+      mirrorPort,
+    );
+    t.teardown(() => upstream.close());
+    for (let i = 0; i < 10; i++) await served(`o-open-${i}`);
+    t.equal(upstream.seen.length, 0, "no mirror is tried while the mirror breaker is open");
+    t.equal(
+      await metric(
+        /^turnout_shadow_skipped_total\{route="shadowed.get",reason="breaker_open"\} (\d+)$/m,
+      ),
+      "10",
+    );
+
+    await sleep(600);
+    await served("o-back");
+    t.equal(upstream.seen.length, 1, "one probe after resetAfter");
+    await served("o-again");
+    t.equal(upstream.seen.length, 2, "mirroring resumed");
+    t.equal(
+      await metric(/^turnout_shadow_total\{route="shadowed.get",result="match"\} (\d+)$/m),
+      "2",
+    );
   },
 );
