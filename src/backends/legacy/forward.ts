@@ -4,6 +4,7 @@
  * `reply.code(a.status).headers(a.headers).send(a.body)`.
  * Every failure is thrown as a TurnoutError mapped by failures.ts.
  */
+import { EventEmitter } from "node:events";
 import type { Readable } from "node:stream";
 import type { Dispatcher, Pool } from "undici";
 import { TurnoutError } from "../../errors.js";
@@ -77,14 +78,14 @@ export async function forwardTo(
   timeoutMs: number,
   options: ForwardOptions,
 ): Promise<LegacyAnswer<Readable | Buffer>> {
-  const abort = linkAbort(timeoutMs, options.signal);
+  const abort = new RequestAbort(timeoutMs, options.signal);
   try {
     const response = await target.pool.request({
       method: request.method as Dispatcher.HttpMethod,
       path: target.prefix + request.url,
       headers: requestHeaders(request, target.host),
       body: request.body ?? null,
-      signal: abort.signal,
+      signal: abort,
       bodyTimeout: timeoutMs,
     });
     checkStatus(response);
@@ -92,7 +93,7 @@ export async function forwardTo(
     if (options.mode === "relay" && !declaresAtMost(headers, RELAY_WHOLE_MAX_BYTES)) {
       abort.stopTimer();
       // A caller's cancel still applies to the body, until the body is done.
-      response.body.once("close", abort.release);
+      response.body.once("close", () => abort.release());
       return { status: response.statusCode, headers, body: response.body };
     }
     const cap = options.mode === "relay" ? RELAY_WHOLE_MAX_BYTES : options.maxBodyBytes;
@@ -118,12 +119,19 @@ function checkStatus(response: Dispatcher.ResponseData): void {
   throw new TurnoutError("TURNOUT_ERR_UPSTREAM_BAD", `the legacy upstream sent status ${status}`);
 }
 
-async function collect(body: Readable, headers: HeaderMap, maxBytes: number): Promise<Buffer> {
+async function collect(
+  body: Dispatcher.ResponseData["body"],
+  headers: HeaderMap,
+  maxBytes: number,
+): Promise<Buffer> {
   const declared = headers["content-length"];
   if (typeof declared === "string" && Number(declared) > maxBytes) {
     discard(body);
     throw tooLarge(`declares ${declared} bytes`, maxBytes);
   }
+  // A declared length bounds the body (undici reads no more than it), so it is
+  // read in one go, without the async iterator's per-chunk promises.
+  if (typeof declared === "string") return Buffer.from(await body.arrayBuffer());
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body as AsyncIterable<Buffer>) {
@@ -148,25 +156,40 @@ function tooLarge(what: string, maxBytes: number): TurnoutError {
   );
 }
 
-interface AbortLink {
-  readonly signal: AbortSignal;
-  stopTimer(): void;
-  release(): void;
-}
+/**
+ * The signal undici watches, aborted by the route deadline or by the caller's
+ * signal. undici takes an EventEmitter as a signal: an AbortController and its
+ * EventTarget listeners per request were about 4% of the gateway's CPU on the
+ * legacy path.
+ */
+class RequestAbort extends EventEmitter {
+  aborted = false;
+  reason: unknown = undefined;
+  readonly #timer: NodeJS.Timeout;
+  readonly #caller: AbortSignal | undefined;
+  readonly #onCallerAbort = () => this.#abort(this.#caller?.reason);
 
-/** One signal for undici: aborted by the route deadline or by the caller's signal. */
-function linkAbort(timeoutMs: number, caller: AbortSignal | undefined): AbortLink {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(deadlineError(timeoutMs)), timeoutMs);
-  const onAbort = () => controller.abort(caller?.reason);
-  if (caller?.aborted) onAbort();
-  else caller?.addEventListener("abort", onAbort, { once: true });
-  return {
-    signal: controller.signal,
-    stopTimer: () => clearTimeout(timer),
-    release: () => {
-      clearTimeout(timer);
-      caller?.removeEventListener("abort", onAbort);
-    },
-  };
+  constructor(timeoutMs: number, caller: AbortSignal | undefined) {
+    super();
+    this.#timer = setTimeout(() => this.#abort(deadlineError(timeoutMs)), timeoutMs);
+    this.#caller = caller;
+    if (caller?.aborted) this.#onCallerAbort();
+    else caller?.addEventListener("abort", this.#onCallerAbort, { once: true });
+  }
+
+  stopTimer(): void {
+    clearTimeout(this.#timer);
+  }
+
+  release(): void {
+    clearTimeout(this.#timer);
+    this.#caller?.removeEventListener("abort", this.#onCallerAbort);
+  }
+
+  #abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.emit("abort");
+  }
 }
