@@ -16,6 +16,7 @@ import {
   type Breaker,
   type BreakerState,
   createBreaker,
+  isServerError,
   NO_BREAKER,
 } from "../backends/resilience/breaker.js";
 import { compileRetry, type Retrying } from "../backends/resilience/retry.js";
@@ -61,9 +62,6 @@ const FALLBACK_REASONS: Readonly<Record<string, string>> = {
 
 /** `turnout_breaker_state` values. */
 const STATE_VALUE: Readonly<Record<BreakerState, number>> = { closed: 0, halfOpen: 1, open: 2 };
-
-/** A 5xx answer counts against the breaker; a 4xx is the client's own doing. */
-const isServerError = (answer: { readonly status: number }): boolean => answer.status >= 500;
 
 export function compileRouteHandler(routeDeps: RouteHandlerDeps): RouteHandler {
   const deps: Compiled = {

@@ -8,7 +8,7 @@
  * with its reason.
  */
 import type protobuf from "protobufjs";
-import { type Breaker, createBreaker } from "../backends/resilience/breaker.js";
+import { type Breaker, createBreaker, isServerError } from "../backends/resilience/breaker.js";
 import type { RouteConfig } from "../config/types.js";
 import { TurnoutError } from "../errors.js";
 import type { GatewayMetrics } from "../observability/metrics.js";
@@ -71,8 +71,6 @@ function outcomeOfFailure(error: unknown): MirrorOutcome {
   if (error instanceof TurnoutError && error.code === "TURNOUT_ERR_BREAKER_OPEN") return REFUSED;
   return asAnswer(error);
 }
-
-const isServerError = (answer: Answer): boolean => answer.status >= 500;
 
 class RouteMirror {
   readonly normalizer: Normalizer;

@@ -22,6 +22,9 @@ export interface Breaker {
   readonly state: BreakerState;
 }
 
+/** A 5xx answer counts against the breaker; a 4xx is the client's own doing. */
+export const isServerError = (answer: { readonly status: number }): boolean => answer.status >= 500;
+
 /** For a backend a route does not have: runs every action, counts nothing. */
 export const NO_BREAKER: Breaker = {
   state: "closed",
