@@ -7,7 +7,7 @@
  * messages and the store's records.
  */
 import type protobuf from "protobufjs";
-import { ServiceError, type WorkerContext } from "../src/worker/index.js";
+import { ServiceError, type ServiceIdentity, type WorkerContext } from "../src/worker/index.js";
 import {
   ExampleError,
   type ExampleOrder,
@@ -35,6 +35,8 @@ export interface Endpoint {
   readonly requestType: string;
   readonly responseType: string;
   readonly errorType: string;
+  /** In `$SRV` discovery: `example-users` or `example-orders`, one instance per endpoint. */
+  readonly service: ServiceIdentity;
   readonly handle: (request: protobuf.Message, ctx: WorkerContext) => protobuf.Message;
 }
 
@@ -192,6 +194,7 @@ export class ExampleServices {
       requestType,
       responseType: `${pkg}.${response}`,
       errorType: `${pkg}.Error`,
+      service: { name: `example-${pkg.split(".")[0]}`, version: "1.0.0" },
       // The handlers take the plain object form of their request type (see PLAIN).
       handle: (message, ctx) => handler(type.toObject(message, PLAIN) as never, ctx),
     };

@@ -5,6 +5,7 @@
  *     nc, root, subject: "svc.users.get",
  *     requestType: "users.v1.GetUserRequest", responseType: "users.v1.User",
  *     errorType: "users.v1.Error",
+ *     service: { name: "users", version: "1.4.0" }, // $SRV discovery
  *     async handle(req, ctx) {
  *       const user = await db.find(req.id);
  *       if (!user) throw new ServiceError(404, "user not found", { code: "not_found" });
@@ -16,9 +17,11 @@
 
 /** Loads .proto files the way the gateway does (field names as written). */
 export { loadProtos } from "../codec/protos.js";
+export type { ServiceIdentity } from "./service.js";
 export { ServiceError } from "./service-error.js";
 export {
   DEFAULT_QUEUE,
+  DEFAULT_SERVICE,
   startWorker,
   type Worker,
   type WorkerContext,

@@ -1,15 +1,20 @@
 /**
  * startWorker: a NATS worker in a few lines. Subscribes in a queue group, decodes
  * each request with the route's protobuf type, calls `handle`, encodes the answer,
- * and turns a thrown ServiceError into the NATS services error headers.
+ * and turns a thrown ServiceError into the NATS services error headers. The
+ * worker registers as a NATS service (service.ts) for discovery and stats.
  */
 import { headers, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import type protobuf from "protobufjs";
 import { REQUEST_ID_HEADER, ROUTE_HEADER } from "../backends/nats/headers.js";
 import { HTTP_STATUS, SERVICE_ERROR, SERVICE_ERROR_CODE } from "../backends/nats/reply.js";
+import { type ServiceIdentity, ServiceRegistration } from "./service.js";
 import { ServiceError } from "./service-error.js";
 
 export const DEFAULT_QUEUE = "turnout-workers";
+
+/** The identity of a worker that names none: give yours a name and a version. */
+export const DEFAULT_SERVICE: ServiceIdentity = { name: "turnout-worker", version: "0.0.0" };
 
 export interface WorkerContext {
   readonly subject: string;
@@ -36,9 +41,13 @@ export interface WorkerOptions<Req, Res> {
   handle: (request: Req, ctx: WorkerContext) => Promise<Res> | Res;
   /** Called with any error other than a ServiceError (answered as 500); default console.error. */
   onError?: (err: unknown, ctx: WorkerContext) => void;
+  /** How it shows in `$SRV` discovery (`nats micro ls`); default DEFAULT_SERVICE. */
+  service?: ServiceIdentity;
 }
 
 export interface Worker {
+  /** Its id in `$SRV` discovery. */
+  readonly serviceId: string;
   /** Stops taking requests, finishes those in progress (their replies are sent). */
   stop(): Promise<void>;
 }
@@ -52,6 +61,13 @@ export function startWorker<Req = any, Res extends object = object>(
   const responseType = opts.root.lookupType(opts.responseType);
   const errorType = opts.errorType === undefined ? undefined : opts.root.lookupType(opts.errorType);
   const onError = opts.onError ?? ((err: unknown) => console.error(err));
+  const queue = opts.queue ?? DEFAULT_QUEUE;
+  const identity = opts.service ?? DEFAULT_SERVICE;
+  const service = new ServiceRegistration(opts.nc, identity, {
+    name: identity.endpoint ?? requestType.name,
+    subject: opts.subject,
+    queueGroup: queue,
+  });
   let active = 0;
   let idle: (() => void) | undefined;
 
@@ -61,13 +77,13 @@ export function startWorker<Req = any, Res extends object = object>(
    * only while an async handler runs, for stop() to wait on.
    */
   function serve(msg: Msg): Promise<void> | undefined {
-    const ctx = contextOf(msg);
+    const ctx = contextOf(msg, performance.now());
     let request: Req;
     try {
       request = requestType.decode(msg.data) as Req;
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
-      replyError(msg, 400, `undecodable ${opts.requestType}: ${why}`);
+      replyError(msg, ctx, 400, `undecodable ${opts.requestType}: ${why}`);
       return undefined;
     }
     let result: Promise<Res> | Res;
@@ -87,31 +103,48 @@ export function startWorker<Req = any, Res extends object = object>(
     );
   }
 
-  function answer(msg: Msg, ctx: WorkerContext, response: Res): void {
+  function answer(msg: Msg, ctx: RequestContext, response: Res): void {
     try {
       const invalid = responseType.verify(response);
       if (invalid !== null)
         throw new Error(`response is not a valid ${opts.responseType}: ${invalid}`);
       replyOk(msg, responseType.encode(response).finish(), ctx.httpStatus);
+      service.record(performance.now() - ctx.receivedAt);
     } catch (err) {
       fail(msg, ctx, err);
     }
   }
 
-  function fail(msg: Msg, ctx: WorkerContext, err: unknown): void {
+  function fail(msg: Msg, ctx: RequestContext, err: unknown): void {
     if (err instanceof ServiceError) {
       const body = err.body && errorType ? errorType.encode(err.body).finish() : undefined;
-      replyError(msg, err.code, err.message, body);
+      replyError(msg, ctx, err.code, err.message, body);
       return;
     }
     onError(err, ctx);
-    replyError(msg, 500, "internal error");
+    replyError(msg, ctx, 500, "internal error");
+  }
+
+  function replyError(
+    msg: Msg,
+    ctx: RequestContext,
+    code: number,
+    message: string,
+    body?: Uint8Array,
+  ): void {
+    // Header values cannot hold line breaks.
+    const oneLine = message.replace(/[\r\n]+/g, " ");
+    const h = headers();
+    h.set(SERVICE_ERROR_CODE, String(code));
+    h.set(SERVICE_ERROR, oneLine);
+    msg.respond(body, { headers: h });
+    service.record(performance.now() - ctx.receivedAt, `${code}:${oneLine}`);
   }
 
   const sub = opts.nc.subscribe(opts.subject, {
-    queue: opts.queue ?? DEFAULT_QUEUE,
+    queue,
     callback: (err, msg) => {
-      if (err !== null) return onError(err, contextOf({ subject: opts.subject } as Msg));
+      if (err !== null) return onError(err, contextOf({ subject: opts.subject } as Msg, 0));
       const running = serve(msg);
       if (running === undefined) return;
       active++;
@@ -122,9 +155,11 @@ export function startWorker<Req = any, Res extends object = object>(
   });
 
   return {
+    serviceId: service.id,
     async stop() {
       if (!sub.isClosed()) await sub.drain();
       if (active > 0) await new Promise<void>((resolve) => (idle = resolve));
+      service.stop();
     },
   };
 }
@@ -138,7 +173,11 @@ class RequestContext implements WorkerContext {
   httpStatus: number | undefined = undefined;
   readonly #msg: Msg;
 
-  constructor(msg: Msg) {
+  /** `receivedAt`: performance.now() when the request came in, for the service stats. */
+  constructor(
+    msg: Msg,
+    readonly receivedAt: number,
+  ) {
     this.#msg = msg;
   }
   get subject(): string {
@@ -159,8 +198,8 @@ function isThenable<T>(value: Promise<T> | T): value is Promise<T> {
   return typeof (value as { then?: unknown } | null)?.then === "function";
 }
 
-function contextOf(msg: Msg): WorkerContext {
-  return new RequestContext(msg);
+function contextOf(msg: Msg, receivedAt: number): RequestContext {
+  return new RequestContext(msg, receivedAt);
 }
 
 function replyOk(msg: Msg, data: Uint8Array, httpStatus: number | undefined): void {
@@ -171,12 +210,4 @@ function replyOk(msg: Msg, data: Uint8Array, httpStatus: number | undefined): vo
   const h = headers();
   h.set(HTTP_STATUS, String(httpStatus));
   msg.respond(data, { headers: h });
-}
-
-function replyError(msg: Msg, code: number, message: string, body?: Uint8Array): void {
-  const h = headers();
-  h.set(SERVICE_ERROR_CODE, String(code));
-  // Header values cannot hold line breaks.
-  h.set(SERVICE_ERROR, message.replace(/[\r\n]+/g, " "));
-  msg.respond(body, { headers: h });
 }
