@@ -11,7 +11,7 @@
 import { parseArgs } from "node:util";
 import { connect } from "@nats-io/transport-node";
 import { loadProtos } from "../src/codec/protos.js";
-import { startWorker } from "../src/worker/index.js";
+import { drainOnSignals, startWorker } from "../src/worker/index.js";
 import { SUBJECT } from "./lib/payload.js";
 import { repoRoot } from "./lib/processes.js";
 
@@ -58,15 +58,6 @@ const worker = startWorker<CreateUserRequest, object>({
 await nc.flush();
 process.stdout.write("ready\n");
 
-let stopping = false;
-async function stop(): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  const timer = setTimeout(() => process.exit(0), 2000);
-  await worker.stop().catch(() => undefined);
-  await nc.drain().catch(() => undefined);
-  clearTimeout(timer);
-  process.exit(0);
-}
-process.once("SIGTERM", () => void stop());
-process.once("SIGINT", () => void stop());
+// At most 2 s for the requests in progress: the runner waits for the exit.
+const exit = () => process.exit(0);
+drainOnSignals(nc, [worker], { onSignal: () => setTimeout(exit, 2000).unref() }).then(exit, exit);

@@ -12,13 +12,14 @@
  *       return user;
  *     },
  *   });
- *   process.once("SIGTERM", async () => { await worker.stop(); await nc.drain(); });
+ *   await drainOnSignals(nc, [worker]); // on SIGTERM/SIGINT: answer what is in progress, drain
  */
 
 /** Loads .proto files the way the gateway does (field names as written). */
 export { loadProtos } from "../codec/protos.js";
 export type { ServiceIdentity } from "./service.js";
 export { ServiceError } from "./service-error.js";
+export { DRAIN_SIGNALS, type DrainOptions, drainOnSignals } from "./signals.js";
 export {
   DEFAULT_QUEUE,
   DEFAULT_SERVICE,
