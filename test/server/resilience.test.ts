@@ -45,31 +45,24 @@ const legacy = await startLegacyServer((_request, res) =>
   sendJson(res, 200, { id: "from-legacy" }),
 );
 t.teardown(() => legacy.close());
-const FALLBACK_ROUTE = `  - name: fb.get
+/** GET /v1/NAME/:id on svc.NAME.get, with the breaker above and a legacy upstream. */
+const legacyRoute = (name: string, legacyUrl: string, cutover: string) => `  - name: ${name}.get
     method: GET
-    path: /v1/fb/:id
-    subject: svc.fb.get
-${ORDER}${BREAKER}    legacy: ${legacy.url}
-    cutover: { nats: 100, shadow: 0 }
+    path: /v1/${name}/:id
+    subject: svc.${name}.get
+${ORDER}${BREAKER}    legacy: ${legacyUrl}
+    cutover: ${cutover}
 `;
-
+const FALLBACK_ROUTE = legacyRoute("fb", legacy.url, "{ nats: 100, shadow: 0 }");
 const downPort = await freePort(); // nothing listens there until the test starts a server
-const DOWN_ROUTE = `  - name: down.get
-    method: GET
-    path: /v1/down/:id
-    subject: svc.down.get
-${ORDER}${BREAKER}    legacy: http://127.0.0.1:${downPort}
-    cutover: { nats: 0, shadow: 0 }
-`;
-
-const mirrorPort = await freePort(); // the shadow side: down until the test starts it
-const SHADOWED_ROUTE = `  - name: shadowed.get
-    method: GET
-    path: /v1/shadowed/:id
-    subject: svc.shadowed.get
-${ORDER}${BREAKER}    legacy: http://127.0.0.1:${mirrorPort}
-    cutover: { nats: 100, shadow: 100 }
-`;
+const DOWN_ROUTE = legacyRoute("down", `http://127.0.0.1:${downPort}`, "{ nats: 0, shadow: 0 }");
+// The shadow side of a NATS-served route: down until the test starts it.
+const mirrorPort = await freePort();
+const SHADOWED_ROUTE = legacyRoute(
+  "shadowed",
+  `http://127.0.0.1:${mirrorPort}`,
+  "{ nats: 100, shadow: 100 }",
+);
 
 const stack = await startStack(
   t,
