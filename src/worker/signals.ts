@@ -35,8 +35,8 @@ export function drainOnSignals(
     });
     async function drain(signal: NodeJS.Signals): Promise<void> {
       for (const { signal, handler } of handlers) process.removeListener(signal, handler);
-      options.onSignal?.(signal);
       try {
+        options.onSignal?.(signal);
         await Promise.all(workers.map((worker) => worker.stop()));
         if (!nc.isClosed()) await nc.drain();
         resolve(signal);
