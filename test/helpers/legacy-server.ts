@@ -18,6 +18,29 @@ export interface SeenByLegacy {
   body: string;
 }
 
+/**
+ * A loopback port nothing listens on, for an upstream that is down until the
+ * test starts a server there. Taken below the kernel's ephemeral range
+ * (32768-60999 here), where no `listen(0)` of a test running beside this one,
+ * and no outgoing connection's source port, can land on it meanwhile; a port
+ * from freePort() could be handed out again within seconds.
+ */
+export async function downPort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    const server = createServer();
+    const free = await new Promise<boolean>((resolve) => {
+      server.once("error", () => resolve(false));
+      server.listen(port, "127.0.0.1", () => resolve(true));
+    });
+    if (free) {
+      await new Promise((resolve) => server.close(resolve));
+      return port;
+    }
+  }
+  throw new Error("no free port between 20000 and 32000");
+}
+
 export type LegacyHandler = (request: SeenByLegacy, res: ServerResponse) => void;
 
 export interface LegacyServer {

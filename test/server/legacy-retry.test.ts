@@ -5,8 +5,8 @@
  */
 import type { ServerResponse } from "node:http";
 import t from "tap";
-import { freePort } from "../../src/devtools/nats-server.js";
-import { startLegacyServer } from "../helpers/legacy-server.js";
+
+import { downPort, startLegacyServer } from "../helpers/legacy-server.js";
 import { startStack, writeRoutes } from "../helpers/stack.js";
 
 /** Leaves the first request of each method unanswered (it times out), answers the rest. */
@@ -21,7 +21,7 @@ t.teardown(async () => {
   for (const res of stalled) res.destroy();
   await legacy.close();
 });
-const refusedPort = await freePort(); // nothing listens there
+const refusedPort = await downPort(); // nothing listens there
 
 const route = (name: string, method: string, path: string, upstream: string) => `  - name: ${name}
     method: ${method}
