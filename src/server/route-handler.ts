@@ -295,8 +295,8 @@ function stickyFacts(req: FastifyRequest) {
   };
 }
 
+/** Only after routeInput(req), which put the traceparent the legacy side gets in req.headers. */
 function legacyRequest(req: FastifyRequest): LegacyRequest {
-  ensureTraceparent(req.headers);
   return {
     method: req.method,
     url: req.url,
