@@ -29,15 +29,19 @@ import {
 
 export { totalCents } from "./data.js";
 
-/** One NATS endpoint: what startWorker needs besides the connection and the root. */
+/** One NATS endpoint: an entry of startService's `endpoints`. */
 export interface Endpoint {
   readonly subject: string;
   readonly requestType: string;
   readonly responseType: string;
   readonly errorType: string;
-  /** In `$SRV` discovery: `example-users` or `example-orders`, one instance per endpoint. */
-  readonly service: ServiceIdentity;
   readonly handle: (request: protobuf.Message, ctx: WorkerContext) => protobuf.Message;
+}
+
+/** A service as startService takes it: in `$SRV` discovery, `example-users` or `example-orders`. */
+export interface ExampleService {
+  readonly service: ServiceIdentity;
+  readonly endpoints: readonly Endpoint[];
 }
 
 /** The NATS error header's short message (for logs); the body carries the detail. */
@@ -141,6 +145,18 @@ export class ExampleServices {
 
   /** Every route of routes.yaml; `{region}` subjects are served for all regions. */
   endpoints(): Endpoint[] {
+    return this.services().flatMap((service) => service.endpoints);
+  }
+
+  services(): ExampleService[] {
+    const version = "1.0.0";
+    return [
+      { service: { name: "example-users", version }, endpoints: this.#usersEndpoints() },
+      { service: { name: "example-orders", version }, endpoints: this.#ordersEndpoints() },
+    ];
+  }
+
+  #usersEndpoints(): Endpoint[] {
     return [
       this.#endpoint(
         "svc.users.*.get",
@@ -163,6 +179,11 @@ export class ExampleServices {
         "User",
         this.createUser.bind(this),
       ),
+    ];
+  }
+
+  #ordersEndpoints(): Endpoint[] {
+    return [
       this.#endpoint(
         "svc.orders.get",
         "orders.v1",
@@ -194,7 +215,6 @@ export class ExampleServices {
       requestType,
       responseType: `${pkg}.${response}`,
       errorType: `${pkg}.Error`,
-      service: { name: `example-${pkg.split(".")[0]}`, version: "1.0.0" },
       // The handlers take the plain object form of their request type (see PLAIN).
       handle: (message, ctx) => handler(type.toObject(message, PLAIN) as never, ctx),
     };

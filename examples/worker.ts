@@ -11,7 +11,7 @@
 import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import { loadProtos } from "../src/codec/protos.js";
-import { startWorker } from "../src/worker/index.js";
+import { startService } from "../src/worker/index.js";
 import { repoRoot } from "./paths.js";
 import { ExampleServices } from "./services.js";
 
@@ -34,11 +34,13 @@ async function main(): Promise<number> {
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
   });
-  const workers = services.endpoints().map((endpoint) =>
-    startWorker({
+  // One instance of each service, with all its endpoints, in `$SRV` discovery.
+  const workers = services.services().map(({ service, endpoints }) =>
+    startService({
       nc,
       root,
-      ...endpoint,
+      service,
+      endpoints,
       onError: (err, ctx) =>
         console.error(`worker: ${ctx.subject} (request ${ctx.requestId ?? "-"}) failed:`, err),
     }),

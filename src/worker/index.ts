@@ -13,6 +13,9 @@
  *     },
  *   });
  *   await drainOnSignals(nc, [worker]); // on SIGTERM/SIGINT: answer what is in progress, drain
+ *
+ * startService({ nc, root, service, endpoints: [...] }) runs several endpoints
+ * (each with subject, types and handle) as one service instance in discovery.
  */
 
 /** Loads .proto files the way the gateway does (field names as written). */
@@ -23,6 +26,9 @@ export { DRAIN_SIGNALS, type DrainOptions, drainOnSignals } from "./signals.js";
 export {
   DEFAULT_QUEUE,
   DEFAULT_SERVICE,
+  type EndpointOptions,
+  type ServiceOptions,
+  startService,
   startWorker,
   type Worker,
   type WorkerContext,

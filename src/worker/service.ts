@@ -1,15 +1,15 @@
 /**
- * A worker as a NATS service (the NATS "micro" protocol, ADR-32): it answers
+ * A service instance in the NATS "micro" protocol (ADR-32): it answers
  * `$SRV.PING`, `$SRV.INFO` and `$SRV.STATS`, for all services, for its name and
  * for its own id, so `nats micro ls|info|stats` and any services client find
- * it and read its request counts. Written here rather than taken from
+ * it, list its endpoints and read each one's request counts. Written here rather than taken from
  * @nats-io/services: the registry has only pre-releases of it, built against a
  * pre-release nats-core, and the kit needs no more than these three verbs.
  */
 import { type NatsConnection, nuid, type Subscription } from "@nats-io/transport-node";
 import { TurnoutError } from "../errors.js";
 
-/** How the worker shows up in discovery. */
+/** How the service shows up in discovery. */
 export interface ServiceIdentity {
   /** Shared by every instance of the service: letters, digits, `-`, `_`. */
   readonly name: string;
@@ -17,14 +17,31 @@ export interface ServiceIdentity {
   readonly version: string;
   readonly description?: string;
   readonly metadata?: Readonly<Record<string, string>>;
-  /** The endpoint's name (default: the request type's message name). */
-  readonly endpoint?: string;
 }
 
 export interface ServiceEndpoint {
   readonly name: string;
   readonly subject: string;
   readonly queueGroup: string;
+}
+
+/** One endpoint's counters, as STATS reports them. */
+export class EndpointStats {
+  requests = 0;
+  errors = 0;
+  lastError = "";
+  processingMs = 0;
+
+  constructor(readonly endpoint: ServiceEndpoint) {}
+
+  /** Counts one answered request: `error` is `"code:message"` when it was an error reply. */
+  record(elapsedMs: number, error?: string): void {
+    this.requests++;
+    this.processingMs += elapsedMs;
+    if (error === undefined) return;
+    this.errors++;
+    this.lastError = error;
+  }
 }
 
 const NAME = /^[A-Za-z0-9_-]+$/;
@@ -35,21 +52,23 @@ const SEMVER =
 const VERBS = ["PING", "INFO", "STATS"] as const;
 type Verb = (typeof VERBS)[number];
 
+/** One instance of a service, with its endpoints, in discovery. */
 export class ServiceRegistration {
   readonly id = nuid.next();
+  /** In the order given: STATS and INFO list them so. */
+  readonly endpoints: readonly EndpointStats[];
   readonly #identity: ServiceIdentity;
-  readonly #endpoint: ServiceEndpoint;
   readonly #started = new Date().toISOString();
   readonly #subscriptions: Subscription[] = [];
-  #requests = 0;
-  #errors = 0;
-  #lastError = "";
-  #processingMs = 0;
 
-  constructor(nc: NatsConnection, identity: ServiceIdentity, endpoint: ServiceEndpoint) {
-    checkIdentity(identity, endpoint);
+  constructor(
+    nc: NatsConnection,
+    identity: ServiceIdentity,
+    endpoints: readonly ServiceEndpoint[],
+  ) {
+    checkIdentity(identity, endpoints);
     this.#identity = identity;
-    this.#endpoint = endpoint;
+    this.endpoints = endpoints.map((endpoint) => new EndpointStats(endpoint));
     const encoder = new TextEncoder();
     for (const verb of VERBS) {
       for (const subject of [
@@ -67,15 +86,6 @@ export class ServiceRegistration {
     }
   }
 
-  /** Counts one answered request: `error` is `"code:message"` when it was an error reply. */
-  record(elapsedMs: number, error?: string): void {
-    this.#requests++;
-    this.#processingMs += elapsedMs;
-    if (error === undefined) return;
-    this.#errors++;
-    this.#lastError = error;
-  }
-
   stop(): void {
     for (const sub of this.#subscriptions) sub.unsubscribe();
   }
@@ -83,42 +93,42 @@ export class ServiceRegistration {
   #answer(verb: Verb): object {
     const { name, version, description = "", metadata = {} } = this.#identity;
     const base = { name, id: this.id, version, metadata };
-    const endpoint = {
-      name: this.#endpoint.name,
-      subject: this.#endpoint.subject,
-      queue_group: this.#endpoint.queueGroup,
-    };
     if (verb === "PING") return { type: "io.nats.micro.v1.ping_response", ...base };
     if (verb === "INFO") {
       return {
         type: "io.nats.micro.v1.info_response",
         ...base,
         description,
-        endpoints: [{ ...endpoint, metadata: {} }],
+        endpoints: this.endpoints.map((stats) => ({ ...describe(stats.endpoint), metadata: {} })),
       };
     }
-    const processing = Math.round(this.#processingMs * 1e6);
     return {
       type: "io.nats.micro.v1.stats_response",
       ...base,
       started: this.#started,
-      endpoints: [
-        {
-          ...endpoint,
-          num_requests: this.#requests,
-          num_errors: this.#errors,
-          last_error: this.#lastError,
-          // Nanoseconds, as the protocol has them.
-          processing_time: processing,
-          average_processing_time:
-            this.#requests === 0 ? 0 : Math.round(processing / this.#requests),
-        },
-      ],
+      endpoints: this.endpoints.map(statsOf),
     };
   }
 }
 
-function checkIdentity(identity: ServiceIdentity, endpoint: ServiceEndpoint): void {
+function describe(endpoint: ServiceEndpoint) {
+  return { name: endpoint.name, subject: endpoint.subject, queue_group: endpoint.queueGroup };
+}
+
+function statsOf(stats: EndpointStats): object {
+  // Nanoseconds, as the protocol has them.
+  const processing = Math.round(stats.processingMs * 1e6);
+  return {
+    ...describe(stats.endpoint),
+    num_requests: stats.requests,
+    num_errors: stats.errors,
+    last_error: stats.lastError,
+    processing_time: processing,
+    average_processing_time: stats.requests === 0 ? 0 : Math.round(processing / stats.requests),
+  };
+}
+
+function checkIdentity(identity: ServiceIdentity, endpoints: readonly ServiceEndpoint[]): void {
   const wrong = (what: string) => new TurnoutError("TURNOUT_ERR_CONFIG", `worker service ${what}`);
   if (!NAME.test(identity.name)) {
     throw wrong(`name ${JSON.stringify(identity.name)} must be letters, digits, "-" or "_"`);
@@ -126,7 +136,14 @@ function checkIdentity(identity: ServiceIdentity, endpoint: ServiceEndpoint): vo
   if (!SEMVER.test(identity.version)) {
     throw wrong(`version ${JSON.stringify(identity.version)} is not a semantic version`);
   }
-  if (!NAME.test(endpoint.name)) {
-    throw wrong(`endpoint ${JSON.stringify(endpoint.name)} must be letters, digits, "-" or "_"`);
+  if (endpoints.length === 0) throw wrong(`${identity.name} has no endpoint`);
+  const seen = new Set<string>();
+  for (const { name } of endpoints) {
+    if (!NAME.test(name)) {
+      throw wrong(`endpoint ${JSON.stringify(name)} must be letters, digits, "-" or "_"`);
+    }
+    // STATS and INFO tell endpoints apart by name only.
+    if (seen.has(name)) throw wrong(`endpoint ${JSON.stringify(name)} is named twice`);
+    seen.add(name);
   }
 }

@@ -1,14 +1,15 @@
 /**
- * startWorker: a NATS worker in a few lines. Subscribes in a queue group, decodes
- * each request with the route's protobuf type, calls `handle`, encodes the answer,
- * and turns a thrown ServiceError into the NATS services error headers. The
- * worker registers as a NATS service (service.ts) for discovery and stats.
+ * startService / startWorker: a NATS worker in a few lines. Subscribes each
+ * endpoint in a queue group, decodes each request with the route's protobuf
+ * type, calls `handle`, encodes the answer, and turns a thrown ServiceError
+ * into the NATS services error headers. The instance registers as a NATS
+ * service (service.ts) for discovery and stats.
  */
 import { headers, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import type protobuf from "protobufjs";
 import { REQUEST_ID_HEADER, ROUTE_HEADER } from "../backends/nats/headers.js";
 import { HTTP_STATUS, SERVICE_ERROR, SERVICE_ERROR_CODE } from "../backends/nats/reply.js";
-import { type ServiceIdentity, ServiceRegistration } from "./service.js";
+import { type EndpointStats, type ServiceIdentity, ServiceRegistration } from "./service.js";
 import { ServiceError } from "./service-error.js";
 
 export const DEFAULT_QUEUE = "turnout-workers";
@@ -27,24 +28,41 @@ export interface WorkerContext {
   httpStatus: number | undefined;
 }
 
-export interface WorkerOptions<Req, Res> {
-  nc: NatsConnection;
-  root: protobuf.Root;
+/** One subject a service answers, with its types and handler. */
+export interface EndpointOptions<Req, Res> {
   subject: string;
-  /** Queue group: workers in the same group share the requests. */
-  queue?: string;
   /** Fully qualified type names, e.g. `users.v1.GetUserRequest`. */
   requestType: string;
   responseType: string;
   /** Type of ServiceError bodies; without it, bodies are not sent. */
   errorType?: string;
   handle: (request: Req, ctx: WorkerContext) => Promise<Res> | Res;
+  /** Its name in `$SRV` discovery; default the request type's message name. */
+  endpoint?: string;
+}
+
+/** What every endpoint of a service shares. */
+interface ServiceBase {
+  nc: NatsConnection;
+  root: protobuf.Root;
+  /** Queue group: instances in the same group share the requests. */
+  queue?: string;
   /** Called with any error other than a ServiceError (answered as 500); default console.error. */
   onError?: (err: unknown, ctx: WorkerContext) => void;
   /** How it shows in `$SRV` discovery (`nats micro ls`); default DEFAULT_SERVICE. */
   service?: ServiceIdentity;
 }
 
+/** A service with one endpoint. */
+export interface WorkerOptions<Req, Res> extends ServiceBase, EndpointOptions<Req, Res> {}
+
+export interface ServiceOptions extends ServiceBase {
+  /** At least one; their names in discovery must differ. */
+  // biome-ignore lint/suspicious/noExplicitAny: each endpoint has its own request and response types
+  endpoints: readonly EndpointOptions<any, any>[];
+}
+
+/** A running service instance. */
 export interface Worker {
   /** Its id in `$SRV` discovery. */
   readonly serviceId: string;
@@ -52,25 +70,111 @@ export interface Worker {
   stop(): Promise<void>;
 }
 
+/** A service instance with one endpoint: see startService. */
 // `Req = any` by default: protobufjs decodes to untyped messages; workers name their own type.
 // biome-ignore lint/suspicious/noExplicitAny: see above
 export function startWorker<Req = any, Res extends object = object>(
   opts: WorkerOptions<Req, Res>,
 ): Worker {
-  const requestType = opts.root.lookupType(opts.requestType);
-  const responseType = opts.root.lookupType(opts.responseType);
-  const errorType = opts.errorType === undefined ? undefined : opts.root.lookupType(opts.errorType);
-  const onError = opts.onError ?? ((err: unknown) => console.error(err));
-  const queue = opts.queue ?? DEFAULT_QUEUE;
-  const identity = opts.service ?? DEFAULT_SERVICE;
-  const service = new ServiceRegistration(opts.nc, identity, {
-    name: identity.endpoint ?? requestType.name,
-    subject: opts.subject,
-    queueGroup: queue,
-  });
-  let active = 0;
-  let idle: (() => void) | undefined;
+  const { nc, root, queue, onError, service, ...endpoint } = opts;
+  return startService({ nc, root, queue, onError, service, endpoints: [endpoint] });
+}
 
+/**
+ * Starts one instance of a service: each endpoint's subject is subscribed in
+ * the queue group, and the instance registers once in `$SRV` discovery with
+ * all its endpoints, each with its own STATS counters. Unknown types, or a
+ * name or version the protocol refuses, throw before anything is subscribed.
+ */
+export function startService(opts: ServiceOptions): Worker {
+  const queue = opts.queue ?? DEFAULT_QUEUE;
+  const onError = opts.onError ?? ((err: unknown) => console.error(err));
+  const typed = opts.endpoints.map((endpoint) => ({
+    endpoint,
+    types: lookupTypes(opts.root, endpoint),
+  }));
+  const registration = new ServiceRegistration(
+    opts.nc,
+    opts.service ?? DEFAULT_SERVICE,
+    typed.map(({ endpoint, types }) => ({
+      name: endpoint.endpoint ?? types.request.name,
+      subject: endpoint.subject,
+      queueGroup: queue,
+    })),
+  );
+  const inProgress = new InProgress();
+  const subscriptions = typed.map(({ endpoint, types }, i) => {
+    const serve = compileServe(
+      endpoint,
+      types,
+      registration.endpoints[i] as EndpointStats,
+      onError,
+    );
+    return opts.nc.subscribe(endpoint.subject, {
+      queue,
+      callback: (err, msg) => {
+        if (err !== null) return onError(err, contextOf({ subject: endpoint.subject } as Msg, 0));
+        inProgress.track(serve(msg));
+      },
+    });
+  });
+
+  return {
+    serviceId: registration.id,
+    async stop() {
+      await Promise.all(subscriptions.map((sub) => (sub.isClosed() ? undefined : sub.drain())));
+      await inProgress.settled();
+      registration.stop();
+    },
+  };
+}
+
+interface EndpointTypes {
+  readonly request: protobuf.Type;
+  readonly response: protobuf.Type;
+  readonly error: protobuf.Type | undefined;
+}
+
+function lookupTypes(
+  root: protobuf.Root,
+  endpoint: EndpointOptions<unknown, object>,
+): EndpointTypes {
+  return {
+    request: root.lookupType(endpoint.requestType),
+    response: root.lookupType(endpoint.responseType),
+    error: endpoint.errorType === undefined ? undefined : root.lookupType(endpoint.errorType),
+  };
+}
+
+/** Counts the async handlers still running, for stop() to wait on. */
+class InProgress {
+  #active = 0;
+  #onIdle: (() => void) | undefined;
+
+  track(running: Promise<void> | undefined): void {
+    if (running === undefined) return;
+    this.#active++;
+    void running.finally(() => {
+      if (--this.#active === 0) this.#onIdle?.();
+    });
+  }
+
+  settled(): Promise<void> {
+    if (this.#active === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#onIdle = resolve;
+    });
+  }
+}
+
+type Serve = (msg: Msg) => Promise<void> | undefined;
+
+function compileServe<Req, Res extends object>(
+  endpoint: EndpointOptions<Req, Res>,
+  types: EndpointTypes,
+  stats: EndpointStats,
+  onError: (err: unknown, ctx: WorkerContext) => void,
+): Serve {
   /**
    * Answers one request. A handler that returns a plain value is answered at
    * once, without a promise or a microtask per request; a promise is returned
@@ -80,15 +184,15 @@ export function startWorker<Req = any, Res extends object = object>(
     const ctx = contextOf(msg, performance.now());
     let request: Req;
     try {
-      request = requestType.decode(msg.data) as Req;
+      request = types.request.decode(msg.data) as Req;
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
-      replyError(msg, ctx, 400, `undecodable ${opts.requestType}: ${why}`);
+      replyError(msg, ctx, 400, `undecodable ${endpoint.requestType}: ${why}`);
       return undefined;
     }
     let result: Promise<Res> | Res;
     try {
-      result = opts.handle(request, ctx);
+      result = endpoint.handle(request, ctx);
     } catch (err) {
       fail(msg, ctx, err);
       return undefined;
@@ -105,11 +209,11 @@ export function startWorker<Req = any, Res extends object = object>(
 
   function answer(msg: Msg, ctx: RequestContext, response: Res): void {
     try {
-      const invalid = responseType.verify(response);
+      const invalid = types.response.verify(response);
       if (invalid !== null)
-        throw new Error(`response is not a valid ${opts.responseType}: ${invalid}`);
-      replyOk(msg, responseType.encode(response).finish(), ctx.httpStatus);
-      service.record(performance.now() - ctx.receivedAt);
+        throw new Error(`response is not a valid ${endpoint.responseType}: ${invalid}`);
+      replyOk(msg, types.response.encode(response).finish(), ctx.httpStatus);
+      stats.record(performance.now() - ctx.receivedAt);
     } catch (err) {
       fail(msg, ctx, err);
     }
@@ -117,7 +221,7 @@ export function startWorker<Req = any, Res extends object = object>(
 
   function fail(msg: Msg, ctx: RequestContext, err: unknown): void {
     if (err instanceof ServiceError) {
-      const body = err.body && errorType ? errorType.encode(err.body).finish() : undefined;
+      const body = err.body && types.error ? types.error.encode(err.body).finish() : undefined;
       replyError(msg, ctx, err.code, err.message, body);
       return;
     }
@@ -138,30 +242,10 @@ export function startWorker<Req = any, Res extends object = object>(
     h.set(SERVICE_ERROR_CODE, String(code));
     h.set(SERVICE_ERROR, oneLine);
     msg.respond(body, { headers: h });
-    service.record(performance.now() - ctx.receivedAt, `${code}:${oneLine}`);
+    stats.record(performance.now() - ctx.receivedAt, `${code}:${oneLine}`);
   }
 
-  const sub = opts.nc.subscribe(opts.subject, {
-    queue,
-    callback: (err, msg) => {
-      if (err !== null) return onError(err, contextOf({ subject: opts.subject } as Msg, 0));
-      const running = serve(msg);
-      if (running === undefined) return;
-      active++;
-      void running.finally(() => {
-        if (--active === 0) idle?.();
-      });
-    },
-  });
-
-  return {
-    serviceId: service.id,
-    async stop() {
-      if (!sub.isClosed()) await sub.drain();
-      if (active > 0) await new Promise<void>((resolve) => (idle = resolve));
-      service.stop();
-    },
-  };
+  return serve;
 }
 
 /**

@@ -224,3 +224,20 @@ t.test("the conversions between the example's records and messages", async (t) =
   const json = { a: 1, b: "x", c: [true, null], d: { e: [] } };
   t.same(jsonOfStruct(structOf(json)), json);
 });
+
+t.test(
+  "the example worker runs two services, users and orders, each with its own endpoints",
+  async (t) => {
+    const grouped = new ExampleServices(root).services().map(({ service, endpoints }) => ({
+      name: service.name,
+      subjects: endpoints.map((endpoint) => endpoint.subject),
+    }));
+    t.same(grouped, [
+      {
+        name: "example-users",
+        subjects: ["svc.users.*.get", "svc.users.*.list", "svc.users.*.create"],
+      },
+      { name: "example-orders", subjects: ["svc.orders.get", "svc.orders.create"] },
+    ]);
+  },
+);

@@ -3,16 +3,18 @@ import { connect, createInbox, Empty, type NatsConnection } from "@nats-io/trans
 import protobuf from "protobufjs";
 import t, { type Test } from "tap";
 import { type NatsServer, startNatsServer } from "../../src/devtools/nats-server.js";
-import { ServiceError, startWorker, type Worker } from "../../src/worker/index.js";
+import { ServiceError, startService, startWorker, type Worker } from "../../src/worker/index.js";
 
 const root = protobuf.parse(
   `syntax = "proto3";
   package test.v1;
   message GetUserRequest { string id = 1; }
+  message DeleteUserRequest { string id = 1; }
   message User { string id = 1; }`,
   { keepCase: true },
 ).root;
 const GetUserRequest = root.lookupType("test.v1.GetUserRequest");
+const DeleteUserRequest = root.lookupType("test.v1.DeleteUserRequest");
 
 let server: NatsServer;
 let nc: NatsConnection;
@@ -152,3 +154,114 @@ t.test("a service name or version the protocol refuses is an error naming it", a
   );
   t.notOk(answered, "nothing subscribed to the subject");
 });
+
+/** A users service with two endpoints: get (u-* ids only) and delete. */
+function usersService(t: Test, name: string, prefix: string): Worker {
+  const service = startService({
+    nc,
+    root,
+    service: { name, version: "2.0.0" },
+    endpoints: [
+      {
+        subject: `${prefix}.get`,
+        requestType: "test.v1.GetUserRequest",
+        responseType: "test.v1.User",
+        handle(req: { id: string }) {
+          if (!req.id.startsWith("u-")) throw new ServiceError(400, "bad id");
+          return { id: req.id };
+        },
+      },
+      {
+        subject: `${prefix}.delete`,
+        requestType: "test.v1.DeleteUserRequest",
+        responseType: "test.v1.User",
+        endpoint: "remove",
+        async handle(req: { id: string }) {
+          await sleep(20);
+          return { id: req.id };
+        },
+      },
+    ],
+  });
+  t.teardown(() => service.stop());
+  return service;
+}
+
+t.test(
+  "a service with several endpoints is one instance: INFO lists them, STATS counts each apart",
+  async (t) => {
+    const service = usersService(t, "multi", "t.multi");
+    await nc.flush();
+    const get = (id: string) => nc.request("t.multi.get", GetUserRequest.encode({ id }).finish());
+    const remove = (id: string) =>
+      nc.request("t.multi.delete", DeleteUserRequest.encode({ id }).finish());
+    t.equal(GetUserRequest.decode((await get("u-1")).data).toJSON().id, "u-1");
+    t.equal((await get("x")).headers?.get("Nats-Service-Error-Code"), "400");
+    t.equal(DeleteUserRequest.decode((await remove("u-9")).data).toJSON().id, "u-9");
+
+    t.same(
+      (await discover("$SRV.PING.multi")).map((answer) => answer.id),
+      [service.serviceId],
+      "one instance answers for the service",
+    );
+    const [info] = await discover(`$SRV.INFO.multi.${service.serviceId}`);
+    t.same(info?.endpoints, [
+      {
+        name: "GetUserRequest",
+        subject: "t.multi.get",
+        queue_group: "turnout-workers",
+        metadata: {},
+      },
+      { name: "remove", subject: "t.multi.delete", queue_group: "turnout-workers", metadata: {} },
+    ]);
+    const [stats] = await discover(`$SRV.STATS.multi.${service.serviceId}`);
+    t.match(stats?.endpoints, [
+      { name: "GetUserRequest", num_requests: 2, num_errors: 1, last_error: "400:bad id" },
+      { name: "remove", num_requests: 1, num_errors: 0, last_error: "" },
+    ]);
+  },
+);
+
+t.test(
+  "stopping a service answers every endpoint's requests in progress, then leaves",
+  async (t) => {
+    const service = usersService(t, "multi-stop", "t.mstop");
+    await nc.flush();
+    const inFlight = nc.request("t.mstop.delete", DeleteUserRequest.encode({ id: "u-5" }).finish());
+    await sleep(5); // the delete handler is running (it takes 20 ms)
+    await service.stop();
+    t.equal(DeleteUserRequest.decode((await inFlight).data).toJSON().id, "u-5");
+    for (const subject of ["t.mstop.get", "t.mstop.delete"]) {
+      await t.rejects(nc.request(subject, Empty, { timeout: 500 }), /no responders/i, subject);
+    }
+    t.same(await discover("$SRV.PING.multi-stop"), []);
+  },
+);
+
+t.test(
+  "a service with no endpoint, or two endpoints of one name, is refused naming it",
+  async (t) => {
+    const endpoint = (subject: string, name?: string) => ({
+      subject,
+      requestType: "test.v1.GetUserRequest",
+      responseType: "test.v1.User",
+      handle: () => ({}),
+      ...(name === undefined ? {} : { endpoint: name }),
+    });
+    const start = (endpoints: ReturnType<typeof endpoint>[]) => () =>
+      startService({ nc, root, service: { name: "refused", version: "1.0.0" }, endpoints });
+    t.throws(start([]), { code: "TURNOUT_ERR_CONFIG", message: /refused has no endpoint/ });
+    t.throws(start([endpoint("t.dup.a"), endpoint("t.dup.b")]), {
+      code: "TURNOUT_ERR_CONFIG",
+      message: /endpoint "GetUserRequest" is named twice/,
+    });
+    t.throws(start([endpoint("t.dup.a", "get"), endpoint("t.dup.b", "get")]), {
+      code: "TURNOUT_ERR_CONFIG",
+      message: /endpoint "get" is named twice/,
+    });
+    for (const subject of ["t.dup.a", "t.dup.b"]) {
+      await t.rejects(nc.request(subject, Empty, { timeout: 500 }), /no responders/i, subject);
+    }
+    t.same(await discover("$SRV.PING.refused"), []);
+  },
+);
