@@ -76,114 +76,39 @@ export interface RunningGateway {
 }
 
 export async function startGateway(options: StartOptions): Promise<RunningGateway> {
-  const { config, root } = options;
-  const metrics = new GatewayMetrics();
-  const nats = new NatsLink();
-  const legacy = new LegacyUpstreams(config.routes);
-  const cutover = new CutoverState(config.routes);
-  cutover.subscribe((route, values) => {
-    metrics.cutoverPercent.labels(route, "nats").set(values.nats);
-    metrics.cutoverPercent.labels(route, "shadow").set(values.shadow);
-  });
-  const mismatches = new MismatchLog();
-  const mirrors = new Mirrors(root, config.routes, {
-    metrics,
-    log: mismatches,
-    limits: options.mirrorLimits,
-  });
-  const adminToken = new AdminToken(options.adminToken);
-  const natsStatus = new NatsStatus(undefined, (state) =>
-    metrics.natsConnected.set(state === "connected" ? 1 : 0),
-  );
-  let draining = false;
   const otel = options.otel === undefined ? otelOptionsFromEnv(process.env) : options.otel;
   // The SDK is only loaded when on.
   const spans: RequestSpans | undefined = otel ? await startRequestSpans(otel) : undefined;
-
-  // Logs through the admin listener's logger (only once started, after buildAdmin).
-  const cutoverStore = new CutoverStore(cutover, config.routes, {
-    info: (message) => admin.log.info(message),
-    warn: (message) => admin.log.warn(message),
-  });
-  const plan = new PlanDriver(
-    {
-      metrics,
-      store: cutoverStore,
-      routes: config.routes,
-      log: {
-        info: (message) => admin.log.info(message),
-        warn: (message) => admin.log.warn(message),
-      },
-    },
-    options.plan,
-  );
-  const deadLetters = new DeadLetterStore({
-    connection: () => nats.connection,
-    routes: config.routes,
-    root,
-    metrics,
-    log: { warn: (message) => admin.log.warn(message) },
-  });
-  const readiness: ReadinessCheck[] = [
-    () => (draining ? "shutting down" : undefined),
-    () => (natsStatus.isConnected() ? undefined : natsStatus.describe()),
-    () => (cutoverStore.mode === "starting" ? "live cutover state not loaded yet" : undefined),
-  ];
-  const admin = buildAdmin({
-    metrics,
-    readiness,
-    api: {
-      token: adminToken,
-      routeNames: config.routes.map((r) => r.name),
-      mismatches,
-      cutover: { state: cutover, store: cutoverStore },
-      deadLetters,
-    },
-    readinessNotes: () =>
-      cutoverStore.mode === "file" ? ["cutover: file values (no JetStream)"] : [],
-    listener: options.listener,
-    logger: options.logger,
-    openApi: buildOpenApiDocument(config, root),
-  });
+  const parts = buildParts(options);
+  let draining = false;
+  const isDraining = () => draining;
+  const admin = buildAdminListener(options, parts, isDraining);
+  parts.log.attach(admin.log);
   const gateway = buildGateway({
-    config,
-    root,
-    requester: nats,
-    legacy,
-    cutover,
-    mirrors,
-    adminToken,
-    metrics,
-    deadLetters,
-    isDraining: () => draining,
+    config: options.config,
+    root: options.root,
+    requester: parts.nats,
+    legacy: parts.legacy,
+    cutover: parts.cutover,
+    mirrors: parts.mirrors,
+    adminToken: parts.adminToken,
+    metrics: parts.metrics,
+    deadLetters: parts.deadLetters,
+    isDraining,
     listener: options.listener,
     logger: options.logger,
     spans,
   });
-  if (spans !== undefined) admin.log.info("OpenTelemetry: exporting request spans over OTLP/HTTP");
-
-  const abort = new AbortController();
-  const connected = connectNats(options.config.nats, {
-    status: natsStatus,
-    signal: abort.signal,
-    reconnectTimeWaitMs: options.reconnectTimeWaitMs,
-  }).then((nc) => {
-    nats.attach(nc);
-    cutoverStore.start(nc);
-    plan.start(nc);
-    // Created ahead of the first letter; a server without JetStream only loses letters.
-    deadLetters.ensureStream().catch((error: unknown) => {
-      admin.log.warn(`dead letters: stream ${"TURNOUT_DLQ"} unavailable: ${String(error)}`);
-    });
-  });
-  const warnSpans = (error: unknown) =>
-    admin.log.warn(`OpenTelemetry: spans not exported on close: ${String(error)}`);
-  // Failures are already recorded in natsStatus for /readyz; don't crash on them here.
-  connected.catch(() => {});
+  if (spans !== undefined) parts.log.info("OpenTelemetry: exporting request spans over OTLP/HTTP");
+  const stopConnecting = new AbortController();
+  const connected = connectInBackground(options, parts, stopConnecting.signal);
 
   const adminUrl = await listen(admin, options.host, options.adminPort);
   const url = await listen(gateway, options.host, options.port);
 
+  const warnSpans = (error: unknown) =>
+    parts.log.warn(`OpenTelemetry: spans not exported on close: ${String(error)}`);
+  const { metrics, cutover, cutoverStore, plan, mismatches, mirrors, nats, natsStatus } = parts;
   return {
     url,
     adminUrl,
@@ -195,19 +120,153 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     mirrors,
     nats,
     natsStatus,
-    deadLetters,
+    deadLetters: parts.deadLetters,
     connected,
     async close() {
       draining = true;
       await gateway.close();
-      abort.abort();
+      stopConnecting.abort();
       await plan.stop();
       await cutoverStore.stop();
       // Spans of the drained requests are exported before the exporter stops.
-      await Promise.all([nats.drain(), legacy.close(), spans?.shutdown().catch(warnSpans)]);
+      await Promise.all([nats.drain(), parts.legacy.close(), spans?.shutdown().catch(warnSpans)]);
       await admin.close();
     },
   };
+}
+
+/** What both listeners share, made before either is built. */
+interface Parts {
+  readonly metrics: GatewayMetrics;
+  readonly nats: NatsLink;
+  readonly natsStatus: NatsStatus;
+  readonly legacy: LegacyUpstreams;
+  readonly cutover: CutoverState;
+  readonly cutoverStore: CutoverStore;
+  readonly plan: PlanDriver;
+  readonly mismatches: MismatchLog;
+  readonly mirrors: Mirrors;
+  readonly deadLetters: DeadLetterStore;
+  readonly adminToken: AdminToken;
+  readonly log: DeferredLog;
+}
+
+function buildParts(options: StartOptions): Parts {
+  const { config, root } = options;
+  const metrics = new GatewayMetrics();
+  const nats = new NatsLink();
+  const log = new DeferredLog();
+  const cutover = new CutoverState(config.routes);
+  cutover.subscribe((route, values) => {
+    metrics.cutoverPercent.labels(route, "nats").set(values.nats);
+    metrics.cutoverPercent.labels(route, "shadow").set(values.shadow);
+  });
+  const mismatches = new MismatchLog();
+  const cutoverStore = new CutoverStore(cutover, config.routes, log);
+  return {
+    metrics,
+    nats,
+    natsStatus: new NatsStatus(undefined, (state) =>
+      metrics.natsConnected.set(state === "connected" ? 1 : 0),
+    ),
+    legacy: new LegacyUpstreams(config.routes),
+    cutover,
+    cutoverStore,
+    plan: new PlanDriver(
+      { metrics, store: cutoverStore, routes: config.routes, log },
+      options.plan,
+    ),
+    mismatches,
+    mirrors: new Mirrors(root, config.routes, {
+      metrics,
+      log: mismatches,
+      limits: options.mirrorLimits,
+    }),
+    deadLetters: new DeadLetterStore({
+      connection: () => nats.connection,
+      routes: config.routes,
+      root,
+      metrics,
+      log,
+    }),
+    adminToken: new AdminToken(options.adminToken),
+    log,
+  };
+}
+
+function buildAdminListener(
+  options: StartOptions,
+  parts: Parts,
+  isDraining: () => boolean,
+): FastifyInstance {
+  const { natsStatus, cutoverStore } = parts;
+  const readiness: ReadinessCheck[] = [
+    () => (isDraining() ? "shutting down" : undefined),
+    () => (natsStatus.isConnected() ? undefined : natsStatus.describe()),
+    () => (cutoverStore.mode === "starting" ? "live cutover state not loaded yet" : undefined),
+  ];
+  return buildAdmin({
+    metrics: parts.metrics,
+    readiness,
+    api: {
+      token: parts.adminToken,
+      routeNames: options.config.routes.map((r) => r.name),
+      mismatches: parts.mismatches,
+      cutover: { state: parts.cutover, store: cutoverStore },
+      deadLetters: parts.deadLetters,
+    },
+    readinessNotes: () =>
+      cutoverStore.mode === "file" ? ["cutover: file values (no JetStream)"] : [],
+    listener: options.listener,
+    logger: options.logger,
+    openApi: buildOpenApiDocument(options.config, options.root),
+  });
+}
+
+/**
+ * Connects to NATS while the listeners already serve (not ready until then);
+ * once connected, the requester, the live cutover state, the plans and the
+ * dead-letter stream start. Resolves on the first connection.
+ */
+function connectInBackground(
+  options: StartOptions,
+  parts: Parts,
+  signal: AbortSignal,
+): Promise<void> {
+  const connected = connectNats(options.config.nats, {
+    status: parts.natsStatus,
+    signal,
+    reconnectTimeWaitMs: options.reconnectTimeWaitMs,
+  }).then((nc) => {
+    parts.nats.attach(nc);
+    parts.cutoverStore.start(nc);
+    parts.plan.start(nc);
+    // Created ahead of the first letter; a server without JetStream only loses letters.
+    parts.deadLetters.ensureStream().catch((error: unknown) => {
+      parts.log.warn(`dead letters: stream TURNOUT_DLQ unavailable: ${String(error)}`);
+    });
+  });
+  // Failures are already recorded in natsStatus for /readyz; don't crash on them here.
+  connected.catch(() => {});
+  return connected;
+}
+
+/**
+ * The admin listener's logger, for parts made before it: they log only once
+ * the gateway runs, by when it is attached.
+ */
+class DeferredLog {
+  #target: { info(message: string): void; warn(message: string): void } | undefined;
+
+  attach(target: { info(message: string): void; warn(message: string): void }): void {
+    this.#target = target;
+  }
+  info(message: string): void {
+    this.#target?.info(message);
+  }
+  warn(message: string): void {
+    this.#target?.warn(message);
+  }
 }
 
 function isTls(app: FastifyInstance): boolean {
