@@ -80,6 +80,20 @@ const MAX_HEADER_BYTES = 16 * 1024;
 
 export function buildGateway(deps: GatewayDeps): FastifyInstance {
   const isDraining = deps.isDraining ?? (() => false);
+  const app = createServer(deps);
+  app.decorateRequest("backend", "gateway");
+  // First hook of all when on: the span sets the traceparent every later step passes on.
+  deps.spans?.register(app, deps.config.routes);
+  acceptJsonOnly(app);
+  observeEachRequest(app, deps.metrics);
+  answerProblems(app, deps.config.routes, isDraining);
+  for (const route of deps.config.routes) {
+    registerRoute(app, route, compileHandler(route, deps, isDraining), deps.metrics);
+  }
+  return app;
+}
+
+function createServer(deps: GatewayDeps): FastifyInstance {
   const app = Fastify({
     logger: deps.logger ?? false,
     // Fastify's two lines a request cost CPU on the hot path; failures are logged by us.
@@ -94,10 +108,12 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
     // answer them as problem+json like every other gateway error.
     frameworkErrors: (error, req, reply) => sendProblem(error, req, reply),
   });
-  app.decorateRequest("backend", "gateway");
-  // First hook of all when on: the span sets the traceparent every later step passes on.
-  deps.spans?.register(app, deps.config.routes);
+  // Per-request child loggers cost CPU on every request; lines we log carry the request id.
+  app.setChildLoggerFactory((logger) => logger);
+  return app;
+}
 
+function acceptJsonOnly(app: FastifyInstance): void {
   // Keep the raw text: the pipeline parses it losslessly and measures its size.
   const keepText = (_req: unknown, body: string | Buffer, done: (e: null, b: string) => void) =>
     done(null, body.toString());
@@ -105,79 +121,87 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("application/json", { parseAs: "string" }, keepText);
   app.addContentTypeParser(/^application\/[\w.+-]+\+json$/, { parseAs: "string" }, keepText);
+}
 
-  // Per-request child loggers cost CPU on every request; lines we log carry the request id.
-  app.setChildLoggerFactory((logger) => logger);
-  // One line per request, in place of Fastify's two; the level is checked once, here.
-  // pino's method (Fastify's base logger type lacks it); without a logger there is none.
+/** Metrics for every answer, and one log line a request (in place of Fastify's two) at info. */
+function observeEachRequest(app: FastifyInstance, metrics: GatewayMetrics): void {
+  // The level is checked once, here. pino's method (Fastify's base logger type
+  // lacks it); without a logger there is none.
   const logRequests =
     (app.log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.("info") ?? false;
   // Callback-style: an async hook costs a promise per request on the hot path.
   app.addHook("onResponse", (req, reply, done) => {
     const route = req.routeOptions.config.routeName ?? UNMATCHED_ROUTE;
     const ms = reply.elapsedTime;
-    deps.metrics.route(route).observeRequest(req.backend, reply.statusCode, ms / 1000);
-    if (logRequests) {
-      const query = req.url.indexOf("?");
-      req.log.info(
-        {
-          requestId: req.id,
-          route,
-          backend: req.backend,
-          status: reply.statusCode,
-          durationMs: Math.round(ms * 1000) / 1000,
-          method: req.method,
-          path: query === -1 ? req.url : req.url.slice(0, query),
-          traceId: traceIdOf(req.headers.traceparent),
-        },
-        "request",
-      );
-    }
+    metrics.route(route).observeRequest(req.backend, reply.statusCode, ms / 1000);
+    if (logRequests) logRequest(req, route, reply.statusCode, ms);
     done();
   });
+}
 
+function logRequest(req: FastifyRequest, route: string, status: number, ms: number): void {
+  const query = req.url.indexOf("?");
+  req.log.info(
+    {
+      requestId: req.id,
+      route,
+      backend: req.backend,
+      status,
+      durationMs: Math.round(ms * 1000) / 1000,
+      method: req.method,
+      path: query === -1 ? req.url : req.url.slice(0, query),
+      traceId: traceIdOf(req.headers.traceparent),
+    },
+    "request",
+  );
+}
+
+/** Every error, unknown path and wrong method is answered as problem+json. */
+function answerProblems(
+  app: FastifyInstance,
+  routes: readonly RouteConfig[],
+  isDraining: () => boolean,
+): void {
   app.setErrorHandler((error, req, reply) => {
     if (isDraining()) reply.header("connection", "close");
     return sendProblem(error, req, reply);
   });
-  const allowed = new AllowedMethods(deps.config.routes);
+  const allowed = new AllowedMethods(routes);
   app.setNotFoundHandler((req, reply) => {
     const methods = allowed.allowed(req.url.split("?", 1)[0] ?? "/");
     if (methods.length === 0) {
-      return sendProblem(
-        new TurnoutError("TURNOUT_ERR_NOT_FOUND", `no route for ${req.method} ${req.url}`),
-        req,
-        reply,
+      const error = new TurnoutError(
+        "TURNOUT_ERR_NOT_FOUND",
+        `no route for ${req.method} ${req.url}`,
       );
+      return sendProblem(error, req, reply);
     }
     reply.header("allow", methods.join(", "));
-    return sendProblem(
-      new TurnoutError(
-        "TURNOUT_ERR_METHOD_NOT_ALLOWED",
-        `${req.method} is not served here; use ${methods.join(", ")}`,
-      ),
-      req,
-      reply,
+    const error = new TurnoutError(
+      "TURNOUT_ERR_METHOD_NOT_ALLOWED",
+      `${req.method} is not served here; use ${methods.join(", ")}`,
     );
+    return sendProblem(error, req, reply);
   });
+}
 
-  for (const route of deps.config.routes) {
-    const compile = route.mode === "publish" ? compilePublishPipeline : compileNatsPipeline;
-    const natsCall = compile(route, deps.root, deps.requester, deps.metrics.route(route.name));
-    const handler = compileRouteHandler({
-      route,
-      natsCall,
-      legacy: deps.legacy,
-      cutover: deps.cutover.of(route.name),
-      mirrors: deps.mirrors,
-      adminToken: deps.adminToken,
-      metrics: deps.metrics,
-      deadLetters: deps.deadLetters,
-      isDraining,
-    });
-    registerRoute(app, route, handler, deps.metrics);
-  }
-  return app;
+function compileHandler(
+  route: RouteConfig,
+  deps: GatewayDeps,
+  isDraining: () => boolean,
+): RouteHandler {
+  const compile = route.mode === "publish" ? compilePublishPipeline : compileNatsPipeline;
+  return compileRouteHandler({
+    route,
+    natsCall: compile(route, deps.root, deps.requester, deps.metrics.route(route.name)),
+    legacy: deps.legacy,
+    cutover: deps.cutover.of(route.name),
+    mirrors: deps.mirrors,
+    adminToken: deps.adminToken,
+    metrics: deps.metrics,
+    deadLetters: deps.deadLetters,
+    isDraining,
+  });
 }
 
 function registerRoute(
