@@ -29,17 +29,7 @@ export interface AdminApiDeps {
 export const ADMIN_API_BY = "admin-api";
 
 export function registerAdminApi(app: FastifyInstance, deps: AdminApiDeps): void {
-  const known = new Set(deps.routeNames);
-  const routeOf = (req: FastifyRequest): string => {
-    const name = (req.params as { name: string }).name;
-    if (!known.has(name)) {
-      throw new TurnoutError("TURNOUT_ERR_NOT_FOUND", `no route named "${name}"`, {
-        field: "name",
-      });
-    }
-    return name;
-  };
-
+  const routes = new KnownRoutes(deps.routeNames);
   app.register(async (admin) => {
     admin.addHook("onRequest", async (req) => authorize(deps.token, req));
     // The body is parsed here, so that bad JSON is a problem naming the body.
@@ -47,81 +37,110 @@ export function registerAdminApi(app: FastifyInstance, deps: AdminApiDeps): void
     admin.addContentTypeParser("application/json", { parseAs: "string" }, (_req, body, done) =>
       done(null, body),
     );
-
     admin.get("/admin/routes/:name/mismatches", async (req) => {
-      const route = routeOf(req);
+      const route = routes.named(req);
       return { route, mismatches: deps.mismatches.list(route) };
     });
+    if (deps.deadLetters !== undefined) registerDeadLetters(admin, deps.deadLetters, routes);
+    if (deps.cutover !== undefined) registerCutover(admin, deps.cutover, routes);
+  });
+}
 
-    const deadLetters = deps.deadLetters;
-    if (deadLetters !== undefined) {
-      admin.get("/admin/dlq", async (req) => {
-        const filter = dlqFilter(req.query as Record<string, unknown>, known);
-        return { deadLetters: await deadLetters.list(filter) };
-      });
-      admin.post("/admin/dlq/replay", async (req) => {
-        const body = req.body === undefined || req.body === "" ? {} : parseJsonBody(req.body);
-        const filter = dlqFilter((body ?? {}) as Record<string, unknown>, known);
-        const outcomes = await deadLetters.replay(filter);
-        req.log.info(
-          { route: filter.route, replayed: outcomes.length },
-          "dead letters replayed through the admin API",
-        );
-        return { outcomes };
+/** The route names the API knows; a call naming another is a 404. */
+class KnownRoutes {
+  readonly #names: ReadonlySet<string>;
+
+  constructor(names: readonly string[]) {
+    this.#names = new Set(names);
+  }
+
+  has(name: string): boolean {
+    return this.#names.has(name);
+  }
+
+  /** The `:name` of the call's path. */
+  named(req: FastifyRequest): string {
+    const name = (req.params as { name: string }).name;
+    if (!this.#names.has(name)) {
+      throw new TurnoutError("TURNOUT_ERR_NOT_FOUND", `no route named "${name}"`, {
+        field: "name",
       });
     }
+    return name;
+  }
+}
 
-    const cutover = deps.cutover;
-    if (cutover === undefined) return;
-    const { state, store } = cutover;
-    const configOf = (name: string): RouteConfig => {
-      const config = store.route(name);
-      if (config === undefined) throw new Error(`route ${name} has no configuration`);
-      return config;
-    };
+function registerDeadLetters(
+  admin: FastifyInstance,
+  deadLetters: NonNullable<AdminApiDeps["deadLetters"]>,
+  routes: KnownRoutes,
+): void {
+  admin.get("/admin/dlq", async (req) => {
+    const filter = dlqFilter(req.query as Record<string, unknown>, routes);
+    return { deadLetters: await deadLetters.list(filter) };
+  });
+  admin.post("/admin/dlq/replay", async (req) => {
+    const filter = dlqFilter(optionalJsonBody(req.body), routes);
+    const outcomes = await deadLetters.replay(filter);
+    req.log.info(
+      { route: filter.route, replayed: outcomes.length },
+      "dead letters replayed through the admin API",
+    );
+    return { outcomes };
+  });
+}
 
-    admin.get("/admin/routes", async () => ({
-      cutover: store.mode,
-      routes: state.routes().map((name) => routeView(configOf(name), state, store)),
-    }));
+function registerCutover(
+  admin: FastifyInstance,
+  { state, store }: NonNullable<AdminApiDeps["cutover"]>,
+  routes: KnownRoutes,
+): void {
+  const configOf = (name: string): RouteConfig => {
+    const config = store.route(name);
+    if (config === undefined) throw new Error(`route ${name} has no configuration`);
+    return config;
+  };
 
-    admin.get("/admin/routes/:name/cutover", async (req) => {
-      return routeView(configOf(routeOf(req)), state, store);
-    });
+  admin.get("/admin/routes", async () => ({
+    cutover: store.mode,
+    routes: state.routes().map((name) => routeView(configOf(name), state, store)),
+  }));
 
-    admin.put("/admin/routes/:name/cutover", async (req) => {
-      const name = routeOf(req);
-      const body = parseJsonBody(req.body);
-      const change = parseCutoverChange(body, configOf(name), state.of(name), ADMIN_API_BY);
-      const written = await liveBucket(store).set(name, change);
-      req.log.info({ route: name, ...change }, "cutover changed through the admin API");
-      return { route: name, ...written };
-    });
+  admin.get("/admin/routes/:name/cutover", async (req) => {
+    return routeView(configOf(routes.named(req)), state, store);
+  });
 
-    admin.get("/admin/routes/:name/cutover/history", async (req) => {
-      const name = routeOf(req);
-      return { route: name, history: await liveBucket(store).history(name) };
-    });
+  admin.put("/admin/routes/:name/cutover", async (req) => {
+    const name = routes.named(req);
+    const body = parseJsonBody(req.body);
+    const change = parseCutoverChange(body, configOf(name), state.of(name), ADMIN_API_BY);
+    const written = await liveBucket(store).set(name, change);
+    req.log.info({ route: name, ...change }, "cutover changed through the admin API");
+    return { route: name, ...written };
+  });
 
-    admin.post("/admin/routes/:name/cutover/rollback", async (req) => {
-      const name = routeOf(req);
-      const body = req.body === undefined || req.body === "" ? {} : parseJsonBody(req.body);
-      const by = (body as { by?: unknown }).by;
-      const { from, to } = await liveBucket(store).rollback(
-        name,
-        typeof by === "string" && by.trim() !== "" ? by.trim() : ADMIN_API_BY,
-        (values) => checkRouteAllows(configOf(name), values),
-      );
-      req.log.info({ route: name, reason: to.reason }, "cutover rolled back through the admin API");
-      return { route: name, rolledBack: from, ...to };
-    });
+  admin.get("/admin/routes/:name/cutover/history", async (req) => {
+    const name = routes.named(req);
+    return { route: name, history: await liveBucket(store).history(name) };
+  });
+
+  admin.post("/admin/routes/:name/cutover/rollback", async (req) => {
+    const name = routes.named(req);
+    const by = optionalJsonBody(req.body).by;
+    const { from, to } = await liveBucket(store).rollback(
+      name,
+      typeof by === "string" && by.trim() !== "" ? by.trim() : ADMIN_API_BY,
+      (values) => checkRouteAllows(configOf(name), values),
+    );
+    req.log.info({ route: name, reason: to.reason }, "cutover rolled back through the admin API");
+    return { route: name, rolledBack: from, ...to };
   });
 }
 
 /** `route` and `since` (ISO 8601 time) of a dead-letter call, from the query or the body. */
-function dlqFilter(source: Record<string, unknown>, known: ReadonlySet<string>): DeadLetterFilter {
+function dlqFilter(source: Record<string, unknown>, routes: KnownRoutes): DeadLetterFilter {
   const { route, since } = source;
-  if (route !== undefined && (typeof route !== "string" || !known.has(route))) {
+  if (route !== undefined && (typeof route !== "string" || !routes.has(route))) {
     throw new TurnoutError("TURNOUT_ERR_NOT_FOUND", `no route named "${String(route)}"`, {
       field: "route",
     });
@@ -164,6 +183,18 @@ function liveBucket(store: CutoverStore): CutoverBucket {
       ? "the NATS server has no JetStream: this gateway runs on routes.yaml's values"
       : "the live cutover state is not loaded yet";
   throw new TurnoutError("TURNOUT_ERR_CUTOVER_UNAVAILABLE", why);
+}
+
+/** A body that may be left out: none is `{}`; JSON other than an object is refused. */
+function optionalJsonBody(raw: unknown): Record<string, unknown> {
+  if (raw === undefined || raw === "") return {};
+  const body = parseJsonBody(raw);
+  if (typeof body === "object" && body !== null && !Array.isArray(body)) {
+    return body as Record<string, unknown>;
+  }
+  throw new TurnoutError("TURNOUT_ERR_BAD_JSON", "the body must be a JSON object", {
+    field: "body",
+  });
 }
 
 function parseJsonBody(raw: unknown): unknown {

@@ -123,6 +123,23 @@ for (const [what, route, body, field] of badCases) {
   );
 }
 
+t.test(
+  "a rollback with a body that is not a JSON object is 400 naming the body, and rolls nothing back",
+  async (t) => {
+    const before = { ...a.cutover.of("users.get") };
+    for (const body of ["null", "[]", '"bob"']) {
+      const res = await call(`${a.adminUrl}/admin/routes/users.get/cutover/rollback`, {
+        method: "POST",
+        body,
+      });
+      t.equal(res.status, 400, `${body} is refused`);
+      t.match(res.type, /^application\/problem\+json/);
+      t.equal(res.body.field, "body");
+    }
+    t.same({ ...a.cutover.of("users.get") }, before);
+  },
+);
+
 t.test("PUT cutover on an unknown route is 404 problem+json naming the route", async (t) => {
   const res = await call(`${a.adminUrl}/admin/routes/nope.get/cutover`, {
     method: "PUT",

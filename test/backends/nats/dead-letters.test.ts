@@ -107,6 +107,15 @@ t.test(
       outcomes: [{ requestId: "req-o-1", result: "failed", code: "TURNOUT_ERR_NO_RESPONDERS" }],
     });
     t.equal((await listDeadLetters(stack.nc)).length, 1, "a failed replay keeps the letter");
+    for (const notAnObject of ['["orders.get"]', '"orders.get"', "null"]) {
+      const refused = await call(`${gw.adminUrl}/admin/dlq/replay`, {
+        method: "POST",
+        body: notAnObject,
+        token: TOKEN,
+      });
+      t.equal(refused.status, 400, `a ${notAnObject} body is refused, not read as "replay all"`);
+      t.match(refused.body, { code: "TURNOUT_ERR_BAD_JSON", field: "body" });
+    }
 
     const worker = startWorker();
     t.teardown(worker.stop);
