@@ -8,7 +8,11 @@
  */
 import { hostname, userInfo } from "node:os";
 import type { GatewayConfig, RouteConfig } from "../config/types.js";
-import { checkRouteAllows, parseCutoverChange } from "../control/cutover-rules.js";
+import {
+  checkRouteAllows,
+  parseCutoverChange,
+  parseRollbackRequest,
+} from "../control/cutover-rules.js";
 import { CutoverBucket, type CutoverRevision } from "../control/cutover-store.js";
 import { type PlanStatus, planStatus } from "../control/plan-status.js";
 import { TurnoutError } from "../errors.js";
@@ -28,7 +32,7 @@ const USAGE = `usage: turnout cutover <list | set | history | rollback> [options
   list                                         every route's live split and its source
   set ROUTE --nats P [--shadow S] --reason TEXT  change a route's split (0-100, two decimals)
   history ROUTE                                who changed the route, when, why, to what
-  rollback ROUTE                               restore the values before the latest change
+  rollback ROUTE [--reason TEXT]               restore the values before the latest change
 
 options: --config routes.yaml, --nats-url nats://host:4222,... (env TURNOUT_NATS_URL),
          --by NAME (recorded in the history; default user@host)`;
@@ -66,6 +70,7 @@ export async function runCutover(
     [sub, routeName] = readPositionals(parsed.positionals);
     if (sub === "set" && typeof values.nats !== "string")
       throw new UsageError("set needs --nats P");
+    refuseFlagsNotFor(sub, values);
     connection = resolveConnection(values, env);
   } catch (error) {
     return reportCommandLine(error, "cutover", USAGE, out);
@@ -102,6 +107,22 @@ export async function runCutover(
     return 1;
   } finally {
     await nc.close();
+  }
+}
+
+/** The change flags each subcommand takes: any other is refused, not silently dropped. */
+const CHANGE_FLAGS: Readonly<Record<Subcommand, readonly string[]>> = {
+  list: [],
+  set: ["nats", "shadow", "reason", "by"],
+  history: [],
+  rollback: ["reason", "by"],
+};
+
+function refuseFlagsNotFor(sub: Subcommand, values: Record<string, unknown>): void {
+  for (const flag of ["nats", "shadow", "reason", "by"]) {
+    if (values[flag] !== undefined && !CHANGE_FLAGS[sub].includes(flag)) {
+      throw new UsageError(`--${flag} does not apply to ${sub}`);
+    }
   }
 }
 
@@ -199,7 +220,8 @@ async function rollback(
   env: NodeJS.ProcessEnv,
   out: Output,
 ): Promise<number> {
-  const { from, to } = await bucket.rollback(route.name, byOf(values, env), (restored) =>
+  const request = parseRollbackRequest({ reason: values.reason }, byOf(values, env));
+  const { from, to } = await bucket.rollback(route.name, request, (restored) =>
     checkRouteAllows(route, restored),
   );
   out.stdout.write(

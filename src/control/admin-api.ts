@@ -10,7 +10,7 @@ import type { RouteConfig } from "../config/types.js";
 import { TurnoutError } from "../errors.js";
 import type { MismatchLog } from "../shadow/mismatch-log.js";
 import type { AdminToken } from "./admin-token.js";
-import { checkRouteAllows, parseCutoverChange } from "./cutover-rules.js";
+import { checkRouteAllows, parseCutoverChange, parseRollbackRequest } from "./cutover-rules.js";
 import type { CutoverState } from "./cutover-state.js";
 import type { CutoverBucket, CutoverRevision, CutoverStore } from "./cutover-store.js";
 import { planStatus } from "./plan-status.js";
@@ -126,19 +126,28 @@ function registerCutover(
 
   admin.post("/admin/routes/:name/cutover/rollback", async (req) => {
     const name = routes.named(req);
-    const by = optionalJsonBody(req.body).by;
-    const { from, to } = await liveBucket(store).rollback(
-      name,
-      typeof by === "string" && by.trim() !== "" ? by.trim() : ADMIN_API_BY,
-      (values) => checkRouteAllows(configOf(name), values),
+    const request = parseRollbackRequest(optionalJsonBody(req.body), ADMIN_API_BY);
+    const { from, to } = await liveBucket(store).rollback(name, request, (values) =>
+      checkRouteAllows(configOf(name), values),
     );
     req.log.info({ route: name, reason: to.reason }, "cutover rolled back through the admin API");
     return { route: name, rolledBack: from, ...to };
   });
 }
 
-/** `route` and `since` (ISO 8601 time) of a dead-letter call, from the query or the body. */
+/**
+ * `route` and `since` (ISO 8601 time) of a dead-letter call, from the query or
+ * the body. Any other key is refused: a misspelt filter must not widen a
+ * replay to every letter.
+ */
 function dlqFilter(source: Record<string, unknown>, routes: KnownRoutes): DeadLetterFilter {
+  for (const key of Object.keys(source)) {
+    if (key !== "route" && key !== "since") {
+      throw new TurnoutError("TURNOUT_ERR_BAD_PARAM", `${key} is not a filter (route, since)`, {
+        field: key,
+      });
+    }
+  }
   const { route, since } = source;
   if (route !== undefined && (typeof route !== "string" || !routes.has(route))) {
     throw new TurnoutError("TURNOUT_ERR_NOT_FOUND", `no route named "${String(route)}"`, {

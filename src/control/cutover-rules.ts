@@ -38,36 +38,63 @@ export function parseCutoverChange(
   current: CutoverValues,
   defaultBy: string,
 ): CutoverChange {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw bad("body", "must be a JSON object {nats, shadow?, reason}");
-  }
-  const input = body as Record<string, unknown>;
-  for (const key of Object.keys(input)) {
-    if (!["nats", "shadow", "reason", "by"].includes(key)) {
-      throw bad(key, "is not a cutover field (nats, shadow, reason, by)");
-    }
-  }
+  const input = fieldsOf(body, ["nats", "shadow", "reason", "by"], "{nats, shadow?, reason}");
   if (input.nats === undefined) throw bad("nats", "is required");
   const natsProblem = percentProblem(input.nats);
   if (natsProblem !== undefined) throw bad("nats", natsProblem);
   const shadow = input.shadow ?? current.shadow;
   const shadowProblem = percentProblem(shadow);
   if (shadowProblem !== undefined) throw bad("shadow", shadowProblem);
-  const reason = typeof input.reason === "string" ? input.reason.trim() : "";
-  if (reason === "") throw bad("reason", "is required: say why the split changes");
+  const reason = reasonOf(input);
+  if (reason === undefined) throw bad("reason", "is required: say why the split changes");
+  const values = { nats: input.nats as number, shadow: shadow as number };
+  checkRouteAllows(route, values);
+  return { ...values, by: byOf(input, defaultBy), reason };
+}
+
+/** Who asks for a rollback, and optionally why (kept in the history beside "rollback of <at>"). */
+export interface RollbackRequest {
+  readonly by: string;
+  readonly reason: string | undefined;
+}
+
+/** Checks a rollback body (`{reason?, by?}`, already parsed JSON); throws TURNOUT_ERR_BAD_FIELD. */
+export function parseRollbackRequest(body: unknown, defaultBy: string): RollbackRequest {
+  const input = fieldsOf(body, ["reason", "by"], "{reason?, by?}");
+  return { by: byOf(input, defaultBy), reason: reasonOf(input) };
+}
+
+function fieldsOf(
+  body: unknown,
+  allowed: readonly string[],
+  shape: string,
+): Record<string, unknown> {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw bad("body", `must be a JSON object ${shape}`);
+  }
+  for (const key of Object.keys(body)) {
+    if (!allowed.includes(key)) throw bad(key, `is not a field here (${allowed.join(", ")})`);
+  }
+  return body as Record<string, unknown>;
+}
+
+/** The trimmed reason, or undefined when none is given. */
+function reasonOf(input: Record<string, unknown>): string | undefined {
+  if (input.reason === undefined) return undefined;
+  if (typeof input.reason !== "string") throw bad("reason", "must be a string");
+  const reason = input.reason.trim();
   if (reason.length > MAX_REASON_LENGTH) {
     throw bad("reason", `is longer than ${MAX_REASON_LENGTH} characters`);
   }
-  let by = defaultBy;
-  if (input.by !== undefined) {
-    if (typeof input.by !== "string" || input.by.trim() === "") {
-      throw bad("by", "must be a non-empty string");
-    }
-    by = input.by.trim();
+  return reason === "" ? undefined : reason;
+}
+
+function byOf(input: Record<string, unknown>, defaultBy: string): string {
+  if (input.by === undefined) return defaultBy;
+  if (typeof input.by !== "string" || input.by.trim() === "") {
+    throw bad("by", "must be a non-empty string");
   }
-  const values = { nats: input.nats as number, shadow: shadow as number };
-  checkRouteAllows(route, values);
-  return { ...values, by, reason };
+  return input.by.trim();
 }
 
 /** The route-level rules: no split or shadow without legacy, no shadowed writes unless allowed. */

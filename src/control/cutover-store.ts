@@ -14,7 +14,12 @@ import { Kvm, KvWatchInclude } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/nats-core";
 import type { RouteConfig } from "../config/types.js";
 import { TurnoutError } from "../errors.js";
-import { type CutoverChange, checkRouteAllows, percentProblem } from "./cutover-rules.js";
+import {
+  type CutoverChange,
+  checkRouteAllows,
+  percentProblem,
+  type RollbackRequest,
+} from "./cutover-rules.js";
 import type { CutoverState, CutoverValues } from "./cutover-state.js";
 
 export const CUTOVER_BUCKET = "turnout_cutover";
@@ -138,13 +143,14 @@ export class CutoverBucket {
 
   /**
    * Restores the values before the latest change, recorded as a change of its
-   * own ("rollback of <at>"). `check` may refuse the restored values. Fails with
+   * own ("rollback of <at>", then ": <reason>" when one is given). `check` may
+   * refuse the restored values. Fails with
    * TURNOUT_ERR_CUTOVER_CONFLICT when there is no earlier value or another change
    * landed meanwhile.
    */
   async rollback(
     route: string,
-    by: string,
+    request: RollbackRequest,
     check: (values: CutoverValues) => void = () => {},
   ): Promise<{ readonly from: CutoverRevision; readonly to: CutoverRevision }> {
     const entries = await this.#entries(route);
@@ -162,8 +168,8 @@ export class CutoverBucket {
     check(before);
     const record = {
       ...pickValues(before),
-      by,
-      reason: `rollback of ${latest.at}`,
+      by: request.by,
+      reason: `rollback of ${latest.at}${request.reason === undefined ? "" : `: ${request.reason}`}`,
       at: now(),
     };
     let revision: number;

@@ -94,6 +94,56 @@ t.test("cutover set refuses bad values with exit 2 and changes nothing", async (
   t.equal(gw.cutover.of("users.get").nats, before);
 });
 
+t.test(
+  "cutover rollback --reason keeps the reason in the history after the rolled-back time",
+  async (t) => {
+    const set = await cli(
+      "set",
+      "users.get",
+      "--nats",
+      "40",
+      "--reason",
+      "wider",
+      "--config",
+      routesFile,
+    );
+    t.equal(set.code, 0, set.stderr);
+    const rollback = await cli(
+      "rollback",
+      "users.get",
+      "--reason",
+      "5xx spike on NATS",
+      "--config",
+      routesFile,
+    );
+    t.equal(rollback.code, 0, rollback.stderr);
+    const last = (await cli("history", "users.get", "--config", routesFile)).stdout
+      .trimEnd()
+      .split("\n")
+      .at(-1);
+    t.match(last, /bob@\S+\s+\d+(\.\d+)?\s+\d+\s+rollback of \S+: 5xx spike on NATS$/);
+  },
+);
+
+t.test(
+  "a change flag that does not apply to the subcommand is refused with exit 2, not dropped",
+  async (t) => {
+    const before = { ...gw.cutover.of("users.get") };
+    const cases: Array<[string[], RegExp]> = [
+      [["rollback", "users.get", "--nats", "0"], /--nats does not apply to rollback/],
+      [["rollback", "users.get", "--shadow", "0"], /--shadow does not apply to rollback/],
+      [["history", "users.get", "--reason", "x"], /--reason does not apply to history/],
+      [["list", "--by", "carol"], /--by does not apply to list/],
+    ];
+    for (const [argv, message] of cases) {
+      const result = await cli(...argv, "--config", routesFile);
+      t.equal(result.code, 2, argv.join(" "));
+      t.match(result.stderr, message);
+    }
+    t.same({ ...gw.cutover.of("users.get") }, before, "nothing was rolled back");
+  },
+);
+
 t.test("cutover rollback with no earlier value fails with exit 1", async (t) => {
   const result = await cli("rollback", "orders.get", "--config", routesFile);
   t.equal(result.code, 1);

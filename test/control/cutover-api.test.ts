@@ -140,6 +140,30 @@ t.test(
   },
 );
 
+t.test(
+  "a rollback body may give a reason, kept after the rolled-back time; other fields are a 400",
+  async (t) => {
+    const set = await call(`${a.adminUrl}/admin/routes/users.create/cutover`, {
+      method: "PUT",
+      body: JSON.stringify({ nats: 7, reason: "try writes" }),
+    });
+    t.equal(set.status, 200);
+    const refused = await call(`${a.adminUrl}/admin/routes/users.create/cutover/rollback`, {
+      method: "POST",
+      body: JSON.stringify({ nats: 0, reason: "x" }),
+    });
+    t.equal(refused.status, 400);
+    t.equal(refused.body.field, "nats");
+    t.equal(a.cutover.of("users.create").nats, 7, "a refused rollback changes nothing");
+    const rb = await call(`${a.adminUrl}/admin/routes/users.create/cutover/rollback`, {
+      method: "POST",
+      body: JSON.stringify({ reason: "  writes fail on NATS ", by: "dana" }),
+    });
+    t.equal(rb.status, 200);
+    t.match(rb.body, { nats: 0, by: "dana", reason: /^rollback of \S+: writes fail on NATS$/ });
+  },
+);
+
 t.test("PUT cutover on an unknown route is 404 problem+json naming the route", async (t) => {
   const res = await call(`${a.adminUrl}/admin/routes/nope.get/cutover`, {
     method: "PUT",

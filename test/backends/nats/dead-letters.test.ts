@@ -107,6 +107,15 @@ t.test(
       outcomes: [{ requestId: "req-o-1", result: "failed", code: "TURNOUT_ERR_NO_RESPONDERS" }],
     });
     t.equal((await listDeadLetters(stack.nc)).length, 1, "a failed replay keeps the letter");
+    const misspelt = await call(`${gw.adminUrl}/admin/dlq/replay`, {
+      method: "POST",
+      body: JSON.stringify({ rout: "orders.get" }),
+      token: TOKEN,
+    });
+    t.equal(misspelt.status, 400, "a misspelt filter is refused, not read as no filter");
+    t.match(misspelt.body, { code: "TURNOUT_ERR_BAD_PARAM", field: "rout" });
+    const misspeltQuery = await call(`${gw.adminUrl}/admin/dlq?rout=orders.get`, { token: TOKEN });
+    t.equal(misspeltQuery.status, 400);
     for (const notAnObject of ['["orders.get"]', '"orders.get"', "null"]) {
       const refused = await call(`${gw.adminUrl}/admin/dlq/replay`, {
         method: "POST",
