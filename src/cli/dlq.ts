@@ -2,7 +2,7 @@
  * `turnout dlq list | replay [--route R] [--since T]`: reads and re-drives the
  * dead letters in the JetStream stream TURNOUT_DLQ, with the gateway's
  * connection settings (--config, --nats-url, TURNOUT_NATS_URL). `--since` is an
- * ISO 8601 time or a duration back from now ("30m", "2h").
+ * RFC 3339 time, a date or a duration back from now ("30m", "2h").
  * Replay prints one line per letter (ok with the worker's status, or failed
  * with the code); a letter replayed ok is deleted from the stream.
  * Exit codes: 0 done (every replay ok), 1 failed (configuration, NATS, a replay
@@ -11,9 +11,9 @@
 import {
   type DeadLetterFilter,
   listDeadLetters,
+  parseSince,
   replayDeadLetters,
 } from "../backends/nats/dead-letters.js";
-import { parseDuration } from "../config/units.js";
 import type { Output } from "./check.js";
 import {
   commandRoute,
@@ -30,7 +30,7 @@ const USAGE = `usage: turnout dlq <list | replay> [--route R] [--since T] [optio
   list     the dead letters (requests that failed on NATS with no fallback)
   replay   re-send them to their NATS subject; each one answered ok is deleted
 
-options: --route R (one route), --since T (ISO 8601 time, or a duration back from now: 30m, 2h),
+options: --route R (one route), --since T (RFC 3339 time, date, or a duration back from now: 30m, 2h),
          --config routes.yaml, --nats-url nats://host:4222,... (env TURNOUT_NATS_URL)`;
 
 const FLAGS = {
@@ -66,7 +66,7 @@ export async function runDlq(
     sub = first;
     filter = {
       route: typeof values.route === "string" ? values.route : undefined,
-      since: typeof values.since === "string" ? parseSince(values.since, now()) : undefined,
+      since: typeof values.since === "string" ? sinceFlag(values.since, now()) : undefined,
     };
     connection = resolveConnection(values, env);
   } catch (error) {
@@ -116,15 +116,11 @@ export async function runDlq(
   }
 }
 
-function parseSince(text: string, now: number): Date {
-  if (/^\d+(\.\d+)?(ms|s|m|h)$/.test(text.trim())) {
-    return new Date(now - parseDuration(text));
+/** The command line's `--since`, refused with the usage when it is not a time. */
+function sinceFlag(text: string, now: number): Date {
+  try {
+    return parseSince(text, now);
+  } catch (error) {
+    throw new UsageError(`--${(error as Error).message}`);
   }
-  const date = new Date(text);
-  if (Number.isNaN(date.getTime())) {
-    throw new UsageError(
-      `--since must be an ISO 8601 time or a duration such as 2h, got "${text}"`,
-    );
-  }
-  return date;
 }

@@ -5,7 +5,11 @@
  * problem+json like the gateway's.
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import type { DeadLetterFilter, DeadLetterStore } from "../backends/nats/dead-letters.js";
+import {
+  type DeadLetterFilter,
+  type DeadLetterStore,
+  parseSince,
+} from "../backends/nats/dead-letters.js";
 import type { RouteConfig } from "../config/types.js";
 import { TurnoutError } from "../errors.js";
 import type { MismatchLog } from "../shadow/mismatch-log.js";
@@ -136,7 +140,7 @@ function registerCutover(
 }
 
 /**
- * `route` and `since` (ISO 8601 time) of a dead-letter call, from the query or
+ * `route` and `since` (see parseSince) of a dead-letter call, from the query or
  * the body. Any other key is refused: a misspelt filter must not widen a
  * replay to every letter.
  */
@@ -154,15 +158,10 @@ function dlqFilter(source: Record<string, unknown>, routes: KnownRoutes): DeadLe
       field: "route",
     });
   }
-  let sinceDate: Date | undefined;
-  if (since !== undefined) {
-    sinceDate = typeof since === "string" ? new Date(since) : new Date(Number.NaN);
-    if (Number.isNaN(sinceDate.getTime())) {
-      throw new TurnoutError("TURNOUT_ERR_BAD_PARAM", "since must be an ISO 8601 time", {
-        field: "since",
-      });
-    }
+  if (since !== undefined && typeof since !== "string") {
+    throw new TurnoutError("TURNOUT_ERR_BAD_PARAM", "since must be a string", { field: "since" });
   }
+  const sinceDate = since === undefined ? undefined : parseSince(since, Date.now());
   return { route, since: sinceDate };
 }
 

@@ -85,6 +85,12 @@ t.test("dlq refuses a bad command line with exit 2", async (t) => {
   t.equal((await cli()).code, 2);
   t.equal((await cli("purge")).code, 2);
   t.equal((await cli("list", "--since", "whenever")).code, 2);
+  // Date() would read these as 2001-01-01 and 2026-03-03.
+  for (const lenient of ["1", "2026-02-31"]) {
+    const refused = await cli("list", "--since", lenient);
+    t.equal(refused.code, 2, `--since ${lenient} is refused`);
+    t.match(refused.stderr, /--since must be an RFC 3339 time/);
+  }
   const unknown = await cli("list", "--route", "nope");
   t.equal(unknown.code, 2);
   t.match(unknown.stderr, /no route named "nope"/);

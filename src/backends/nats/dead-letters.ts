@@ -21,7 +21,9 @@ import { type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jet
 import { type MsgHdrs, type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
 import type protobuf from "protobufjs";
 import { compileRouteCodec, parseJsonBody } from "../../codec/index.js";
+import { parseTimestamp } from "../../codec/time.js";
 import type { RouteConfig } from "../../config/types.js";
+import { parseDuration } from "../../config/units.js";
 import { TurnoutError } from "../../errors.js";
 import type { GatewayMetrics } from "../../observability/metrics.js";
 import { compileSubject } from "../../routing/subject.js";
@@ -98,6 +100,28 @@ export interface DeadLetterFilter {
   readonly route?: string;
   /** Only letters stored at or after this time. */
   readonly since?: Date;
+}
+
+/**
+ * A `since` filter as operators write it: an RFC 3339 time
+ * ("2026-03-01T12:00:00Z"), a UTC date ("2026-03-01"), or a duration back from
+ * `now` ("30m", "2h"). Anything else throws TURNOUT_ERR_BAD_PARAM naming
+ * `since`: JavaScript's lenient Date parsing would read "1" as the year 2001.
+ */
+export function parseSince(text: string, now: number): Date {
+  const trimmed = text.trim();
+  if (/^\d+(\.\d+)?(ms|s|m|h)$/.test(trimmed)) return new Date(now - parseDuration(trimmed));
+  const time = /^\d{4}-\d{2}-\d{2}$/.test(trimmed) ? `${trimmed}T00:00:00Z` : trimmed;
+  try {
+    const { seconds, nanos } = parseTimestamp(time);
+    return new Date(seconds * 1000 + Math.floor(nanos / 1e6));
+  } catch {
+    throw new TurnoutError(
+      "TURNOUT_ERR_BAD_PARAM",
+      `since must be an RFC 3339 time (2026-03-01T12:00:00Z), a date (2026-03-01) or a duration back from now (30m, 2h), got ${JSON.stringify(text)}`,
+      { field: "since" },
+    );
+  }
 }
 
 export interface ReplayOptions extends DeadLetterFilter {

@@ -8,6 +8,7 @@ import {
   DLQ_STREAM,
   DLQ_WARN_EVERY_MS,
   listDeadLetters,
+  parseSince,
 } from "../../../src/backends/nats/dead-letters.js";
 import { startNatsServer } from "../../../src/devtools/nats-server.js";
 import { TurnoutError } from "../../../src/errors.js";
@@ -270,5 +271,34 @@ t.test(
     store.record(ordersRoute, failedInput(320), noResponders);
     t.ok(await within(3000, () => stored() === 5), "once acked, the slots are free again");
     t.equal(lost("overloaded"), 16);
+  },
+);
+
+t.test(
+  "since takes an RFC 3339 time, a UTC date or a duration back from now, nothing looser",
+  async (t) => {
+    const now = Date.parse("2026-03-10T12:00:00Z");
+    t.equal(
+      parseSince("2026-03-01T08:30:00.250+01:00", now).toISOString(),
+      "2026-03-01T07:30:00.250Z",
+    );
+    t.equal(parseSince("2026-03-01", now).toISOString(), "2026-03-01T00:00:00.000Z");
+    t.equal(parseSince("2h", now).toISOString(), "2026-03-10T10:00:00.000Z");
+    t.equal(parseSince(" 30m ", now).toISOString(), "2026-03-10T11:30:00.000Z");
+    for (const loose of [
+      "1",
+      "2026",
+      "March 1, 2026",
+      "2026-02-30",
+      "2026-03-01T08:30",
+      "2h ago",
+      "",
+    ]) {
+      t.throws(
+        () => parseSince(loose, now),
+        { code: "TURNOUT_ERR_BAD_PARAM", field: "since" },
+        loose,
+      );
+    }
   },
 );
