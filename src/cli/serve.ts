@@ -1,8 +1,8 @@
-import { readFileSync } from "node:fs";
 /**
  * `turnout serve`: load and check the route table, start the gateway, and drain
  * on SIGTERM/SIGINT. Returns the process exit code (0 after a clean drain).
  */
+import { readFileSync } from "node:fs";
 import { loadConfigAndProtos } from "../config/load.js";
 import { ConfigError } from "../errors.js";
 import { joinClusterMetrics } from "../observability/cluster-metrics.js";

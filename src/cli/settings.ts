@@ -1,10 +1,10 @@
-import { existsSync } from "node:fs";
 /**
  * Flags and TURNOUT_* env vars shared by every command that serves or talks to
  * NATS, resolved the same way everywhere: a flag beats its env var, which beats
  * the file (only nats.servers exists in both) or the built-in default. A bad
  * value is a ConfigError naming the flag or the env var it came from.
  */
+import { existsSync } from "node:fs";
 import { type ParseArgsConfig, parseArgs } from "node:util";
 import { serverUrlProblem, splitServers } from "../config/nats.js";
 import { closest } from "../config/suggest.js";
