@@ -50,7 +50,6 @@ export function compilePublishPipeline(
     if (!hasJetStream(requester)) {
       throw new TurnoutError("TURNOUT_ERR_NOT_CONNECTED", "JetStream is not available");
     }
-    const js = requester.jetstream();
     const options: Partial<JetStreamPublishOptions> = {
       headers: headersOf(route.name, forwarded, input.requestId, input.headers, shadow),
       timeout: route.timeoutMs,
@@ -58,10 +57,15 @@ export function compilePublishPipeline(
     const key = idempotencyKeyOf(input.headers);
     if (key !== undefined) options.msgID = key;
 
-    const publish = () =>
-      js.publish(subject, payload, options).catch((err: unknown) => {
-        throw publishError(err, subject);
-      });
+    // The client is taken per attempt: while NATS reconnects it throws
+    // NOT_CONNECTED, which is retried like any publish that reached no one.
+    const publish = async () =>
+      requester
+        .jetstream()
+        .publish(subject, payload, options)
+        .catch((err: unknown) => {
+          throw publishError(err, subject);
+        });
     const retrying = key === undefined ? retryingUnkeyed : retryingKeyed;
     // A mirrored request is never retried: it must not add load to a struggling side.
     const ack = await (shadow ? publish() : retrying(publish));

@@ -1,6 +1,9 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { Msg } from "@nats-io/transport-node";
 import t from "tap";
+import { TurnoutError } from "../../src/errors.js";
+import { GatewayMetrics } from "../../src/observability/metrics.js";
+import { compilePublishPipeline } from "../../src/server/publish-pipeline.js";
 import { usersCreateRoute } from "../helpers/route-yaml.js";
 import { startStack, writeRoutes } from "../helpers/stack.js";
 
@@ -126,6 +129,36 @@ t.test("a bad body is still a 400 problem naming the field, and nothing is store
   t.equal(unknown.status, 400);
   t.match(await problemOf(unknown), { field: "$.nope" });
   t.equal((await jsm.streams.info("USER_EVENTS")).state.messages, before);
+});
+
+t.test("a publish refused while NATS reconnects is retried per the route's policy", async (t) => {
+  const route = stack.config.routes.find((r) => r.name === "users.create")!;
+  const link = stack.gateway.nats;
+  let refusals = 1;
+  // The real link, but the first attempt finds it reconnecting, as link.jetstream() says then.
+  const reconnecting = {
+    request: link.request.bind(link),
+    jetstream: () => {
+      if (refusals-- > 0) throw new TurnoutError("TURNOUT_ERR_NOT_CONNECTED", "reconnecting");
+      return link.jetstream();
+    },
+  };
+  const metrics = new GatewayMetrics();
+  const retried = { ...route, retry: { ...route.retry, attempts: 2, backoffMs: 10 } };
+  const call = compilePublishPipeline(retried, stack.root, reconnecting, metrics.route(route.name));
+  const answer = await call({
+    requestId: "req-reconnect",
+    params: { region: "eu" },
+    query: {},
+    body: JSON.stringify({ id: "u-12" }),
+    headers: {},
+  });
+  t.equal(answer.status, 202, "the second attempt is published");
+  t.match(JSON.parse(answer.body), { stream: "USER_EVENTS", duplicate: false });
+  t.match(
+    await metrics.registry.metrics(),
+    /turnout_retries_total\{route="users.create",backend="nats"\} 1/,
+  );
 });
 
 /**
