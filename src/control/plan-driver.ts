@@ -99,6 +99,8 @@ export class PlanDriver {
       for (const route of this.#routes) this.#track(this.#check(route));
     });
     this.#sub = nc.subscribe(STATS_SUBJECT, {
+      // Anyone may publish here, and a callback that throws would end the
+      // connection's read loop: a report that is not well formed is dropped.
       callback: (_error, msg) => {
         if (!this.isLeader) return;
         const report = decodeReport(msg.data);

@@ -110,6 +110,7 @@ export function decodeReport(data: Uint8Array): StatsReport | undefined {
   }
   const routes: Record<string, WindowFigures> = {};
   for (const [route, raw] of Object.entries(v.routes as Record<string, unknown>)) {
+    if (typeof raw !== "object" || raw === null) continue;
     const f = raw as Record<string, unknown>;
     const counts = [f.requests, f.errors, f.compared, f.mismatches];
     if (!counts.every(isCount) || !Array.isArray(f.latency) || !f.latency.every(isCount)) continue;

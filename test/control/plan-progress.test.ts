@@ -130,6 +130,31 @@ t.test("exactly one replica holds the plan lease", async (t) => {
   t.not(a.plan.isLeader, b.plan.isLeader, "not both");
 });
 
+t.test(
+  "a stats report that is not well formed is dropped; the leader's connection keeps working",
+  async (t) => {
+    for (const poison of [
+      '{"replica":"x","routes":{"users.get":null}}',
+      '{"replica":"x","routes":[7]}',
+      "{",
+    ]) {
+      nc.publish("turnout.stats", poison);
+    }
+    await nc.flush();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    for (const g of [a, b]) {
+      t.notOk(g.nats.connection?.isClosed(), "the connection is open");
+      // A NATS request/reply through the replica: its reads still flow.
+      const res = await fetch(`${g.url}/v1/regions/eu/users?page_size=1`, {
+        headers: { "turnout-backend": "nats", "turnout-token": TOKEN },
+      });
+      t.equal(res.status, 200);
+      // The worker's empty list (printed {}), not the legacy fallback's {"id":"1"} after a NATS timeout.
+      t.same(await res.json(), {}, "the NATS worker answered");
+    }
+  },
+);
+
 t.test("too little traffic holds the step: nothing moves over several windows", async (t) => {
   await new Promise((r) => setTimeout(r, 1500));
   t.equal(a.cutover.of("users.create").nats, 20);
