@@ -217,6 +217,8 @@ export class PlanDriver {
   }
 
   #every(ms: number, fn: () => unknown): void {
+    // stop() may have run while the caller awaited (the first lease check): no timer then.
+    if (this.#stopped) return;
     this.#timers.push(
       setInterval(() => {
         if (!this.#stopped) this.#track(Promise.resolve(fn()));
