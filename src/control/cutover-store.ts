@@ -116,8 +116,13 @@ export class CutoverBucket {
     return { ...record, revision };
   }
 
-  /** Writes `values` only if the route has no key yet; answers the live value either way. */
-  async seed(route: string, values: CutoverValues): Promise<CutoverRevision> {
+  /**
+   * Writes `values` only if the route has no key yet; answers the live value
+   * either way. A latest value that is not well formed (written by hand, or by
+   * another version) is skipped, as running replicas skip it: the last
+   * well-formed one applies, else `values`; `skipped` names its revision.
+   */
+  async seed(route: string, values: CutoverValues): Promise<SeededValue> {
     const record = {
       ...pickValues(values),
       by: SEED_BY,
@@ -126,12 +131,15 @@ export class CutoverBucket {
     };
     try {
       const revision = await this.kv.create(route, encodeRecord(record));
-      return { ...record, revision };
+      return { live: { ...record, revision } };
     } catch (error) {
       // Another replica (or the CLI) wrote it first: take theirs.
-      const live = await this.current(route);
-      if (live === undefined) throw error;
-      return live;
+      const entry = await this.kv.get(route);
+      if (entry === null) throw error;
+      const live = decodeRecord(entry);
+      if (live !== undefined) return { live };
+      const lastGood = (await this.history(route)).at(-1);
+      return { live: lastGood ?? { ...record, revision: 0 }, skipped: entry.revision };
     }
   }
 
@@ -194,6 +202,12 @@ export class CutoverBucket {
 }
 
 export type CutoverStoreMode = "starting" | "live" | "file";
+
+export interface SeededValue {
+  readonly live: CutoverRevision;
+  /** The revision of a latest value that was not well formed, skipped. */
+  readonly skipped?: number;
+}
 
 export interface CutoverLog {
   info(message: string): void;
@@ -286,15 +300,29 @@ export class CutoverStore {
       return;
     }
     const watching = this.#follow(watch, nc);
-    for (const route of this.#routes.values()) {
-      const live = await bucket.seed(route.name, route.cutover);
-      this.#apply(route.name, live);
+    try {
+      for (const route of this.#routes.values()) await this.#seed(bucket, route);
+    } catch (error) {
+      // The retry opens a watch of its own.
+      watch.stop();
+      throw error;
     }
     this.#bucket = bucket;
     const was = this.#mode;
     this.#mode = "live";
     if (was !== "live") this.#log.info(`cutover: live state loaded from KV ${CUTOVER_BUCKET}`);
     await watching;
+  }
+
+  async #seed(bucket: CutoverBucket, route: RouteConfig): Promise<void> {
+    const { live, skipped } = await bucket.seed(route.name, route.cutover);
+    if (skipped !== undefined) {
+      const applied = live.revision === 0 ? "routes.yaml's values" : `rev ${live.revision}`;
+      this.#log.warn(
+        `cutover: ignoring malformed value for ${route.name} (rev ${skipped}); applying ${applied}`,
+      );
+    }
+    this.#apply(route.name, live);
   }
 
   async #follow(watch: QueuedIterator<KvEntry>, nc: NatsConnection): Promise<void> {

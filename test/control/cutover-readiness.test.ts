@@ -1,8 +1,11 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Kvm } from "@nats-io/kv";
+import { connect } from "@nats-io/transport-node";
 import t from "tap";
 import { loadConfigAndProtos } from "../../src/config/load.js";
+import { CUTOVER_BUCKET } from "../../src/control/cutover-store.js";
 import { freePort, startNatsServer } from "../../src/devtools/nats-server.js";
 import { call, cutoverRoutes, TOKEN, within } from "../helpers/cutover-fixture.js";
 import { startLoopbackGateway, startStack } from "../helpers/stack.js";
@@ -115,5 +118,38 @@ t.test(
     });
     t.equal(put.status, 503, "no live changes without JetStream");
     t.match(put.body.detail, /no JetStream/);
+  },
+);
+
+t.test(
+  "a malformed latest value in the bucket is skipped: a new replica applies the last good one and becomes ready",
+  async (t) => {
+    const server = await startNatsServer({ jetstream: true });
+    t.teardown(() => server.stop());
+    const first = await gatewayOn(server.url);
+    t.teardown(() => first.close());
+    t.ok(await within(5000, () => first.cutoverStore.mode === "live"), "first replica loads");
+    const put = await call(`${first.adminUrl}/admin/routes/users.get/cutover`, {
+      method: "PUT",
+      body: JSON.stringify({ nats: 30, reason: "good value" }),
+    });
+    t.equal(put.status, 200);
+    const nc = await connect({ servers: server.url });
+    t.teardown(() => nc.close());
+    const kv = await new Kvm(nc).open(CUTOVER_BUCKET);
+    await kv.put("users.get", '{"nats":0}'); // no shadow: not a value Turnout reads
+    // users.create's key holds nothing well formed at all.
+    await kv.purge("users.create");
+    await kv.create("users.create", "{");
+
+    const { config, root } = loadConfigAndProtos(routesFile, { natsUrl: server.url });
+    const second = await startLoopbackGateway({ config, root, adminToken: TOKEN });
+    t.teardown(() => second.close());
+    t.ok(
+      await within(5000, async () => (await call(`${second.adminUrl}/readyz`)).status === 200),
+      "ready despite the malformed values",
+    );
+    t.equal(second.cutover.of("users.get").nats, 30, "the last well-formed value applies");
+    t.equal(second.cutover.of("users.create").nats, 0, "routes.yaml's value when none is good");
   },
 );
