@@ -14,13 +14,25 @@ export function checkDuplicates(routes: readonly ReadRoute[]): void {
       }
     }
     if (method === undefined || path === undefined) continue;
-    // Param names don't matter to the router: /a/:x and /a/:y take the same requests.
-    const first = claim(endpoints, `${method} ${pathShape(path)}`, route);
-    if (first !== undefined) {
-      const taken = `${method} ${first.draft.path}`;
-      route.field.child("path").problem(`clashes with ${taken} of ${where(first)}`);
+    for (const served of methodsServed(method)) {
+      // Param names don't matter to the router: /a/:x and /a/:y take the same requests.
+      const first = claim(endpoints, `${served} ${pathShape(path)}`, route);
+      if (first === undefined) continue;
+      const implied = served !== method || first.draft.method !== served;
+      const taken = `${first.draft.method} ${first.draft.path}`;
+      route.field
+        .child("path")
+        .problem(
+          `clashes with ${taken} of ${where(first)}${implied ? " (a GET route answers HEAD too)" : ""}`,
+        );
+      break;
     }
   }
+}
+
+/** The router answers HEAD for every GET route: a HEAD route on that path could not be added. */
+function methodsServed(method: string): string[] {
+  return method === "GET" ? ["GET", "HEAD"] : [method];
 }
 
 /** Records `route` under `key`; returns the route that had it first, if any. */

@@ -51,6 +51,26 @@ t.test("subject: no wildcards, no empty tokens, and {param} only from path param
   t.equal(firstRoute(t, route({ subject: "svc.users.{id}.get" })).subject, "svc.users.{id}.get");
 });
 
+t.test("a HEAD route clashes with a GET route on its path, whichever comes first", async (t) => {
+  const get = route();
+  const head = route({ name: "users.head", method: "HEAD", path: "/v1/users/:id" });
+  t.match(problemsFor(t, get + head), [
+    {
+      route: "users.head",
+      key: "routes[1].path",
+      message:
+        /clashes with GET \/v1\/users\/:id of the route at line \d+ \(users.get\) \(a GET route answers HEAD too\)/,
+    },
+  ]);
+  t.match(problemsFor(t, head + get), [
+    {
+      route: "users.get",
+      key: "routes[1].path",
+      message: /clashes with HEAD \/v1\/users\/:id .*\(a GET route answers HEAD too\)/,
+    },
+  ]);
+});
+
 t.test("two routes clash on method + path whatever their param names", async (t) => {
   const routes = route() + route({ name: "users.get2", path: "/v1/users/:region" });
   const problems = problemsFor(t, routes);
@@ -120,7 +140,8 @@ t.test(
   async (t) => {
     const methods = ["GET", "HEAD", "PUT", "DELETE", "OPTIONS", "POST", "PATCH"];
     const routes = methods.map((m) =>
-      route({ name: m.toLowerCase(), method: m, path: "/v1/x/:id" }),
+      // One path each: a GET route answers HEAD too, so the two may not share one.
+      route({ name: m.toLowerCase(), method: m, path: `/v1/${m.toLowerCase()}/:id` }),
     );
     const loaded = loadConfig(writeTable(t, table(routes.join(""))));
     t.strictSame(Object.fromEntries(loaded.routes.map((r) => [r.method, r.idempotent])), {
