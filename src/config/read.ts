@@ -92,11 +92,21 @@ export function readEnum<T extends string>(f: Field, values: readonly T[]): T | 
   return undefined;
 }
 
+/**
+ * The longest delay a Node timer keeps (2^31 - 1 ms, about 596 h): past it,
+ * Node fires after 1 ms, so a timeout meant as "never" would fail every request.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Milliseconds; `positive` refuses 0 (a timeout of 0 would fail every request). */
 export function readDuration(f: Field, positive: boolean): number | undefined {
   if (!f.present) return undefined;
   try {
     const ms = parseDuration(f.scalar);
+    if (ms > MAX_TIMER_MS) {
+      f.problem(`must be at most 596h (the longest timer Node keeps), got ${f.describe()}`);
+      return undefined;
+    }
     if (!positive || ms > 0) return ms;
     f.problem(`must be more than 0, got ${f.describe()}`);
   } catch (error) {

@@ -157,6 +157,20 @@ t.test("tunables are range-checked in defaults and routes alike", async (t) => {
   ]);
 });
 
+t.test(
+  "a duration past Node's longest timer (596h) is refused, not fired after 1 ms",
+  async (t) => {
+    const yaml = table(
+      route({ breaker: "{ resetAfter: 900h }" }),
+      "defaults:\n  timeout: 600h\n  retry: { attempts: 1, backoff: 596h }\n",
+    );
+    t.match(problemsFor(t, yaml), [
+      { key: "defaults.timeout", message: /at most 596h .*got "600h"/ },
+      { key: "routes[0].breaker.resetAfter", message: /at most 596h .*got "900h"/ },
+    ]);
+  },
+);
+
 t.test("protos must exist relative to the YAML file", async (t) => {
   const yaml = table(route()).replace(`protos: [${EXAMPLE_PROTOS}]`, "protos: [./missing]");
   t.match(problemsFor(t, yaml), [{ key: "protos[0]", message: /"\.\/missing" does not exist/ }]);
