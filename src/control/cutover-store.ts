@@ -12,6 +12,7 @@
 import type { KV, KvEntry } from "@nats-io/kv";
 import { Kvm, KvWatchInclude } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/nats-core";
+import { isJetStreamMissing } from "../backends/nats/connection.js";
 import type { RouteConfig } from "../config/types.js";
 import { TurnoutError } from "../errors.js";
 import {
@@ -71,11 +72,6 @@ export function decodeRecord(entry: KvEntry): CutoverRevision | undefined {
     at: typeof v.at === "string" ? v.at : entry.created.toISOString(),
     revision: entry.revision,
   };
-}
-
-/** True for the error nats.js raises when the server runs without JetStream. */
-export function isJetStreamMissing(error: unknown): boolean {
-  return error instanceof Error && error.name === "JetStreamNotEnabled";
 }
 
 /** The bucket's operations, for the admin API and the CLI. */

@@ -167,3 +167,11 @@ function readCreds(file: string): Uint8Array {
     );
   }
 }
+
+/**
+ * True for the error nats.js raises when the server runs without JetStream,
+ * and also for a JetStream publish that no stream takes (its 503).
+ */
+export function isJetStreamMissing(error: unknown): boolean {
+  return error instanceof Error && error.name === "JetStreamNotEnabled";
+}

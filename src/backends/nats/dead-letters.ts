@@ -28,6 +28,7 @@ import { TurnoutError } from "../../errors.js";
 import type { GatewayMetrics } from "../../observability/metrics.js";
 import { compileSubject } from "../../routing/subject.js";
 import type { RouteInput } from "../../server/nats-pipeline.js";
+import { isJetStreamMissing } from "./connection.js";
 import { REQUEST_ID_HEADER, ROUTE_HEADER } from "./headers.js";
 import { interpretReply } from "./reply.js";
 
@@ -285,7 +286,22 @@ export class DeadLetterStore {
     } catch (failure) {
       return { reason: "unavailable", why: errorMessage(failure) };
     }
-    await jetstream(nc).publish(`${DLQ_SUBJECT_PREFIX}${route.name}`, payload, { headers: h });
+    const publish = () =>
+      jetstream(nc).publish(`${DLQ_SUBJECT_PREFIX}${route.name}`, payload, { headers: h });
+    try {
+      await publish();
+    } catch (failure) {
+      if (!isJetStreamMissing(failure)) throw failure;
+      // No stream took it: TURNOUT_DLQ was deleted since it was ensured. Ensure
+      // it again (created when missing) and publish once more.
+      this.#ensured = undefined;
+      try {
+        await this.ensureStream();
+      } catch (again) {
+        return { reason: "unavailable", why: errorMessage(again) };
+      }
+      await publish();
+    }
     return undefined;
   }
 

@@ -275,6 +275,29 @@ t.test(
 );
 
 t.test(
+  "a stream deleted while the gateway runs is created again for the next letter",
+  async (t) => {
+    const server = await startNatsServer({ jetstream: true });
+    t.teardown(() => server.stop());
+    const nc = await connect({ servers: server.url });
+    t.teardown(() => nc.close());
+    const { store, lost, stored } = storeOn(nc);
+    store.record(ordersRoute, failedInput(400), noResponders);
+    t.ok(await within(3000, () => stored() === 1), "the first letter creates the stream");
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.delete(DLQ_STREAM); // an operator clearing it by hand
+    store.record(ordersRoute, failedInput(401), noResponders);
+    t.ok(await within(3000, () => stored() === 2), "the next letter is stored");
+    t.equal(lost("failed") + lost("unavailable"), 0, "none lost");
+    t.same(
+      (await listDeadLetters(nc)).map((letter) => letter.requestId),
+      ["storm-401"],
+      "in a new stream",
+    );
+  },
+);
+
+t.test(
   "since takes an RFC 3339 time, a UTC date or a duration back from now, nothing looser",
   async (t) => {
     const now = Date.parse("2026-03-10T12:00:00Z");
