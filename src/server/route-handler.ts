@@ -169,7 +169,7 @@ function keepForComparison(
   if (!Buffer.isBuffer(answer.body)) {
     return teeForComparison({ ...answer, body: answer.body }, mirror, maxBytes);
   }
-  if (answer.body.length > maxBytes) mirror.primaryFailed();
+  if (answer.body.length > maxBytes) mirror.primaryTooLarge();
   else mirror.comparePrimary(comparedLegacy(answer.status, answer.headers, answer.body));
   return answer.body;
 }
@@ -203,7 +203,7 @@ function teeForComparison(
     else chunks.push(chunk);
   });
   answer.body.once("end", () => {
-    if (overCap) return mirror.primaryFailed();
+    if (overCap) return mirror.primaryTooLarge();
     mirror.comparePrimary(
       comparedLegacy(answer.status, answer.headers, Buffer.concat(chunks, size)),
     );

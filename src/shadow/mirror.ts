@@ -48,6 +48,8 @@ export interface MirroredRequest {
 export interface MirrorHandle {
   comparePrimary(primary: Answer): void;
   primaryFailed(): void;
+  /** The primary's answer is longer than the comparison cap: skipped as `body_too_large`. */
+  primaryTooLarge(): void;
 }
 
 /**
@@ -63,12 +65,19 @@ function asAnswer(error: unknown): Answer | undefined {
   return { status: error.status, body, contentType: "application/problem+json" };
 }
 
-/** What a mirror call ends as: an answer to compare, a failure (undefined), or refused by its breaker. */
+/**
+ * What a mirror call ends as: an answer to compare, a failure (undefined),
+ * refused by its breaker, or an answer longer than the comparison cap.
+ */
 const REFUSED = Symbol("mirror breaker open");
-type MirrorOutcome = Answer | undefined | typeof REFUSED;
+const TOO_LARGE = Symbol("answer over the cap");
+type MirrorOutcome = Answer | undefined | typeof REFUSED | typeof TOO_LARGE;
 
 function outcomeOfFailure(error: unknown): MirrorOutcome {
   if (error instanceof TurnoutError && error.code === "TURNOUT_ERR_BREAKER_OPEN") return REFUSED;
+  if (error instanceof TurnoutError && error.code === "TURNOUT_ERR_UPSTREAM_TOO_LARGE") {
+    return TOO_LARGE;
+  }
   return asAnswer(error);
 }
 
@@ -144,19 +153,26 @@ export class Mirrors {
       .run(call, isServerError)
       .then((answer) => answer, outcomeOfFailure);
     let settled = false;
-    const finish = (primary: Answer | undefined) => {
+    const finish = (primary: Answer | undefined | typeof TOO_LARGE) => {
       if (settled) return;
       settled = true;
       void mirrored.then((answer) => {
         this.#inFlight--;
         if (primary === undefined) return void this.#skip(route, "primary_failed");
+        if (primary === TOO_LARGE || answer === TOO_LARGE) {
+          return void this.#skip(route, "body_too_large");
+        }
         // Half-open: another mirror is the probe.
         if (answer === REFUSED) return void this.#skip(route, "breaker_open");
         if (answer === undefined) return this.#count(route, "error");
         this.#compare(route, mirror, primarySide, request, primary, answer);
       });
     };
-    return { comparePrimary: (primary) => finish(primary), primaryFailed: () => finish(undefined) };
+    return {
+      comparePrimary: (primary) => finish(primary),
+      primaryFailed: () => finish(undefined),
+      primaryTooLarge: () => finish(TOO_LARGE),
+    };
   }
 
   #compare(

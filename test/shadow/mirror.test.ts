@@ -96,3 +96,30 @@ t.test("a mirror side answering 5xx opens its breaker too; 4xx answers do not", 
   for (let i = 0; i < 10; i++) await mirror(() => Promise.resolve(unavailable));
   t.notOk(await mirror(() => Promise.resolve(ANSWER)), "open after the 5xx answers");
 });
+
+t.test(
+  "a mirror answer over the cap is skipped as body_too_large, and never opens the mirror's breaker",
+  async (t) => {
+    const { mirror, sample, calls } = setUp();
+    const tooLarge = () =>
+      Promise.reject(new TurnoutError("TURNOUT_ERR_UPSTREAM_TOO_LARGE", "over the cap"));
+    for (let i = 0; i < 10; i++) t.ok(await mirror(tooLarge), `mirror ${i} is tried`);
+    t.equal(calls(), 10, "the breaker stayed closed: every mirror was called");
+    t.equal(await sample("turnout_shadow_skipped_total", 'reason="body_too_large"'), 10);
+    t.equal(await sample("turnout_shadow_total", 'result="error"'), 0, "not counted as errors");
+  },
+);
+
+t.test(
+  "a primary answer over the cap is skipped as body_too_large, not primary_failed",
+  async (t) => {
+    const metrics = new GatewayMetrics();
+    const mirrors = new Mirrors(root, config.routes, { metrics, log: new MismatchLog() });
+    const handle = mirrors.start(ROUTE, "legacy", REQUEST, () => Promise.resolve(ANSWER));
+    handle?.primaryTooLarge();
+    while (mirrors.inFlight > 0) await sleep(1);
+    const text = await metrics.registry.metrics();
+    t.match(text, /turnout_shadow_skipped_total\{route="orders.get",reason="body_too_large"\} 1/);
+    t.notMatch(text, /reason="primary_failed"\} [1-9]/);
+  },
+);

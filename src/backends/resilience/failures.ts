@@ -37,11 +37,14 @@ const UPSTREAM_DOWN = new Set<string>(["TURNOUT_ERR_UPSTREAM_REFUSED", "TURNOUT_
  * or a legacy upstream that is down (UPSTREAM_DOWN). A 4xx is the client's
  * fault, and a NATS request that reached no worker says nothing about the
  * workers' health (NATS says so at once; the fallback or the retry handles
- * it); neither counts. Errors that are not ours (a bug) count, as they may repeat.
+ * it); neither counts, nor does a body over the gateway's cap. Errors that are not ours (a bug) count, as they may repeat.
  */
 export function countsAgainstBreaker(error: unknown): boolean {
   if (!(error instanceof TurnoutError)) return true;
-  if (error.code === "TURNOUT_ERR_DRAINING") return false;
+  // The gateway's own refusal: the upstream answered, only more than a mirror reads.
+  if (error.code === "TURNOUT_ERR_DRAINING" || error.code === "TURNOUT_ERR_UPSTREAM_TOO_LARGE") {
+    return false;
+  }
   if (UPSTREAM_DOWN.has(error.code)) return true;
   const kind = failureKind(error);
   if (kind === "unreached") return false;
