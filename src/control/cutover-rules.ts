@@ -42,7 +42,8 @@ export function parseCutoverChange(
   if (input.nats === undefined) throw bad("nats", "is required");
   const natsProblem = percentProblem(input.nats);
   if (natsProblem !== undefined) throw bad("nats", natsProblem);
-  const shadow = input.shadow ?? current.shadow;
+  // Left out keeps the current share; null is not "off" (that is 0): refused below.
+  const shadow = input.shadow === undefined ? current.shadow : input.shadow;
   const shadowProblem = percentProblem(shadow);
   if (shadowProblem !== undefined) throw bad("shadow", shadowProblem);
   const reason = reasonOf(input);

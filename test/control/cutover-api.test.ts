@@ -90,6 +90,12 @@ const badCases: Array<[string, string, string, string]> = [
     "shadow",
   ],
   ["three decimals", "users.get", JSON.stringify({ nats: 12.345, reason: "x" }), "nats"],
+  [
+    "a null shadow (0 turns it off)",
+    "users.get",
+    JSON.stringify({ nats: 5, shadow: null, reason: "x" }),
+    "shadow",
+  ],
   ["a missing reason", "users.get", JSON.stringify({ nats: 20 }), "reason"],
   ["a missing nats", "users.get", JSON.stringify({ reason: "x" }), "nats"],
   ["a body that is not JSON", "users.get", "{nats: 5", "body"],
