@@ -108,8 +108,12 @@ export class CutoverBucket {
 
   async set(route: string, change: CutoverChange): Promise<CutoverRevision> {
     const record = { ...pickValues(change), by: change.by, reason: change.reason, at: now() };
-    const revision = await this.kv.put(route, encodeRecord(record));
-    return { ...record, revision };
+    try {
+      const revision = await this.kv.put(route, encodeRecord(record));
+      return { ...record, revision };
+    } catch (error) {
+      throw kvFailure(`cannot write the cutover of ${route}`, error);
+    }
   }
 
   /**
@@ -180,20 +184,31 @@ export class CutoverBucket {
     try {
       revision = await this.kv.update(route, encodeRecord(record), last.revision);
     } catch (error) {
-      throw new TurnoutError(
-        "TURNOUT_ERR_CUTOVER_CONFLICT",
-        `route ${route} changed while rolling back; look at its history and try again`,
-        { cause: error },
+      if (isRevisionConflict(error)) {
+        throw new TurnoutError(
+          "TURNOUT_ERR_CUTOVER_CONFLICT",
+          `route ${route} changed while rolling back; look at its history and try again`,
+          { cause: error },
+        );
+      }
+      // A timeout may hide a write that landed: trying again blindly would roll that back too.
+      throw kvFailure(
+        `the rollback of ${route} may or may not have been written; read its history before trying again`,
+        error,
       );
     }
     return { from: latest, to: { ...record, revision } };
   }
 
   async #entries(route: string): Promise<KvEntry[]> {
-    const iter = await this.kv.history({ key: route });
-    const entries: KvEntry[] = [];
-    for await (const entry of iter) entries.push(entry);
-    return entries;
+    try {
+      const iter = await this.kv.history({ key: route });
+      const entries: KvEntry[] = [];
+      for await (const entry of iter) entries.push(entry);
+      return entries;
+    } catch (error) {
+      throw kvFailure(`cannot read the cutover history of ${route}`, error);
+    }
   }
 }
 
@@ -370,6 +385,20 @@ export class CutoverStore {
     this.#state.set(route, { nats: config.cutover.nats, shadow: config.cutover.shadow }, "file");
     this.#log.warn(`cutover: ${route} deleted from KV (rev ${revision}); using routes.yaml`);
   }
+}
+
+/** A KV call that failed (timeout, no JetStream quorum, connection closed): a 503 naming what. */
+function kvFailure(what: string, error: unknown): TurnoutError {
+  if (error instanceof TurnoutError) return error;
+  return new TurnoutError("TURNOUT_ERR_CUTOVER_UNAVAILABLE", `${what}: ${describe(error)}`, {
+    cause: error,
+  });
+}
+
+/** JetStream's "wrong last sequence" (10071): another write landed since the revision read. */
+function isRevisionConflict(error: unknown): boolean {
+  const e = error as { api_error?: { err_code?: number } } | null;
+  return e?.api_error?.err_code === 10071 || /wrong last sequence/i.test(describe(error));
 }
 
 function pickValues(values: CutoverValues): CutoverValues {

@@ -9,7 +9,7 @@ import { reportClusterMetrics } from "../observability/cluster-metrics.js";
 import type { GatewayMetrics } from "../observability/metrics.js";
 import { registerOpenApi } from "../openapi/index.js";
 import { type ListenerOptions, listenerServerOptions } from "./listener-options.js";
-import { PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
+import { isInternal, PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
 
 /** A readiness check answers undefined when fine, or the reason it is not. */
 export type ReadinessCheck = () => string | undefined;
@@ -35,6 +35,8 @@ export function buildAdmin(deps: AdminDeps): FastifyInstance {
 
   app.setErrorHandler((error, req, reply) => {
     const problem = toProblem(error, req.id);
+    // The answer says "see the gateway's log": it must be there.
+    if (isInternal(problem)) req.log.error({ err: error, requestId: req.id }, "admin call failed");
     if (problem.status === 401) reply.header("www-authenticate", 'Bearer realm="turnout-admin"');
     return reply
       .code(problem.status)
