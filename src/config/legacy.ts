@@ -20,6 +20,15 @@ export function normalizeLegacyUrl(text: string): string {
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     throw new Error(`"${text}" must use http:// or https://`);
   }
+  if (url.username !== "" || url.password !== "") {
+    // Said without the secrets: this message ends up in CI logs
+    // (a user alone may be a token, as nats://TOKEN@host is).
+    url.username = "***";
+    url.password = url.password === "" ? "" : "***";
+    throw new Error(
+      `"${url.href}" holds credentials, which are not sent upstream; give the legacy service its credentials another way`,
+    );
+  }
   if (url.search !== "" || url.hash !== "") {
     throw new Error(`"${text}" is a base URL: it cannot carry a query or a fragment`);
   }

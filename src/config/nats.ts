@@ -25,6 +25,13 @@ export function serverUrlProblem(url: string): string | undefined {
   if (parsed.protocol !== "nats:" && parsed.protocol !== "tls:") {
     return `"${url}" must use nats:// or tls://, not ${parsed.protocol}//`;
   }
+  if (parsed.username !== "" || parsed.password !== "") {
+    // Said without the secrets: this message ends up in CI logs
+    // (a user alone may be a token, as nats://TOKEN@host is).
+    parsed.username = "***";
+    parsed.password = parsed.password === "" ? "" : "***";
+    return `"${parsed.href}" holds credentials; put them in nats.auth (user and pass as {env: VAR} or {file: path}), not in the URL`;
+  }
   if (parsed.hostname === "") return `"${url}" has no host`;
   return undefined;
 }

@@ -115,6 +115,29 @@ t.test("legacy: upstream URLs are absolute http(s) base URLs", async (t) => {
   ]);
 });
 
+t.test("credentials in an upstream or server URL are refused, and not printed back", async (t) => {
+  const yaml = table(route())
+    .replace("  users: http://users-legacy:8080", "  users: http://svc:s3cret@users-legacy:8080")
+    .replace(/servers: \[[^\]]*\]/, "servers: [nats://bob:hunter2@n:4222, nats://T0KEN@m:4222]");
+  const problems = problemsFor(t, yaml);
+  t.match(problems, [
+    {
+      key: "nats.servers[0]",
+      message: /"nats:\/\/\*\*\*:\*\*\*@n:4222" holds credentials; put them in nats.auth/,
+    },
+    { key: "nats.servers[1]", message: /"nats:\/\/\*\*\*@m:4222" holds credentials/ },
+    {
+      key: "legacy.users",
+      message:
+        /"http:\/\/\*\*\*:\*\*\*@users-legacy:8080\/" holds credentials, which are not sent upstream/,
+    },
+  ]);
+  const text = JSON.stringify(problems);
+  for (const secret of ["s3cret", "hunter2", "T0KEN", "bob", "svc"]) {
+    t.notOk(text.includes(secret), `${secret} is not printed`);
+  }
+});
+
 t.test("without json anywhere a route prints canonical ProtoJSON", async (t) => {
   t.strictSame(loadConfig(writeTable(t, table(route()))).routes[0]!.json, CANONICAL_JSON);
 });
