@@ -96,3 +96,11 @@ t.test("the p99 is interpolated inside its bucket", async (t) => {
   );
   t.equal(quantileMs(BOUNDS, [0, 0, 0, 0, 0], 0.99), undefined);
 });
+
+t.test(
+  "at its last step the plan holds while the gates pass and still rolls back when one fails",
+  async (t) => {
+    t.match(decide(100, figures(200)), { kind: "hold", reason: /plan complete at 100%/ });
+    t.match(decide(100, figures(200, { errors: 20 })), { kind: "rollback", to: 50 });
+  },
+);
