@@ -70,6 +70,7 @@ export async function runServe(
       adminPort: settings.adminPort,
       logger: loggerOptions(settings.logLevel),
       adminToken: env.TURNOUT_ADMIN_TOKEN,
+      trustProxy: settings.trustProxy,
       listener: {
         https:
           settings.tls === undefined

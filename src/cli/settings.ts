@@ -5,10 +5,12 @@
  * value is a ConfigError naming the flag or the env var it came from.
  */
 import { existsSync } from "node:fs";
+import { isIP } from "node:net";
 import { type ParseArgsConfig, parseArgs } from "node:util";
 import { serverUrlProblem, splitServers } from "../config/nats.js";
 import { closest } from "../config/suggest.js";
 import { ConfigError, type ConfigProblem } from "../errors.js";
+import type { TrustProxy } from "../server/gateway.js";
 
 export type FlagOptions = NonNullable<ParseArgsConfig["options"]>;
 
@@ -27,6 +29,7 @@ export const LISTENER_FLAGS = {
   "log-level": { type: "string" },
   "tls-cert": { type: "string" },
   "tls-key": { type: "string" },
+  "trust-proxy": { type: "string" },
 } as const satisfies FlagOptions;
 
 /** pino's levels, for `--log-level` / TURNOUT_LOG_LEVEL. */
@@ -48,6 +51,8 @@ export interface Settings extends ConnectionSettings {
   readonly logLevel: string;
   /** HTTPS on both listeners: PEM files from `--tls-cert`/`--tls-key` (TURNOUT_TLS_CERT/_KEY). */
   readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
+  /** Which proxies' X-Forwarded-* headers to believe (`--trust-proxy`); none by default. */
+  readonly trustProxy: TrustProxy | undefined;
 }
 
 export type FlagValues = Record<string, string | boolean | (string | boolean)[] | undefined>;
@@ -130,9 +135,14 @@ export function resolveSettings(argv: readonly string[], env: NodeJS.ProcessEnv)
     problems.push(problem(logLevel.source, "log-level", message));
   }
   const tls = readTlsFiles(values, env, problems);
+  const trustProxy = readTrustProxy(
+    pick(values, env, "trust-proxy", "TURNOUT_TRUST_PROXY"),
+    problems,
+  );
   if (problems.length > 0 || connection === undefined) throw new ConfigError(problems);
   return {
     tls,
+    trustProxy,
     ...connection,
     port,
     adminPort,
@@ -175,6 +185,35 @@ function readInt(
   const message = `must be a whole number from ${min} to ${max}, got "${picked.value}"`;
   problems.push(problem(picked.source, key, message));
   return fallback;
+}
+
+/**
+ * `true` (every hop: only when the gateway is reachable through proxies alone),
+ * a number of hops, or a comma-separated list of proxy addresses or CIDRs.
+ */
+function readTrustProxy(
+  picked: Picked | undefined,
+  problems: ConfigProblem[],
+): TrustProxy | undefined {
+  if (picked === undefined) return undefined;
+  const text = picked.value.trim();
+  if (text === "true") return true;
+  if (text === "false") return undefined;
+  if (/^\d+$/.test(text) && Number(text) >= 1) return Number(text);
+  const entries = text.split(",").map((entry) => entry.trim());
+  const bad = entries.find((entry) => !isAddressOrCidr(entry));
+  if (bad === undefined) return entries;
+  const message = `must be true, false, a number of hops, or proxy addresses/CIDRs (comma-separated); "${bad}" is none of these`;
+  problems.push(problem(picked.source, "trust-proxy", message));
+  return undefined;
+}
+
+function isAddressOrCidr(entry: string): boolean {
+  const [address = "", bits, ...rest] = entry.split("/");
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  if (bits === undefined) return true;
+  return /^\d+$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
 }
 
 function problem(location: string, key: string, message: string): ConfigProblem {

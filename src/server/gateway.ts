@@ -51,7 +51,16 @@ export interface GatewayDeps {
   readonly logger?: boolean | { level: string };
   /** OpenTelemetry spans, when on; undefined (off) adds no hook at all. */
   readonly spans?: RequestSpans;
+  /**
+   * Proxies whose X-Forwarded-For/-Proto/-Host are believed: then `ip` keys
+   * (rate limits, sticky splits) and the X-Forwarded-* sent to legacy name the
+   * client, not the load balancer. Off by default: a client could claim any address.
+   */
+  readonly trustProxy?: TrustProxy;
 }
+
+/** Every hop (`true`), a number of hops, or the proxies' addresses and CIDRs. */
+export type TrustProxy = true | number | string[];
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -103,6 +112,7 @@ function createServer(deps: GatewayDeps): FastifyInstance {
     return503OnClosing: true,
     forceCloseConnections: "idle",
     routerOptions: { maxParamLength: 256 },
+    trustProxy: trustProxyOption(deps.trustProxy),
     ...listenerServerOptions(deps.listener ?? {}, { maxHeaderSize: MAX_HEADER_BYTES }),
     // Bad URLs and over-long params are refused by the router before any handler:
     // answer them as problem+json like every other gateway error.
@@ -111,6 +121,12 @@ function createServer(deps: GatewayDeps): FastifyInstance {
   // Per-request child loggers cost CPU on every request; lines we log carry the request id.
   app.setChildLoggerFactory((logger) => logger);
   return app;
+}
+
+/** A number of hops as the function Fastify's typings take (it believes the `hops` nearest). */
+function trustProxyOption(trust: GatewayDeps["trustProxy"]) {
+  if (typeof trust !== "number") return trust ?? false;
+  return (_address: string, hop: number) => hop < trust;
 }
 
 function acceptJsonOnly(app: FastifyInstance): void {

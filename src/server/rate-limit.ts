@@ -94,7 +94,7 @@ function pendersOf(app: FastifyInstance): PendingLimiter[] {
 }
 
 /**
- * `ip`: the client's address (the socket's; Fastify's `trustProxy` is off).
+ * `ip`: the client's address (`req.ip`: the socket's, or the client a trusted proxy names; see --trust-proxy).
  * `header:<name>`: the header's value; a request without it falls back to its IP,
  * in a separate key space so that no header value can pose as an address.
  */

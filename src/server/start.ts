@@ -27,7 +27,7 @@ import { buildOpenApiDocument } from "../openapi/index.js";
 import { type MirrorLimits, Mirrors } from "../shadow/mirror.js";
 import { MismatchLog } from "../shadow/mismatch-log.js";
 import { buildAdmin, type ReadinessCheck } from "./admin.js";
-import { buildGateway } from "./gateway.js";
+import { buildGateway, type TrustProxy } from "./gateway.js";
 import type { ListenerOptions } from "./listener-options.js";
 
 export interface StartOptions {
@@ -49,6 +49,8 @@ export interface StartOptions {
   readonly plan?: PlanDriverOptions;
   /** OpenTelemetry span export; unset: from the OTEL_* env (off unless asked); false: off. */
   readonly otel?: OtelOptions | false;
+  /** Proxies whose X-Forwarded-* headers the public listener believes (`--trust-proxy`). */
+  readonly trustProxy?: TrustProxy;
 }
 
 export interface RunningGateway {
@@ -97,6 +99,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     isDraining,
     listener: options.listener,
     logger: options.logger,
+    trustProxy: options.trustProxy,
     spans,
   });
   if (spans !== undefined) parts.log.info("OpenTelemetry: exporting request spans over OTLP/HTTP");

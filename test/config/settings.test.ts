@@ -13,6 +13,7 @@ t.test("without flags or env every setting has its documented default", async (t
     workers: 1,
     logLevel: "info",
     tls: undefined,
+    trustProxy: undefined,
   });
 });
 
@@ -36,6 +37,7 @@ t.test("TURNOUT_* env vars replace the defaults", async (t) => {
     workers: 4,
     logLevel: "warn",
     tls: undefined,
+    trustProxy: undefined,
   });
 });
 
@@ -64,6 +66,7 @@ t.test("flags beat env vars", async (t) => {
     workers: 8,
     logLevel: "debug",
     tls: undefined,
+    trustProxy: undefined,
   });
 });
 
@@ -166,5 +169,36 @@ t.test(
       problems(t, () => resolveSettings(["--tls-cert", cert, "--tls-key", `${dir}/nope.pem`], {})),
       [{ location: "--tls-key", key: "tls-key", message: /no such file/ }],
     );
+  },
+);
+
+t.test(
+  "--trust-proxy takes true, false, a number of hops or proxy addresses and CIDRs; anything else is refused",
+  async (t) => {
+    const trust = (value: string) => resolveSettings(["--trust-proxy", value], {}).trustProxy;
+    t.equal(trust("true"), true);
+    t.equal(trust("false"), undefined);
+    t.equal(trust("2"), 2);
+    t.strictSame(trust("10.0.0.0/8, 192.168.1.7,fd00::/8"), [
+      "10.0.0.0/8",
+      "192.168.1.7",
+      "fd00::/8",
+    ]);
+    t.strictSame(resolveSettings([], { TURNOUT_TRUST_PROXY: "127.0.0.1" }).trustProxy, [
+      "127.0.0.1",
+    ]);
+    for (const bad of ["yes", "0", "10.0.0.0/33", "lb.internal", "1.2.3.4/8/1"]) {
+      t.match(
+        problems(t, () => resolveSettings(["--trust-proxy", bad], {})),
+        [
+          {
+            location: "--trust-proxy",
+            key: "trust-proxy",
+            message: /must be true, false, a number of hops/,
+          },
+        ],
+        bad,
+      );
+    }
   },
 );

@@ -12,6 +12,7 @@ import type protobuf from "protobufjs";
 import { loadConfigAndProtos } from "../../src/config/load.js";
 import type { GatewayConfig } from "../../src/config/types.js";
 import { type NatsServer, startNatsServer } from "../../src/devtools/nats-server.js";
+import type { TrustProxy } from "../../src/server/gateway.js";
 import type { ListenerOptions } from "../../src/server/listener-options.js";
 import { type RunningGateway, type StartOptions, startGateway } from "../../src/server/start.js";
 
@@ -67,6 +68,8 @@ export async function startStack(
     logger?: { level: string };
     /** HTTPS and the slow-client request timeout for both listeners. */
     listener?: ListenerOptions;
+    /** Proxies whose X-Forwarded-* the gateway believes. */
+    trustProxy?: TrustProxy;
   } = {},
 ): Promise<Stack> {
   const server = await startNatsServer({ jetstream: options.jetstream ?? false });
@@ -82,6 +85,7 @@ export async function startStack(
     adminToken: options.adminToken,
     logger: options.logger,
     listener: options.listener,
+    trustProxy: options.trustProxy,
   });
   stops.push(() => gateway.close());
   await gateway.connected;

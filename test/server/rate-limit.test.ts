@@ -146,3 +146,44 @@ t.test("HEAD shares the GET route's limit", async (t) => {
   }
   t.same(statuses, [200, 200, 200, 429]);
 });
+
+t.test(
+  "key ip behind a trusted proxy: each X-Forwarded-For client has its own budget; untrusted, they share one",
+  async (t) => {
+    const behindProxy = await startStack(t, writeRoutes(ROUTES), { trustProxy: ["127.0.0.1"] });
+    const proxyWorkers = startUsersWorker(behindProxy.nc, behindProxy.root, []);
+    await behindProxy.nc.flush();
+    t.teardown(async () => {
+      for (const worker of proxyWorkers) await worker.stop();
+    });
+    const listFor = async (base: string, client: string) => {
+      const res = await fetch(`${base}/v1/regions/eu/users`, {
+        headers: { "x-forwarded-for": client },
+      });
+      await res.arrayBuffer();
+      return res.status;
+    };
+    const trusted = behindProxy.gateway.url;
+    t.same(
+      [
+        await listFor(trusted, "203.0.113.1"),
+        await listFor(trusted, "203.0.113.1"),
+        await listFor(trusted, "203.0.113.1"),
+        await listFor(trusted, "203.0.113.2"),
+      ],
+      [200, 200, 429, 200],
+      "the second client is not limited by the first",
+    );
+    await sleep(1100); // a fresh window on the untrusting gateway
+    const untrusted = stack.gateway.url;
+    t.same(
+      [
+        await listFor(untrusted, "198.51.100.1"),
+        await listFor(untrusted, "198.51.100.2"),
+        await listFor(untrusted, "198.51.100.3"),
+      ],
+      [200, 200, 429],
+      "without --trust-proxy the header is ignored: one budget for the socket's address",
+    );
+  },
+);
