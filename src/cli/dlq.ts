@@ -31,12 +31,14 @@ const USAGE = `usage: turnout dlq <list | replay> [--route R] [--since T] [optio
   replay   re-send them to their NATS subject; each one answered ok is deleted
 
 options: --route R (one route), --since T (RFC 3339 time, date, or a duration back from now: 30m, 2h),
+         --limit N (the N oldest matching letters only),
          --config routes.yaml, --nats-url nats://host:4222,... (env TURNOUT_NATS_URL)`;
 
 const FLAGS = {
   ...CONNECTION_FLAGS,
   route: { type: "string" },
   since: { type: "string" },
+  limit: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -67,6 +69,7 @@ export async function runDlq(
     filter = {
       route: typeof values.route === "string" ? values.route : undefined,
       since: typeof values.since === "string" ? sinceFlag(values.since, now()) : undefined,
+      limit: typeof values.limit === "string" ? limitFlag(values.limit) : undefined,
     };
     connection = resolveConnection(values, env);
   } catch (error) {
@@ -114,6 +117,11 @@ export async function runDlq(
   } finally {
     await nc.close();
   }
+}
+
+function limitFlag(text: string): number {
+  if (/^\d+$/.test(text.trim()) && Number(text) >= 1) return Number(text);
+  throw new UsageError(`--limit must be a whole number from 1, got "${text}"`);
 }
 
 /** The command line's `--since`, refused with the usage when it is not a time. */

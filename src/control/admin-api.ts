@@ -81,7 +81,9 @@ function registerDeadLetters(
 ): void {
   admin.get("/admin/dlq", async (req) => {
     const filter = dlqFilter(req.query as Record<string, unknown>, routes);
-    return { deadLetters: await deadLetters.list(filter) };
+    // One more than asked: whether there are more to page through.
+    const letters = await deadLetters.list({ ...filter, limit: filter.limit + 1 });
+    return { deadLetters: letters.slice(0, filter.limit), more: letters.length > filter.limit };
   });
   admin.post("/admin/dlq/replay", async (req) => {
     const filter = dlqFilter(optionalJsonBody(req.body), routes);
@@ -140,16 +142,18 @@ function registerCutover(
 }
 
 /**
- * `route` and `since` (see parseSince) of a dead-letter call, from the query or
- * the body. Any other key is refused: a misspelt filter must not widen a
+ * `route`, `since` (see parseSince) and `limit` of a dead-letter call, from the
+ * query or the body. Any other key is refused: a misspelt filter must not widen a
  * replay to every letter.
  */
-function dlqFilter(source: Record<string, unknown>, routes: KnownRoutes): DeadLetterFilter {
+function dlqFilter(
+  source: Record<string, unknown>,
+  routes: KnownRoutes,
+): DeadLetterFilter & { limit: number } {
   for (const key of Object.keys(source)) {
-    if (key !== "route" && key !== "since") {
-      throw new TurnoutError("TURNOUT_ERR_BAD_PARAM", `${key} is not a filter (route, since)`, {
-        field: key,
-      });
+    if (key !== "route" && key !== "since" && key !== "limit") {
+      const message = `${key} is not a filter (route, since, limit)`;
+      throw new TurnoutError("TURNOUT_ERR_BAD_PARAM", message, { field: key });
     }
   }
   const { route, since } = source;
@@ -162,7 +166,28 @@ function dlqFilter(source: Record<string, unknown>, routes: KnownRoutes): DeadLe
     throw new TurnoutError("TURNOUT_ERR_BAD_PARAM", "since must be a string", { field: "since" });
   }
   const sinceDate = since === undefined ? undefined : parseSince(since, Date.now());
-  return { route, since: sinceDate };
+  return { route, since: sinceDate, limit: dlqLimit(source.limit) };
+}
+
+/**
+ * Letters per call: each is read and held in the serving process, so a list or
+ * replay after a storm (the stream keeps up to 1 GiB) goes page by page.
+ */
+export const DLQ_PAGE_DEFAULT = 100;
+export const DLQ_PAGE_MAX = 1000;
+
+function dlqLimit(value: unknown): number {
+  if (value === undefined) return DLQ_PAGE_DEFAULT;
+  const text = typeof value === "number" ? String(value) : value;
+  if (typeof text === "string" && /^\d+$/.test(text)) {
+    const limit = Number(text);
+    if (limit >= 1 && limit <= DLQ_PAGE_MAX) return limit;
+  }
+  throw new TurnoutError(
+    "TURNOUT_ERR_BAD_PARAM",
+    `limit must be a whole number from 1 to ${DLQ_PAGE_MAX}, got ${JSON.stringify(value)}`,
+    { field: "limit" },
+  );
 }
 
 function routeView(route: RouteConfig, state: CutoverState, store: CutoverStore) {

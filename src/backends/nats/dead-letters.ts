@@ -101,6 +101,8 @@ export interface DeadLetterFilter {
   readonly route?: string;
   /** Only letters stored at or after this time. */
   readonly since?: Date;
+  /** At most this many letters, the oldest first; all when unset. */
+  readonly limit?: number;
 }
 
 /**
@@ -352,7 +354,7 @@ export async function ensureDlqStream(nc: NatsConnection): Promise<JetStreamMana
   return jsm;
 }
 
-/** Every stored letter matching the filter, oldest first; none when the stream is missing. */
+/** The stored letters matching the filter, oldest first; none when the stream is missing. */
 export async function listDeadLetters(
   nc: NatsConnection,
   filter: DeadLetterFilter = {},
@@ -363,7 +365,7 @@ export async function listDeadLetters(
   const since = filter.since?.getTime();
   const letters: DeadLetter[] = [];
   let seq = 1;
-  for (;;) {
+  while (filter.limit === undefined || letters.length < filter.limit) {
     let stored: Awaited<ReturnType<JetStreamManager["streams"]["getMessage"]>>;
     try {
       stored = await jsm.streams.getMessage(DLQ_STREAM, {

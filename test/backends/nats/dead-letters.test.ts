@@ -157,6 +157,49 @@ t.test(
   },
 );
 
+t.test(
+  "GET /admin/dlq pages: limit letters (default 100), oldest first, and whether more are left",
+  async (t) => {
+    const since = new Date().toISOString();
+    for (const id of ["o-p1", "o-p2", "o-p3"]) await (await failOne(id)).arrayBuffer();
+    t.ok(
+      await within(
+        3000,
+        async () => (await listDeadLetters(stack.nc, { since: new Date(since) })).length === 3,
+      ),
+    );
+    const page = (query: string) =>
+      call(`${gw.adminUrl}/admin/dlq?since=${since}${query}`, { token: TOKEN });
+    const first = await page("&limit=2");
+    t.equal(first.status, 200);
+    t.same(
+      (first.body.deadLetters as Array<{ requestId: string }>).map((l) => l.requestId),
+      ["req-o-p1", "req-o-p2"],
+    );
+    t.equal(first.body.more, true);
+    const all = await page("");
+    t.equal((all.body.deadLetters as unknown[]).length, 3);
+    t.equal(all.body.more, false);
+    for (const bad of ["0", "1001", "2.5", "x"]) {
+      const refused = await page(`&limit=${bad}`);
+      t.equal(refused.status, 400, `limit=${bad}`);
+      t.equal(refused.body.field, "limit");
+    }
+    const replayed = await call(`${gw.adminUrl}/admin/dlq/replay`, {
+      method: "POST",
+      body: JSON.stringify({ since, limit: 1 }),
+      token: TOKEN,
+    });
+    t.equal(
+      (replayed.body.outcomes as unknown[]).length,
+      1,
+      "a replay takes at most limit letters",
+    );
+    // The next tests start from an empty stream.
+    await (await jetstreamManager(stack.nc)).streams.purge(DLQ_STREAM);
+  },
+);
+
 t.test("a request the worker answers is not a dead letter", async (t) => {
   const worker = startWorker();
   t.teardown(worker.stop);
