@@ -28,7 +28,12 @@ import type { GatewayMetrics } from "../observability/metrics.js";
 import { ensureTraceparent } from "../observability/trace.js";
 import { compileBucketOf, decideSide, type Side, shouldShadow } from "../routing/split.js";
 import { compileStickyKey } from "../routing/sticky.js";
-import type { ComparedAnswer, MirrorHandle, Mirrors } from "../shadow/mirror.js";
+import {
+  answerOfFailure,
+  type ComparedAnswer,
+  type MirrorHandle,
+  type Mirrors,
+} from "../shadow/mirror.js";
 import type { Answer, RouteCall, RouteInput } from "./nats-pipeline.js";
 
 export interface RouteHandlerDeps {
@@ -85,13 +90,23 @@ export function compileRouteHandler(routeDeps: RouteHandlerDeps): RouteHandler {
     const side =
       forcedTo ??
       (hasLegacy ? decideSide(bucketOf(stickyKeyOf(stickyFacts(req))), cutover.nats) : "nats");
-    const mirror =
-      forcedTo === undefined && mayMirror && cutover.shadow > 0 && shouldShadow(cutover.shadow)
-        ? startMirror(deps, req, input, side)
-        : undefined;
+    // A HEAD answer has no body to hold against the other side's.
+    const mirrored =
+      forcedTo === undefined &&
+      mayMirror &&
+      req.method !== "HEAD" &&
+      cutover.shadow > 0 &&
+      shouldShadow(cutover.shadow);
 
-    if (side === "legacy") return serveLegacy(deps, req, reply, mirror);
-    return serveNats(deps, req, reply, input, mirror);
+    if (side === "legacy") {
+      return serveLegacy(
+        deps,
+        req,
+        reply,
+        mirrored ? startMirror(deps, req, input, side) : undefined,
+      );
+    }
+    return serveNats(deps, req, reply, input, mirrored);
   };
 }
 
@@ -116,7 +131,7 @@ async function serveNats(
   req: FastifyRequest,
   reply: FastifyReply,
   input: RouteInput,
-  mirror: MirrorHandle | undefined,
+  mirrored: boolean,
 ): Promise<FastifyReply> {
   req.backend = "nats";
   let answer: Answer;
@@ -124,7 +139,7 @@ async function serveNats(
     answer = await deps.breakers.nats.run(() => deps.natsCall(input), isServerError);
   } catch (error) {
     const reason = fallbackReason(deps.route, error);
-    mirror?.primaryFailed();
+    if (mirrored) mirrorNatsOutcome(deps, req, input, workerAnswerOf(error));
     if (reason === undefined) {
       deps.deadLetters?.record(deps.route, input, error);
       throw error;
@@ -132,7 +147,7 @@ async function serveNats(
     deps.metrics.fallbacks.cell(deps.route.name, reason).inc();
     return serveLegacy(deps, req, reply, undefined);
   }
-  mirror?.comparePrimary(comparable(answer));
+  if (mirrored) mirrorNatsOutcome(deps, req, input, comparable(answer));
   closeIfDraining(deps, reply);
   return reply.code(answer.status).header("content-type", answer.contentType).send(answer.body);
 }
@@ -209,6 +224,11 @@ function teeForComparison(
     );
   });
   answer.body.once("error", () => mirror.primaryFailed());
+  // A client that goes away mid-body pauses the upstream, which then neither
+  // ends nor fails: without this the mirror would hold its in-flight slot for good.
+  out.once("close", () => {
+    if (!answer.body.readableEnded) mirror.primaryFailed();
+  });
   answer.body.pipe(out);
   return out;
 }
@@ -230,6 +250,29 @@ function startMirror(
       ? () => mirrorLegacy(deps, req)
       : () => deps.natsCall(input, true).then(comparable);
   return deps.mirrors.start(deps.route.name, primary, request, call);
+}
+
+/**
+ * The legacy mirror of a NATS-served request starts once the NATS outcome is
+ * known, not beside it: when NATS fails and legacy serves the fallback, a
+ * mirror already sent would have run the request on legacy twice (a write,
+ * with shadowWrites). `primary` is undefined when NATS gave no answer to compare.
+ */
+function mirrorNatsOutcome(
+  deps: RouteHandlerDeps,
+  req: FastifyRequest,
+  input: RouteInput,
+  primary: ComparedAnswer | undefined,
+): void {
+  if (primary === undefined) deps.mirrors.skipped(deps.route.name, "primary_failed");
+  else startMirror(deps, req, input, "nats")?.comparePrimary(primary);
+}
+
+/** A worker's error status (without a body the route can print) is its answer, compared as such. */
+function workerAnswerOf(error: unknown): ComparedAnswer | undefined {
+  return error instanceof TurnoutError && error.code === "TURNOUT_ERR_WORKER"
+    ? answerOfFailure(error)
+    : undefined;
 }
 
 async function mirrorLegacy(deps: RouteHandlerDeps, req: FastifyRequest): Promise<ComparedAnswer> {

@@ -58,7 +58,7 @@ export interface MirrorHandle {
  * any other. Failures to reach the side at all (5xx made by the gateway:
  * no responders, timeout, refused...) are counted as `error`, not compared.
  */
-function asAnswer(error: unknown): Answer | undefined {
+export function answerOfFailure(error: unknown): Answer | undefined {
   if (!(error instanceof TurnoutError)) return undefined;
   if (error.code !== "TURNOUT_ERR_WORKER" && error.status >= 500) return undefined;
   const body = JSON.stringify({ detail: error.message });
@@ -78,7 +78,7 @@ function outcomeOfFailure(error: unknown): MirrorOutcome {
   if (error instanceof TurnoutError && error.code === "TURNOUT_ERR_UPSTREAM_TOO_LARGE") {
     return TOO_LARGE;
   }
-  return asAnswer(error);
+  return answerOfFailure(error);
 }
 
 class RouteMirror {
@@ -206,6 +206,11 @@ export class Mirrors {
 
   #count(route: string, result: "match" | "mismatch" | "error"): void {
     this.#metrics.shadow.cell(route, result).inc();
+  }
+
+  /** Counts a mirror not made, e.g. as the primary failed before one was started. */
+  skipped(route: string, reason: SkipReason): void {
+    this.#skip(route, reason);
   }
 
   #skip(route: string, reason: SkipReason): undefined {

@@ -24,6 +24,7 @@ export interface RouteKeys {
   readonly retry?: string;
   readonly breaker?: string;
   readonly mode?: string;
+  readonly shadowWrites?: string;
 }
 
 interface ExampleRoute {
