@@ -7,6 +7,8 @@
 export const ErrorCodes = {
   /** The route table or a flag is invalid; raised at start with every problem. */
   TURNOUT_ERR_CONFIG: { status: 500, title: "Invalid configuration" },
+  /** A listener could not take its port (in use, not permitted); raised at start. */
+  TURNOUT_ERR_LISTEN: { status: 500, title: "Cannot listen" },
   /** The request body is not JSON, or JSON that doesn't fit the request type. */
   TURNOUT_ERR_BAD_JSON: { status: 400, title: "Invalid request body" },
   /** A field's value is wrong (type, range, enum, base64, timestamp, oneof...). */

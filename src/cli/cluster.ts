@@ -30,23 +30,42 @@ export async function superviseWorkers(count: number, out: Output): Promise<numb
   const fork = (): Worker => cluster.fork();
   for (let i = 0; i < count; i++) fork();
 
+  // A worker is up once both its listeners are; one that dies before cannot
+  // start (a busy port, an unreadable certificate), and neither could its
+  // replacement: then every worker stops and the command fails.
+  const listeners = new Map<number, number>();
+  cluster.on("listening", (worker) =>
+    listeners.set(worker.id, (listeners.get(worker.id) ?? 0) + 1),
+  );
+  let startFailed: (why: string) => void = () => {};
+  const startFailure = new Promise<string>((resolve) => (startFailed = resolve));
   cluster.on("exit", (worker, code, signal) => {
     if (stopping) {
       if (code !== 0) failed = true;
       return;
     }
-    out.stderr.write(
-      `turnout: worker ${worker.process.pid} exited (${signal ?? code}); replacing it\n`,
-    );
+    const how = signal ?? code;
+    if ((listeners.get(worker.id) ?? 0) < 2) {
+      startFailed(`worker ${worker.process.pid} exited (${how}) before it was listening`);
+      return;
+    }
+    out.stderr.write(`turnout: worker ${worker.process.pid} exited (${how}); replacing it\n`);
     setTimeout(() => {
       if (!stopping) fork();
     }, RESTART_PAUSE_MS).unref();
   });
 
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once("SIGTERM", () => resolve("SIGTERM"));
-    process.once("SIGINT", () => resolve("SIGINT"));
-  });
+  const signal = await Promise.race([
+    new Promise<NodeJS.Signals>((resolve) => {
+      process.once("SIGTERM", () => resolve("SIGTERM"));
+      process.once("SIGINT", () => resolve("SIGINT"));
+    }),
+    startFailure.then((why) => {
+      out.stderr.write(`turnout: ${why}; stopping every worker\n`);
+      failed = true;
+      return "SIGTERM" as const;
+    }),
+  ]);
   stopping = true;
   const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
   const exits = workers.map((w) => new Promise<void>((resolve) => w.once("exit", () => resolve())));

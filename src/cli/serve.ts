@@ -82,7 +82,14 @@ export async function runServe(
       },
     });
   } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
+    // A --workers worker leaves the primary's channel too, or it would never exit.
+    leaveCluster();
+    if (!(error instanceof ConfigError)) {
+      out.stderr.write(
+        `turnout serve: ${error instanceof Error ? error.message : String(error)}; not starting\n`,
+      );
+      return 1;
+    }
     for (const problem of error.problems) out.stderr.write(`${formatProblemLine(problem)}\n`);
     out.stderr.write(`turnout serve: ${error.problems.length} problem(s); not starting\n`);
     return 1;

@@ -16,6 +16,7 @@ import { AdminToken } from "../control/admin-token.js";
 import { CutoverState } from "../control/cutover-state.js";
 import { CutoverStore } from "../control/cutover-store.js";
 import { PlanDriver, type PlanDriverOptions } from "../control/plan-driver.js";
+import { TurnoutError } from "../errors.js";
 import { GatewayMetrics } from "../observability/metrics.js";
 import {
   type OtelOptions,
@@ -106,8 +107,29 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   const stopConnecting = new AbortController();
   const connected = connectInBackground(options, parts, stopConnecting.signal);
 
-  const adminUrl = await listen(admin, options.host, options.adminPort);
-  const url = await listen(gateway, options.host, options.port);
+  let adminUrl: string;
+  let url: string;
+  try {
+    adminUrl = await listen(admin, options.host, options.adminPort);
+    url = await listen(gateway, options.host, options.port);
+  } catch (error) {
+    // Nothing may keep running (and look healthy) when a port could not be had.
+    stopConnecting.abort();
+    await Promise.allSettled([
+      gateway.close(),
+      admin.close(),
+      parts.plan.stop(),
+      parts.cutoverStore.stop(),
+      parts.nats.drain(),
+      parts.legacy.close(),
+      spans?.shutdown(),
+    ]);
+    throw new TurnoutError(
+      "TURNOUT_ERR_LISTEN",
+      `cannot listen: ${error instanceof Error ? error.message : String(error)}`,
+      { cause: error },
+    );
+  }
 
   const warnSpans = (error: unknown) =>
     parts.log.warn(`OpenTelemetry: spans not exported on close: ${String(error)}`);

@@ -1,4 +1,5 @@
 import { once } from "node:events";
+import { type AddressInfo, createServer } from "node:net";
 import { connect } from "@nats-io/transport-node";
 import t from "tap";
 import { loadProtos } from "../../src/codec/protos.js";
@@ -152,3 +153,26 @@ t.test("--workers 2 serves from two processes and drains both on SIGTERM", async
   t.equal(output.text.match(/drained, bye/g)?.length, 2, "each worker drained");
   t.match(output.text, /2 workers drained/);
 });
+
+t.test(
+  "serve exits 1 naming the port when it cannot listen, alone or with --workers",
+  async (t) => {
+    const server = await startNatsServer({ jetstream: true });
+    t.teardown(() => server.stop());
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, "127.0.0.1", resolve));
+    t.teardown(() => busy.close());
+    const busyPort = (busy.address() as AddressInfo).port;
+    for (const workers of [[], ["--workers", "2"]]) {
+      const adminPort = await freePort();
+      const args = usersGetServeArgs(server.url, { port: busyPort, adminPort });
+      const { gateway, output } = spawnServe(t, [...args, ...workers]);
+      const [code] = (await Promise.race([
+        once(gateway, "exit"),
+        new Promise((resolve) => setTimeout(() => resolve(["still running after 20 s"]), 20_000)),
+      ])) as [number | string];
+      t.equal(code, 1, `exit 1 ${workers.join(" ")}: ${output.text}`);
+      t.match(output.text, /cannot listen: (listen|bind) EADDRINUSE/);
+    }
+  },
+);
