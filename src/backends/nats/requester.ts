@@ -229,7 +229,16 @@ function publishError(err: unknown, subject: string): TurnoutError {
       cause: err,
     });
   }
-  // An invalid subject or a payload above the server's max_payload: nothing was sent.
+  // Nothing was sent. Too large for the server is the client's doing: a 413,
+  // which does not count against the breaker (a 500 would have opened it for everyone).
+  if (err instanceof errors.InvalidArgumentError && /max_payload/.test(err.message)) {
+    return new TurnoutError(
+      "TURNOUT_ERR_BODY_TOO_LARGE",
+      `the request is larger than the NATS server's max_payload (${subject})`,
+      { cause: err },
+    );
+  }
+  // An invalid subject: nothing was sent.
   return new TurnoutError("TURNOUT_ERR_INTERNAL", `cannot publish to ${subject}: ${String(err)}`, {
     cause: err,
   });

@@ -190,12 +190,36 @@ for (const coalesce of [true, false]) {
   });
 }
 
-t.test("a payload above the server's max_payload is refused without being sent", async (t) => {
-  const requester = new NatsRequester(nc);
-  t.teardown(() => requester.close());
-  const big = new Uint8Array((nc.info?.max_payload ?? 1 << 20) + 1);
-  const err = await requester.request("echo", big, undefined, 1000).catch((e) => e);
-  t.equal(codeOf(err), "TURNOUT_ERR_INTERNAL");
-  t.match((err as Error).message, /max_payload/);
-  t.equal(requester.inFlight, 0);
-});
+t.test(
+  "a payload above the server's max_payload is refused (413) without being sent",
+  async (t) => {
+    const requester = new NatsRequester(nc);
+    t.teardown(() => requester.close());
+    const big = new Uint8Array((nc.info?.max_payload ?? 1 << 20) + 1);
+    const err = await requester.request("echo", big, undefined, 1000).catch((e) => e);
+    t.equal(codeOf(err), "TURNOUT_ERR_BODY_TOO_LARGE");
+    t.match((err as Error).message, /max_payload/);
+    t.equal(requester.inFlight, 0);
+  },
+);
+
+t.test(
+  "a request over the server's max_payload is a 413 BODY_TOO_LARGE, sent nowhere",
+  async (t) => {
+    const dir = t.testdir({ "small.conf": "max_payload: 1024\n" });
+    const small = await startNatsServer({ args: ["-c", `${dir}/small.conf`] });
+    t.teardown(() => small.stop());
+    const nc = await connect({ servers: small.url });
+    t.teardown(() => nc.close());
+    for (const coalesce of [true, false]) {
+      const requester = new NatsRequester(nc, { coalesce });
+      t.teardown(() => requester.close());
+      const refused = requester.request("svc.big", new Uint8Array(2048), undefined, 1000);
+      await t.rejects(
+        refused,
+        { code: "TURNOUT_ERR_BODY_TOO_LARGE", status: 413 },
+        `coalesce ${coalesce}`,
+      );
+    }
+  },
+);
