@@ -185,7 +185,8 @@ function answerProblems(
   const allowed = new AllowedMethods(routes);
   app.setNotFoundHandler((req, reply) => {
     const methods = allowed.allowed(req.url.split("?", 1)[0] ?? "/");
-    if (methods.length === 0) {
+    // A method the path serves that still got here did not match the router (a bad URL): 404.
+    if (methods.length === 0 || methods.includes(req.method)) {
       const error = new TurnoutError(
         "TURNOUT_ERR_NOT_FOUND",
         `no route for ${req.method} ${req.url}`,

@@ -39,5 +39,6 @@ function patternSource(path: string): string {
     .map((segment) =>
       segment.startsWith(":") ? "[^/]+" : segment.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"),
     );
-  return `^${segments.join("/")}/?$`;
+  // No optional trailing slash: the router does not ignore it either.
+  return `^${segments.join("/")}$`;
 }

@@ -57,7 +57,9 @@ export function compileNatsPipeline(
     const body =
       input.body === undefined || input.body === "" ? undefined : parseJsonBody(input.body);
     const payload = codec.encodeRequest(input.params, input.query, body);
-    if (input.body !== undefined) metrics.observePayload("request", "json", input.body.length);
+    if (input.body !== undefined) {
+      metrics.observePayload("request", "json", Buffer.byteLength(input.body));
+    }
     metrics.observePayload("request", "protobuf", payload.length);
 
     const headers = headersOf(input.requestId, input.headers, shadow);
@@ -68,7 +70,7 @@ export function compileNatsPipeline(
     metrics.observePayload("response", "protobuf", reply.data.length);
     if (reply.kind === "ok") {
       const json = codec.decodeResponse(reply.data);
-      metrics.observePayload("response", "json", json.length);
+      metrics.observePayload("response", "json", Buffer.byteLength(json));
       return { status: reply.status, contentType: JSON_CONTENT_TYPE, body: json };
     }
     const errorJson = reply.data.length > 0 ? codec.decodeError(reply.data) : undefined;

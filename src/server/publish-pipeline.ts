@@ -44,7 +44,9 @@ export function compilePublishPipeline(
     const body =
       input.body === undefined || input.body === "" ? undefined : parseJsonBody(input.body);
     const payload = codec.encodeRequest(input.params, input.query, body);
-    if (input.body !== undefined) metrics.observePayload("request", "json", input.body.length);
+    if (input.body !== undefined) {
+      metrics.observePayload("request", "json", Buffer.byteLength(input.body));
+    }
     metrics.observePayload("request", "protobuf", payload.length);
 
     if (!hasJetStream(requester)) {

@@ -168,7 +168,8 @@ async function serveLegacy(
     mirror?.primaryFailed();
     throw error;
   }
-  reply.code(answer.status).headers(answer.headers);
+  // The gateway's request id wins over one the upstream sets: it names the request in every log.
+  reply.code(answer.status).headers(answer.headers).header("x-request-id", req.id);
   closeIfDraining(deps, reply);
   if (mirror !== undefined) return reply.send(keepForComparison(answer, mirror, deps));
   return reply.send(answer.body);
@@ -319,8 +320,10 @@ function forcedSide(req: FastifyRequest, token: AdminToken, hasLegacy: boolean):
 }
 
 function routeInput(req: FastifyRequest): RouteInput {
-  // Continued or started here, in req.headers: NATS, legacy and a mirror share it.
+  // Continued or started here, in req.headers: NATS, legacy and a mirror share
+  // it, and the request id (a client's unsafe one is replaced) likewise.
   ensureTraceparent(req.headers);
+  req.headers["x-request-id"] = req.id;
   return {
     requestId: req.id,
     params: req.params as Record<string, string>,

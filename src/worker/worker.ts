@@ -146,24 +146,25 @@ function lookupTypes(
   };
 }
 
-/** Counts the async handlers still running, for stop() to wait on. */
+/** Counts the async handlers still running, for stop() to wait on (any number of callers). */
 class InProgress {
   #active = 0;
-  #onIdle: (() => void) | undefined;
+  #waiting: (() => void)[] = [];
 
   track(running: Promise<void> | undefined): void {
     if (running === undefined) return;
     this.#active++;
     void running.finally(() => {
-      if (--this.#active === 0) this.#onIdle?.();
+      if (--this.#active > 0) return;
+      const waiting = this.#waiting;
+      this.#waiting = [];
+      for (const resolve of waiting) resolve();
     });
   }
 
   settled(): Promise<void> {
     if (this.#active === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.#onIdle = resolve;
-    });
+    return new Promise((resolve) => this.#waiting.push(resolve));
   }
 }
 

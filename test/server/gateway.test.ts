@@ -225,6 +225,8 @@ t.test(
     const wrong = await fetch(url("/v1/orders"), { method: "DELETE" });
     t.equal(wrong.status, 405);
     t.equal(wrong.headers.get("allow"), "POST");
+    const slash = await fetch(url("/v1/orders/"), { method: "POST" });
+    t.equal(slash.status, 404, "a trailing slash is another path: 404, not 405 'use POST'");
   },
 );
 
@@ -234,7 +236,7 @@ t.test("metrics count requests by route, backend and code, with payload sizes", 
   t.match(text, /turnout_requests_total\{route="orders.create",backend="gateway",code="400"\} 10/);
   t.match(text, /turnout_requests_total\{route="ghost.get",backend="gateway",code="503"\} 1/);
   t.match(text, /turnout_requests_total\{route="orders.get",backend="nats",code="504"\} 1/);
-  t.match(text, /turnout_requests_total\{route="_unmatched",backend="gateway",code="404"\} 1/);
+  t.match(text, /turnout_requests_total\{route="_unmatched",backend="gateway",code="404"\} 2/);
   t.match(text, /turnout_request_duration_seconds_count\{route="users.get",backend="nats"\} [1-9]/);
   t.match(
     text,
