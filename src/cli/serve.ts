@@ -2,6 +2,7 @@
  * `turnout serve`: load and check the route table, start the gateway, and drain
  * on SIGTERM/SIGINT. Returns the process exit code (0 after a clean drain).
  */
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { loadConfigAndProtos } from "../config/load.js";
 import { ConfigError } from "../errors.js";
@@ -9,7 +10,8 @@ import { joinClusterMetrics } from "../observability/cluster-metrics.js";
 import { startGateway } from "../server/start.js";
 import { formatProblemLine, type Output } from "./check.js";
 import { isClusterWorker, leaveCluster, superviseWorkers } from "./cluster.js";
-import { resolveSettings } from "./settings.js";
+import { reportCommandLine } from "./command-errors.js";
+import { resolveSettings, type Settings } from "./settings.js";
 
 /**
  * Never logged, whatever a line carries: client credentials and the gateway's
@@ -44,16 +46,33 @@ export function loggerOptions(level: string): { level: string; redact: string[] 
   return { level, redact: LOG_REDACT };
 }
 
+const USAGE = `usage: turnout serve [--config routes.yaml] [--nats-url nats://host:4222,...]
+                     [--port 8080] [--admin-port 9090] [--host 0.0.0.0] [--workers N]
+                     [--log-level info] [--tls-cert cert.pem --tls-key key.pem]
+                     [--trust-proxy ADDRESSES|HOPS|true]
+(env: TURNOUT_CONFIG, TURNOUT_NATS_URL, TURNOUT_PORT, ... as in the README)`;
+
 export async function runServe(
   argv: readonly string[],
   env: NodeJS.ProcessEnv,
   out: Output,
 ): Promise<number> {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    out.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
   let gatewayStart: Awaited<ReturnType<typeof startGateway>>;
   // A --workers worker answers the primary's metrics rounds from the start (no-op otherwise).
   joinClusterMetrics();
+  let settings: Settings;
   try {
-    const settings = resolveSettings(argv, env);
+    settings = resolveSettings(argv, env);
+  } catch (error) {
+    // A --workers worker leaves the primary's channel too, or it would never exit.
+    leaveCluster();
+    return reportCommandLine(error, "serve", USAGE, out);
+  }
+  try {
     // Validated in the primary too, so a bad table is reported once, not per worker.
     const { config, root } = loadConfigAndProtos(settings.configFile, {
       natsUrl: settings.natsUrl,
@@ -71,18 +90,9 @@ export async function runServe(
       logger: loggerOptions(settings.logLevel),
       adminToken: env.TURNOUT_ADMIN_TOKEN,
       trustProxy: settings.trustProxy,
-      listener: {
-        https:
-          settings.tls === undefined
-            ? undefined
-            : {
-                cert: readFileSync(settings.tls.certFile),
-                key: readFileSync(settings.tls.keyFile),
-              },
-      },
+      listener: { https: settings.tls === undefined ? undefined : readTlsPair(settings.tls) },
     });
   } catch (error) {
-    // A --workers worker leaves the primary's channel too, or it would never exit.
     leaveCluster();
     if (!(error instanceof ConfigError)) {
       out.stderr.write(
@@ -106,4 +116,28 @@ export async function runServe(
   out.stdout.write("turnout: drained, bye\n");
   leaveCluster();
   return 0;
+}
+
+/**
+ * The PEM certificate and key, read and parsed before anything starts, so a
+ * bad one is reported naming its file and flag (the TLS layer's own errors,
+ * such as "PEM routines::no start line", name neither).
+ */
+function readTlsPair(tls: NonNullable<Settings["tls"]>): { cert: Buffer; key: Buffer } {
+  const read = (file: string, flag: string, check: (pem: Buffer) => unknown): Buffer => {
+    try {
+      const pem = readFileSync(file);
+      check(pem);
+      return pem;
+    } catch (error) {
+      const why = error instanceof Error ? error.message : String(error);
+      throw new ConfigError([
+        { location: file, key: flag, message: `not a usable PEM file: ${why}` },
+      ]);
+    }
+  };
+  return {
+    cert: read(tls.certFile, "tls-cert", (pem) => new X509Certificate(pem)),
+    key: read(tls.keyFile, "tls-key", (pem) => createPrivateKey(pem)),
+  };
 }

@@ -1,0 +1,36 @@
+/** `turnout serve`'s refusals before anything starts: exit codes and what they name. */
+import t from "tap";
+import { runServe } from "../../src/cli/serve.js";
+import { usersGetRoute } from "../helpers/route-yaml.js";
+import { writeRoutes } from "../helpers/stack.js";
+
+async function serve(...argv: string[]) {
+  let stdout = "";
+  let stderr = "";
+  const out = {
+    stdout: { write: (s: string) => (stdout += s) },
+    stderr: { write: (s: string) => (stderr += s) },
+  };
+  const code = await runServe(argv, {}, out);
+  return { code, stdout, stderr };
+}
+
+t.test("a bad command line exits 2 with the usage, as every other command does", async (t) => {
+  const unknown = await serve("--prot", "1");
+  t.equal(unknown.code, 2);
+  t.match(unknown.stderr, /--prot: unknown flag --prot; did you mean --port\?/);
+  t.match(unknown.stderr, /usage: turnout serve/);
+  t.equal((await serve("--port", "abc")).code, 2);
+  const help = await serve("--help");
+  t.equal(help.code, 0);
+  t.match(help.stdout, /usage: turnout serve/);
+});
+
+t.test("a certificate or key that is not PEM exits 1 naming the file and the flag", async (t) => {
+  const dir = t.testdir({ "cert.pem": "not a certificate", "key.pem": "not a key" });
+  const config = writeRoutes(usersGetRoute());
+  const args = ["--config", config, "--port", "0", "--admin-port", "0"];
+  const bad = await serve(...args, "--tls-cert", `${dir}/cert.pem`, "--tls-key", `${dir}/key.pem`);
+  t.equal(bad.code, 1);
+  t.match(bad.stderr, new RegExp(`${dir}/cert\\.pem.*tls-cert.*not a usable PEM file`));
+});
