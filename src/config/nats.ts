@@ -132,6 +132,9 @@ function readSecret(f: Field, dir: string): SecretRef | undefined {
   }
   const env = readString(f.child("env"));
   if (env === undefined || ENV_NAME.test(env)) return env === undefined ? undefined : { env };
-  f.child("env").problem(`"${env}" is not an environment variable name`);
+  // Not echoed: what was pasted here may be the secret itself.
+  f.child("env").problem(
+    "is not an environment variable name (letters, digits and _, not starting with a digit)",
+  );
   return undefined;
 }

@@ -194,6 +194,18 @@ t.test(
   },
 );
 
+t.test(
+  "a secret pasted where its variable's name goes is refused without being printed",
+  async (t) => {
+    const yaml = withNats("  servers: [nats://a:1]\n  auth: { token: { env: 's3cr3t-T0ken!' } }\n");
+    const problems = problemsFor(t, yaml);
+    t.match(problems, [
+      { key: "nats.auth.token.env", message: /is not an environment variable name/ },
+    ]);
+    t.notOk(JSON.stringify(problems).includes("s3cr3t"), "the value is not in the problem");
+  },
+);
+
 t.test("protos must exist relative to the YAML file", async (t) => {
   const yaml = table(route()).replace(`protos: [${EXAMPLE_PROTOS}]`, "protos: [./missing]");
   t.match(problemsFor(t, yaml), [{ key: "protos[0]", message: /"\.\/missing" does not exist/ }]);
