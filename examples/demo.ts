@@ -489,6 +489,11 @@ async function supervise(): Promise<number> {
 }
 
 if (process.env[SUPERVISOR_ENV] === "1") {
+  // The output may go away first (`npm run demo | tee log`, then Ctrl-C kills
+  // tee too): a write then fails with EPIPE, which must not stop the
+  // supervisor before it has stopped its children.
+  process.stdout.on("error", () => {});
+  process.stderr.on("error", () => {});
   supervise().then(
     (code) => {
       if (process.connected) process.disconnect?.();

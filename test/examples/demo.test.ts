@@ -5,6 +5,7 @@
  * and everything stops again. CI runs `npm run build` before `npm test`.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
 import { existsSync } from "node:fs";
 import { type AddressInfo, createServer, type Server } from "node:net";
 import { dirname, join, resolve } from "node:path";
@@ -240,3 +241,50 @@ t.test("a busy legacy port chosen with DEMO_LEGACY_USERS_PORT is reported too", 
   t.match(run.output, "DEMO_LEGACY_USERS_PORT=<port>");
   t.notMatch(run.output, "nats-server ready");
 });
+
+t.test(
+  "Ctrl-C after the output went away (npm run demo | tee, both interrupted) still stops everything",
+  async (t) => {
+    const [port, adminPort] = await twoFreePorts();
+    const child = spawn(process.execPath, [DEMO], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        DEMO_PORT: String(port),
+        DEMO_ADMIN_PORT: String(adminPort),
+        TURNOUT_LOG_LEVEL: "warn",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    t.teardown(() => child.exitCode === null && child.kill("SIGKILL"));
+    let output = "";
+    const ready = new Promise<void>((resolve) => {
+      child.stdout?.on("data", (chunk: Buffer) => {
+        output += chunk.toString();
+        if (output.includes("curl -i")) resolve();
+      });
+    });
+    await Promise.race([
+      ready,
+      new Promise((resolve) => setTimeout(resolve, RUN_TIMEOUT_MS).unref()),
+    ]);
+    const natsPid = pidOf(output, /nats-server ready on nats:\/\/127\.0\.0\.1:\d+ \(pid (\d+)\)/);
+    const workerPid = pidOf(output, /worker started \(pid (\d+)\)/);
+    t.ok(natsPid && workerPid, "the demo started and named its processes");
+    // The reader goes away: the demo's next writes fail with EPIPE.
+    child.stdout?.destroy();
+    child.stderr?.destroy();
+    child.kill("SIGINT");
+    const [code] = (await Promise.race([
+      once(child, "exit"),
+      new Promise((resolve) => setTimeout(() => resolve(["still running"]), 30_000).unref()),
+    ])) as [number | string];
+    t.not(code, "still running", "the launcher exited");
+    // The supervisor stops its children after the launcher returns: give it a moment.
+    for (let i = 0; i < 100 && [natsPid, workerPid].some((pid) => pid && alive(pid)); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    for (const pid of [natsPid, workerPid])
+      if (pid) t.notOk(alive(pid), `process ${pid} has exited`);
+  },
+);
