@@ -3,7 +3,7 @@
  * legacy mirror starts only once the NATS outcome is known, so a fallback to
  * legacy runs the request there once, and a worker's error answer is compared.
  */
-import t from "tap";
+import t, { type Test } from "tap";
 import { startWorker } from "../../src/worker/index.js";
 import { sendJson, startLegacyServer } from "../helpers/legacy-server.js";
 import { usersCreateRoute, usersGetRoute } from "../helpers/route-yaml.js";
@@ -23,6 +23,21 @@ const ROUTES =
   }) + usersGetRoute({ legacy: "users", cutover: "{ nats: 100, shadow: 100 }" });
 const stack = await startStack(t, writeRoutes(ROUTES, `legacy:\n  users: ${legacy.url}\n`));
 const url = (path: string) => `${stack.gateway.url}${path}`;
+
+/** A users.get worker answering with `handle`, for the test it is started in. */
+async function usersGetWorker(t: Test, handle: () => object): Promise<void> {
+  const worker = startWorker({
+    nc: stack.nc,
+    root: stack.root,
+    subject: "svc.users.*.get",
+    requestType: "users.v1.GetUserRequest",
+    responseType: "users.v1.User",
+    handle,
+    onError: () => {},
+  });
+  t.teardown(() => worker.stop());
+  await stack.nc.flush();
+}
 
 async function metrics(): Promise<string> {
   return (await fetch(`${stack.gateway.adminUrl}/metrics`)).text();
@@ -51,19 +66,9 @@ t.test(
 t.test(
   "a worker's error answer is compared with legacy's answer: a mismatch on the status",
   async (t) => {
-    const worker = startWorker({
-      nc: stack.nc,
-      root: stack.root,
-      subject: "svc.users.*.get",
-      requestType: "users.v1.GetUserRequest",
-      responseType: "users.v1.User",
-      handle: () => {
-        throw new (class extends Error {})("boom");
-      },
-      onError: () => {},
+    await usersGetWorker(t, () => {
+      throw new Error("boom");
     });
-    t.teardown(() => worker.stop());
-    await stack.nc.flush();
     const res = await fetch(url("/v1/regions/eu/users/u-1"));
     t.equal(res.status, 500, "the worker's 500 is the client's answer (no fallback)");
     await res.arrayBuffer();
@@ -77,16 +82,7 @@ t.test(
 );
 
 t.test("HEAD requests are not mirrored: their answers have no body to compare", async (t) => {
-  const worker = startWorker({
-    nc: stack.nc,
-    root: stack.root,
-    subject: "svc.users.*.get",
-    requestType: "users.v1.GetUserRequest",
-    responseType: "users.v1.User",
-    handle: () => ({ id: "u-1", region: "eu" }),
-  });
-  t.teardown(() => worker.stop());
-  await stack.nc.flush();
+  await usersGetWorker(t, () => ({ id: "u-1", region: "eu" }));
   const before = legacy.seen.length;
   const head = await fetch(url("/v1/regions/eu/users/u-1"), { method: "HEAD" });
   t.equal(head.status, 200, "the worker served it");
