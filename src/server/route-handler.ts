@@ -3,9 +3,10 @@
  * serves, whether to mirror) -> call (NATS pipeline or legacy forward, with
  * fallback) -> answer. Each backend call goes through the route's breaker for
  * that backend, and is retried per the route's policy (NATS retries live in
- * the pipeline, legacy ones here). The mirror, when chosen,
- * runs beside the primary, outside the breakers, and is never awaited by the
- * client's request.
+ * the pipeline, legacy ones here). The mirror, when chosen, goes through the
+ * mirror breakers, never the primary's, and is never awaited by the client's
+ * request: a NATS mirror runs beside a legacy primary, a legacy mirror starts
+ * once the NATS primary's outcome is known (see mirrorNatsOutcome).
  */
 import { PassThrough, type Readable } from "node:stream";
 import type { FastifyReply, FastifyRequest } from "fastify";
