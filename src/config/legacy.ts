@@ -5,6 +5,7 @@
 import type { Field } from "./field.js";
 import { readString } from "./read.js";
 import { didYouMean } from "./suggest.js";
+import { hasCredentials, maskedUrl } from "./url-credentials.js";
 
 /**
  * Checks an upstream base URL and returns it without a trailing slash, so the
@@ -20,13 +21,9 @@ export function normalizeLegacyUrl(text: string): string {
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     throw new Error(`"${text}" must use http:// or https://`);
   }
-  if (url.username !== "" || url.password !== "") {
-    // Said without the secrets: this message ends up in CI logs
-    // (a user alone may be a token, as nats://TOKEN@host is).
-    url.username = "***";
-    url.password = url.password === "" ? "" : "***";
+  if (hasCredentials(url)) {
     throw new Error(
-      `"${url.href}" holds credentials, which are not sent upstream; give the legacy service its credentials another way`,
+      `"${maskedUrl(url)}" holds credentials, which are not sent upstream; give the legacy service its credentials another way`,
     );
   }
   if (url.search !== "" || url.hash !== "") {

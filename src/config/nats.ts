@@ -9,6 +9,7 @@ import type { Field } from "./field.js";
 import { checkKeys, readList, readString } from "./read.js";
 import { AUTH_KEYS, NATS_KEYS, SECRET_KEYS, TLS_KEYS } from "./schema.js";
 import type { NatsAuth, NatsConfig, SecretRef } from "./types.js";
+import { hasCredentials, maskedUrl } from "./url-credentials.js";
 
 const DEFAULT_CLIENT_NAME = "turnout";
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -25,12 +26,8 @@ export function serverUrlProblem(url: string): string | undefined {
   if (parsed.protocol !== "nats:" && parsed.protocol !== "tls:") {
     return `"${url}" must use nats:// or tls://, not ${parsed.protocol}//`;
   }
-  if (parsed.username !== "" || parsed.password !== "") {
-    // Said without the secrets: this message ends up in CI logs
-    // (a user alone may be a token, as nats://TOKEN@host is).
-    parsed.username = "***";
-    parsed.password = parsed.password === "" ? "" : "***";
-    return `"${parsed.href}" holds credentials; put them in nats.auth (user and pass as {env: VAR} or {file: path}), not in the URL`;
+  if (hasCredentials(parsed)) {
+    return `"${maskedUrl(parsed)}" holds credentials; put them in nats.auth (user and pass as {env: VAR} or {file: path}), not in the URL`;
   }
   if (parsed.hostname === "") return `"${url}" has no host`;
   return undefined;

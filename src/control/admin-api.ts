@@ -173,8 +173,8 @@ function dlqFilter(
  * Letters per call: each is read and held in the serving process, so a list or
  * replay after a storm (the stream keeps up to 1 GiB) goes page by page.
  */
-export const DLQ_PAGE_DEFAULT = 100;
-export const DLQ_PAGE_MAX = 1000;
+const DLQ_PAGE_DEFAULT = 100;
+const DLQ_PAGE_MAX = 1000;
 
 function dlqLimit(value: unknown): number {
   if (value === undefined) return DLQ_PAGE_DEFAULT;
