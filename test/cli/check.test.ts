@@ -2,17 +2,11 @@ import { join } from "node:path";
 import t from "tap";
 import { runCheck } from "../../src/cli/check.js";
 import { EXAMPLE_ROUTES, FIXTURES } from "../config/fixtures/helpers.js";
+import { captured } from "../helpers/cli-output.js";
 
 /** Runs `turnout check` with captured output. */
 async function check(argv: string[], env: NodeJS.ProcessEnv = {}) {
-  let stdout = "";
-  let stderr = "";
-  const out = {
-    stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: (s: string) => (stderr += s) },
-  };
-  const code = await runCheck(argv, out, env);
-  return { code, stdout, stderr };
+  return captured((out) => runCheck(argv, out, env));
 }
 
 t.test("check on the example prints the route and type counts and exits 0", async (t) => {

@@ -8,6 +8,7 @@ import { runContract } from "../../src/cli/contract.js";
 import { loadConfigAndProtos } from "../../src/config/load.js";
 import { freePort, startNatsServer } from "../../src/devtools/nats-server.js";
 import { ServiceError, startWorker } from "../../src/worker/index.js";
+import { captured } from "../helpers/cli-output.js";
 import { ordersGetRoute, usersCreateRoute, usersGetRoute } from "../helpers/route-yaml.js";
 import { writeRoutes } from "../helpers/stack.js";
 
@@ -157,16 +158,11 @@ function samplesFile(...samples: object[]): string {
 
 /** Runs `turnout contract ...` in-process with captured output. */
 async function cli(argv: string[], config = routesFile, natsUrl = server.url) {
-  let stdout = "";
-  let stderr = "";
-  const out = {
-    stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: (s: string) => (stderr += s) },
-  };
-  const code = await runContract([...argv, "--config", config], out, {
-    TURNOUT_NATS_URL: natsUrl,
-  });
-  return { code, stdout, stderr };
+  return captured((out) =>
+    runContract([...argv, "--config", config], out, {
+      TURNOUT_NATS_URL: natsUrl,
+    }),
+  );
 }
 
 t.test("samples that the worker answers like legacy all pass, exit 0", async (t) => {

@@ -1,5 +1,6 @@
 import t from "tap";
 import { runCutover } from "../../src/cli/cutover.js";
+import { captured } from "../helpers/cli-output.js";
 import { cutoverRoutes, TOKEN, within } from "../helpers/cutover-fixture.js";
 import { startStack } from "../helpers/stack.js";
 
@@ -10,14 +11,9 @@ await within(5000, () => gw.cutoverStore.mode === "live");
 
 /** Runs `turnout cutover ...` in-process with captured output. */
 async function cli(...argv: string[]) {
-  let stdout = "";
-  let stderr = "";
-  const out = {
-    stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: (s: string) => (stderr += s) },
-  };
-  const code = await runCutover(argv, out, { TURNOUT_NATS_URL: stack.server.url, USER: "bob" });
-  return { code, stdout, stderr };
+  return captured((out) =>
+    runCutover(argv, out, { TURNOUT_NATS_URL: stack.server.url, USER: "bob" }),
+  );
 }
 
 t.test(

@@ -3,6 +3,7 @@ import type protobuf from "protobufjs";
 import t from "tap";
 import { listDeadLetters } from "../../src/backends/nats/dead-letters.js";
 import { runDlq } from "../../src/cli/dlq.js";
+import { captured } from "../helpers/cli-output.js";
 import { within } from "../helpers/cutover-fixture.js";
 import { ordersGetRoute } from "../helpers/route-yaml.js";
 import { startStack, writeRoutes } from "../helpers/stack.js";
@@ -17,16 +18,11 @@ const orderType = stack.root.lookupType("orders.v1.Order");
 
 /** Runs `turnout dlq ...` in-process with captured output. */
 async function cli(...argv: string[]) {
-  let stdout = "";
-  let stderr = "";
-  const out = {
-    stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: (s: string) => (stderr += s) },
-  };
-  const code = await runDlq([...argv, "--config", routesFile], out, {
-    TURNOUT_NATS_URL: stack.server.url,
-  });
-  return { code, stdout, stderr };
+  return captured((out) =>
+    runDlq([...argv, "--config", routesFile], out, {
+      TURNOUT_NATS_URL: stack.server.url,
+    }),
+  );
 }
 
 t.test(

@@ -1,18 +1,12 @@
 /** `turnout serve`'s refusals before anything starts: exit codes and what they name. */
 import t from "tap";
 import { runServe } from "../../src/cli/serve.js";
+import { captured } from "../helpers/cli-output.js";
 import { usersGetRoute } from "../helpers/route-yaml.js";
 import { writeRoutes } from "../helpers/stack.js";
 
 async function serve(...argv: string[]) {
-  let stdout = "";
-  let stderr = "";
-  const out = {
-    stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: (s: string) => (stderr += s) },
-  };
-  const code = await runServe(argv, {}, out);
-  return { code, stdout, stderr };
+  return captured((out) => runServe(argv, {}, out));
 }
 
 t.test("a bad command line exits 2 with the usage, as every other command does", async (t) => {

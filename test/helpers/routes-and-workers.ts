@@ -5,7 +5,12 @@
  */
 import { type Msg, type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
 import type protobuf from "protobufjs";
-import { ServiceError, startWorker, type Worker } from "../../src/worker/index.js";
+import {
+  ServiceError,
+  startWorker,
+  type Worker,
+  type WorkerOptions,
+} from "../../src/worker/index.js";
 import { ordersGetRoute, usersCreateRoute, usersGetRoute, usersListRoute } from "./route-yaml.js";
 
 export const ROUTES =
@@ -146,5 +151,24 @@ export function startOrdersResponder(nc: NatsConnection, root: protobuf.Root): v
       const req = createType.decode(msg.data) as protobuf.Message & { order?: protobuf.Message };
       msg.respond(orderType.encode(req.order ?? {}).finish());
     },
+  });
+}
+
+/** A users.get worker (svc.users.*.get) answering with `handle`. */
+export function usersGetWorker(
+  nc: NatsConnection,
+  root: protobuf.Root,
+  // biome-ignore lint/suspicious/noExplicitAny: each test names the request fields it reads
+  handle: WorkerOptions<any, object>["handle"],
+  onError?: WorkerOptions<unknown, object>["onError"],
+): Worker {
+  return startWorker({
+    nc,
+    root,
+    subject: "svc.users.*.get",
+    requestType: "users.v1.GetUserRequest",
+    responseType: "users.v1.User",
+    handle,
+    onError,
   });
 }

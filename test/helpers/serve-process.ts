@@ -9,8 +9,9 @@ import type protobuf from "protobufjs";
 import type { Test } from "tap";
 import { loadProtos } from "../../src/codec/protos.js";
 import { type NatsServer, startNatsServer } from "../../src/devtools/nats-server.js";
-import { startWorker, type Worker } from "../../src/worker/index.js";
+import type { Worker } from "../../src/worker/index.js";
 import { usersGetRoute } from "./route-yaml.js";
+import { usersGetWorker } from "./routes-and-workers.js";
 import { PROTO_DIR, writeRoutes } from "./stack.js";
 
 /** The route `startUsersGetWorker`'s worker serves, for `writeRoutes`. */
@@ -30,14 +31,7 @@ export async function startUsersGetWorker(t: Test): Promise<NatsServer> {
 
 /** A worker answering `svc.users.*.get` with a user holding just the requested id. */
 export function startIdEchoWorker(nc: NatsConnection, root: protobuf.Root): Worker {
-  return startWorker({
-    nc,
-    root,
-    subject: "svc.users.*.get",
-    requestType: "users.v1.GetUserRequest",
-    responseType: "users.v1.User",
-    handle: (req: { id: string }) => ({ id: req.id }),
-  });
+  return usersGetWorker(nc, root, (req: { id: string }) => ({ id: req.id }));
 }
 
 /** `serve` arguments for `USERS_GET_ROUTE` on `natsUrl`; port 0 lets the process pick. */

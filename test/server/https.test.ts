@@ -2,9 +2,9 @@ import { readFileSync } from "node:fs";
 import { connect as tlsConnect } from "node:tls";
 import t from "tap";
 import { Agent, fetch } from "undici";
-import { startWorker } from "../../src/worker/index.js";
 import { makeCerts } from "../helpers/certs.js";
 import { usersGetRoute } from "../helpers/route-yaml.js";
+import { startIdEchoWorker } from "../helpers/serve-process.js";
 import { startStack, writeRoutes } from "../helpers/stack.js";
 
 const ROUTE = usersGetRoute();
@@ -16,14 +16,7 @@ const stack = await startStack(t, writeRoutes(ROUTE), {
     requestTimeoutMs: 500,
   },
 });
-const worker = startWorker({
-  nc: stack.nc,
-  root: stack.root,
-  subject: "svc.users.*.get",
-  requestType: "users.v1.GetUserRequest",
-  responseType: "users.v1.User",
-  handle: (req: { id: string }) => ({ id: req.id }),
-});
+const worker = startIdEchoWorker(stack.nc, stack.root);
 t.teardown(() => worker.stop());
 await stack.nc.flush();
 const trusting = new Agent({ connect: { ca: readFileSync(certs.ca.cert) } });

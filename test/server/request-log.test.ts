@@ -10,9 +10,9 @@ import t from "tap";
 import { LOG_REDACT, loggerOptions } from "../../src/cli/serve.js";
 import { resolveSettings } from "../../src/cli/settings.js";
 import { parseTraceparent } from "../../src/observability/trace.js";
-import { startWorker } from "../../src/worker/index.js";
 import { sendJson, startLegacyServer } from "../helpers/legacy-server.js";
 import { usersGetRoute, usersLegacyRoute } from "../helpers/route-yaml.js";
+import { usersGetWorker } from "../helpers/routes-and-workers.js";
 import { startStack, writeRoutes } from "../helpers/stack.js";
 
 const TOKEN = "admin-token-never-logged";
@@ -58,20 +58,17 @@ interface SeenByWorker {
 }
 const workerSeen: SeenByWorker[] = [];
 const userType = stack.root.lookupType("users.v1.User");
-const worker = startWorker({
-  nc: stack.nc,
-  root: stack.root,
-  subject: "svc.users.*.get",
-  requestType: "users.v1.GetUserRequest",
-  responseType: "users.v1.User",
-  handle(req: protobuf.Message & { id: string; region: string }, ctx) {
+const worker = usersGetWorker(
+  stack.nc,
+  stack.root,
+  (req: protobuf.Message & { id: string; region: string }, ctx) => {
     workerSeen.push({
       requestId: ctx.requestId ?? "",
       traceparent: ctx.headers?.get("traceparent"),
     });
     return userType.fromObject({ id: req.id, region: req.region, display_name: "Ada" });
   },
-});
+);
 await stack.nc.flush();
 t.teardown(() => worker.stop());
 

@@ -4,9 +4,9 @@
  * legacy runs the request there once, and a worker's error answer is compared.
  */
 import t, { type Test } from "tap";
-import { startWorker } from "../../src/worker/index.js";
 import { sendJson, startLegacyServer } from "../helpers/legacy-server.js";
 import { usersCreateRoute, usersGetRoute } from "../helpers/route-yaml.js";
+import { usersGetWorker } from "../helpers/routes-and-workers.js";
 import { startStack, writeRoutes } from "../helpers/stack.js";
 
 const legacy = await startLegacyServer((request, res) => {
@@ -25,16 +25,8 @@ const stack = await startStack(t, writeRoutes(ROUTES, `legacy:\n  users: ${legac
 const url = (path: string) => `${stack.gateway.url}${path}`;
 
 /** A users.get worker answering with `handle`, for the test it is started in. */
-async function usersGetWorker(t: Test, handle: () => object): Promise<void> {
-  const worker = startWorker({
-    nc: stack.nc,
-    root: stack.root,
-    subject: "svc.users.*.get",
-    requestType: "users.v1.GetUserRequest",
-    responseType: "users.v1.User",
-    handle,
-    onError: () => {},
-  });
+async function workerFor(t: Test, handle: () => object): Promise<void> {
+  const worker = usersGetWorker(stack.nc, stack.root, handle, () => {});
   t.teardown(() => worker.stop());
   await stack.nc.flush();
 }
@@ -66,7 +58,7 @@ t.test(
 t.test(
   "a worker's error answer is compared with legacy's answer: a mismatch on the status",
   async (t) => {
-    await usersGetWorker(t, () => {
+    await workerFor(t, () => {
       throw new Error("boom");
     });
     const res = await fetch(url("/v1/regions/eu/users/u-1"));
@@ -82,7 +74,7 @@ t.test(
 );
 
 t.test("HEAD requests are not mirrored: their answers have no body to compare", async (t) => {
-  await usersGetWorker(t, () => ({ id: "u-1", region: "eu" }));
+  await workerFor(t, () => ({ id: "u-1", region: "eu" }));
   const before = legacy.seen.length;
   const head = await fetch(url("/v1/regions/eu/users/u-1"), { method: "HEAD" });
   t.equal(head.status, 200, "the worker served it");
