@@ -120,22 +120,24 @@ function wrapperKind(type: protobuf.Type): ValueKind {
 }
 
 const CAMEL_PATH = /^[a-z][A-Za-z0-9]*(?:\.[a-z][A-Za-z0-9]*)*$/;
-const ANY_PATH = /^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$/;
+const SNAKE_PATH = /^[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*$/;
 
 const toSnake = (path: string) => path.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 const toCamel = (path: string) => path.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 
 function fieldMaskKind(type: protobuf.Type): ValueKind {
   const paths = fieldName(type, 1);
-  const mask = (text: string, strict: boolean) => {
+  // Each path is lowerCamel (converted) or, in URLs only, snake_case (kept):
+  // a mix such as "page_Size" would convert to a name no field has.
+  const mask = (text: string, inUrl: boolean) => {
     const list = text === "" ? [] : text.split(",");
-    for (const path of list) {
-      if (!(strict ? CAMEL_PATH : ANY_PATH).test(path)) {
-        throw new BadValue(`invalid FieldMask path ${show(path)}: expected lowerCamel names`);
-      }
-    }
     const out: Record<string, string[]> = {};
-    out[paths] = list.map(toSnake);
+    out[paths] = list.map((path) => {
+      if (CAMEL_PATH.test(path)) return toSnake(path);
+      if (inUrl && SNAKE_PATH.test(path)) return path;
+      const expected = inUrl ? "lowerCamel or snake_case names" : "lowerCamel names";
+      throw new BadValue(`invalid FieldMask path ${show(path)}: expected ${expected}`);
+    });
     return out;
   };
   const write: Writer = (m) =>
@@ -143,11 +145,11 @@ function fieldMaskKind(type: protobuf.Type): ValueKind {
   return messageKind(
     "FieldMask",
     (v) => {
-      if (typeof v === "string") return mask(v, true);
+      if (typeof v === "string") return mask(v, false);
       throw new BadValue(`expected FieldMask as a string like "a.b,cD", got ${show(v)}`);
     },
     // In URLs, snake_case paths are accepted too, as grpc-gateway does.
-    (s) => mask(s, false),
+    (s) => mask(s, true),
     () => write,
   );
 }

@@ -65,15 +65,16 @@ export function formatTraceparent(traceId: string, spanId: string, traceFlags: n
 /**
  * Makes sure the request headers carry a valid `traceparent`, in place, so every
  * call made for the request (primary, fallback, mirror) carries the same trace.
- * A valid client header is left unchanged; an invalid one is replaced and its
- * `tracestate` dropped (the spec's rule when the parent cannot be parsed).
+ * A valid client header is left unchanged. A missing or invalid one is replaced
+ * and any `tracestate` dropped: W3C Trace Context ties tracestate to the parent
+ * it came with, so it must not ride along on a trace started here.
  */
 export function ensureTraceparent(headers: IncomingHttpHeaders): string {
   const given = headers.traceparent;
   if (typeof given === "string" && parseTraceparent(given) !== undefined) return given;
   const started = startTraceparent();
   headers.traceparent = started;
-  if (given !== undefined) delete headers.tracestate;
+  delete headers.tracestate;
   return started;
 }
 

@@ -158,6 +158,17 @@ t.test("a path param that doesn't fit its field is a 400 naming the param", asyn
   t.match(error.message, /parameter "filter\.count": invalid int32 value: "ten"/);
 });
 
+t.test("a FieldMask query param takes lowerCamel or snake_case paths, not a mix", async (t) => {
+  t.same(bound(search, {}, { fields: "page_size,filter.name,pageSize" }), {
+    fields: "pageSize,filter.name,pageSize",
+  });
+  for (const mixed of ["PageSize", "page_Size", "_page"]) {
+    const error = caught(() => search.encodeRequest({}, { fields: mixed }, undefined));
+    t.equal(error.code, "TURNOUT_ERR_BAD_PARAM", mixed);
+    t.match(error.message, /invalid FieldMask path .*expected lowerCamel or snake_case names/);
+  }
+});
+
 t.test("query keys for message or map fields are a 400, not silently dropped", async (t) => {
   for (const key of ["filter", "attrs", "payload.inner", "tags.x"]) {
     const error = caught(() => search.encodeRequest({}, { [key]: "x" }, undefined));

@@ -63,6 +63,10 @@ t.test("ensureTraceparent keeps a valid one and starts one otherwise", async (t)
   t.not(replaced, "garbage");
   t.not(parseTraceparent(replaced), undefined);
   t.equal(invalid.tracestate, undefined, "tracestate of an unparseable parent is dropped");
+
+  const orphan: IncomingHttpHeaders = { tracestate: "orphan=1" };
+  ensureTraceparent(orphan);
+  t.equal(orphan.tracestate, undefined, "a tracestate without a traceparent is dropped");
 });
 
 t.test("formatTraceparent writes version 00 with the sampled flag only", async (t) => {

@@ -225,6 +225,9 @@ t.test(
     const wrong = await fetch(url("/v1/orders"), { method: "DELETE" });
     t.equal(wrong.status, 405);
     t.equal(wrong.headers.get("allow"), "POST");
+    const encoded = await fetch(url("/v1/%6Frders"), { method: "DELETE" });
+    t.equal(encoded.status, 405, "the path is compared decoded, as the router does");
+    t.equal(encoded.headers.get("allow"), "POST");
     const slash = await fetch(url("/v1/orders/"), { method: "POST" });
     t.equal(slash.status, 404, "a trailing slash is another path: 404, not 405 'use POST'");
   },
