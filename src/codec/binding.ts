@@ -9,6 +9,7 @@ import { type FieldCodec, isJsonObject } from "./fields.js";
 import { MessageKind, twoOfOneof } from "./message-codec.js";
 import { readWith } from "./message-json.js";
 import { BadValue, badParamError } from "./problems.js";
+import { type ParsedQuery, UNDECODABLE } from "./query-string.js";
 
 /** A path param's field: the singular message fields leading to it, then the leaf. */
 interface ParamTarget {
@@ -17,7 +18,8 @@ interface ParamTarget {
   readonly leaf: FieldCodec;
 }
 
-export type Query = Record<string, string | string[] | undefined>;
+export type Query = Record<string, string | string[] | undefined> &
+  Pick<ParsedQuery, typeof UNDECODABLE>;
 
 type Plain = Record<string, unknown>;
 
@@ -94,9 +96,10 @@ export class Binding {
       if (text !== undefined) setParam(message, target.steps, target.leaf, target.param, text);
     }
     if (this.#mode !== WHOLE_BODY) {
+      const undecodable = query[UNDECODABLE];
       for (const key in query) {
         const value = query[key];
-        if (value !== undefined) this.#bindQuery(message, key, value);
+        if (value !== undefined) this.#bindQuery(message, key, value, undecodable);
       }
     }
     return message;
@@ -122,7 +125,12 @@ export class Binding {
     return message;
   }
 
-  #bindQuery(message: Plain, key: string, value: string | string[]): void {
+  #bindQuery(
+    message: Plain,
+    key: string,
+    value: string | string[],
+    undecodable: ReadonlySet<string> | undefined,
+  ): void {
     const chain = this.#chain;
     chain.length = 0;
     let kind = this.#root;
@@ -142,6 +150,9 @@ export class Binding {
       start = dot + 1;
     }
     if (this.#isBound(chain)) return;
+    if (undecodable?.has(key)) {
+      throw badParamError(key, "the value is not valid percent-encoded UTF-8");
+    }
     const leaf = chain[chain.length - 1]!;
     if (leaf.map || leaf.kind.readParam === undefined) {
       throw badParamError(key, `a ${leaf.kind.label} field cannot be set from a query parameter`);

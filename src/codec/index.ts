@@ -18,4 +18,5 @@ export type { Query } from "./binding.js";
 export { isLosslessNumber, LosslessNumber, parseJsonBody } from "./json-body.js";
 export { compileMessageCodec, type MessageCodec } from "./message-json.js";
 export { findMessage, listProtoFiles, loadProtos } from "./protos.js";
+export { type ParsedQuery, parseQueryString, UNDECODABLE } from "./query-string.js";
 export { compileRouteCodec, type RouteCodec } from "./route-codec.js";

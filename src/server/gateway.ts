@@ -13,6 +13,7 @@ import type protobuf from "protobufjs";
 import type { LegacyUpstreams } from "../backends/legacy/upstreams.js";
 import type { DeadLetterStore } from "../backends/nats/dead-letters.js";
 import type { Requester } from "../backends/nats/link.js";
+import { parseQueryString } from "../codec/index.js";
 import type { GatewayConfig, RouteConfig } from "../config/types.js";
 import type { AdminToken } from "../control/admin-token.js";
 import type { CutoverState } from "../control/cutover-state.js";
@@ -111,7 +112,7 @@ function createServer(deps: GatewayDeps): FastifyInstance {
     requestIdHeader: false,
     return503OnClosing: true,
     forceCloseConnections: "idle",
-    routerOptions: { maxParamLength: 256 },
+    routerOptions: { maxParamLength: 256, querystringParser: parseQueryString },
     trustProxy: trustProxyOption(deps.trustProxy),
     ...listenerServerOptions(deps.listener ?? {}, { maxHeaderSize: MAX_HEADER_BYTES }),
     // Bad URLs and over-long params are refused by the router before any handler:

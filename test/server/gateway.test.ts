@@ -145,6 +145,19 @@ t.test("a path or query param that is not a valid value is a 400 naming it", asy
   t.match(await problemOf(res), { code: "TURNOUT_ERR_BAD_PARAM", field: "page_size" });
 });
 
+t.test("a query value that is not percent-encoded UTF-8 is a 400, not passed on raw", async (t) => {
+  for (const bad of ["caf%E9", "%zz", "%E2%82", "a+b%zz"]) {
+    const res = await fetch(url(`/v1/regions/eu/users?near.city=${bad}`));
+    t.equal(res.status, 400, bad);
+    const problem = await problemOf(res);
+    t.match(problem, { code: "TURNOUT_ERR_BAD_PARAM", field: "near.city" }, bad);
+    t.match(problem.detail, /not valid percent-encoded UTF-8/);
+  }
+  const ignored = await fetch(url("/v1/regions/eu/users?utm=%zz&near.city=caf%C3%A9"));
+  t.equal(ignored.status, 200, "an unknown param is ignored, however it is encoded");
+  t.same(lastSeen().request, { region: "eu", near: { city: "café" } });
+});
+
 t.test("a worker error with the route's error type comes through as the legacy body", async (t) => {
   const res = await fetch(url("/v1/regions/eu/users/missing"));
   t.equal(res.status, 404);
