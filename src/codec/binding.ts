@@ -5,7 +5,7 @@
  * Field paths are resolved at start; per request only map lookups remain.
  */
 import { TurnoutError } from "../errors.js";
-import { type FieldCodec, isJsonObject } from "./fields.js";
+import { type FieldCodec, isJsonObject, ownField } from "./fields.js";
 import { MessageKind, twoOfOneof } from "./message-codec.js";
 import { readWith } from "./message-json.js";
 import { BadValue, badParamError } from "./problems.js";
@@ -160,7 +160,7 @@ export class Binding {
     const steps = chain.length - 1;
     if (leaf.repeated) {
       const target = walk(message, chain, steps, key);
-      let list = target[leaf.name] as unknown[] | undefined;
+      let list = ownField(target, leaf.name) as unknown[] | undefined;
       if (list === undefined) {
         list = [];
         target[leaf.name] = list;
@@ -179,7 +179,7 @@ export class Binding {
       value = value[0]!;
     }
     const target = walk(message, chain, steps, key);
-    if (target[leaf.name] !== undefined) {
+    if (ownField(target, leaf.name) !== undefined) {
       throw badParamError(key, `${leaf.protoName} is given twice`);
     }
     setLeaf(target, leaf, key, convert(leaf, key, value));
@@ -221,7 +221,7 @@ function walk(message: Plain, steps: readonly FieldCodec[], count: number, name:
   let target = message;
   for (let i = 0; i < count; i++) {
     const step = steps[i]!;
-    let next = target[step.name] as Plain | undefined;
+    let next = ownField(target, step.name) as Plain | undefined;
     if (next === undefined) {
       next = {};
       setLeaf(target, step, name, next);
@@ -234,7 +234,7 @@ function walk(message: Plain, steps: readonly FieldCodec[], count: number, name:
 /** Sets a field, refusing a second member of its oneof. */
 function setLeaf(target: Plain, field: FieldCodec, name: string, value: unknown): void {
   if (field.oneof !== undefined) {
-    const other = target[field.oneof];
+    const other = ownField(target, field.oneof);
     if (other !== undefined && other !== field.name) {
       throw badParamError(name, twoOfOneof(field.oneof, other as string, field.name).detail);
     }

@@ -36,6 +36,14 @@ export interface FieldCodec {
   readonly read: (value: unknown) => unknown;
 }
 
+/**
+ * A message field's value in a plain object, own properties only: a field may
+ * be named toString or constructor, which a plain `{}` already "has".
+ */
+export function ownField(message: Record<string, unknown>, name: string): unknown {
+  return Object.hasOwn(message, name) ? message[name] : undefined;
+}
+
 export function isJsonObject(value: unknown): value is Record<string, unknown> {
   return (
     typeof value === "object" &&

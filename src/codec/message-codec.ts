@@ -6,7 +6,7 @@
  * because a codec is registered before its fields are compiled.
  */
 import protobuf from "protobufjs";
-import { compileField, type FieldCodec, isJsonObject } from "./fields.js";
+import { compileField, type FieldCodec, isJsonObject, ownField } from "./fields.js";
 import { enumKind, OPTION_VARIANTS, SCALAR_KINDS, type ValueKind, type Writer } from "./kinds.js";
 import {
   allowedWireTypes,
@@ -101,12 +101,12 @@ export class MessageKind implements ValueKind {
         if (item !== null) parsed = field.read(item);
         else if (field.kind.nullValue === undefined || field.repeated || field.map) continue;
         else parsed = field.kind.nullValue;
-        if (out[field.name] !== undefined) {
+        if (ownField(out, field.name) !== undefined) {
           const other = key === field.protoName ? field.jsonName : field.protoName;
           throw new BadValue(`field ${show(key)} is also given as ${show(other)}`);
         }
         if (field.oneof !== undefined) {
-          const other = out[field.oneof];
+          const other = ownField(out, field.oneof);
           if (other !== undefined) throw twoOfOneof(field.oneof, other as string, field.name);
           out[field.oneof] = field.name;
         }

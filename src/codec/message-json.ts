@@ -7,7 +7,7 @@ import type { JsonOptions } from "../config/types.js";
 import { parseJsonBody } from "./json-body.js";
 import { optionBits, type ValueKind, type Writer } from "./kinds.js";
 import { messageKindOf } from "./message-codec.js";
-import { BadReply, BadValue, badFieldError, badReplyError } from "./problems.js";
+import { BadReply, BadValue, badFieldError, badReplyError, isTooDeep } from "./problems.js";
 
 export interface MessageCodec {
   readonly type: protobuf.Type;
@@ -58,6 +58,8 @@ export function printWith(
     return writer(message);
   } catch (error) {
     if (error instanceof BadReply) throw badReplyError(typeName, error.detail);
+    // Any inside Any decodes afresh at each level: protobufjs's limit does not hold.
+    if (isTooDeep(error)) throw badReplyError(typeName, "messages nest too deeply", error);
     throw error;
   }
 }

@@ -50,6 +50,18 @@ export function badReplyError(typeName: string, detail: string, cause?: unknown)
   );
 }
 
+/**
+ * Whether `error` is a message nested past what can be handled: protobufjs's
+ * recursion limit (100 levels, protoc's) or, far deeper, the JS stack. The
+ * codec reads JSON recursively without a limit of its own, which would cost a
+ * counter on every message of every request to spare these rare ones.
+ */
+export function isTooDeep(error: unknown): boolean {
+  return (
+    error instanceof RangeError || (error instanceof Error && error.message === "max depth exceeded")
+  );
+}
+
 /** Raised while printing a reply (a Timestamp out of range, a wire type mismatch...). Internal. */
 export class BadReply {
   constructor(readonly detail: string) {}

@@ -10,7 +10,7 @@ import { Binding, type Query } from "./binding.js";
 import { optionBits, type Writer } from "./kinds.js";
 import { MessageKind, messageKindOf } from "./message-codec.js";
 import { printWith } from "./message-json.js";
-import { badReplyError } from "./problems.js";
+import { badReplyError, isTooDeep } from "./problems.js";
 import { findMessage } from "./protos.js";
 
 export interface RouteCodec {
@@ -95,7 +95,17 @@ class CompiledRoute implements RouteCodec {
     query: Readonly<Query>,
     body: unknown,
   ): Uint8Array {
-    return this.requestType.encode(this.binding.bind(params, query, body)).finish();
+    try {
+      return this.requestType.encode(this.binding.bind(params, query, body)).finish();
+    } catch (error) {
+      // A 500 would also count against the route's breaker: one client could open it.
+      if (!isTooDeep(error)) throw error;
+      throw new TurnoutError(
+        "TURNOUT_ERR_BAD_JSON",
+        "the request nests messages too deeply (protobuf's limit is 100 levels)",
+        { cause: error },
+      );
+    }
   }
 
   decodeResponse(bytes: Uint8Array): string {

@@ -1,7 +1,7 @@
 import { isLosslessNumber } from "lossless-json";
 import t from "tap";
 import { parseJsonBody } from "../../src/codec/index.js";
-import { hasLongDigitRun } from "../../src/codec/json-body.js";
+import { hasExponentNumber, hasLongNumberRun } from "../../src/codec/json-body.js";
 import { caught } from "./fixtures/setup.js";
 
 t.test("parseJsonBody returns what JSON.parse returns for ordinary bodies", async (t) => {
@@ -35,19 +35,37 @@ t.test("invalid JSON is TURNOUT_ERR_BAD_JSON with the position in the message", 
   }
 });
 
-t.test("hasLongDigitRun agrees with /\\d{16}/ on every position and length", async (t) => {
+t.test("hasLongNumberRun agrees with /[\\d.]{16}/ on every position and length", async (t) => {
   let disagreements = 0;
   for (let length = 0; length < 70; length++) {
     for (let start = 0; start + length <= 70; start += 3) {
-      for (const before of ["", "1", "x"]) {
-        const text = `${"a".repeat(start)}${before}${"7".repeat(length)}b${"9".repeat(length % 17)}`;
-        if (hasLongDigitRun(text) !== /\d{16}/.test(text)) disagreements++;
+      for (const before of ["", "1", ".", "x"]) {
+        const run = "7".repeat(length).replace(/^(.{5})7/, "$1.");
+        const text = `${"a".repeat(start)}${before}${run}b${"9".repeat(length % 17)}`;
+        if (hasLongNumberRun(text) !== /[\d.]{16}/.test(text)) disagreements++;
       }
     }
   }
   t.equal(disagreements, 0);
-  t.equal(hasLongDigitRun("123456789012345"), false, "15 digits are not a trigger");
-  t.equal(hasLongDigitRun("1234567890123456"), true, "16 digits are");
+  t.equal(hasLongNumberRun("123456789012345"), false, "15 digits are not a trigger");
+  t.equal(hasLongNumberRun("1234567890123456"), true, "16 digits are");
+  t.equal(hasLongNumberRun("99999999.9999999"), true, "so are 16 digits and dots");
+});
+
+t.test("hasExponentNumber finds exponents in numbers, not in strings", async (t) => {
+  t.equal(hasExponentNumber('{"a":1e2}'), true);
+  t.equal(hasExponentNumber('{"a":[0, -2.5E-3]}'), true);
+  t.equal(hasExponentNumber('{"id":"123e4567-e89b-12d3","n":1}'), false, "a UUID in a string");
+  t.equal(hasExponentNumber('{"k\\"1e5":"x\\"2e3"}'), false, "escaped quotes stay in the string");
+  t.equal(hasExponentNumber('{"a":"x","b":3e1}'), true);
+});
+
+t.test("numbers JSON.parse would round to an integer come back exact", async (t) => {
+  for (const text of ["1e-400", "99999999.999999999", "45035996273704.965e2"]) {
+    const value = parseJsonBody(`[${text}]`) as unknown[];
+    t.ok(isLosslessNumber(value[0]), text);
+  }
+  t.same(parseJsonBody('{"a":1e2,"b":-2.5e-3}'), { a: 100, b: -0.0025 }, "exact ones stay numbers");
 });
 
 t.test("on the lossless path a key given twice with different values is refused", async (t) => {

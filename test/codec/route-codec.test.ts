@@ -132,3 +132,29 @@ t.test("encodeRequest produces the bytes the worker decodes", async (t) => {
     id: "u1",
   });
 });
+
+t.test(
+  "a body nested past protobuf's limit is a 400, not a 500 that trips the breaker",
+  async (t) => {
+    const wellKnown = compileRouteCodec(root, {
+      name: "deep",
+      request: "codectest.v1.WellKnown",
+      response: "codectest.v1.WellKnown",
+      error: undefined,
+      body: "*",
+      pathParams: [],
+      json: LEGACY,
+    });
+    const nested = (levels: number) =>
+      JSON.parse(`{"list":${"[".repeat(levels)}${"]".repeat(levels)}}`);
+    t.ok(wellKnown.encodeRequest({}, {}, nested(20)).length > 0, "20 levels are fine");
+    // 60 lists are 120 messages (ListValue, Value) for protobufjs's encoder; 20000
+    // overflow the JS stack while reading.
+    for (const levels of [60, 20_000]) {
+      const error = caught(() => wellKnown.encodeRequest({}, {}, nested(levels)));
+      t.equal(error.code, "TURNOUT_ERR_BAD_JSON", `${levels} levels`);
+      t.equal(error.status, 400);
+      t.match(error.message, /nests messages too deeply/);
+    }
+  },
+);
