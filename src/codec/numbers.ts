@@ -113,7 +113,6 @@ export function readIntegerParam(kind: IntKind, text: string): number | string {
   return fromBig(kind, BigInt(text), text);
 }
 
-
 /** A JSON value for a float or double field: number, numeric string, "NaN", "Infinity", "-Infinity". */
 export function readFloat(float32: boolean, value: unknown): number {
   let n: number;
@@ -127,7 +126,9 @@ export function readFloat(float32: boolean, value: unknown): number {
   }
   // A float32 is in range when it rounds to a finite float32: 3.4028235e+38, the
   // shortest text of FLT_MAX (which we print), is above FLT_MAX as a double.
-  if (Number.isFinite(n) ? float32 && !Number.isFinite(Math.fround(n)) : typeof value !== "string") {
+  if (
+    Number.isFinite(n) ? float32 && !Number.isFinite(Math.fround(n)) : typeof value !== "string"
+  ) {
     throw new BadValue(`${float32 ? "float" : "double"} value out of range: ${show(value)}`);
   }
   return n;

@@ -58,7 +58,8 @@ export function badReplyError(typeName: string, detail: string, cause?: unknown)
  */
 export function isTooDeep(error: unknown): boolean {
   return (
-    error instanceof RangeError || (error instanceof Error && error.message === "max depth exceeded")
+    error instanceof RangeError ||
+    (error instanceof Error && error.message === "max depth exceeded")
   );
 }
 
