@@ -3,11 +3,14 @@
  * listening (tests `inject()` or listen on port 0). Each route's pipeline is
  * compiled here once; the handler only moves data through it.
  */
+import { isUtf8 } from "node:buffer";
 import Fastify, {
+  type FastifyError,
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
   LogController,
+  type onRequestHookHandler,
 } from "fastify";
 import type protobuf from "protobufjs";
 import type { LegacyUpstreams } from "../backends/legacy/upstreams.js";
@@ -131,14 +134,56 @@ function trustProxyOption(trust: GatewayDeps["trustProxy"]) {
 }
 
 function acceptJsonOnly(app: FastifyInstance): void {
-  // Keep the raw text: the pipeline parses it losslessly and measures its size.
-  const keepText = (_req: unknown, body: string | Buffer, done: (e: null, b: string) => void) =>
-    done(null, body.toString());
+  // Kept as text (the pipeline parses it losslessly and measures it), but read as
+  // bytes: a string parser turns bytes that are not UTF-8 into U+FFFD, silently,
+  // on both sides (legacy got the replaced text too).
+  const utf8Text = (
+    req: FastifyRequest,
+    body: Buffer,
+    done: (error: Error | null, text?: string) => void,
+  ) => {
+    const refused = charsetRefusal(req.headers["content-type"]);
+    if (refused !== undefined) return done(refused);
+    if (!isUtf8(body)) {
+      return done(
+        new TurnoutError("TURNOUT_ERR_BAD_JSON", "the request body is not valid UTF-8 (RFC 8259)"),
+      );
+    }
+    done(null, body.toString("utf8"));
+  };
   // Fastify also parses text/plain by default; a JSON gateway takes JSON only (else 415).
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser("application/json", { parseAs: "string" }, keepText);
-  app.addContentTypeParser(/^application\/[\w.+-]+\+json$/, { parseAs: "string" }, keepText);
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, utf8Text);
+  app.addContentTypeParser(/^application\/[\w.+-]+\+json$/, { parseAs: "buffer" }, utf8Text);
 }
+
+const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)/i;
+
+/** JSON is UTF-8: a body declared in another charset is a 415, not decoded as if it were. */
+function charsetRefusal(contentType: string | undefined): TurnoutError | undefined {
+  if (contentType === undefined || !contentType.includes(";")) return undefined;
+  const charset = CHARSET.exec(contentType)?.[1]?.toLowerCase();
+  if (charset === undefined || charset === "utf-8" || charset === "utf8") return undefined;
+  return new TurnoutError(
+    "TURNOUT_ERR_UNSUPPORTED_MEDIA_TYPE",
+    `charset "${charset}" is not supported: JSON bodies are UTF-8 (RFC 8259)`,
+  );
+}
+
+/**
+ * Fastify does not read the body of a GET or HEAD, so one sent would be lost
+ * on either side (legacy got the request without it): refused instead.
+ */
+const refuseBody: onRequestHookHandler = (req, _reply, done) => {
+  const { "content-length": length, "transfer-encoding": encoding } = req.headers;
+  if (encoding === undefined && (length === undefined || length === "0")) return done();
+  done(
+    new TurnoutError(
+      "TURNOUT_ERR_BAD_JSON",
+      `a ${req.method} request takes no body (the gateway would drop it)`,
+    ) as FastifyError,
+  );
+};
 
 /** Metrics for every answer, and one log line a request (in place of Fastify's two) at info. */
 function observeEachRequest(app: FastifyInstance, metrics: GatewayMetrics): void {
@@ -228,12 +273,15 @@ function registerRoute(
   handler: RouteHandler,
   metrics: GatewayMetrics,
 ): void {
+  const { onRequest: limitRate } = rateLimitRouteOptions(app, route, metrics);
+  const bodyless = route.method === "GET" || route.method === "HEAD";
+  const hooks = [bodyless ? refuseBody : undefined, limitRate];
   app.route({
     method: route.method,
     url: route.path,
     bodyLimit: route.bodyLimitBytes,
     config: { routeName: route.name },
-    ...rateLimitRouteOptions(app, route, metrics),
+    onRequest: hooks.filter((hook) => hook !== undefined),
     handler,
   });
 }

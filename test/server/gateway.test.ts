@@ -1,3 +1,4 @@
+import { request } from "node:http";
 import t from "tap";
 import {
   DEFAULTS,
@@ -218,6 +219,59 @@ t.test("a body over the route's limit is a 413", async (t) => {
   t.match(await problemOf(res), { code: "TURNOUT_ERR_BODY_TOO_LARGE" });
 });
 
+t.test(
+  "a body that is not UTF-8 is a 400, another charset a 415: never decoded lossily",
+  async (t) => {
+    const post = (contentType: string, body: Uint8Array) =>
+      fetch(url("/v1/regions/eu/users"), {
+        method: "POST",
+        headers: { "content-type": contentType },
+        body,
+      });
+    const latin1 = Buffer.from('{"display_name":"caf\xe9"}', "latin1");
+    const invalid = await post("application/json", latin1);
+    t.equal(invalid.status, 400);
+    t.match(await problemOf(invalid), { code: "TURNOUT_ERR_BAD_JSON", detail: /not valid UTF-8/ });
+    const declared = await post("application/json; charset=ISO-8859-1", latin1);
+    t.equal(declared.status, 415);
+    t.match(await problemOf(declared), { detail: /charset "iso-8859-1" is not supported/ });
+    const utf8 = Buffer.from('{"display_name":"café"}');
+    for (const contentType of [
+      "application/json; charset=UTF-8",
+      'application/json;charset="utf8"',
+    ]) {
+      const res = await post(contentType, utf8);
+      t.equal(res.status, 201, contentType);
+      t.match(lastSeen().request, { user: { display_name: "café" } });
+    }
+  },
+);
+
+t.test("a GET with a body is a 400, not served with the body dropped", async (t) => {
+  const get = (method: string, headers: Record<string, string>, body?: string) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request(url("/v1/regions/eu/users"), { method, headers }, (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => (text += chunk));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+      });
+      req.on("error", reject);
+      req.end(body);
+    });
+  const json = { "content-type": "application/json" };
+  const withLength = await get("GET", { ...json, "content-length": "15" }, '{"page_size":3}');
+  t.equal(withLength.status, 400);
+  t.match(JSON.parse(withLength.body), {
+    code: "TURNOUT_ERR_BAD_JSON",
+    detail: /a GET request takes no body/,
+  });
+  const chunked = await get("GET", { ...json, "transfer-encoding": "chunked" }, '{"page_size":3}');
+  t.equal(chunked.status, 400);
+  t.equal((await get("HEAD", { ...json, "content-length": "2" }, "{}")).status, 400);
+  t.equal((await get("GET", { "content-length": "0" })).status, 200, "an empty body is no body");
+});
+
 t.test("a body that is not JSON is a 415", async (t) => {
   const res = await fetch(url("/v1/regions/eu/users"), {
     method: "POST",
@@ -256,11 +310,11 @@ t.test("metrics count requests by route, backend and code, with payload sizes", 
   t.match(text, /turnout_request_duration_seconds_count\{route="users.get",backend="nats"\} [1-9]/);
   t.match(
     text,
-    /turnout_payload_bytes_count\{route="users.create",direction="request",format="json"\} 1/,
+    /turnout_payload_bytes_count\{route="users.create",direction="request",format="json"\} 3/,
   );
   t.match(
     text,
-    /turnout_payload_bytes_count\{route="users.create",direction="request",format="protobuf"\} 1/,
+    /turnout_payload_bytes_count\{route="users.create",direction="request",format="protobuf"\} 3/,
   );
   t.match(
     text,
