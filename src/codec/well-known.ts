@@ -140,8 +140,15 @@ function fieldMaskKind(type: protobuf.Type): ValueKind {
     });
     return out;
   };
+  // A path whose lowerCamel form reads back as another path (foo__bar, fooBar,
+  // foo_3_bar) or as two (a,b) cannot be printed: the conformance suite's rule.
+  const printable = (path: string) => {
+    const camel = toCamel(path);
+    if (CAMEL_PATH.test(camel) && toSnake(camel) === path) return camel;
+    throw new BadReply(`FieldMask path ${show(path)} has no lowerCamel form that reads back`);
+  };
   const write: Writer = (m) =>
-    JSON.stringify(((m[paths] ?? []) as string[]).map(toCamel).join(","));
+    JSON.stringify(((m[paths] ?? []) as string[]).map(printable).join(","));
   return messageKind(
     "FieldMask",
     (v) => {
@@ -285,14 +292,16 @@ function anyKind(type: protobuf.Type, resolve: KindResolver): ValueKind {
   const target = (url: string): AnyTarget | undefined => {
     const name = url.slice(url.lastIndexOf("/") + 1);
     let found = targets.get(name);
-    if (found === undefined && name !== "") {
+    if (found === undefined && name !== "" && !name.startsWith(".")) {
       let looked: unknown;
       try {
-        looked = root.lookup(name);
+        looked = root.lookup(`.${name}`);
       } catch {
         looked = undefined;
       }
-      if (!(looked instanceof protobuf.Type)) return undefined;
+      // The full name only: protobufjs also resolves a bare "Inner", which the
+      // worker's resolver cannot, and which two packages may both define.
+      if (!(looked instanceof protobuf.Type) || looked.fullName !== `.${name}`) return undefined;
       found = { type: looked, kind: resolve(looked), writers: [] };
       targets.set(name, found);
     }

@@ -1,6 +1,6 @@
 /** The well-known types: their JSON forms in and out, and their 400s. */
 import t, { type Test } from "tap";
-import { badField, CANONICAL, codec, roundTrip } from "./fixtures/setup.js";
+import { badField, CANONICAL, caught, codec, roundTrip } from "./fixtures/setup.js";
 
 const W = "codectest.v1.WellKnown";
 
@@ -152,6 +152,18 @@ t.test("FieldMask: lowerCamel paths in, snake_case paths inside, lowerCamel out"
   t.equal(roundTrip(W, '{"mask":""}'), '{"mask":""}', "an empty mask is still set");
 });
 
+t.test("a FieldMask path with no lowerCamel form that reads back is a bad reply", async (t) => {
+  const c = codec(W);
+  const print = (paths: string[]) =>
+    c.toJson(c.type.decode(c.type.encode({ mask: { paths } }).finish()), CANONICAL);
+  t.equal(print(["foo_bar", "a.b_c"]), '{"mask":"fooBar,a.bC"}');
+  for (const path of ["foo__bar", "_foo", "fooBar", "foo_3_bar", "a,b"]) {
+    const error = caught(() => print([path]));
+    t.equal(error.code, "TURNOUT_ERR_BAD_REPLY", path);
+    t.match(error.message, /has no lowerCamel form that reads back/);
+  }
+});
+
 t.test("a bad FieldMask is a 400", async (t) => {
   rejects(t, '{"mask":"foo_bar"}', "$.mask", /invalid FieldMask path "foo_bar"/);
   rejects(t, '{"mask":"a,,b"}', "$.mask", /invalid FieldMask path ""/);
@@ -209,6 +221,17 @@ t.test("a bad Any is a 400 naming the problem", async (t) => {
     '{"payload":{"@type":"type.googleapis.com/google.protobuf.Duration","value":"1s","x":1}}',
     "$.payload.x",
     /unknown field "x" in Any/,
+  );
+});
+
+t.test("an Any's @type must end in the fully-qualified name, not a relative one", async (t) => {
+  for (const url of ["type.googleapis.com/Inner", "x/v1.Inner", "x/.codectest.v1.Inner"]) {
+    rejects(t, `{"payload":{"@type":"${url}"}}`, "$.payload", /unknown type in "@type"/);
+  }
+  t.equal(
+    roundTrip(W, '{"payload":{"@type":"codectest.v1.Inner","name":"n"}}'),
+    '{"payload":{"@type":"codectest.v1.Inner","name":"n"}}',
+    "a full name without a host is still a name",
   );
 });
 
