@@ -4,6 +4,7 @@
  */
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { natsSettingProblems } from "../backends/nats/connection.js";
 import { loadConfigAndProtos } from "../config/load.js";
 import { ConfigError } from "../errors.js";
 import { joinClusterMetrics } from "../observability/cluster-metrics.js";
@@ -77,6 +78,9 @@ export async function runServe(
     const { config, root } = loadConfigAndProtos(settings.configFile, {
       natsUrl: settings.natsUrl,
     });
+    // `check` leaves the secrets alone (CI has none); serving needs them now.
+    const natsProblems = natsSettingProblems(config.nats, settings.configFile);
+    if (natsProblems.length > 0) throw new ConfigError(natsProblems);
     if (settings.workers > 1 && !isClusterWorker()) {
       out.stdout.write(`turnout: starting ${settings.workers} workers\n`);
       return superviseWorkers(settings.workers, out);

@@ -120,10 +120,7 @@ export function resolveSettings(argv: readonly string[], env: NodeJS.ProcessEnv)
   const port = int("port", "TURNOUT_PORT", 8080, 0, 65535);
   const adminPort = int("admin-port", "TURNOUT_ADMIN_PORT", 9090, 0, 65535);
   const workers = int("workers", "TURNOUT_WORKERS", 1, 1, 1024);
-  const host = pick(values, env, "host", "TURNOUT_HOST");
-  if (host !== undefined && /\s/.test(host.value)) {
-    problems.push(problem(host.source, "host", `"${host.value}" is not a host name or address`));
-  }
+  const host = readHost(values, env, problems);
   // Port 0 asks the OS for a free port each, so only equal non-zero ports clash.
   if (port === adminPort && port !== 0) {
     const source = pick(values, env, "admin-port", "TURNOUT_ADMIN_PORT")?.source ?? "--admin-port";
@@ -146,10 +143,35 @@ export function resolveSettings(argv: readonly string[], env: NodeJS.ProcessEnv)
     ...connection,
     port,
     adminPort,
-    host: host?.value ?? "0.0.0.0",
+    host: host ?? "0.0.0.0",
     workers,
     logLevel: logLevel?.value ?? "info",
   };
+}
+
+/**
+ * `--host` / TURNOUT_HOST. Empty is refused, from the env var too (which elsewhere
+ * counts as unset): Node listens on every interface for an empty host, and the
+ * default 0.0.0.0 is every IPv4 one, so `TURNOUT_HOST=$BIND` with BIND unset must
+ * not quietly expose a gateway meant for one interface.
+ */
+function readHost(
+  values: FlagValues,
+  env: NodeJS.ProcessEnv,
+  problems: ConfigProblem[],
+): string | undefined {
+  const picked =
+    pick(values, env, "host", "TURNOUT_HOST") ??
+    (env.TURNOUT_HOST === "" ? { value: "", source: "TURNOUT_HOST" } : undefined);
+  if (picked === undefined) return undefined;
+  if (picked.value.trim() === "") {
+    const message = "is empty: give a host name or address (0.0.0.0 for every IPv4 interface)";
+    problems.push(problem(picked.source, "host", message));
+  } else if (/\s/.test(picked.value)) {
+    const message = `"${picked.value}" is not a host name or address`;
+    problems.push(problem(picked.source, "host", message));
+  } else return picked.value;
+  return undefined;
 }
 
 interface Picked {

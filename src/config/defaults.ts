@@ -44,10 +44,24 @@ export function readTunables(f: Field, base: Tunables): Tunables {
   };
 }
 
+/**
+ * At most 10 retries: each one stretches the request's deadline by another whole
+ * timeout ((1 + attempts) x timeout) and sends another request to workers that are
+ * already failing; a larger count turns a short outage into a retry storm and a
+ * client left waiting for minutes.
+ */
+export const MAX_RETRY_ATTEMPTS = 10;
+
 function readRetry(f: Field, base: RetryOptions): RetryOptions {
   if (!checkKeys(f, RETRY_KEYS)) return base;
+  const attempts = readNumber(f.child("attempts"), {
+    min: 0,
+    max: MAX_RETRY_ATTEMPTS,
+    maxReason: "each retry adds a whole timeout to the wait and load on failing workers",
+    integer: true,
+  });
   return {
-    attempts: readNumber(f.child("attempts"), { min: 0, integer: true }) ?? base.attempts,
+    attempts: attempts ?? base.attempts,
     backoffMs: readDuration(f.child("backoff"), false) ?? base.backoffMs,
   };
 }

@@ -3,7 +3,7 @@
  * (`routes[2].cutover.nats`), the route it belongs to and its offset in the file.
  * Readers report problems through it, so no check has to carry locations around.
  */
-import { type Document, isAlias, isMap, isScalar, isSeq, type Node } from "yaml";
+import { type Document, isAlias, isMap, isScalar, isSeq, type Node, type Scalar } from "yaml";
 import type { Problems } from "./problems.js";
 
 export interface FieldContext {
@@ -59,7 +59,10 @@ export class Field {
     if (!isScalar(this.node)) return "nothing";
     const value = this.node.value;
     if (value === null) return "nothing";
-    return typeof value === "string" ? JSON.stringify(value) : String(value);
+    if (typeof value === "string") return JSON.stringify(value);
+    // As written: 9007199254740993 reads as ...992, 0x10 as 16, 1e300 as 1e+300.
+    if (typeof value === "number" && typeof this.node.source === "string") return this.node.source;
+    return String(value);
   }
 
   problem(message: string): void {
@@ -74,7 +77,7 @@ export class Field {
   child(key: string): Field {
     const path = this.path === "" ? key : `${this.path}.${key}`;
     const pair = isMap(this.node)
-      ? this.node.items.find((p) => isScalar(p.key) && String(p.key.value) === key)
+      ? this.node.items.find((p) => isScalar(p.key) && keyText(p.key) === key)
       : undefined;
     if (pair === undefined) return new Field(this.ctx, undefined, path, this.offset, this.route);
     const offset = startOf(pair.value) ?? startOf(pair.key) ?? this.offset;
@@ -86,7 +89,7 @@ export class Field {
   entries(): Entry[] {
     if (!isMap(this.node)) return [];
     return this.node.items.map((pair) => {
-      const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+      const key = isScalar(pair.key) ? keyText(pair.key) : String(pair.key);
       return { key, keyOffset: startOf(pair.key) ?? this.offset, field: this.child(key) };
     });
   }
@@ -98,6 +101,11 @@ export class Field {
         new Field(this.ctx, item, `${this.path}[${i}]`, startOf(item) ?? this.offset, this.route),
     );
   }
+}
+
+/** A key as written; a YAML 1.1 merge key is a Symbol, whose String() is `Symbol(<<)`. */
+function keyText(key: Scalar): string {
+  return typeof key.value === "symbol" ? (key.value.description ?? "") : String(key.value);
 }
 
 function startOf(node: unknown): number | undefined {

@@ -2,7 +2,8 @@
  * The `nats:` section: servers, client name, TLS files and auth. Secrets are only
  * references ({env: VAR} or {file: path}): an inline secret would end up in git,
  * in CI logs and in every copy of the file. Files are resolved against the YAML's
- * folder; they are read when connecting, not here, so `check` runs in CI without them.
+ * folder; `serve` reads them (and the variables) at start, before listening, but
+ * not here, so `check` runs in CI without them.
  */
 import { resolve } from "node:path";
 import type { Field } from "./field.js";
@@ -110,9 +111,14 @@ function readPath(f: Field, dir: string): string | undefined {
   return path === undefined ? undefined : resolve(dir, path);
 }
 
+/**
+ * A secret reference. Nothing written here is ever echoed in a problem: what was
+ * pasted may be the secret itself, and YAML reads `83625147` or `0x5f3759df` as a
+ * number, which is just as secret as a string.
+ */
 function readSecret(f: Field, dir: string): SecretRef | undefined {
   if (!f.present) return undefined;
-  if (typeof f.scalar === "string") {
+  if (f.scalar !== undefined && f.scalar !== null) {
     f.problem(
       "an inline secret would end up in git and in logs; use {env: VAR_NAME} or {file: /path/to/secret}",
     );
@@ -123,14 +129,17 @@ function readSecret(f: Field, dir: string): SecretRef | undefined {
     f.problem("give exactly one of env or file");
     return undefined;
   }
-  if (f.child("file").present) {
-    const file = readPath(f.child("file"), dir);
-    return file === undefined ? undefined : { file };
+  const file = f.child("file");
+  if (file.present) {
+    if (typeof file.scalar === "string" && file.scalar.trim() !== "") {
+      return { file: resolve(dir, file.scalar) };
+    }
+    file.problem("must be the path of the file holding the secret");
+    return undefined;
   }
-  const env = readString(f.child("env"));
-  if (env === undefined || ENV_NAME.test(env)) return env === undefined ? undefined : { env };
-  // Not echoed: what was pasted here may be the secret itself.
-  f.child("env").problem(
+  const env = f.child("env");
+  if (typeof env.scalar === "string" && ENV_NAME.test(env.scalar)) return { env: env.scalar };
+  env.problem(
     "is not an environment variable name (letters, digits and _, not starting with a digit)",
   );
   return undefined;

@@ -21,10 +21,12 @@ export function checkRouteProtos(route: ReadRoute, root: protobuf.Root): void {
   findType(field.child("response"), draft.response, root);
   findType(field.child("error"), draft.error, root);
   if (request === undefined) return;
-  for (const param of draft.pathParams ?? []) {
+  const params = draft.pathParams ?? [];
+  for (const param of params) {
     const problem = paramProblem(request, param);
     if (problem !== undefined) field.child("path").problem(`:${param} ${problem}`);
   }
+  for (const problem of oneofProblems(request, params)) field.child("path").problem(problem);
   if (draft.body !== undefined && draft.body !== "*") {
     const problem = bodyProblem(request, draft.body);
     if (problem !== undefined) field.child("body").problem(problem);
@@ -65,6 +67,27 @@ function paramProblem(request: protobuf.Type, param: string): string | undefined
     return undefined;
   }
   return `binds to "${field.name}", a ${type.fullName.slice(1)} message: one path segment can't fill it`;
+}
+
+/**
+ * Every request fills every path param, so two params bound to members of one
+ * oneof would set two of its members at once: the codec refuses that, and the
+ * route would answer every request 400.
+ */
+function oneofProblems(request: protobuf.Type, params: readonly string[]): string[] {
+  const byOneof = new Map<protobuf.OneOf, string[]>();
+  for (const param of params) {
+    const field = resolveFieldPath(request, param);
+    const oneof = field instanceof protobuf.Field ? field.partOf : null;
+    if (oneof !== null) byOneof.set(oneof, [...(byOneof.get(oneof) ?? []), param]);
+  }
+  return [...byOneof]
+    .filter(([, members]) => members.length > 1)
+    .map(([oneof, members]) => {
+      const owner = oneof.parent?.fullName.slice(1) ?? request.fullName.slice(1);
+      const names = members.map((m) => `:${m}`).join(" and ");
+      return `${names} bind to members of the oneof "${oneof.name}" of ${owner}, which holds one of them at most: every request would be refused (400)`;
+    });
 }
 
 function bodyProblem(request: protobuf.Type, body: string): string | undefined {

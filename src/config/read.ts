@@ -49,6 +49,9 @@ export interface NumberRange {
   /** Values must be greater than this (timeouts: > 0). */
   readonly above?: number;
   readonly max?: number;
+  /** Why `max` is the limit, shown with it when it is passed. */
+  readonly maxReason?: string;
+  /** A whole number, at most Number.MAX_SAFE_INTEGER unless `max` is lower. */
   readonly integer?: boolean;
 }
 
@@ -61,7 +64,7 @@ export function readNumber(f: Field, range: NumberRange): number | undefined {
   }
   const wrong = rangeProblem(value, range);
   if (wrong === undefined) return value;
-  f.problem(`${wrong}, got ${value}`);
+  f.problem(`${wrong}, got ${f.describe()}`);
   return undefined;
 }
 
@@ -69,7 +72,15 @@ function rangeProblem(value: number, range: NumberRange): string | undefined {
   if (range.integer === true && !Number.isInteger(value)) return "must be a whole number";
   if (range.min !== undefined && value < range.min) return `must be at least ${range.min}`;
   if (range.above !== undefined && value <= range.above) return `must be more than ${range.above}`;
-  if (range.max !== undefined && value > range.max) return `must be at most ${range.max}`;
+  if (range.max !== undefined && value > range.max) {
+    const why = range.maxReason === undefined ? "" : ` (${range.maxReason})`;
+    return `must be at most ${range.max}${why}`;
+  }
+  // Past 2^53 whole numbers are no longer exact (2^53 + 1 reads as 2^53) and counters
+  // compared with them stop adding up: too large to mean anything.
+  if (range.integer === true && !Number.isSafeInteger(value)) {
+    return `is too large: at most ${Number.MAX_SAFE_INTEGER}`;
+  }
   return undefined;
 }
 

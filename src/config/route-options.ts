@@ -79,16 +79,38 @@ export function readCompare(f: Field): { ignore: string[] } {
   return { ignore: ignore ?? [] };
 }
 
-/** Lower-cased, without duplicates; `turnout-*` headers are the gateway's own. */
+/**
+ * Headers the gateway writes itself on every NATS request (backends/nats/headers.ts:
+ * Turnout-Route, Turnout-Shadow, X-Request-Id, traceparent, tracestate). Passed
+ * on from the client too, a worker would see two request ids or trace contexts,
+ * one of them chosen by the client.
+ */
+const GATEWAY_HEADERS = ["x-request-id", "traceparent", "tracestate"];
+
+/** Lower-cased, without duplicates; the gateway's own headers and `nats-*` are refused. */
 export function readHeaders(f: Field): string[] {
   const names = readList(f, (item) => {
     const name = readString(item)?.toLowerCase();
     if (name === undefined) return undefined;
-    if (!TOKEN.test(name)) item.problem(`"${name}" is not a valid HTTP header name`);
-    else if (name.startsWith("turnout-")) {
-      item.problem(`"${name}" is set by the gateway and is never taken from the client`);
-    } else return name;
+    const problem = headerProblem(name);
+    if (problem === undefined) return name;
+    item.problem(problem);
     return undefined;
   });
   return [...new Set(names ?? [])];
+}
+
+function headerProblem(name: string): string | undefined {
+  if (!TOKEN.test(name)) return `"${name}" is not a valid HTTP header name`;
+  if (name.startsWith("turnout-")) {
+    return `"${name}" is set by the gateway and is never taken from the client`;
+  }
+  if (GATEWAY_HEADERS.includes(name)) {
+    return `"${name}" is set by the gateway on every NATS request (its request id or trace context) and is never taken from the client`;
+  }
+  // NATS and JetStream act on these (Nats-Msg-Id dedupes, Nats-Rollup purges a subject).
+  if (name.startsWith("nats-")) {
+    return `"${name}": Nats-* headers steer NATS and JetStream (Nats-Msg-Id, Nats-Rollup...) and are never taken from the client`;
+  }
+  return undefined;
 }

@@ -20,7 +20,7 @@ export interface JsonOptions {
 }
 
 export interface RetryOptions {
-  /** Extra attempts after the first; 0 disables retries. */
+  /** Extra attempts after the first, 0-10; 0 disables retries. */
   readonly attempts: number;
   /** Base of the exponential backoff, in ms (full jitter). */
   readonly backoffMs: number;

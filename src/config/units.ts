@@ -35,14 +35,20 @@ export function parseDuration(value: unknown): number {
   return ms;
 }
 
+/** Past it a count of bytes is no longer exact (2^53 + 1 reads as 2^53). */
+const TOO_LARGE = `is too large: at most ${Number.MAX_SAFE_INTEGER} bytes (8 PiB)`;
+
 /** Bytes in a size: a whole number, or a string with a unit. */
 export function parseSize(value: unknown): number {
+  // 1e21 and up print in exponent form, which no size is written in.
+  if (typeof value === "number" && value > Number.MAX_SAFE_INTEGER) throw new Error(TOO_LARGE);
   const text = typeof value === "number" ? String(value) : value;
   const match = typeof text === "string" ? SIZE.exec(text.trim()) : null;
   if (match === null) {
     throw new Error('must be a size such as 1024, "512KiB", "1MiB" or "10KB"');
   }
   const bytes = Number(match[1]) * BYTES_PER_UNIT[match[2] ?? "B"]!;
-  if (!Number.isSafeInteger(bytes)) throw new Error("must be a whole number of bytes");
+  if (bytes > Number.MAX_SAFE_INTEGER) throw new Error(TOO_LARGE);
+  if (!Number.isInteger(bytes)) throw new Error("must be a whole number of bytes");
   return bytes;
 }

@@ -1,9 +1,11 @@
 /**
  * Reads routes.yaml keeping every node's position (LineCounter), so each problem
- * can name file:line:col. Syntax errors are problems like any other.
+ * can name file:line:col. Syntax errors are problems like any other, and so are
+ * the parser's warnings (an unknown tag, an unsupported %YAML version): a file
+ * read other than as written must not pass.
  */
 import { readFileSync } from "node:fs";
-import { LineCounter, parseDocument } from "yaml";
+import { type Document, LineCounter, parseDocument, type YAMLWarning } from "yaml";
 import { Field } from "./field.js";
 import type { Problems } from "./problems.js";
 
@@ -22,6 +24,8 @@ export function readYaml(file: string, problems: Problems): Field | undefined {
   problems.lines = lines;
   for (const error of doc.errors) problems.add(error.pos[0], "(yaml)", error.message);
   if (doc.errors.length > 0) return undefined;
+  if (!isYaml12(doc, text, problems)) return undefined;
+  for (const warning of doc.warnings) problems.add(warning.pos[0], "(yaml)", warningText(warning));
   const root = new Field({ doc, problems }, doc.contents ?? undefined, "", 0);
   if (!root.isMap) {
     const message = `the file must be a YAML map with "version: 1", got ${root.describe()}`;
@@ -29,4 +33,24 @@ export function readYaml(file: string, problems: Problems): Field | undefined {
     return undefined;
   }
   return root;
+}
+
+/**
+ * `%YAML 1.1` would bring back 1.1's implicit types: `yes` read as true, `010` as 8,
+ * `1:30` as 90, `<<` as a merge. Every value would then mean something other than
+ * what the rest of the file (and the README) says, so the directive is refused.
+ */
+function isYaml12(doc: Document, text: string, problems: Problems): boolean {
+  const version = doc.directives?.yaml.version;
+  if (version === undefined || version === "1.2") return true;
+  const offset = Math.max(text.search(/^%YAML\b/m), 0);
+  const message = `%YAML ${version}: only YAML 1.2 is read (1.1 turns yes into true, 010 into 8 and 1:30 into 90); remove the directive`;
+  problems.add(offset, "(yaml)", message);
+  return false;
+}
+
+/** The parser's warning, with the fix when it is an unknown tag (the value was read without it). */
+function warningText(warning: YAMLWarning): string {
+  if (warning.code !== "TAG_RESOLVE_FAILED") return warning.message;
+  return `${warning.message}: routes.yaml uses no custom tags; write the value without it`;
 }

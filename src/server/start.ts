@@ -1,13 +1,13 @@
 /**
- * The gateway's lifecycle: build both listeners, listen, connect to NATS in the
- * background, and drain on close. The CLI and the tests start a gateway the same
- * way, through `startGateway`.
+ * The gateway's lifecycle: check the NATS secrets and files, build both
+ * listeners, listen, connect to NATS in the background, and drain on close. The
+ * CLI and the tests start a gateway the same way, through `startGateway`.
  */
 import { Server as TlsServer } from "node:tls";
 import type { FastifyInstance } from "fastify";
 import type protobuf from "protobufjs";
 import { LegacyUpstreams } from "../backends/legacy/upstreams.js";
-import { connectNats } from "../backends/nats/connection.js";
+import { connectNats, natsSettingProblems } from "../backends/nats/connection.js";
 import { DeadLetterStore } from "../backends/nats/dead-letters.js";
 import { NatsLink } from "../backends/nats/link.js";
 import { NatsStatus } from "../backends/nats/status.js";
@@ -16,7 +16,7 @@ import { AdminToken } from "../control/admin-token.js";
 import { CutoverState } from "../control/cutover-state.js";
 import { CutoverStore } from "../control/cutover-store.js";
 import { PlanDriver, type PlanDriverOptions } from "../control/plan-driver.js";
-import { TurnoutError } from "../errors.js";
+import { ConfigError, TurnoutError } from "../errors.js";
 import { GatewayMetrics } from "../observability/metrics.js";
 import {
   type OtelOptions,
@@ -79,6 +79,7 @@ export interface RunningGateway {
 }
 
 export async function startGateway(options: StartOptions): Promise<RunningGateway> {
+  checkNatsSettings(options.config);
   const otel = options.otel === undefined ? otelOptionsFromEnv(process.env) : options.otel;
   // The SDK is only loaded when on.
   const spans: RequestSpans | undefined = otel ? await startRequestSpans(otel) : undefined;
@@ -158,6 +159,16 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
       await admin.close();
     },
   };
+}
+
+/**
+ * Secrets and files named in `nats:` are read before anything starts: one that
+ * cannot be read is a ConfigError listing each, never a gateway that listens
+ * and stays "not connected yet" with the cause nowhere.
+ */
+function checkNatsSettings(config: GatewayConfig): void {
+  const problems = natsSettingProblems(config.nats, config.file);
+  if (problems.length > 0) throw new ConfigError(problems);
 }
 
 /** What both listeners share, made before either is built. */
@@ -271,9 +282,20 @@ function connectInBackground(
       parts.log.warn(`dead letters: stream TURNOUT_DLQ unavailable: ${String(error)}`);
     });
   });
-  // Failures are already recorded in natsStatus for /readyz; don't crash on them here.
-  connected.catch(() => {});
+  // Recorded in natsStatus for /readyz; logged too when connecting has stopped for
+  // good (refused credentials), as the gateway will never be ready by itself.
+  connected.catch((error: unknown) => {
+    if (signal.aborted) return;
+    const why = error instanceof Error ? error.message : String(error);
+    parts.log.error(`NATS: gave up connecting, not ready: ${why}`);
+  });
   return connected;
+}
+
+interface LogTarget {
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
 }
 
 /**
@@ -281,9 +303,9 @@ function connectInBackground(
  * the gateway runs, by when it is attached.
  */
 class DeferredLog {
-  #target: { info(message: string): void; warn(message: string): void } | undefined;
+  #target: LogTarget | undefined;
 
-  attach(target: { info(message: string): void; warn(message: string): void }): void {
+  attach(target: LogTarget): void {
     this.#target = target;
   }
   info(message: string): void {
@@ -291,6 +313,9 @@ class DeferredLog {
   }
   warn(message: string): void {
     this.#target?.warn(message);
+  }
+  error(message: string): void {
+    this.#target?.error(message);
   }
 }
 

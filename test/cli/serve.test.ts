@@ -20,6 +20,17 @@ t.test("a bad command line exits 2 with the usage, as every other command does",
   t.match(help.stdout, /usage: turnout serve/);
 });
 
+t.test(
+  "an empty --host exits 2 with the usage instead of listening on every interface",
+  async (t) => {
+    // A missing table: should the host pass, serve exits 1 rather than start listening.
+    const run = await serve("--host", "", "--config", "/nonexistent/routes.yaml");
+    t.equal(run.code, 2);
+    t.match(run.stderr, /^--host: is empty: give a host name or address/);
+    t.match(run.stderr, /usage: turnout serve/);
+  },
+);
+
 t.test("a certificate or key that is not PEM exits 1 naming the file and the flag", async (t) => {
   const dir = t.testdir({ "cert.pem": "not a certificate", "key.pem": "not a key" });
   const config = writeRoutes(usersGetRoute());

@@ -1,6 +1,10 @@
 import { join } from "node:path";
 import t, { type Test } from "tap";
+import { parseDocument } from "yaml";
+import { Field } from "../../src/config/field.js";
 import { loadConfig } from "../../src/config/load.js";
+import { Problems } from "../../src/config/problems.js";
+import { checkKeys } from "../../src/config/read.js";
 import { CANONICAL_JSON } from "../../src/config/types.js";
 import type { ConfigProblem } from "../../src/errors.js";
 import { EXAMPLE_PROTOS, problemsOf, route, table, writeTable } from "./fixtures/helpers.js";
@@ -253,3 +257,91 @@ t.test("routes must be a non-empty list", async (t) => {
     { key: "routes", message: /is required/ },
   ]);
 });
+
+t.test(
+  "a secret written inline as a number (decimal or hex) is refused like a string one, its value never printed",
+  async (t) => {
+    const pass = withNats("  servers: [nats://a:1]\n  auth: { user: bob, pass: 83625147 }\n");
+    const token = withNats("  servers: [nats://a:1]\n  auth: { token: 0x5f3759df }\n");
+    const envName = withNats("  servers: [nats://a:1]\n  auth: { token: { env: 31337420 } }\n");
+    const problems = [pass, token, envName].flatMap((yaml) => problemsFor(t, yaml));
+    t.match(problems, [
+      { key: "nats.auth.pass", message: /inline secret would end up in git/ },
+      { key: "nats.auth.token", message: /inline secret would end up in git/ },
+      { key: "nats.auth.token.env", message: /is not an environment variable name/ },
+    ]);
+    const printed = JSON.stringify(problems);
+    for (const value of ["83625147", "5f3759df", "1597463007", "31337420"]) {
+      t.notOk(printed.includes(value), `${value} is not in the problems`);
+    }
+  },
+);
+
+t.test(
+  "a %YAML 1.1 directive is refused at its line instead of bringing back 1.1's yes/octal/sexagesimal coercions",
+  async (t) => {
+    const yaml = `%YAML 1.1\n---\n${table(route({ idempotent: "yes", timeout: "1:30" }))}`;
+    t.match(problemsFor(t, yaml), [
+      {
+        key: "(yaml)",
+        location: /routes\.yaml:1:1$/,
+        message: /^%YAML 1\.1: only YAML 1\.2 is read/,
+      },
+    ]);
+    const explicit12 = `%YAML 1.2\n---\n${table(route({ name: "yes" }))}`;
+    t.equal(loadConfig(writeTable(t, explicit12)).routes[0]!.name, "yes", "1.2 keeps yes a string");
+  },
+);
+
+t.test("a YAML 1.1 merge key is named << in the problem, not Symbol(<<)", async (t) => {
+  // Only reachable for a document parsed as YAML 1.1, which readYaml refuses first.
+  const doc = parseDocument("%YAML 1.1\n---\nbase: &b { a: 1 }\nmap:\n  <<: *b\n");
+  const problems = new Problems("routes.yaml");
+  const root = new Field({ doc, problems }, doc.contents, "", 0);
+  checkKeys(root.child("map"), ["a"]);
+  t.match(problems.list(), [
+    {
+      key: "map.<<",
+      message: 'unknown key "<<": YAML merge keys are not supported; use an anchor per value',
+    },
+  ]);
+});
+
+t.test("an unknown YAML tag is a problem at its position, not silently dropped", async (t) => {
+  const problems = problemsFor(t, table(route({ subject: "!binary svc.users.get" })));
+  t.match(problems, [
+    { key: "(yaml)", location: /routes\.yaml:11:14$/, message: /^Unresolved tag: !binary: / },
+  ]);
+  t.equal(problems.length, 1);
+});
+
+t.test(
+  "whole-number settings past 2^53 are refused as too large, echoing the number as written; retry.attempts is at most 10",
+  async (t) => {
+    const defaults =
+      "defaults:\n  retry: { attempts: 1000000 }\n  breaker: { volume: 1e300 }\n  bodyLimit: 9007199254740993\n";
+    const yaml = table(
+      route({ retry: "{ attempts: 11 }", rateLimit: "{ max: 1e20 }", bodyLimit: "1e300" }),
+      defaults,
+    );
+    t.match(problemsFor(t, yaml), [
+      {
+        key: "defaults.retry.attempts",
+        message: /^must be at most 10 \(each retry adds a whole timeout.*\), got 1000000$/,
+      },
+      {
+        key: "defaults.breaker.volume",
+        message: "is too large: at most 9007199254740991, got 1e300",
+      },
+      {
+        key: "defaults.bodyLimit",
+        message: "is too large: at most 9007199254740991 bytes (8 PiB), got 9007199254740993",
+      },
+      { key: "routes[0].retry.attempts", message: /must be at most 10/ },
+      { key: "routes[0].rateLimit.max", message: /is too large: .*, got 1e20$/ },
+      { key: "routes[0].bodyLimit", message: /is too large: .*, got 1e300$/ },
+    ]);
+    const ten = loadConfig(writeTable(t, table(route({ retry: "{ attempts: 10 }" }))));
+    t.equal(ten.routes[0]!.retry.attempts, 10, "10 retries are allowed");
+  },
+);

@@ -117,3 +117,14 @@ t.test("a plan needs a legacy upstream", async (t) => {
   );
   t.match(problems, [{ key: "routes[0].cutover.plan", message: /needs a legacy upstream/ }]);
 });
+
+t.test("gates.minRequests past 2^53 is refused as too large", async (t) => {
+  const gates = GATES.replace("minRequests: 100", "minRequests: 1e300");
+  const problems = problemsFor(t, withPlan(`{ steps: [10, 100], every: 1m, gates: ${gates} }`));
+  t.match(problems, [
+    {
+      key: "routes[0].cutover.plan.gates.minRequests",
+      message: "is too large: at most 9007199254740991, got 1e300",
+    },
+  ]);
+});

@@ -103,6 +103,25 @@ t.test(
 );
 
 t.test(
+  "two path params bound to members of one oneof are refused: every request would set both",
+  async (t) => {
+    const pay = { request: "orders.v1.Order", subject: "svc.orders.pay" };
+    const problems = problemsFor(t, route({ ...pay, path: "/v1/pay/:card_token/:invoice_number" }));
+    t.match(problems, [
+      {
+        route: "users.get",
+        key: "routes[0].path",
+        message:
+          /^:card_token and :invoice_number bind to members of the oneof "payment" of orders.v1.Order/,
+      },
+    ]);
+    t.equal(problems.length, 1);
+    const one = firstRoute(t, route({ ...pay, path: "/v1/pay/:card_token" }));
+    t.strictSame(one.pathParams, ["card_token"], "one member of the oneof is fine");
+  },
+);
+
+t.test(
   "body is * or a message, repeated or map field of the request, and never on GET",
   async (t) => {
     t.match(problemsFor(t, route({ body: '"*"' })), [
@@ -233,6 +252,24 @@ t.test(
       { key: "routes[0].headers[0]", message: /"x y" is not a valid HTTP header name/ },
       { key: "routes[0].headers[1]", message: /"turnout-token" is set by the gateway/ },
     ]);
+  },
+);
+
+t.test(
+  "headers the gateway sets on NATS requests (x-request-id, traceparent, tracestate) and nats-* are refused",
+  async (t) => {
+    const headers = "[X-Request-Id, traceparent, TraceState, Nats-Msg-Id, x-user-id]";
+    const problems = problemsFor(t, route({ headers }));
+    t.match(problems, [
+      {
+        key: "routes[0].headers[0]",
+        message: /"x-request-id" is set by the gateway on every NATS/,
+      },
+      { key: "routes[0].headers[1]", message: /"traceparent" is set by the gateway/ },
+      { key: "routes[0].headers[2]", message: /"tracestate" is set by the gateway/ },
+      { key: "routes[0].headers[3]", message: /"nats-msg-id": Nats-\* headers steer NATS/ },
+    ]);
+    t.equal(problems.length, 4, "x-user-id is fine");
   },
 );
 

@@ -114,6 +114,17 @@ t.test(
   },
 );
 
+t.test(
+  "an empty host is refused from --host and from TURNOUT_HOST, rather than listening everywhere",
+  async (t) => {
+    const fromFlag = problems(t, () => resolveSettings(["--host", ""], {}));
+    t.match(fromFlag, [{ location: "--host", key: "host", message: /^is empty: give a host/ }]);
+    const fromEnv = problems(t, () => resolveSettings([], { TURNOUT_HOST: "" }));
+    t.match(fromEnv, [{ location: "TURNOUT_HOST", key: "host", message: /^is empty/ }]);
+    t.equal(resolveSettings(["--host", "127.0.0.1"], { TURNOUT_HOST: "" }).host, "127.0.0.1");
+  },
+);
+
 t.test("a NATS url that is not nats:// or tls:// is refused at its source", async (t) => {
   const found = problems(t, () =>
     resolveSettings([], { TURNOUT_NATS_URL: "nats://ok:1,http://x" }),

@@ -44,3 +44,14 @@ t.test("malformed sizes and fractions of a byte are refused", async (t) => {
   t.throws(() => parseSize("1.1KiB"), { message: /whole number of bytes/ });
   t.throws(() => parseSize(1.5), { message: /whole number of bytes/ });
 });
+
+t.test("sizes past 2^53 bytes are refused as too large, not as fractions", async (t) => {
+  for (const big of [2 ** 53, "9007199254740993", 1e300, "9000000GiB"]) {
+    t.throws(
+      () => parseSize(big),
+      { message: /^is too large: at most 9007199254740991 bytes/ },
+      String(big),
+    );
+  }
+  t.equal(parseSize(Number.MAX_SAFE_INTEGER), Number.MAX_SAFE_INTEGER);
+});

@@ -2,7 +2,9 @@
  * Connects the gateway to NATS. Connecting never blocks the start: the gateway
  * listens at once and reports not-ready (see NatsStatus) until the first connect
  * succeeds; after that nats.js reconnects forever, with jitter so that a fleet of
- * replicas does not stampede a restarted server.
+ * replicas does not stampede a restarted server. What cannot fix itself by
+ * waiting (a secret or file named in `nats:` that cannot be read) is checked
+ * before listening instead: see natsSettingProblems.
  */
 import { accessSync, constants, readFileSync } from "node:fs";
 import {
@@ -15,8 +17,8 @@ import {
   nkeyAuthenticator,
 } from "@nats-io/transport-node";
 import type { NatsAuth, NatsConfig } from "../../config/types.js";
-import { TurnoutError } from "../../errors.js";
-import { resolveSecret } from "./secrets.js";
+import type { ConfigProblem } from "../../errors.js";
+import { NatsSettingError, reason, resolveSecret } from "./secrets.js";
 import type { NatsStatus } from "./status.js";
 
 export interface ConnectNatsOptions {
@@ -36,13 +38,36 @@ const RECONNECT_JITTER_TLS_MS = 1000;
 
 /**
  * The nats.js options for `config`, secrets resolved. Synchronous and throwing a
- * TURNOUT_ERR_CONFIG naming the missing variable or file, so a caller can fail
- * the start on it before it starts connecting in the background.
+ * NatsSettingError (TURNOUT_ERR_CONFIG) naming the first missing variable or
+ * file, so a caller can fail the start on it before it starts connecting in the
+ * background.
  */
 export function natsConnectOptions(
   config: NatsConfig,
   opts: ConnectNatsOptions = {},
 ): NodeConnectionOptions {
+  const resolver = new Resolver();
+  const options = baseOptions(config, opts);
+  Object.assign(options, tlsOptions(config.tls, resolver), authOptions(config.auth, resolver));
+  const [first] = resolver.failures;
+  if (first !== undefined) throw first;
+  return options;
+}
+
+/**
+ * Every secret and file `config` names that cannot be used now, as problems at
+ * `location` (the routes.yaml): `serve` lists them all and stops before it
+ * listens, as for any other problem of the file. Waiting would not fix them,
+ * and a gateway left up without NATS would only say "not connected yet".
+ */
+export function natsSettingProblems(config: NatsConfig, location: string): ConfigProblem[] {
+  const resolver = new Resolver();
+  tlsOptions(config.tls, resolver);
+  authOptions(config.auth, resolver);
+  return resolver.failures.map((error) => ({ location, key: error.key, message: error.detail }));
+}
+
+function baseOptions(config: NatsConfig, opts: ConnectNatsOptions): NodeConnectionOptions {
   const wait = opts.reconnectTimeWaitMs ?? RECONNECT_TIME_WAIT_MS;
   return {
     servers: [...config.servers],
@@ -57,9 +82,22 @@ export function natsConnectOptions(
     pingInterval: 10_000,
     maxPingOut: 3,
     timeout: 5000,
-    ...tlsOptions(config.tls),
-    ...authOptions(config.auth),
   };
+}
+
+/** Resolves each setting on its own, keeping every failure, so all are reported at once. */
+class Resolver {
+  readonly failures: NatsSettingError[] = [];
+
+  get<T>(resolve: () => T): T | undefined {
+    try {
+      return resolve();
+    } catch (error) {
+      if (!(error instanceof NatsSettingError)) throw error;
+      this.failures.push(error);
+      return undefined;
+    }
+  }
 }
 
 /**
@@ -72,7 +110,14 @@ export async function connectNats(
   config: NatsConfig,
   opts: ConnectNatsOptions = {},
 ): Promise<NatsConnection> {
-  const options = natsConnectOptions(config, opts);
+  let options: NodeConnectionOptions;
+  try {
+    options = natsConnectOptions(config, opts);
+  } catch (err) {
+    // Recorded like a refused connect, so /readyz says why rather than "not connected yet".
+    opts.status?.failed(err);
+    throw err;
+  }
   const wait = options.reconnectTimeWait ?? RECONNECT_TIME_WAIT_MS;
   for (;;) {
     opts.signal?.throwIfAborted();
@@ -116,13 +161,16 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
 }
 
 /** File paths, checked now; nats.js re-reads them on each reconnect (rotation works). */
-function tlsOptions(tls: NatsConfig["tls"]): Pick<NodeConnectionOptions, "tls"> {
+function tlsOptions(
+  tls: NatsConfig["tls"],
+  resolver: Resolver,
+): Pick<NodeConnectionOptions, "tls"> {
   if (tls === undefined) return {};
   return {
     tls: {
-      caFile: readable(tls.ca, "nats.tls.ca"),
-      certFile: readable(tls.cert, "nats.tls.cert"),
-      keyFile: readable(tls.key, "nats.tls.key"),
+      caFile: resolver.get(() => readable(tls.ca, "nats.tls.ca")),
+      certFile: resolver.get(() => readable(tls.cert, "nats.tls.cert")),
+      keyFile: resolver.get(() => readable(tls.key, "nats.tls.key")),
     },
   };
 }
@@ -132,26 +180,27 @@ function readable(file: string | undefined, key: string): string | undefined {
   try {
     accessSync(file, constants.R_OK);
   } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code ?? String(err);
-    throw new TurnoutError("TURNOUT_ERR_CONFIG", `${key}: cannot read ${file} (${reason})`);
+    throw new NatsSettingError(key, `cannot read ${file} (${reason(err)})`, err);
   }
   return file;
 }
 
-function authOptions(auth: NatsAuth | undefined): NodeConnectionOptions {
+function authOptions(auth: NatsAuth | undefined, resolver: Resolver): NodeConnectionOptions {
   if (auth === undefined) return {};
+  const secret = (ref: NatsAuth["token"], key: string) =>
+    ref === undefined ? undefined : resolver.get(() => resolveSecret(ref, key));
   const out: NodeConnectionOptions = {};
-  if (auth.token !== undefined) out.token = resolveSecret(auth.token, "nats.auth.token");
+  const token = secret(auth.token, "nats.auth.token");
+  if (token !== undefined) out.token = token;
   if (auth.user !== undefined) out.user = auth.user;
-  if (auth.pass !== undefined) out.pass = resolveSecret(auth.pass, "nats.auth.pass");
+  const pass = secret(auth.pass, "nats.auth.pass");
+  if (pass !== undefined) out.pass = pass;
   const authenticators: Authenticator[] = [];
-  if (auth.nkeySeed !== undefined) {
-    const seed = resolveSecret(auth.nkeySeed, "nats.auth.nkeySeed");
-    authenticators.push(nkeyAuthenticator(new TextEncoder().encode(seed)));
-  }
-  if (auth.credsFile !== undefined) {
-    authenticators.push(credsAuthenticator(readCreds(auth.credsFile)));
-  }
+  const seed = secret(auth.nkeySeed, "nats.auth.nkeySeed");
+  if (seed !== undefined) authenticators.push(nkeyAuthenticator(new TextEncoder().encode(seed)));
+  const creds = auth.credsFile;
+  const jwt = creds === undefined ? undefined : resolver.get(() => readCreds(creds));
+  if (jwt !== undefined) authenticators.push(credsAuthenticator(jwt));
   if (authenticators.length > 0) out.authenticator = authenticators;
   return out;
 }
@@ -160,11 +209,7 @@ function readCreds(file: string): Uint8Array {
   try {
     return readFileSync(file);
   } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code ?? String(err);
-    throw new TurnoutError(
-      "TURNOUT_ERR_CONFIG",
-      `nats.auth.credsFile: cannot read ${file} (${reason})`,
-    );
+    throw new NatsSettingError("nats.auth.credsFile", `cannot read ${file} (${reason(err)})`, err);
   }
 }
 

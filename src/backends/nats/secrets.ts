@@ -7,12 +7,30 @@ import { readFileSync } from "node:fs";
 import type { SecretRef } from "../../config/types.js";
 import { TurnoutError } from "../../errors.js";
 
+/**
+ * A secret or file named in `nats:` that cannot be used. A TURNOUT_ERR_CONFIG
+ * whose message is `key: detail`; `key` and `detail` are kept apart so the start
+ * can list it as a configuration problem like those of the file itself.
+ */
+export class NatsSettingError extends TurnoutError {
+  constructor(
+    /** The setting, e.g. `nats.auth.token`. */
+    readonly key: string,
+    /** What is wrong, naming the variable or file (never the secret). */
+    readonly detail: string,
+    cause?: unknown,
+  ) {
+    super("TURNOUT_ERR_CONFIG", `${key}: ${detail}`, { cause });
+    this.name = "NatsSettingError";
+  }
+}
+
 /** The secret's value; `key` (e.g. `nats.auth.token`) names the setting in the error. */
 export function resolveSecret(ref: SecretRef, key: string): string {
   if ("env" in ref) {
     const value = process.env[ref.env];
     if (value === undefined || value === "") {
-      throw configError(`${key}: environment variable ${ref.env} is not set or empty`);
+      throw new NatsSettingError(key, `environment variable ${ref.env} is not set or empty`);
     }
     return value;
   }
@@ -25,14 +43,14 @@ export function readSecretFile(file: string, key: string): string {
   try {
     text = readFileSync(file, "utf8");
   } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code ?? String(err);
-    throw configError(`${key}: cannot read secret file ${file} (${reason})`, err);
+    throw new NatsSettingError(key, `cannot read secret file ${file} (${reason(err)})`, err);
   }
   const value = text.replace(/\r?\n$/, "");
-  if (value === "") throw configError(`${key}: secret file ${file} is empty`);
+  if (value === "") throw new NatsSettingError(key, `secret file ${file} is empty`);
   return value;
 }
 
-function configError(message: string, cause?: unknown): TurnoutError {
-  return new TurnoutError("TURNOUT_ERR_CONFIG", message, { cause });
+/** The errno code (ENOENT, EACCES...), which says why more plainly than the message. */
+export function reason(err: unknown): string {
+  return (err as NodeJS.ErrnoException).code ?? String(err);
 }

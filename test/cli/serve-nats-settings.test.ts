@@ -1,0 +1,89 @@
+/**
+ * `turnout serve` (a real child process) with NATS secrets and files it cannot
+ * use: refused at start, before listening, rather than a gateway that stays
+ * "not connected yet" without saying why.
+ */
+import type { ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { dirname, join } from "node:path";
+import t from "tap";
+import { startNatsServer } from "../../src/devtools/nats-server.js";
+import { spawnServe, USERS_GET_ROUTE, waitUntil } from "../helpers/serve-process.js";
+import { writeRoutes } from "../helpers/stack.js";
+
+/** Started from the sources through tsx: a cold start on a loaded machine can take a while. */
+const START_MS = 40_000;
+const UNSET_VAR = "TURNOUT_TEST_NEVER_SET_TOKEN";
+
+/** The exit code, or "still running" when the process has not exited within `ms`. */
+async function exitCode(child: ChildProcess, ms: number): Promise<number | string> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise((resolve) => {
+    timer = setTimeout(() => resolve(["still running"]), ms);
+  });
+  const [code] = (await Promise.race([once(child, "exit"), late])) as [number | string];
+  clearTimeout(timer);
+  return code;
+}
+
+/** `serve` on a table whose nats section adds `nats` (indented under `nats:`). */
+function serveWith(natsUrl: string, nats: string, extraArgs: string[] = []) {
+  const config = writeRoutes(USERS_GET_ROUTE, nats);
+  const args = ["--config", config, "--port", "0", "--admin-port", "0", ...extraArgs];
+  const env = { [UNSET_VAR]: undefined, TURNOUT_NATS_URL: natsUrl };
+  return { config, args, env };
+}
+
+t.test(
+  "an unset secret variable or an unreadable TLS file stops serve with exit 1 before it listens, naming each key and variable or file",
+  async (t) => {
+    const server = await startNatsServer();
+    t.teardown(() => server.stop());
+    const nats = `  tls: {ca: ./missing-ca.pem}\n  auth: {token: {env: ${UNSET_VAR}}}\n`;
+    const { config, args, env } = serveWith(server.url, nats);
+    const { gateway, output } = spawnServe(t, args, "warn", env);
+    t.equal(await exitCode(gateway, START_MS), 1, `exit 1; output:\n${output.text}`);
+    const ca = join(dirname(config), "missing-ca.pem");
+    t.match(output.text, `${config} nats.tls.ca: cannot read ${ca} (ENOENT)`);
+    t.match(
+      output.text,
+      `${config} nats.auth.token: environment variable ${UNSET_VAR} is not set or empty`,
+    );
+    t.match(output.text, "turnout serve: 2 problem(s); not starting");
+    t.notMatch(output.text, /serving on/, "never listened");
+  },
+);
+
+t.test(
+  "with --workers the primary refuses an unreadable secret file once, before starting any worker",
+  async (t) => {
+    const server = await startNatsServer();
+    t.teardown(() => server.stop());
+    const nats = "  auth: {user: svc, pass: {file: ./no-such-pass}}\n";
+    const { args, env } = serveWith(server.url, nats, ["--workers", "2"]);
+    const { gateway, output } = spawnServe(t, args, "warn", env);
+    t.equal(await exitCode(gateway, START_MS), 1, `exit 1; output:\n${output.text}`);
+    t.equal(
+      output.text.match(/nats\.auth\.pass: cannot read secret file .*no-such-pass/g)?.length,
+      1,
+    );
+    t.notMatch(output.text, /starting 2 workers/);
+  },
+);
+
+t.test(
+  "a gateway whose credentials the NATS server refuses logs that it gave up connecting",
+  async (t) => {
+    const server = await startNatsServer({ args: ["--auth", "the-right-token"] });
+    t.teardown(() => server.stop());
+    const { args, env } = serveWith(server.url, "  auth: {token: {env: TURNOUT_TEST_TOKEN}}\n");
+    const { output } = spawnServe(t, args, "warn", { ...env, TURNOUT_TEST_TOKEN: "wrong" });
+    await waitUntil(() => /gave up connecting/.test(output.text), START_MS).catch(() => {
+      t.fail(`nothing logged about the refused connection; output:\n${output.text}`);
+    });
+    t.match(
+      output.text,
+      /"level":50,.*"msg":"NATS: gave up connecting, not ready: .*Authorization/i,
+    );
+  },
+);
