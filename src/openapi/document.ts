@@ -7,7 +7,7 @@
  */
 import type protobuf from "protobufjs";
 import { findMessage } from "../codec/protos.js";
-import { pathTemplate } from "../config/route-paths.js";
+import { pathShape, pathTemplate } from "../config/route-paths.js";
 import type { GatewayConfig, RouteConfig } from "../config/types.js";
 import { TurnoutError } from "../errors.js";
 import { PROBLEM_CONTENT_TYPE } from "../server/problem.js";
@@ -51,11 +51,12 @@ export function buildOpenApiDocument(
 ): OpenApiDocument {
   const registry = new SchemaRegistry();
   const paths: Record<string, Record<string, JsonSchema>> = {};
+  const items = new PathItems();
   for (const route of config.routes) {
-    const path = pathTemplate(route.path);
+    const { path, params } = items.of(route);
     paths[path] = {
       ...paths[path],
-      [route.method.toLowerCase()]: operation(route, root, registry),
+      [route.method.toLowerCase()]: operation(route, root, registry, params),
     };
   }
   const schemas = registry.components();
@@ -89,6 +90,25 @@ export function buildOpenApiDocument(
   };
 }
 
+/**
+ * OpenAPI forbids two path items that differ only by their parameter names
+ * (`/users/{id}` and `/users/{region}`): they match the same requests. Routes
+ * of one shape share the first one's template, and each names its path
+ * params as that template does, position by position.
+ */
+class PathItems {
+  readonly #byShape = new Map<string, { path: string; params: readonly string[] }>();
+
+  of(route: RouteConfig): { path: string; params: readonly string[] } {
+    const shape = pathShape(route.path);
+    const first = this.#byShape.get(shape);
+    if (first !== undefined) return first;
+    const item = { path: pathTemplate(route.path), params: route.pathParams };
+    this.#byShape.set(shape, item);
+    return item;
+  }
+}
+
 /** Routes group by their name's first part: `users.get` is tagged `users`. */
 function tagOf(route: RouteConfig): string {
   return route.name.split(".", 1)[0]!;
@@ -104,14 +124,19 @@ function lookup(root: protobuf.Root, name: string): protobuf.Type {
   return type;
 }
 
-function operation(route: RouteConfig, root: protobuf.Root, registry: SchemaRegistry): JsonSchema {
+function operation(
+  route: RouteConfig,
+  root: protobuf.Root,
+  registry: SchemaRegistry,
+  pathNames: readonly string[],
+): JsonSchema {
   const request = lookup(root, route.request);
   const op: JsonSchema = {
     operationId: route.name,
     tags: [tagOf(route)],
     summary: `${route.request} -> ${route.mode === "publish" ? "JetStream" : route.response}`,
     description: describe(route),
-    parameters: routeParameters(route, request),
+    parameters: routeParameters(route, request, pathNames),
   };
   if (route.body !== undefined) op.requestBody = requestBody(route, request, registry);
   op.responses = {

@@ -425,18 +425,32 @@ function ownDims(type: protobuf.Type): number {
   return dims;
 }
 
+/**
+ * The enum's known values (names, or numbers with `enums: number`), or any
+ * other int32: a value this proto has no name for (a sender on a newer proto)
+ * is read and printed as its number in both styles. The branches exclude each
+ * other, so a known value's number still fails the names style.
+ */
 function enumObject(type: protobuf.Enum, bits: number): JsonSchema {
   const entries = Object.entries(type.values);
+  const numbers = [...new Set(entries.map(([, n]) => n))];
   const listing = entries.map(([name, n]) => `${name} = ${n}`).join(", ");
   const intro = type.comment ? `${type.comment} ` : "";
-  if (bits & ENUMS) {
-    const numbers = [...new Set(entries.map(([, n]) => n))];
-    return { type: "integer", format: "int32", enum: numbers, description: `${intro}${listing}` };
-  }
+  const known =
+    bits & ENUMS
+      ? { type: "integer", enum: numbers }
+      : { type: "string", enum: entries.map(([name]) => name) };
+  const unknown = {
+    type: "integer",
+    format: "int32",
+    ...INT32_RANGE,
+    not: { enum: numbers },
+    description: "A value this proto has no name for, as its number.",
+  };
+  const how = bits & ENUMS ? "by number" : "by name";
   return {
-    type: "string",
-    enum: entries.map(([name]) => name),
-    description: `${intro}A value no name is known for prints as its number.`,
+    anyOf: [known, unknown],
+    description: `${intro}${listing}. Known values ${how}; any other int32 is a value no name is known for, printed as its number.`,
   };
 }
 

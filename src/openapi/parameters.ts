@@ -20,9 +20,14 @@ export function fieldByKey(type: protobuf.Type, key: string): protobuf.Field {
   return field;
 }
 
-export function routeParameters(route: RouteConfig, request: protobuf.Type): Parameter[] {
+/** `pathNames`: the names the path item's template gives the route's path params, in order. */
+export function routeParameters(
+  route: RouteConfig,
+  request: protobuf.Type,
+  pathNames: readonly string[] = route.pathParams,
+): Parameter[] {
   return [
-    ...route.pathParams.map((name) => pathParameter(route, request, name)),
+    ...route.pathParams.map((name, i) => pathParameter(route, request, name, pathNames[i]!)),
     ...queryParameters(route, request),
     ...headerParameters(route),
   ];
@@ -31,7 +36,12 @@ export function routeParameters(route: RouteConfig, request: protobuf.Type): Par
 /** What a subject token may not hold (src/routing/subject.ts): the gateway answers 400. */
 const SUBJECT_TOKEN = "^[^.*>\\s\\u0000-\\u001f\\u007f-\\u009f]+$";
 
-function pathParameter(route: RouteConfig, request: protobuf.Type, name: string): Parameter {
+function pathParameter(
+  route: RouteConfig,
+  request: protobuf.Type,
+  name: string,
+  documented: string,
+): Parameter {
   const field = fieldByKey(request, name);
   let schema = paramSchema(field);
   if (schema === undefined)
@@ -39,10 +49,53 @@ function pathParameter(route: RouteConfig, request: protobuf.Type, name: string)
       "TURNOUT_ERR_INTERNAL",
       `openapi: path param ${name} has no string form`,
     );
-  if (route.subject.includes(`{${name}}`) && schema.type === "string" && !schema.enum) {
-    schema = { ...schema, pattern: SUBJECT_TOKEN };
+  if (route.subject.includes(`{${name}}`)) schema = subjectToken(schema);
+  const parameter = withDescription(
+    { name: documented, in: "path", required: true, schema },
+    field,
+  );
+  return documented === name ? parameter : renamed(parameter, name);
+}
+
+/**
+ * A float written without "." (the gateway reads it as JSON number text):
+ * 15, -2, 15e-1, or NaN and the infinities.
+ */
+const FLOAT_TOKEN = "^(-?(0|[1-9][0-9]*)([eE][-+]?[0-9]+)?|NaN|-?Infinity)$";
+
+/**
+ * The schema of a param that fills a subject token: the gateway refuses the
+ * raw path text when it holds ".", "*", ">", whitespace or a control
+ * character, whatever the field's type.
+ */
+function subjectToken(schema: JsonSchema): JsonSchema {
+  if (isFloat(schema)) {
+    return {
+      type: "string",
+      pattern: FLOAT_TOKEN,
+      description:
+        'A number written without "." (e.g. 15e-1 for 1.5), NaN, Infinity or -Infinity: it fills a NATS subject token, which cannot hold ".".',
+    };
   }
-  return withDescription({ name, in: "path", required: true, schema }, field);
+  // Integers, booleans and enum names never hold a refused character.
+  if (schema.type !== "string" || schema.enum !== undefined) return schema;
+  // A pattern of its own (Duration's) must hold too: JSON Schema takes one per object.
+  if (schema.pattern !== undefined) return { ...schema, allOf: [{ pattern: SUBJECT_TOKEN }] };
+  return { ...schema, pattern: SUBJECT_TOKEN };
+}
+
+/** paramSchema's float/double (and their wrappers): a number, or NaN and the infinities as strings. */
+function isFloat(schema: JsonSchema): boolean {
+  const branches = schema.anyOf;
+  return Array.isArray(branches) && branches.some((b: JsonSchema) => b.type === "number");
+}
+
+/** A param shown under the path item's name: say which route param and field it is. */
+function renamed(parameter: Parameter, name: string): Parameter {
+  const note = `This route's path names it :${name}; it binds the request field ${name}.`;
+  const description =
+    parameter.description === undefined ? note : `${note} ${parameter.description}`;
+  return { ...parameter, description };
 }
 
 /** Fields bound neither by the path nor by the body; none when the whole body is the message. */

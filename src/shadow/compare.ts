@@ -3,13 +3,13 @@
  * Status first: answers with different statuses are a mismatch on `$status`
  * alone (their bodies are of different types, a body diff would be noise).
  * Then bodies: both empty, or the same bytes, is equal. Otherwise JSON
- * (application/json, +json) is parsed, normalized through the route's type
- * (plain JSON when either side does not fit it, so both sides are compared
- * alike), stripped of `compare.ignore` and diffed field by field; anything
- * else is a mismatch on `$body`.
+ * (application/json, +json) is parsed, stripped of `compare.ignore`,
+ * normalized through the route's type (plain JSON when either side does not
+ * fit it, so both sides are compared alike) and diffed field by field;
+ * anything else is a mismatch on `$body`.
  */
 import { parseJsonBody } from "../codec/index.js";
-import { type IgnorePaths, removeIgnored } from "./ignore.js";
+import { type IgnorePaths, removeIgnored, removeIgnoredKeys } from "./ignore.js";
 import { diffJson, type FieldDiff, preview } from "./json-diff.js";
 import type { Normalizer } from "./normalize.js";
 
@@ -69,12 +69,19 @@ function compareJson(
   normalizer: Normalizer,
   ignore: IgnorePaths,
 ): Comparison {
+  // Ignored fields go first: the usual one is a field only the legacy side
+  // prints, which the type lacks, and which would make the normalizer refuse
+  // that side and leave both to a plain JSON compare.
+  removeIgnoredKeys(a, ignore);
+  removeIgnoredKeys(b, ignore);
   const normalA = normalizer.normalize(status, a);
   const normalB = normalizer.normalize(status, b);
   if (normalA !== undefined && normalB !== undefined) {
     a = normalA;
     b = normalB;
   }
+  // Again on the normalized copies: ignored array elements, and defaults the
+  // normalizer printed back in place of removed fields.
   removeIgnored(a, ignore);
   removeIgnored(b, ignore);
   const { diffs, truncated } = diffJson(a, b);

@@ -50,19 +50,29 @@ function nameVariants(name: string): Set<string> {
 
 /** Removes every match of `ignore` from `value`, in place (the value is the caller's own copy). */
 export function removeIgnored(value: unknown, ignore: IgnorePaths): void {
-  for (const steps of ignore) remove(value, steps, 0);
+  for (const steps of ignore) remove(value, steps, 0, true);
 }
 
-function remove(value: unknown, steps: readonly Step[], at: number): void {
+/**
+ * Removes only the ignored object keys, leaving ignored array elements in
+ * place: what can go before an answer is normalized, since a field the type
+ * lacks (a legacy-only one, say) would make the normalizer refuse the body,
+ * while an IGNORED marker in an array would make it refuse it too.
+ */
+export function removeIgnoredKeys(value: unknown, ignore: IgnorePaths): void {
+  for (const steps of ignore) remove(value, steps, 0, false);
+}
+
+function remove(value: unknown, steps: readonly Step[], at: number, elements: boolean): void {
   const step = steps[at]!;
   const last = at === steps.length - 1;
   if (Array.isArray(value)) {
-    if (typeof step === "object" && "names" in step) return;
+    if ((typeof step === "object" && "names" in step) || (last && !elements)) return;
     const from = step === "*" ? 0 : step.index;
     const to = step === "*" ? value.length : Math.min(step.index + 1, value.length);
     for (let i = from; i < to; i++) {
       if (last) value[i] = IGNORED;
-      else remove(value[i], steps, at + 1);
+      else remove(value[i], steps, at + 1, elements);
     }
   } else if (isJsonObject(value)) {
     if (typeof step === "object" && "index" in step) return;
@@ -70,7 +80,7 @@ function remove(value: unknown, steps: readonly Step[], at: number): void {
       step === "*" ? Object.keys(value) : [...step.names].filter((k) => Object.hasOwn(value, k));
     for (const key of keys) {
       if (last) delete value[key];
-      else remove(value[key], steps, at + 1);
+      else remove(value[key], steps, at + 1, elements);
     }
   }
 }

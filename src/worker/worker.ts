@@ -9,8 +9,10 @@ import { headers, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/t
 import type protobuf from "protobufjs";
 import { REQUEST_ID_HEADER, ROUTE_HEADER } from "../backends/nats/headers.js";
 import { HTTP_STATUS, SERVICE_ERROR, SERVICE_ERROR_CODE } from "../backends/nats/reply.js";
+import { TurnoutError } from "../errors.js";
 import { type EndpointStats, type ServiceIdentity, ServiceRegistration } from "./service.js";
 import { ServiceError } from "./service-error.js";
+import { compileShapeCheck } from "./shape.js";
 
 export const DEFAULT_QUEUE = "turnout-workers";
 
@@ -24,7 +26,7 @@ export interface WorkerContext {
   readonly requestId: string | undefined;
   /** The gateway route (Turnout-Route) the request came through. */
   readonly route: string | undefined;
-  /** Set to answer with another 2xx status than 200, e.g. 201. */
+  /** Set to answer with another 2xx status than 200, e.g. 201; anything else is a 500. */
   httpStatus: number | undefined;
 }
 
@@ -47,7 +49,10 @@ interface ServiceBase {
   root: protobuf.Root;
   /** Queue group: instances in the same group share the requests. */
   queue?: string;
-  /** Called with any error other than a ServiceError (answered as 500); default console.error. */
+  /**
+   * Called with any error other than a ServiceError (answered as 500), including
+   * a result or error body the kit refused or could not send; default console.error.
+   */
   onError?: (err: unknown, ctx: WorkerContext) => void;
   /** How it shows in `$SRV` discovery (`nats micro ls`); default DEFAULT_SERVICE. */
   service?: ServiceIdentity;
@@ -88,7 +93,7 @@ export function startWorker<Req = any, Res extends object = object>(
  */
 export function startService(opts: ServiceOptions): Worker {
   const queue = opts.queue ?? DEFAULT_QUEUE;
-  const onError = opts.onError ?? ((err: unknown) => console.error(err));
+  const onError = containReporter(opts.onError ?? ((err: unknown) => console.error(err)));
   const typed = opts.endpoints.map((endpoint) => ({
     endpoint,
     types: lookupTypes(opts.root, endpoint),
@@ -114,7 +119,12 @@ export function startService(opts: ServiceOptions): Worker {
       queue,
       callback: (err, msg) => {
         if (err !== null) return onError(err, contextOf({ subject: endpoint.subject } as Msg, 0));
-        inProgress.track(serve(msg));
+        // A throw here would reach nats.js's reader loop and end all delivery on the connection.
+        try {
+          inProgress.track(serve(msg));
+        } catch (thrown) {
+          onError(thrown, contextOf(msg, 0));
+        }
       },
     });
   });
@@ -154,12 +164,16 @@ class InProgress {
   track(running: Promise<void> | undefined): void {
     if (running === undefined) return;
     this.#active++;
-    void running.finally(() => {
-      if (--this.#active > 0) return;
-      const waiting = this.#waiting;
-      this.#waiting = [];
-      for (const resolve of waiting) resolve();
-    });
+    // Both ways: a rejection is serve's to report; here it must only not go unhandled.
+    const done = () => this.#done();
+    void running.then(done, done);
+  }
+
+  #done(): void {
+    if (--this.#active > 0) return;
+    const waiting = this.#waiting;
+    this.#waiting = [];
+    for (const resolve of waiting) resolve();
   }
 
   settled(): Promise<void> {
@@ -169,17 +183,40 @@ class InProgress {
 }
 
 type Serve = (msg: Msg) => Promise<void> | undefined;
+type Report = (err: unknown, ctx: WorkerContext) => void;
+
+/** A result, error body or status the kit refuses to send: its message names the problem. */
+class InvalidReplyError extends TurnoutError {
+  constructor(message: string, cause?: unknown) {
+    super("TURNOUT_ERR_INTERNAL", message, { cause });
+  }
+}
+
+/** onError is the app's code: a throw from it must not take the worker down with it. */
+function containReporter(onError: Report): Report {
+  return (err, ctx) => {
+    try {
+      onError(err, ctx);
+    } catch (thrown) {
+      console.error("turnout/worker: onError threw", thrown, "while reporting", err);
+    }
+  };
+}
 
 function compileServe<Req, Res extends object>(
   endpoint: EndpointOptions<Req, Res>,
   types: EndpointTypes,
   stats: EndpointStats,
-  onError: (err: unknown, ctx: WorkerContext) => void,
+  report: Report,
 ): Serve {
+  const checkResponse = compileShapeCheck(types.response);
+  const checkErrorBody = types.error === undefined ? undefined : compileShapeCheck(types.error);
+
   /**
    * Answers one request. A handler that returns a plain value is answered at
    * once, without a promise or a microtask per request; a promise is returned
-   * only while an async handler runs, for stop() to wait on.
+   * only while an async handler runs, for stop() to wait on. Nothing here
+   * throws or rejects: every failure becomes an error reply and a report.
    */
   function serve(msg: Msg): Promise<void> | undefined {
     const ctx = contextOf(msg, performance.now());
@@ -202,17 +239,21 @@ function compileServe<Req, Res extends object>(
       answer(msg, ctx, result);
       return undefined;
     }
-    return Promise.resolve(result).then(
-      (response) => answer(msg, ctx, response),
-      (err: unknown) => fail(msg, ctx, err),
-    );
+    return Promise.resolve(result)
+      .then(
+        (response) => answer(msg, ctx, response),
+        (err: unknown) => fail(msg, ctx, err),
+      )
+      .catch((err: unknown) => report(err, ctx));
   }
 
   function answer(msg: Msg, ctx: RequestContext, response: Res): void {
     try {
-      const invalid = types.response.verify(response);
-      if (invalid !== null)
-        throw new Error(`response is not a valid ${endpoint.responseType}: ${invalid}`);
+      checkHttpStatus(ctx.httpStatus);
+      const invalid = checkResponse(response);
+      if (invalid !== null) {
+        throw new InvalidReplyError(`response is not a valid ${endpoint.responseType}: ${invalid}`);
+      }
       replyOk(msg, types.response.encode(response).finish(), ctx.httpStatus);
       stats.record(performance.now() - ctx.receivedAt);
     } catch (err) {
@@ -222,14 +263,38 @@ function compileServe<Req, Res extends object>(
 
   function fail(msg: Msg, ctx: RequestContext, err: unknown): void {
     if (err instanceof ServiceError) {
-      const body = err.body && types.error ? types.error.encode(err.body).finish() : undefined;
-      replyError(msg, ctx, err.code, err.message, body);
+      failWith(msg, ctx, err);
       return;
     }
-    onError(err, ctx);
-    replyError(msg, ctx, 500, "internal error");
+    report(err, ctx);
+    replyError(msg, ctx, 500, err instanceof InvalidReplyError ? err.message : "internal error");
   }
 
+  function failWith(msg: Msg, ctx: RequestContext, err: ServiceError): void {
+    let body: Uint8Array | undefined;
+    try {
+      body = encodeErrorBody(err);
+    } catch (bad) {
+      fail(msg, ctx, bad);
+      return;
+    }
+    replyError(msg, ctx, err.code, err.message, body);
+  }
+
+  function encodeErrorBody(err: ServiceError): Uint8Array | undefined {
+    if (err.body === undefined || types.error === undefined || checkErrorBody === undefined) {
+      return undefined;
+    }
+    const invalid = checkErrorBody(err.body);
+    if (invalid !== null) {
+      throw new InvalidReplyError(
+        `ServiceError ${err.code} body is not a valid ${endpoint.errorType}: ${invalid}`,
+      );
+    }
+    return types.error.encode(err.body).finish();
+  }
+
+  /** Sends an error reply; one that cannot go (too large, say) is replaced by a plain 500. */
   function replyError(
     msg: Msg,
     ctx: RequestContext,
@@ -239,14 +304,44 @@ function compileServe<Req, Res extends object>(
   ): void {
     // Header values cannot hold line breaks.
     const oneLine = message.replace(/[\r\n]+/g, " ");
-    const h = headers();
-    h.set(SERVICE_ERROR_CODE, String(code));
-    h.set(SERVICE_ERROR, oneLine);
-    msg.respond(body, { headers: h });
+    try {
+      respondError(msg, code, oneLine, body);
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      report(new InvalidReplyError(`the ${code} error reply could not be sent: ${why}`, err), ctx);
+      replyUnsendable(msg, ctx, code, why);
+      return;
+    }
     stats.record(performance.now() - ctx.receivedAt, `${code}:${oneLine}`);
   }
 
+  function replyUnsendable(msg: Msg, ctx: RequestContext, code: number, why: string): void {
+    const message = `internal error: the ${code} error reply could not be sent (${why})`
+      .replace(/[\r\n]+/g, " ")
+      .slice(0, 512);
+    try {
+      respondError(msg, 500, message);
+    } catch (err) {
+      // Not even a bodiless reply goes (connection closed): the caller times out.
+      report(err, ctx);
+    }
+    stats.record(performance.now() - ctx.receivedAt, `500:${message}`);
+  }
+
   return serve;
+}
+
+/** The gateway takes only 200-299 as a success status: anything else would be a 502 there. */
+function checkHttpStatus(status: number | undefined): void {
+  if (status === undefined || (Number.isInteger(status) && status >= 200 && status <= 299)) return;
+  throw new InvalidReplyError(`ctx.httpStatus must be an integer 200-299, got ${String(status)}`);
+}
+
+function respondError(msg: Msg, code: number, message: string, body?: Uint8Array): void {
+  const h = headers();
+  h.set(SERVICE_ERROR_CODE, String(code));
+  h.set(SERVICE_ERROR, message);
+  msg.respond(body, { headers: h });
 }
 
 /**

@@ -138,3 +138,19 @@ t.test("a body fitting a request schema is one the codec reads", async (t) => {
     t.doesNotThrow(() => codec.fromJson(parseJsonBody(text), "$"), label(options));
   }
 });
+
+t.test(
+  "an enum value the proto has no name for, printed as its number, fits the reply schema in every style",
+  async (t) => {
+    const newer = sinkType.decode(
+      sinkType.encode(codec.fromJson({ ...SAMPLE, color: 7, colors: [9, "RED"] }, "$")).finish(),
+    );
+    for (const options of VARIANTS) {
+      const body = JSON.parse(codec.toJson(newer, options));
+      t.equal(body.color, 7, `${label(options)}: printed as its number`);
+      const validate = schemas.response(options);
+      t.ok(validate(body), `${label(options)} ${JSON.stringify(validate.errors)}`);
+      t.ok(schemas.request(options)(body), `${label(options)}: the request schema takes it too`);
+    }
+  },
+);

@@ -88,7 +88,9 @@ t.test("canonical JSON: lowerCamel names, int64 as decimal strings, enums by nam
   const sink = props(replySchema(SINK, "get"));
   t.ok("bigInt" in sink && !("big_int" in sink));
   t.match(sink.bigInt, { type: "string", pattern: String });
-  t.match(deref(sink.color), { type: "string", enum: ["COLOR_UNSPECIFIED", "RED", "GREEN"] });
+  t.match(deref(sink.color), {
+    anyOf: [{ type: "string", enum: ["COLOR_UNSPECIFIED", "RED", "GREEN"] }, { type: "integer" }],
+  });
   t.match(sink.wrappedBig, { type: ["string", "null"] }, "a wrapper is its scalar, nullable");
 });
 
@@ -96,7 +98,9 @@ t.test("int64: number gives integers, enums: number gives the enum's numbers", a
   const sink = props(replySchema(SINK, "put"));
   t.match(sink.bigInt, { type: "integer", format: "int64" });
   t.match(sink.bigUint, { type: "integer", minimum: 0 });
-  t.match(deref(sink.color), { type: "integer", enum: [0, 1, 2] });
+  t.match(deref(sink.color), {
+    anyOf: [{ type: "integer", enum: [0, 1, 2] }, { type: "integer" }],
+  });
   t.match(sink.wrappedBig, { type: ["integer", "null"] });
 });
 

@@ -340,3 +340,33 @@ t.test("byte-identical bodies match without being parsed or normalized", async (
     diffs: [{ path: "$status" }],
   });
 });
+
+t.test(
+  "an ignored field the type lacks is removed before normalizing: int64 and enum spellings still match",
+  async (t) => {
+    const ignore = compileIgnorePaths(["$.links"]);
+    const legacy = { id: "u1", balance_cents: 42, tier: 2, links: { self: "/u1" } };
+    const nats = { id: "u1", balanceCents: "42", tier: "TIER_PRO" };
+    t.same(compareAnswers(json(legacy), json(nats), users, ignore), { result: "match" });
+    const changed = { ...nats, email: "b@x.io" };
+    t.same(compareAnswers(json(legacy), json(changed), users, ignore), {
+      result: "mismatch",
+      diffs: [{ path: "$.email", kind: "extra", mirror: "b@x.io" }],
+      truncated: false,
+    });
+  },
+);
+
+t.test(
+  "an ignored array index beside an ignored legacy-only field keeps normalizing",
+  async (t) => {
+    const ignore = compileIgnorePaths(["$.links", "$.tags[0]"]);
+    const legacy = { id: "u1", balance_cents: 42, tags: ["a", "b"], links: {} };
+    const nats = { id: "u1", balanceCents: "42", tags: ["x", "b"] };
+    t.same(compareAnswers(json(legacy), json(nats), users, ignore), { result: "match" });
+    t.match(compareAnswers(json(legacy), json({ ...nats, tags: ["x", "c"] }), users, ignore), {
+      result: "mismatch",
+      diffs: [{ path: "$.tags[1]", primary: "b", mirror: "c" }],
+    });
+  },
+);
