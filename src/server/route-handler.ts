@@ -8,9 +8,10 @@
  * request: a NATS mirror runs beside a legacy primary, a legacy mirror starts
  * once the NATS primary's outcome is known (see mirrorNatsOutcome).
  */
-import { PassThrough, type Readable } from "node:stream";
+import { PassThrough, pipeline, Readable } from "node:stream";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { LegacyAnswer, LegacyRequest } from "../backends/legacy/forward.js";
+import type { HeaderMap } from "../backends/legacy/headers.js";
 import type { LegacyUpstreams } from "../backends/legacy/upstreams.js";
 import type { DeadLetterStore } from "../backends/nats/dead-letters.js";
 import {
@@ -162,8 +163,10 @@ async function serveLegacy(
   req.backend = "legacy";
   let answer: LegacyAnswer<Readable | Buffer>;
   try {
+    // A client that goes away (reply.raw closes) cancels the forward and its retries.
+    const options = { mode: "relay", client: reply.raw } as const;
     // Retried before anything reached the client: the request body is kept.
-    const forward = () => deps.legacy.forward(deps.route, legacyRequest(req), { mode: "relay" });
+    const forward = () => deps.legacy.forward(deps.route, legacyRequest(req), options);
     answer = await deps.breakers.legacy.run(() => deps.retryingLegacy(forward), isServerError);
   } catch (error) {
     mirror?.primaryFailed();
@@ -172,8 +175,19 @@ async function serveLegacy(
   // The gateway's request id wins over one the upstream sets: it names the request in every log.
   reply.code(answer.status).headers(answer.headers).header("x-request-id", req.id);
   closeIfDraining(deps, reply);
-  if (mirror !== undefined) return reply.send(keepForComparison(answer, mirror, deps));
-  return reply.send(answer.body);
+  const body = mirror === undefined ? answer.body : keepForComparison(answer, mirror, deps);
+  return reply.send(payloadOf(body, answer.headers));
+}
+
+/**
+ * The body as Fastify sends it without adding a header of its own: it labels
+ * a Buffer that has no Content-Type `application/octet-stream`, so an empty
+ * body goes as no payload and one without Content-Type (rare) as a stream.
+ */
+function payloadOf(body: Readable | Buffer, headers: HeaderMap): Readable | Buffer | undefined {
+  if (!Buffer.isBuffer(body)) return body;
+  if (body.length === 0) return undefined;
+  return headers["content-type"] === undefined ? Readable.from([body]) : body;
 }
 
 /** The body to send, while the mirror gets the primary's answer to compare (up to the cap). */
@@ -203,7 +217,11 @@ function comparedLegacy(
 /**
  * Pipes the legacy body to the client unchanged while keeping a copy (up to
  * the cap) for the comparison. Both consumers attach in this same tick, so no
- * chunk is missed; backpressure is the client's, as with a plain pipe.
+ * chunk is missed; backpressure is the client's, as with a plain pipe. A
+ * pipeline, not a pipe: an upstream failing mid-body destroys `out`, so the
+ * client's connection is cut as for an unshadowed stream (a pipe left it open
+ * for good, and the drain waiting), and a client leaving destroys the upstream
+ * body (the `data` listener kept it flowing).
  */
 function teeForComparison(
   answer: LegacyAnswer<Readable>,
@@ -225,13 +243,10 @@ function teeForComparison(
       comparedLegacy(answer.status, answer.headers, Buffer.concat(chunks, size)),
     );
   });
-  answer.body.once("error", () => mirror.primaryFailed());
-  // A client that goes away mid-body pauses the upstream, which then neither
-  // ends nor fails: without this the mirror would hold its in-flight slot for good.
-  out.once("close", () => {
-    if (!answer.body.readableEnded) mirror.primaryFailed();
+  // Either side failing or closing early: the mirror lets go of its in-flight slot.
+  pipeline(answer.body, out, (error) => {
+    if (error) mirror.primaryFailed();
   });
-  answer.body.pipe(out);
   return out;
 }
 

@@ -60,6 +60,22 @@ export function deadlineError(timeoutMs: number): DOMException {
   return new DOMException(`no answer within ${timeoutMs} ms`, "TimeoutError");
 }
 
+/**
+ * The client went away before the legacy answer was done: the exchange is
+ * cancelled, as nobody would read it. Logged and counted with nginx's 499
+ * ("client closed request"): not the upstream's failure, so neither retried
+ * nor counted by the breaker, and no 5xx on the dashboards.
+ */
+export function clientGone(): TurnoutError {
+  return new TurnoutError(
+    "TURNOUT_ERR_UPSTREAM_FAILED",
+    "the client closed the connection before the legacy answer; the forward was cancelled",
+    { status: CLIENT_CLOSED_REQUEST },
+  );
+}
+
+const CLIENT_CLOSED_REQUEST = 499;
+
 function kindOf(error: unknown): Kind | undefined {
   const name = (error as { name?: unknown } | null)?.name;
   if (name === "TimeoutError") return "timeout";

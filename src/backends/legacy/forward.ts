@@ -1,14 +1,15 @@
 /**
  * One exchange with a legacy upstream over its undici Pool. The answer's shape
- * is what a Fastify reply takes as is:
- * `reply.code(a.status).headers(a.headers).send(a.body)`.
+ * is what a Fastify reply takes: `reply.code(a.status).headers(a.headers)
+ * .send(a.body)`, except that Fastify labels a Buffer without Content-Type (an
+ * empty body too) as application/octet-stream (see serveLegacy's payloadOf).
  * Every failure is thrown as a TurnoutError mapped by failures.ts.
  */
 import { EventEmitter } from "node:events";
 import type { Readable } from "node:stream";
 import type { Dispatcher, Pool } from "undici";
 import { TurnoutError } from "../../errors.js";
-import { deadlineError, upstreamFailure } from "./failures.js";
+import { clientGone, deadlineError, upstreamFailure } from "./failures.js";
 import { type ForwardedFrom, type HeaderMap, requestHeaders, responseHeaders } from "./headers.js";
 
 /** The client's request as the gateway received it. */
@@ -21,8 +22,22 @@ export interface LegacyRequest extends ForwardedFrom {
 }
 
 interface CommonOptions {
-  /** Cancels the exchange (e.g. the client went away); its reason becomes the `cause`. */
+  /** Cancels the exchange; its reason becomes the `cause`. */
   readonly signal?: AbortSignal;
+  /**
+   * The client's response (Fastify's `reply.raw`): its "close" before the
+   * answer is done means the client went away, which cancels the exchange (a
+   * queued one is then never sent). Cheaper than an AbortController per
+   * request: one listener on an emitter the request has anyway.
+   */
+  readonly client?: ClientSide;
+}
+
+/** What a forward reads of the client's response: whether, or when, it closed. */
+export interface ClientSide {
+  readonly destroyed: boolean;
+  once(event: "close", listener: () => void): unknown;
+  removeListener(event: "close", listener: () => void): unknown;
 }
 
 /**
@@ -78,11 +93,12 @@ export async function forwardTo(
   timeoutMs: number,
   options: ForwardOptions,
 ): Promise<LegacyAnswer<Readable | Buffer>> {
-  const abort = new RequestAbort(timeoutMs, options.signal);
+  const path = target.prefix + originForm(request.url);
+  const abort = new RequestAbort(timeoutMs, options);
   try {
     const response = await target.pool.request({
       method: request.method as Dispatcher.HttpMethod,
-      path: target.prefix + request.url,
+      path,
       headers: requestHeaders(request, target.host),
       body: request.body ?? null,
       signal: abort,
@@ -90,21 +106,122 @@ export async function forwardTo(
     });
     checkStatus(response);
     const headers = responseHeaders(response.headers);
-    if (options.mode === "relay" && !declaresAtMost(headers, RELAY_WHOLE_MAX_BYTES)) {
-      abort.stopTimer();
-      // A caller's cancel still applies to the body, until the body is done.
-      response.body.once("close", () => abort.release());
-      return { status: response.statusCode, headers, body: response.body };
-    }
-    const cap = options.mode === "relay" ? RELAY_WHOLE_MAX_BYTES : options.maxBodyBytes;
-    const body = await collect(response.body, headers, cap);
-    abort.release();
+    const body = await answerBody(response, headers, request.method, options, abort);
+    // A body read whole is done with; a streamed one lets go once it closes.
+    if (Buffer.isBuffer(body)) abort.release();
     return { status: response.statusCode, headers, body };
   } catch (error) {
     abort.release();
     throw upstreamFailure(error);
   }
 }
+
+/** An answer that has no body: one shared Buffer, never written to. */
+const NO_BODY = Buffer.alloc(0);
+
+/** Not async: the hot path (a small body read whole) awaits collect's own promise, no other. */
+function answerBody(
+  response: Dispatcher.ResponseData,
+  headers: HeaderMap,
+  method: string,
+  options: ForwardOptions,
+  abort: RequestAbort,
+): Promise<Readable | Buffer> | Readable | Buffer {
+  if (method === "HEAD" || response.statusCode === 204 || response.statusCode === 304) {
+    return noBody(response.body, method, options, abort);
+  }
+  if (options.mode === "relay" && !declaresAtMost(headers, RELAY_WHOLE_MAX_BYTES)) {
+    return streamed(response.body, abort);
+  }
+  const cap = options.mode === "relay" ? RELAY_WHOLE_MAX_BYTES : options.maxBodyBytes;
+  return collect(response.body, headers, cap);
+}
+
+/**
+ * A HEAD answer or a 204/304 has no body, whatever its Content-Length says
+ * (RFC 9110 sections 8.6, 9.3.2, 15.4.5): it is never read, as undici fails a
+ * 204/304 whose Content-Length is not 0 as "too short". A relayed HEAD answer
+ * stays the (empty) stream: Fastify keeps the upstream's Content-Length only
+ * on a stream, and puts the length of a Buffer (0) in its place.
+ */
+function noBody(
+  body: Readable,
+  method: string,
+  options: ForwardOptions,
+  abort: RequestAbort,
+): Readable | Buffer {
+  // undici completed the exchange with the head: nothing is left to cancel.
+  abort.release();
+  if (method === "HEAD" && options.mode === "relay") return body;
+  discard(body);
+  return NO_BODY;
+}
+
+/**
+ * Hands the body on as a stream once its first chunk is in, so that an
+ * upstream failing before any byte (a stall past the timeout, a reset) is
+ * still a coded 504/502 (counted by the breaker), not a cut or a 500 carrying
+ * the upstream's headers. The chunk stays in the stream.
+ */
+async function streamed(body: Readable, abort: RequestAbort): Promise<Readable | Buffer> {
+  abort.stopTimer();
+  // A caller's cancel still applies to the body, until the body is done.
+  body.once("close", () => abort.release());
+  if (await firstChunk(body)) return body;
+  discard(body); // ended empty: the exchange is complete
+  return NO_BODY;
+}
+
+/** True once the body has a chunk buffered, false when it ended empty; rejects with its failure. */
+function firstChunk(body: Readable): Promise<boolean> {
+  if (body.errored) return Promise.reject(body.errored);
+  if (body.readableLength > 0) return Promise.resolve(true);
+  return new Promise((resolve, reject) => {
+    const settle = (error: unknown, hasBytes: boolean) => {
+      body.off("readable", onReadable).off("end", onEnd).off("error", onError);
+      body.off("close", onClose);
+      if (error === undefined) resolve(hasBytes);
+      else reject(error);
+    };
+    // "readable" with nothing buffered is the end. Once the listener is gone,
+    // the stream flows again for whoever reads it (no chunk is taken here).
+    const onReadable = () => settle(undefined, body.readableLength > 0);
+    const onEnd = () => settle(undefined, false);
+    const onError = (error: unknown) => settle(error, false);
+    const onClose = () => settle(body.errored ?? closedEarly(), false);
+    body.on("readable", onReadable).on("end", onEnd).on("error", onError).on("close", onClose);
+  });
+}
+
+function closedEarly(): TurnoutError {
+  return new TurnoutError(
+    "TURNOUT_ERR_UPSTREAM_RESET",
+    "the legacy upstream's body closed before its first byte",
+  );
+}
+
+/**
+ * The path and query the upstream gets (origin-form, RFC 9112 section 3.2.1).
+ * A client may send the absolute form (`GET http://host/path`): Fastify routes
+ * it by its path but keeps it whole in `req.url`, and forwarded as is it would
+ * name a host of the client's choosing to the upstream. Any other form (`*`)
+ * names no resource of the route.
+ */
+export function originForm(url: string): string {
+  if (url.charCodeAt(0) === SLASH) return url;
+  const authority = ABSOLUTE_FORM.exec(url);
+  if (authority === null) {
+    throw new TurnoutError("TURNOUT_ERR_BAD_PARAM", "the request target is not a path", {
+      field: "url",
+    });
+  }
+  const rest = url.slice(authority[0].length);
+  return rest.charCodeAt(0) === SLASH ? rest : `/${rest}`;
+}
+
+const SLASH = 0x2f;
+/** scheme "://" authority (RFC 3986 section 3). */
+const ABSOLUTE_FORM = /^[a-z][a-z\d+.-]*:\/\/[^/?#]*/i;
 
 function declaresAtMost(headers: HeaderMap, bytes: number): boolean {
   const declared = headers["content-length"];
@@ -157,24 +274,32 @@ function tooLarge(what: string, maxBytes: number): TurnoutError {
 }
 
 /**
- * The signal undici watches, aborted by the route deadline or by the caller's
- * signal. undici takes an EventEmitter as a signal: an AbortController and its
- * EventTarget listeners per request were about 4% of the gateway's CPU on the
- * legacy path.
+ * The signal undici watches, aborted by the route deadline, the caller's
+ * signal or the client going away. undici takes an EventEmitter as a signal:
+ * an AbortController and its EventTarget listeners per request were about 4%
+ * of the gateway's CPU on the legacy path.
  */
 class RequestAbort extends EventEmitter {
   aborted = false;
   reason: unknown = undefined;
   readonly #timer: NodeJS.Timeout;
   readonly #caller: AbortSignal | undefined;
-  readonly #onCallerAbort = () => this.#abort(this.#caller?.reason);
+  readonly #client: ClientSide | undefined;
+  readonly #onCancel = () =>
+    this.#abort(this.#caller?.aborted ? this.#caller.reason : clientGone());
 
-  constructor(timeoutMs: number, caller: AbortSignal | undefined) {
+  constructor(timeoutMs: number, options: CommonOptions) {
     super();
     this.#timer = setTimeout(() => this.#abort(deadlineError(timeoutMs)), timeoutMs);
-    this.#caller = caller;
-    if (caller?.aborted) this.#onCallerAbort();
-    else caller?.addEventListener("abort", this.#onCallerAbort, { once: true });
+    this.#caller = options.signal;
+    this.#client = options.client;
+    // Already gone (e.g. before a retry): undici then sends nothing.
+    if (this.#caller?.aborted || this.#client?.destroyed) {
+      this.#onCancel();
+      return;
+    }
+    this.#caller?.addEventListener("abort", this.#onCancel, { once: true });
+    this.#client?.once("close", this.#onCancel);
   }
 
   stopTimer(): void {
@@ -183,7 +308,8 @@ class RequestAbort extends EventEmitter {
 
   release(): void {
     clearTimeout(this.#timer);
-    this.#caller?.removeEventListener("abort", this.#onCallerAbort);
+    this.#caller?.removeEventListener("abort", this.#onCancel);
+    this.#client?.removeListener("close", this.#onCancel);
   }
 
   #abort(reason: unknown): void {

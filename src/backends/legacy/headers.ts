@@ -59,22 +59,33 @@ export function requestHeaders(from: ForwardedFrom, upstreamHost: string): Heade
   return headers;
 }
 
-/** The upstream's response headers, minus the hop-by-hop ones. */
+/**
+ * The upstream's response headers, minus the hop-by-hop ones, with
+ * Content-Length last. Node re-encodes a Content-Disposition that comes after
+ * a non-zero Content-Length (nodejs/node#46528): undici hands on header bytes
+ * as latin1 text, which Node would then read as UTF-8, so `naïve` in UTF-8
+ * (c3 af) would reach the client as one byte (ef). Placed before Content-Length,
+ * every header's bytes go out as they came.
+ */
 export function responseHeaders(headers: Record<string, string | string[] | undefined>): HeaderMap {
-  return endToEnd(headers, undefined);
+  return endToEnd(headers, undefined, "content-length");
 }
 
 function endToEnd(
   headers: Record<string, string | string[] | undefined>,
   alsoDropped: ReadonlySet<string> | undefined,
+  last?: string,
 ): HeaderMap {
   const named = connectionTokens(headers.connection);
   const kept: HeaderMap = {};
+  let lastValue: string | string[] | undefined;
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined || HOP_BY_HOP.has(name) || alsoDropped?.has(name)) continue;
     if (named?.has(name)) continue;
-    kept[name] = value;
+    if (name === last) lastValue = value;
+    else kept[name] = value;
   }
+  if (last !== undefined && lastValue !== undefined) kept[last] = lastValue;
   return kept;
 }
 

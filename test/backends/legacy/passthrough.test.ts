@@ -6,6 +6,7 @@ import t, { type Test } from "tap";
 import { request } from "undici";
 import type { LegacyRequest } from "../../../src/backends/legacy/forward.js";
 import { LegacyUpstreams } from "../../../src/backends/legacy/upstreams.js";
+import { forwardFailure } from "../../helpers/legacy-server.js";
 
 interface Seen {
   method: string;
@@ -91,6 +92,26 @@ t.test("a base URL with a path prefix puts the prefix before the client's path",
   await upstreams.forward(route, client({ url: "/v1/users/7?x=1" }), BUFFER);
   t.equal(up.seen[0]?.url, "/legacy/api/v1/users/7?x=1");
 });
+
+t.test(
+  "an absolute-form target reaches the upstream as its path and query only; `*` is a 400",
+  async (t) => {
+    const up = await upstream(t, (res) => res.end());
+    const { route, upstreams } = legacy(t, `${up.url}/legacy/api`);
+    for (const url of ["http://attacker.example/v1/users/7?x=1", "HTTPS://a.example:8443"]) {
+      await upstreams.forward(route, client({ url }), BUFFER);
+    }
+    t.same(
+      up.seen.map((seen) => seen.url),
+      ["/legacy/api/v1/users/7?x=1", "/legacy/api/"],
+      "never the client's scheme and host",
+    );
+    const star = client({ method: "OPTIONS", url: "*" });
+    const refused = await forwardFailure(upstreams.forward(route, star, BUFFER));
+    t.match(refused, { code: "TURNOUT_ERR_BAD_PARAM", status: 400, field: "url" });
+    t.equal(up.seen.length, 2, "nothing sent for it");
+  },
+);
 
 t.test("status, Location and every Set-Cookie come back unchanged", async (t) => {
   const up = await upstream(t, (res) => {
