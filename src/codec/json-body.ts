@@ -8,6 +8,7 @@
  */
 import { isSafeNumber, LosslessNumber, parse as parseLossless } from "lossless-json";
 import { TurnoutError } from "../errors.js";
+import { duplicateKey } from "./duplicate-keys.js";
 
 export { isLosslessNumber, LosslessNumber } from "lossless-json";
 
@@ -61,20 +62,24 @@ function parseNumber(text: string): number | LosslessNumber {
 
 /**
  * JSON.parse, except that numbers a JS number would round come back as
- * `LosslessNumber`. Invalid JSON is a TURNOUT_ERR_BAD_JSON with the position.
- * Duplicate keys: JSON.parse keeps the last one; the lossless path (taken only
- * for texts with long digit runs or exponents) refuses duplicates with different values.
+ * `LosslessNumber`. Invalid JSON is a TURNOUT_ERR_BAD_JSON with the position;
+ * so is a key given twice in one object (JSON.parse would keep the last one).
  */
 export function parseJsonBody(text: string): unknown {
-  if (!mayRoundNumbers(text)) {
-    try {
-      return JSON.parse(text);
-    } catch (error) {
-      throw badJson(text, error);
-    }
+  const value = parseWhole(text);
+  const twice = duplicateKey(text, value);
+  if (twice !== undefined) {
+    throw new TurnoutError(
+      "TURNOUT_ERR_BAD_JSON",
+      `invalid JSON: key ${JSON.stringify(twice)} is given twice in one object`,
+    );
   }
+  return value;
+}
+
+function parseWhole(text: string): unknown {
   try {
-    return parseLossless(text, null, parseNumber);
+    return mayRoundNumbers(text) ? parseLossless(text, null, parseNumber) : JSON.parse(text);
   } catch (error) {
     throw badJson(text, error);
   }

@@ -68,8 +68,25 @@ t.test("numbers JSON.parse would round to an integer come back exact", async (t)
   t.same(parseJsonBody('{"a":1e2,"b":-2.5e-3}'), { a: 100, b: -0.0025 }, "exact ones stay numbers");
 });
 
-t.test("on the lossless path a key given twice with different values is refused", async (t) => {
-  const error = caught(() => parseJsonBody('{"a":12345678901234567890,"a":1}'));
-  t.equal(error.code, "TURNOUT_ERR_BAD_JSON");
-  t.match(error.message, /Duplicate key 'a'/);
+t.test("a key given twice in one object is a 400 naming it, on either parse path", async (t) => {
+  const cases: Array<[string, string]> = [
+    ['{"a":1,"a":2}', "a"],
+    ['{"a":1,"a":1}', "a"],
+    ['{"x":[{"k":true},{"c":1,"c":null}]}', "c"],
+    ['{"q\\"":1, "q\\"" :2}', 'q\\"'],
+    ['{"a":12345678901234567890,"a":1}', "a"],
+    ['{"id":"123e4567","n":1e2,"n":3}', "n"],
+  ];
+  for (const [text, key] of cases) {
+    const error = caught(() => parseJsonBody(text));
+    t.equal(error.code, "TURNOUT_ERR_BAD_JSON", text);
+    t.match(error.message, /Duplicate key|is given twice in one object/, text);
+    t.ok(error.message.includes(key), `${text}: names ${key}`);
+  }
+});
+
+t.test("the same key in different objects, and colons inside strings, are fine", async (t) => {
+  const text = '{"a":"x:y:z","b":{"a":1,"k:":[{"a":2},{"a":3}]},"c":[]}';
+  t.same(parseJsonBody(text), JSON.parse(text));
+  t.same(parseJsonBody('{"__proto__":{"a":1},"a":2}'), JSON.parse('{"__proto__":{"a":1},"a":2}'));
 });

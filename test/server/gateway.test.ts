@@ -123,6 +123,7 @@ t.test("each kind of bad input is a 400 problem naming the field", async (t) => 
     ],
     ["fraction for an integer", '{"items":[{"quantity":1.5}]}', "$.items[0].quantity", /integer/i],
     ["not JSON at all", '{"id":', "", /invalid JSON/],
+    ["a key given twice", '{"id":"a","id":"b"}', "", /key "id" is given twice/],
   ];
   for (const [what, body, field, message] of cases) {
     const res = await fetch(url("/v1/orders"), {
@@ -303,7 +304,7 @@ t.test(
 t.test("metrics count requests by route, backend and code, with payload sizes", async (t) => {
   const text = await (await fetch(`${stack.gateway.adminUrl}/metrics`)).text();
   t.match(text, /turnout_requests_total\{route="users.get",backend="nats",code="200"\} [1-9]/);
-  t.match(text, /turnout_requests_total\{route="orders.create",backend="gateway",code="400"\} 10/);
+  t.match(text, /turnout_requests_total\{route="orders.create",backend="gateway",code="400"\} 11/);
   t.match(text, /turnout_requests_total\{route="ghost.get",backend="gateway",code="503"\} 1/);
   t.match(text, /turnout_requests_total\{route="orders.get",backend="nats",code="504"\} 1/);
   t.match(text, /turnout_requests_total\{route="_unmatched",backend="gateway",code="404"\} 2/);
