@@ -25,8 +25,8 @@ export interface AdminApiDeps {
   readonly mismatches: MismatchLog;
   /** The live cutover state and its KV store: `/admin/routes` and the cutover calls. */
   readonly cutover?: { readonly state: CutoverState; readonly store: CutoverStore };
-  /** `GET /admin/dlq` and `POST /admin/dlq/replay`. */
-  readonly deadLetters?: Pick<DeadLetterStore, "list" | "replay">;
+  /** `GET /admin/dlq`, `POST /admin/dlq/replay` and `DELETE /admin/dlq/:seq`. */
+  readonly deadLetters?: Pick<DeadLetterStore, "list" | "replay" | "delete">;
 }
 
 /** `by` of a change made through the API when the body names nobody. */
@@ -83,16 +83,31 @@ function registerDeadLetters(
     const filter = dlqFilter(req.query as Record<string, unknown>, routes);
     // One more than asked: whether there are more to page through.
     const letters = await deadLetters.list({ ...filter, limit: filter.limit + 1 });
-    return { deadLetters: letters.slice(0, filter.limit), more: letters.length > filter.limit };
+    const page = letters.slice(0, filter.limit);
+    const more = letters.length > filter.limit;
+    return { deadLetters: page, more, after: more ? page.at(-1)?.seq : undefined };
   });
   admin.post("/admin/dlq/replay", async (req) => {
     const filter = dlqFilter(optionalJsonBody(req.body), routes);
-    const outcomes = await deadLetters.replay(filter);
+    const { outcomes, more, after } = await deadLetters.replay(filter);
     req.log.info(
-      { route: filter.route, replayed: outcomes.length },
+      { route: filter.route, replayed: outcomes.length, more },
       "dead letters replayed through the admin API",
     );
-    return { outcomes };
+    // Failed letters stay where they are: the next page must start after them.
+    return { outcomes, more, after: more ? after : undefined };
+  });
+  admin.delete("/admin/dlq/:seq", async (req) => {
+    const seq = dlqSeq((req.params as { seq: string }).seq, "seq");
+    const letter = await deadLetters.delete(seq);
+    if (letter === undefined) {
+      throw new TurnoutError("TURNOUT_ERR_NOT_FOUND", `no dead letter at sequence ${seq}`, {
+        field: "seq",
+      });
+    }
+    const deleted = { seq, route: letter.route, requestId: letter.requestId };
+    req.log.info(deleted, "dead letter deleted through the admin API");
+    return { deleted };
   });
 }
 
@@ -142,17 +157,17 @@ function registerCutover(
 }
 
 /**
- * `route`, `since` (see parseSince) and `limit` of a dead-letter call, from the
- * query or the body. Any other key is refused: a misspelt filter must not widen a
- * replay to every letter.
+ * `route`, `since` (see parseSince), `limit` and `after` (the previous page's)
+ * of a dead-letter call, from the query or the body. Any other key is refused:
+ * a misspelt filter must not widen a replay to every letter.
  */
 function dlqFilter(
   source: Record<string, unknown>,
   routes: KnownRoutes,
 ): DeadLetterFilter & { limit: number } {
   for (const key of Object.keys(source)) {
-    if (key !== "route" && key !== "since" && key !== "limit") {
-      const message = `${key} is not a filter (route, since, limit)`;
+    if (!DLQ_FILTERS.has(key)) {
+      const message = `${key} is not a filter (route, since, limit, after)`;
       throw new TurnoutError("TURNOUT_ERR_BAD_PARAM", message, { field: key });
     }
   }
@@ -166,7 +181,21 @@ function dlqFilter(
     throw new TurnoutError("TURNOUT_ERR_BAD_PARAM", "since must be a string", { field: "since" });
   }
   const sinceDate = since === undefined ? undefined : parseSince(since, Date.now());
-  return { route, since: sinceDate, limit: dlqLimit(source.limit) };
+  const after = source.after === undefined ? undefined : dlqSeq(source.after, "after");
+  return { route, since: sinceDate, after, limit: dlqLimit(source.limit) };
+}
+
+const DLQ_FILTERS = new Set(["route", "since", "limit", "after"]);
+
+/** A stream sequence: `after` (0 is the start) or a letter's `:seq`. */
+function dlqSeq(value: unknown, field: "after" | "seq"): number {
+  const text = typeof value === "number" ? String(value) : value;
+  if (typeof text === "string" && /^\d{1,15}$/.test(text)) return Number(text);
+  throw new TurnoutError(
+    "TURNOUT_ERR_BAD_PARAM",
+    `${field} must be a stream sequence (a whole number), got ${JSON.stringify(value)}`,
+    { field },
+  );
 }
 
 /**
@@ -250,7 +279,7 @@ function parseJsonBody(raw: unknown): unknown {
   }
 }
 
-function authorize(token: AdminToken, req: FastifyRequest): void {
+export function authorize(token: AdminToken, req: FastifyRequest): void {
   const result = token.checkBearer(req.headers.authorization);
   if (result === "ok") return;
   if (result === "unconfigured") {

@@ -2,19 +2,22 @@
  * The NATS path of a `mode: publish` route, compiled once at start:
  * parse (JSON + params -> protobuf, as in request mode) -> publish to JetStream
  * and wait for the stream's ack -> 202 `{"stream", "seq", "duplicate"}`.
- * The client's `Idempotency-Key` becomes `Nats-Msg-Id`, so the stream stores a
- * retried request once (within its duplicate window) and acks it as a duplicate.
+ * The client's `Idempotency-Key` becomes `Nats-Msg-Id` as `<route name>:<key>`,
+ * so the stream stores a retried request once (within its duplicate window) and
+ * acks it as a duplicate. design.md says "as is"; scoped on purpose: JetStream's
+ * duplicate window is per stream, so two routes publishing into one stream with
+ * the same key (two clients' own counters, say) would drop each other's writes.
  * The route's `retry` applies as in request mode, with the key standing for
  * idempotency: a publish that reached no one is retried; one that timed out
  * (the stream may have stored it) only when it carries a key, as the stream
  * then drops the second copy.
  */
 import type { IncomingHttpHeaders } from "node:http";
-import type { JetStreamPublishOptions } from "@nats-io/jetstream";
-import { errors, type MsgHdrs, headers as natsHeaders } from "@nats-io/transport-node";
+import { errors } from "@nats-io/transport-node";
 import type protobuf from "protobufjs";
-import { REQUEST_ID_HEADER, ROUTE_HEADER, SHADOW_HEADER } from "../backends/nats/headers.js";
+import { compileRequestHeaders } from "../backends/nats/headers.js";
 import { hasJetStream, type Requester } from "../backends/nats/link.js";
+import { tooLargeForServer } from "../backends/nats/requester.js";
 import { compileRetry } from "../backends/resilience/retry.js";
 import { compileRouteCodec, parseJsonBody } from "../codec/index.js";
 import type { RouteConfig } from "../config/types.js";
@@ -33,7 +36,8 @@ export function compilePublishPipeline(
 ): RouteCall {
   const codec = compileRouteCodec(root, route);
   const subjectOf = compileSubject(route.subject);
-  const forwarded = ["traceparent", "tracestate", ...route.headers];
+  const headersOf = compileRequestHeaders(route.name, route.headers);
+  const msgIdPrefix = `${route.name}:`;
   const policy = { ...route.retry, timeoutMs: route.timeoutMs };
   const countRetry = metrics.retryCounter("nats");
   const retryingKeyed = compileRetry({ ...policy, idempotent: true }, countRetry);
@@ -52,12 +56,12 @@ export function compilePublishPipeline(
     if (!hasJetStream(requester)) {
       throw new TurnoutError("TURNOUT_ERR_NOT_CONNECTED", "JetStream is not available");
     }
-    const options: Partial<JetStreamPublishOptions> = {
-      headers: headersOf(route.name, forwarded, input.requestId, input.headers, shadow),
-      timeout: route.timeoutMs,
-    };
     const key = idempotencyKeyOf(input.headers);
-    if (key !== undefined) options.msgID = key;
+    const msgId = key === undefined ? undefined : msgIdPrefix + key;
+    // Nats-Msg-Id goes into the headers' wire form, not through `msgID`: the
+    // JetStream client would set() it on a MsgHdrs, which encodes as UTF-8.
+    const headers = headersOf(input.requestId, input.headers, shadow, msgId);
+    const options = { headers, timeout: route.timeoutMs };
 
     // The client is taken per attempt: while NATS reconnects it throws
     // NOT_CONNECTED, which is retried like any publish that reached no one.
@@ -76,35 +80,14 @@ export function compilePublishPipeline(
   };
 }
 
-/** The first non-empty `Idempotency-Key` value, trimmed. */
+/**
+ * The first `Idempotency-Key` value, unless empty. Not trimmed: Node already
+ * stripped the spaces around it, and trim() would eat a trailing 0xA0 byte.
+ */
 function idempotencyKeyOf(incoming: IncomingHttpHeaders): string | undefined {
   const value = incoming[IDEMPOTENCY_KEY_HEADER];
-  const first = (Array.isArray(value) ? value[0] : value)?.trim();
+  const first = Array.isArray(value) ? value[0] : value;
   return first === undefined || first === "" ? undefined : first;
-}
-
-/**
- * The same headers a request-mode worker gets (see backends/nats/headers.ts), as a
- * real MsgHdrs: the JetStream client adds `Nats-Msg-Id` to it with `set()`.
- */
-function headersOf(
-  routeName: string,
-  forwarded: readonly string[],
-  requestId: string,
-  incoming: IncomingHttpHeaders,
-  shadow: boolean,
-): MsgHdrs {
-  const h = natsHeaders();
-  h.set(ROUTE_HEADER, routeName);
-  h.set(REQUEST_ID_HEADER, requestId);
-  if (shadow) h.set(SHADOW_HEADER, "1");
-  for (const name of forwarded) {
-    const value = incoming[name];
-    if (value === undefined || value === "") continue;
-    if (typeof value === "string") h.append(name, value.trim());
-    else for (const one of value) h.append(name, one.trim());
-  }
-  return h;
 }
 
 function publishError(err: unknown, subject: string): TurnoutError {
@@ -130,6 +113,9 @@ function publishError(err: unknown, subject: string): TurnoutError {
       cause: err,
     });
   }
+  // The client's doing, as in request mode: a 413 that leaves the breaker alone.
+  const tooLarge = tooLargeForServer(err, subject);
+  if (tooLarge !== undefined) return tooLarge;
   // The stream refused the message (limits, wrong expectations...): its reason, as a 502.
   const message = err instanceof Error ? err.message : String(err);
   return new TurnoutError("TURNOUT_ERR_WORKER", `JetStream refused ${subject}: ${message}`, {

@@ -1,10 +1,11 @@
+import { jetstreamManager } from "@nats-io/jetstream";
 import type { Msg } from "@nats-io/transport-node";
 import type protobuf from "protobufjs";
 import t from "tap";
-import { listDeadLetters } from "../../src/backends/nats/dead-letters.js";
+import { DLQ_STREAM, listDeadLetters } from "../../src/backends/nats/dead-letters.js";
 import { runDlq } from "../../src/cli/dlq.js";
 import { captured } from "../helpers/cli-output.js";
-import { within } from "../helpers/cutover-fixture.js";
+import { call, within } from "../helpers/cutover-fixture.js";
 import { ordersGetRoute } from "../helpers/route-yaml.js";
 import { startStack, writeRoutes } from "../helpers/stack.js";
 
@@ -91,3 +92,84 @@ t.test("dlq refuses a bad command line with exit 2", async (t) => {
   t.equal(unknown.code, 2);
   t.match(unknown.stderr, /no route named "nope"/);
 });
+
+/** Empties the stream, then makes one letter per id (no worker listens); their sequences. */
+async function letters(...ids: string[]): Promise<number[]> {
+  await (await jetstreamManager(stack.nc)).streams.purge(DLQ_STREAM);
+  for (const id of ids) {
+    const res = await fetch(`${gw.url}/v1/orders/${id}`, { headers: { "x-request-id": id } });
+    await res.arrayBuffer();
+  }
+  const stored = async () => (await listDeadLetters(stack.nc)).length === ids.length;
+  if (!(await within(3000, stored))) throw new Error("letters not stored");
+  return (await listDeadLetters(stack.nc)).map((letter) => letter.seq);
+}
+
+t.test(
+  "dlq replay --limit says how to go on, and --after goes on past failed letters",
+  async (t) => {
+    const [first, second] = await letters("page-1", "page-2");
+    const page = await cli("replay", "--limit", "1");
+    t.equal(page.code, 1, "no worker: the replay failed");
+    t.match(page.stdout, new RegExp(`^${first}\torders.get\tpage-1\tfailed `));
+    t.match(page.stdout, new RegExp(`more letters left: go on with --after ${first}\n$`));
+    const rest = await cli("replay", "--limit", "1", "--after", String(first));
+    t.match(rest.stdout, new RegExp(`^${second}\torders.get\tpage-2\tfailed `), "the next one");
+    t.notMatch(rest.stdout, /more letters left/);
+    const listed = await cli("list", "--after", String(first));
+    t.match(listed.stdout, /\tpage-2\t.*\n1 dead letter\(s\)\n$/);
+    const refused = await cli("list", "--after", "x");
+    t.equal(refused.code, 2);
+    t.match(refused.stderr, /--after must be a whole number/);
+  },
+);
+
+t.test("dlq delete removes letters by sequence; one with no letter exits 1", async (t) => {
+  const [first, second] = await letters("del-1", "del-2");
+  const deleted = await cli("delete", String(first));
+  t.equal(deleted.code, 0, deleted.stderr);
+  t.equal(deleted.stdout, `${first}\torders.get\tdel-1\tdeleted\n`);
+  t.same(
+    (await listDeadLetters(stack.nc)).map((letter) => letter.seq),
+    [second],
+  );
+  const missing = await cli("delete", String(first), String(second));
+  t.equal(missing.code, 1, "one of them was not there");
+  t.match(missing.stderr, new RegExp(`no dead letter at sequence ${first}`));
+  t.match(missing.stdout, new RegExp(`^${second}\torders.get\tdel-2\tdeleted\n$`));
+  t.equal((await cli("delete")).code, 2, "a sequence is needed");
+  t.equal((await cli("delete", "--route", "orders.get", "5")).code, 2, "filters are refused");
+  t.equal((await cli("delete", "0")).code, 2);
+});
+
+t.test(
+  "a CLI replay and an admin replay at once send each letter once; the CLI reports no failure",
+  async (t) => {
+    await letters("both-1", "both-2");
+    const seen: Msg[] = [];
+    const sub = stack.nc.subscribe("svc.orders.get", {
+      callback: (_err, msg) => {
+        seen.push(msg);
+        const reply = orderType.encode(orderType.fromObject({ id: "x" })).finish();
+        // Slow enough that the admin replay is still at it when the CLI starts.
+        setTimeout(() => msg.respond(reply), 300);
+      },
+    });
+    t.teardown(() => sub.unsubscribe());
+    await stack.nc.flush();
+    const [fromCli, fromApi] = await Promise.all([
+      cli("replay"),
+      call(`${gw.adminUrl}/admin/dlq/replay`, {
+        method: "POST",
+        body: "{}",
+        token: "dlq-cli-token",
+      }),
+    ]);
+    t.equal(fromApi.status, 200);
+    t.equal(seen.length, 2, "the worker got each letter once");
+    t.equal(fromCli.code, 0, fromCli.stdout);
+    t.notMatch(fromCli.stdout, /failed [A-Z]/, "no letter reported failed");
+    t.match(fromCli.stdout, /replayed \d: \d ok, 0 failed/);
+    t.same(await listDeadLetters(stack.nc), []);
+  },
+);

@@ -21,6 +21,24 @@ const ROUTES =
     response: users.v1.User
     body: user
     mode: publish
+  - name: users.import
+    method: POST
+    path: /v1/imports/:region/users
+    subject: events.users.{region}.imported
+    request: users.v1.CreateUserRequest
+    response: users.v1.User
+    body: user
+    mode: publish
+  - name: bulk.write
+    method: POST
+    path: /v1/bulk/:region
+    subject: bulk.{region}.write
+    request: users.v1.CreateUserRequest
+    response: users.v1.User
+    body: user
+    mode: publish
+    bodyLimit: 4MiB
+    breaker: { errorPercent: 50, volume: 5, resetAfter: 10s }
   - name: acks.write
     method: POST
     path: /v1/acks/:region
@@ -36,6 +54,7 @@ const ROUTES =
 const stack = await startStack(t, writeRoutes(ROUTES), { jetstream: true });
 const jsm = await jetstreamManager(stack.nc);
 await jsm.streams.add({ name: "USER_EVENTS", subjects: ["events.users.>"] });
+await jsm.streams.add({ name: "BULK", subjects: ["bulk.>"] });
 
 const url = (path: string) => `${stack.gateway.url}${path}`;
 const requestType = stack.root.lookupType("users.v1.CreateUserRequest");
@@ -99,7 +118,11 @@ t.test("the same Idempotency-Key twice stores one message", async (t) => {
   const after = (await jsm.streams.info("USER_EVENTS")).state.messages;
   t.equal(after - before, 1, "stored once");
   const stored = await jsm.streams.getMessage("USER_EVENTS", { seq: a.seq });
-  t.equal(stored!.header.get("Nats-Msg-Id"), "create-u-10-once");
+  t.equal(
+    stored!.header.get("Nats-Msg-Id"),
+    "users.create:create-u-10-once",
+    "scoped to the route",
+  );
 
   const other = await post(
     "/v1/regions/eu/users",
@@ -110,6 +133,62 @@ t.test("the same Idempotency-Key twice stores one message", async (t) => {
   t.equal(c.duplicate, false, "another key is another message");
   t.ok(c.seq > a.seq);
 });
+
+t.test("the same Idempotency-Key on two routes into one stream stores both messages", async (t) => {
+  const key = { "idempotency-key": "client-counter-1" };
+  const created = await post("/v1/regions/eu/users", { id: "u-20" }, key);
+  t.equal(created.status, 202);
+  const a = (await created.json()) as { stream: string; seq: number; duplicate: boolean };
+  const imported = await post("/v1/imports/eu/users", { id: "u-21" }, key);
+  t.equal(imported.status, 202);
+  const b = (await imported.json()) as { stream: string; seq: number; duplicate: boolean };
+  t.equal(b.stream, "USER_EVENTS", "both routes publish into one stream");
+  t.equal(b.duplicate, false, "the other route's message is not taken for a duplicate");
+  t.not(b.seq, a.seq);
+  const stored = await jsm.streams.getMessage("USER_EVENTS", { seq: b.seq });
+  t.equal(stored!.subject, "events.users.eu.imported", "the second route's message is stored");
+  t.equal(stored!.header.get("Nats-Msg-Id"), "users.import:client-counter-1");
+  const again = await post("/v1/imports/eu/users", { id: "u-21" }, key);
+  t.same(await again.json(), { ...b, duplicate: true }, "within one route the key still dedupes");
+});
+
+/** A header value as Node hands it over: one char per byte the client sent. */
+const asSent = (text: string) => Buffer.from(text, "utf8").toString("latin1");
+
+t.test(
+  "non-ASCII header values and Idempotency-Keys are stored as the bytes the client sent",
+  async (t) => {
+    const res = await post(
+      "/v1/regions/eu/users",
+      { id: "u-30" },
+      { "x-user-id": asSent("café voilà"), "idempotency-key": asSent("clé-à") },
+    );
+    t.equal(res.status, 202);
+    const { seq } = (await res.json()) as { seq: number };
+    const stored = await jsm.streams.getMessage("USER_EVENTS", { seq });
+    // Decoded as UTF-8 on the way out, so a double encoding would read "cafÃ©".
+    t.equal(stored!.header.get("x-user-id"), "café voilà", "UTF-8 bytes kept, trailing 0xA0 too");
+    t.equal(stored!.header.get("Nats-Msg-Id"), "users.create:clé-à");
+  },
+);
+
+t.test(
+  "a body over the NATS server's max_payload is a 413 that does not open the breaker",
+  async (t) => {
+    // 1.5 MB: under the route's bodyLimit (4MiB), over nats-server's 1 MB max_payload.
+    const huge = { id: "x".repeat(1_500_000) };
+    for (let i = 0; i < 8; i++) {
+      const res = await post("/v1/bulk/eu", huge);
+      t.equal(res.status, 413, `oversize publish ${i + 1}`);
+      const problem = await problemOf(res);
+      t.match(problem, { code: "TURNOUT_ERR_BODY_TOO_LARGE", route: "bulk.write" });
+      t.match(String(problem.detail), /max_payload/);
+    }
+    const small = await post("/v1/bulk/eu", { id: "small" });
+    t.equal(small.status, 202, "the breaker (volume 5, 50%) stayed closed");
+    t.match(await small.json(), { stream: "BULK", duplicate: false });
+  },
+);
 
 t.test("a subject no stream stores is a 503 problem naming the subject", async (t) => {
   const res = await post("/v1/audit/eu", { id: "u-1" });
@@ -187,7 +266,7 @@ t.test("a publish whose ack timed out is retried when it has an Idempotency-Key"
   t.equal(stream.seen.length, 2, "published twice");
   t.same(
     stream.seen.map((msg) => msg.headers?.get("Nats-Msg-Id")),
-    ["order-77", "order-77"],
+    ["acks.write:order-77", "acks.write:order-77"],
     "both times with the key, so a real stream keeps one",
   );
 });

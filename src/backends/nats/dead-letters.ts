@@ -15,10 +15,24 @@
  * most `maxInFlight` letters wait for their acks at once.
  * Replay re-sends each payload as a NATS request to its original subject with
  * its original headers; a letter whose replay got an ok answer (2xx) is
- * deleted from the stream, any other outcome leaves it there for a later replay.
+ * deleted from the stream, any other outcome leaves it there (same sequence)
+ * for a later replay. Replayers (API, CLI, replicas) may run at once: each
+ * claims a letter before sending it (see replayOne), so one of them sends it.
  */
-import { type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { type MsgHdrs, type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
+import {
+  JetStreamApiError,
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstream,
+  jetstreamManager,
+  type StoredMsg,
+} from "@nats-io/jetstream";
+import {
+  Empty,
+  type MsgHdrs,
+  type NatsConnection,
+  headers as natsHeaders,
+} from "@nats-io/transport-node";
 import type protobuf from "protobufjs";
 import { compileRouteCodec, parseJsonBody } from "../../codec/index.js";
 import { parseTimestamp } from "../../codec/time.js";
@@ -29,7 +43,7 @@ import type { GatewayMetrics } from "../../observability/metrics.js";
 import { compileSubject } from "../../routing/subject.js";
 import type { RouteInput } from "../../server/nats-pipeline.js";
 import { isJetStreamMissing } from "./connection.js";
-import { REQUEST_ID_HEADER, ROUTE_HEADER } from "./headers.js";
+import { headerText, REQUEST_ID_HEADER, ROUTE_HEADER } from "./headers.js";
 import { interpretReply } from "./reply.js";
 
 export const DLQ_STREAM = "TURNOUT_DLQ";
@@ -55,6 +69,22 @@ const META_HEADERS = new Set(
 
 /** Replay timeout when the route is unknown to the caller. */
 const DEFAULT_REPLAY_TIMEOUT_MS = 5000;
+
+/**
+ * A replayer's claim on letter N is a message on `turnout.dlq.$claim.N`, in the
+ * same stream: no route name holds "$", so no letter is ever on it.
+ */
+export const DLQ_CLAIM_PREFIX = `${DLQ_SUBJECT_PREFIX}$claim.`;
+/**
+ * A claim older than its letter's timeout plus this was left by a replayer that
+ * died (or lost NATS) before releasing it: another replayer may take it over.
+ * Generous, as replicas' clocks may differ a little from the server's.
+ */
+export const DLQ_CLAIM_MARGIN_MS = 60_000;
+/** JetStream's "wrong last sequence": the claim subject already holds a claim. */
+const WRONG_LAST_SEQUENCE = 10071;
+/** JetStream's "sequence N not found", deleting a message. */
+const SEQUENCE_NOT_FOUND = 10043;
 
 /** Letters waiting for their JetStream ack at once; more are lost as `overloaded`. */
 export const DLQ_MAX_IN_FLIGHT = 1024;
@@ -95,12 +125,30 @@ export type ReplayOutcome =
       readonly result: "failed";
       readonly code: string;
       readonly message: string;
+    }
+  | {
+      readonly seq: number;
+      readonly route: string;
+      readonly requestId: string;
+      /** Another replayer has it or just re-sent it: not sent by this one. */
+      readonly result: "skipped";
+      readonly message: string;
     };
+
+export interface ReplayReport {
+  readonly outcomes: ReplayOutcome[];
+  /** Letters matching the filter are left beyond `after`: call again with it. */
+  readonly more: boolean;
+  /** The sequence of the last letter this call took, when it took any. */
+  readonly after: number | undefined;
+}
 
 export interface DeadLetterFilter {
   readonly route?: string;
   /** Only letters stored at or after this time. */
   readonly since?: Date;
+  /** Only letters after this stream sequence (the `after` of the previous page). */
+  readonly after?: number;
   /** At most this many letters, the oldest first; all when unset. */
   readonly limit?: number;
 }
@@ -130,6 +178,8 @@ export function parseSince(text: string, now: number): Date {
 export interface ReplayOptions extends DeadLetterFilter {
   /** Per-route request timeout in ms (routes.yaml's `timeout`); default 5 s. */
   readonly timeoutOf?: (route: string) => number | undefined;
+  /** Wall-clock milliseconds, to age claims; tests pass their own. */
+  readonly now?: () => number;
 }
 
 interface Log {
@@ -254,11 +304,16 @@ export class DeadLetterStore {
     return listDeadLetters(this.#connected(), filter);
   }
 
-  replay(filter: DeadLetterFilter = {}): Promise<ReplayOutcome[]> {
+  replay(filter: DeadLetterFilter = {}): Promise<ReplayReport> {
     return replayDeadLetters(this.#connected(), {
       ...filter,
       timeoutOf: (name) => this.#configs.get(name)?.timeoutMs,
     });
+  }
+
+  /** Deletes the letter at `seq`; undefined when there is none. */
+  delete(seq: number): Promise<DeadLetter | undefined> {
+    return deleteDeadLetter(this.#connected(), seq);
   }
 
   /** Stores the letter; undefined once stored, else why it was not even tried. */
@@ -276,7 +331,9 @@ export class DeadLetterStore {
     for (const name of ["traceparent", "tracestate", ...route.headers]) {
       const value = input.headers[name];
       if (value === undefined || value === "") continue;
-      for (const one of typeof value === "string" ? [value] : value) h.append(name, one.trim());
+      // MsgHdrs encodes as UTF-8: give it the text the client's bytes spell.
+      for (const one of typeof value === "string" ? [value] : value)
+        h.append(name, headerText(one));
     }
     h.set(SUBJECT_HEADER, subject);
     h.set(ERROR_CODE_HEADER, error.code);
@@ -359,79 +416,293 @@ export async function listDeadLetters(
   nc: NatsConnection,
   filter: DeadLetterFilter = {},
 ): Promise<DeadLetter[]> {
-  const jsm = await jetstreamManager(nc);
-  const subject =
-    filter.route === undefined ? `${DLQ_SUBJECT_PREFIX}>` : `${DLQ_SUBJECT_PREFIX}${filter.route}`;
-  const since = filter.since?.getTime();
   const letters: DeadLetter[] = [];
-  let seq = 1;
-  while (filter.limit === undefined || letters.length < filter.limit) {
-    let stored: Awaited<ReturnType<JetStreamManager["streams"]["getMessage"]>>;
-    try {
-      stored = await jsm.streams.getMessage(DLQ_STREAM, {
-        seq,
-        next_by_subj: subject,
-      } as never);
-    } catch (error) {
-      if (isNotFound(error)) break;
-      throw error;
-    }
-    if (stored === null) break;
-    seq = stored.seq + 1;
-    if (since !== undefined && stored.time.getTime() < since) continue;
-    letters.push(toLetter(stored.seq, stored.time, stored.header, stored.data));
+  if (filter.limit === 0) return letters;
+  for await (const letter of matchingLetters(await jetstreamManager(nc), filter)) {
+    letters.push(letter);
+    if (letters.length === filter.limit) break;
   }
   return letters;
 }
 
 /**
- * Re-sends every matching letter to its original subject with its original
- * headers, one at a time, oldest first; deletes each one answered ok (2xx).
+ * The letters matching the filter, oldest first, read one at a time as they are
+ * asked for, up to the last one stored when the walk began: a replay during a
+ * storm would otherwise chase the letters its own failures keep adding.
+ */
+async function* matchingLetters(
+  jsm: JetStreamManager,
+  filter: DeadLetterFilter,
+): AsyncGenerator<DeadLetter> {
+  const state = await streamState(jsm);
+  if (state === undefined) return;
+  const subject =
+    filter.route === undefined ? `${DLQ_SUBJECT_PREFIX}>` : `${DLQ_SUBJECT_PREFIX}${filter.route}`;
+  const since = filter.since?.getTime();
+  let seq = Math.max(state.first_seq, (filter.after ?? 0) + 1);
+  if (since !== undefined) seq = await firstStoredAt(jsm, seq, state.last_seq, since);
+  while (seq <= state.last_seq) {
+    const stored = await nextStored(jsm, seq, subject);
+    if (stored === null || stored.seq > state.last_seq) return;
+    seq = stored.seq + 1;
+    if (stored.subject.startsWith(DLQ_CLAIM_PREFIX)) continue;
+    // Past the seek, only a server clock set back could leave an older one.
+    if (since !== undefined && stored.time.getTime() < since) continue;
+    yield toLetter(stored.seq, stored.time, stored.header, stored.data);
+  }
+}
+
+async function streamState(
+  jsm: JetStreamManager,
+): Promise<{ first_seq: number; last_seq: number } | undefined> {
+  try {
+    return (await jsm.streams.info(DLQ_STREAM)).state;
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * The first sequence in [from, last + 1] whose message was stored at or after
+ * `since`. Messages are stored in time order, so a binary search finds it in
+ * about 30 reads at the stream's 1 GiB cap, where a walk from the start read
+ * every letter (nats-server 2.9 has no get-by-time).
+ */
+async function firstStoredAt(
+  jsm: JetStreamManager,
+  from: number,
+  last: number,
+  since: number,
+): Promise<number> {
+  let lo = from;
+  let hi = last + 1;
+  while (lo < hi) {
+    const mid = lo + Math.floor((hi - lo) / 2);
+    // Deleted letters leave holes: read the first message at or after mid.
+    const stored = await nextStored(jsm, mid, `${DLQ_SUBJECT_PREFIX}>`);
+    if (stored === null || stored.time.getTime() >= since) hi = mid;
+    else lo = stored.seq + 1;
+  }
+  return lo;
+}
+
+/** The first message at or after `seq` on `subject`, or null. */
+async function nextStored(
+  jsm: JetStreamManager,
+  seq: number,
+  subject: string,
+): Promise<StoredMsg | null> {
+  try {
+    return await jsm.streams.getMessage(DLQ_STREAM, { seq, next_by_subj: subject } as never);
+  } catch (error) {
+    if (isNotFound(error)) return null;
+    throw error;
+  }
+}
+
+/** The letter at `seq`, or undefined (none, deleted, or a claim). */
+async function letterAt(jsm: JetStreamManager, seq: number): Promise<DeadLetter | undefined> {
+  let stored: StoredMsg | null;
+  try {
+    stored = await jsm.streams.getMessage(DLQ_STREAM, { seq });
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw error;
+  }
+  if (stored === null || stored.subject.startsWith(DLQ_CLAIM_PREFIX)) return undefined;
+  return toLetter(stored.seq, stored.time, stored.header, stored.data);
+}
+
+/** Deletes the letter at `seq`; undefined when there is none (any more). */
+export async function deleteDeadLetter(
+  nc: NatsConnection,
+  seq: number,
+): Promise<DeadLetter | undefined> {
+  if (!Number.isSafeInteger(seq) || seq < 1) return undefined; // sequences start at 1
+  const jsm = await jetstreamManager(nc);
+  const letter = await letterAt(jsm, seq);
+  if (letter === undefined || !(await deleteIfStored(jsm, seq))) return undefined;
+  return letter;
+}
+
+/** False when the message is gone already (another replayer or a delete took it). */
+async function deleteIfStored(jsm: JetStreamManager, seq: number): Promise<boolean> {
+  try {
+    return await jsm.streams.deleteMessage(DLQ_STREAM, seq);
+  } catch (error) {
+    if (isMessageGone(error)) return false;
+    throw error;
+  }
+}
+
+/**
+ * JetStream's ways of saying a message to delete is not there: "sequence N not
+ * found" (10043), or "no message found" (a 500) when it went meanwhile.
+ */
+function isMessageGone(error: unknown): boolean {
+  if (!(error instanceof JetStreamApiError)) return false;
+  if (error.status === 404 || error.code === SEQUENCE_NOT_FOUND) return true;
+  return /no message found/i.test(error.message);
+}
+
+interface Replayer {
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+  readonly timeoutOf: (route: string) => number;
+  readonly now: () => number;
+}
+
+/**
+ * Re-sends the matching letters to their original subjects with their original
+ * headers, one at a time, oldest first, at most `limit` of them; deletes each
+ * one answered ok (2xx). `more` and `after` page through the rest.
  */
 export async function replayDeadLetters(
   nc: NatsConnection,
   options: ReplayOptions = {},
-): Promise<ReplayOutcome[]> {
-  const letters = await listDeadLetters(nc, options);
-  if (letters.length === 0) return [];
+): Promise<ReplayReport> {
   const jsm = await jetstreamManager(nc);
+  const replayer: Replayer = {
+    nc,
+    js: jetstream(nc),
+    jsm,
+    timeoutOf: (route) => options.timeoutOf?.(route) ?? DEFAULT_REPLAY_TIMEOUT_MS,
+    now: options.now ?? Date.now,
+  };
   const outcomes: ReplayOutcome[] = [];
-  for (const letter of letters) {
-    const who = { seq: letter.seq, route: letter.route, requestId: letter.requestId };
-    const h = natsHeaders();
-    for (const [name, values] of Object.entries(letter.headers)) {
-      if (META_HEADERS.has(name.toLowerCase()) || name.toLowerCase().startsWith("nats-")) continue;
-      for (const value of values) h.append(name, value);
-    }
-    const timeout = options.timeoutOf?.(letter.route) ?? DEFAULT_REPLAY_TIMEOUT_MS;
-    try {
-      const reply = interpretReply(
-        await nc.request(letter.subject, Buffer.from(letter.body, "base64"), {
-          headers: h,
-          timeout,
-        }),
-      );
-      if (reply.kind === "ok") {
-        await jsm.streams.deleteMessage(DLQ_STREAM, letter.seq);
-        outcomes.push({ ...who, result: "ok", status: reply.status });
-      } else {
-        outcomes.push({
-          ...who,
-          result: "failed",
-          code: String(reply.status),
-          message: reply.message,
-        });
-      }
-    } catch (error) {
-      outcomes.push({
-        ...who,
-        result: "failed",
-        code: requestErrorCode(error),
-        message: errorMessage(error),
-      });
-    }
+  let after: number | undefined;
+  for await (const letter of matchingLetters(jsm, options)) {
+    if (outcomes.length === options.limit) return { outcomes, more: true, after };
+    outcomes.push(await replayOne(replayer, letter));
+    after = letter.seq;
   }
-  return outcomes;
+  return { outcomes, more: false, after };
+}
+
+/**
+ * Claims the letter, re-sends it and releases the claim. Without the claim two
+ * replayers (two API calls, the CLI and a replica) both sent every letter, and
+ * the second to delete it reported its success as a failure.
+ *
+ * A replayer that dies between its claim and its release leaves the claim
+ * behind; once it is older than the letter's timeout plus DLQ_CLAIM_MARGIN_MS,
+ * another replay takes it over and sends the letter again. So a crash
+ * mid-send can deliver a letter twice (at least once), never lose it: the
+ * other way (delete first, store again on failure) loses the letter when the
+ * replayer dies before storing it back, and moves every failed letter to the
+ * end of the stream under a new sequence, which breaks paging by `after`.
+ * Workers see the same X-Request-Id both times.
+ */
+async function replayOne(replayer: Replayer, letter: DeadLetter): Promise<ReplayOutcome> {
+  const who = { seq: letter.seq, route: letter.route, requestId: letter.requestId };
+  const timeout = replayer.timeoutOf(letter.route);
+  let claim: number | undefined;
+  try {
+    claim = await claimLetter(replayer, letter.seq, timeout + DLQ_CLAIM_MARGIN_MS);
+  } catch (error) {
+    return failedWith(who, error);
+  }
+  if (claim === undefined) {
+    return { ...who, result: "skipped", message: "another replay is re-sending it" };
+  }
+  try {
+    // Listed before the claim: another replayer may have re-sent and deleted it since.
+    if ((await letterAt(replayer.jsm, letter.seq)) === undefined) {
+      return { ...who, result: "skipped", message: "another replay re-sent it already" };
+    }
+    return await sendLetter(replayer, letter, timeout);
+  } catch (error) {
+    return failedWith(who, error);
+  } finally {
+    await releaseClaim(replayer.jsm, claim);
+  }
+}
+
+/**
+ * Publishes this replayer's claim on letter `seq`, expecting no other claim on
+ * its subject (JetStream's expected last subject sequence, checked by the
+ * server): of two replayers, one gets it. Returns the claim's sequence, or
+ * undefined when another replayer holds a claim younger than `leaseMs`.
+ */
+async function claimLetter(
+  replayer: Replayer,
+  seq: number,
+  leaseMs: number,
+): Promise<number | undefined> {
+  const subject = `${DLQ_CLAIM_PREFIX}${seq}`;
+  const claim = (last: number) =>
+    replayer.js.publish(subject, Empty, { expect: { lastSubjectSequence: last } });
+  let held: number | undefined;
+  try {
+    return (await claim(0)).seq;
+  } catch (error) {
+    held = heldClaim(error);
+    if (held === undefined) throw error;
+  }
+  const stored = await replayer.jsm.streams.getMessage(DLQ_STREAM, { seq: held });
+  // Gone: its replayer just released it, having re-sent the letter or kept it.
+  if (stored === null || replayer.now() - stored.time.getTime() < leaseMs) return undefined;
+  let ours: number;
+  try {
+    ours = (await claim(held)).seq;
+  } catch (error) {
+    if (heldClaim(error) !== undefined) return undefined; // another took it over first
+    throw error;
+  }
+  await releaseClaim(replayer.jsm, held);
+  return ours;
+}
+
+/** The sequence of the claim that refused ours, when that is why it failed. */
+function heldClaim(error: unknown): number | undefined {
+  if (!(error instanceof JetStreamApiError) || error.code !== WRONG_LAST_SEQUENCE) return undefined;
+  const held = /(\d+)\s*$/.exec(error.message);
+  return held === null ? undefined : Number(held[1]);
+}
+
+/** Never throws: a claim left behind is taken over once it is old (see replayOne). */
+async function releaseClaim(jsm: JetStreamManager, claim: number): Promise<void> {
+  try {
+    await jsm.streams.deleteMessage(DLQ_STREAM, claim, false);
+  } catch {
+    // Left for the lease to expire.
+  }
+}
+
+/** Sends the letter; deletes it when the answer is ok. */
+async function sendLetter(
+  replayer: Replayer,
+  letter: DeadLetter,
+  timeout: number,
+): Promise<ReplayOutcome> {
+  const who = { seq: letter.seq, route: letter.route, requestId: letter.requestId };
+  const h = natsHeaders();
+  for (const [name, values] of Object.entries(letter.headers)) {
+    if (META_HEADERS.has(name.toLowerCase()) || name.toLowerCase().startsWith("nats-")) continue;
+    for (const value of values) h.append(name, value);
+  }
+  let reply: ReturnType<typeof interpretReply>;
+  try {
+    const body = Buffer.from(letter.body, "base64");
+    reply = interpretReply(
+      await replayer.nc.request(letter.subject, body, { headers: h, timeout }),
+    );
+  } catch (error) {
+    return failedWith(who, error);
+  }
+  if (reply.kind !== "ok") {
+    return { ...who, result: "failed", code: String(reply.status), message: reply.message };
+  }
+  try {
+    await deleteIfStored(replayer.jsm, letter.seq);
+  } catch (error) {
+    // The worker has it, but the letter stays: a later replay sends it again.
+    const message = `answered ${reply.status} but not deleted: ${errorMessage(error)}`;
+    return { ...who, result: "failed", code: requestErrorCode(error), message };
+  }
+  return { ...who, result: "ok", status: reply.status };
 }
 
 function toLetter(seq: number, time: Date, header: MsgHdrs, data: Uint8Array): DeadLetter {
@@ -449,6 +720,12 @@ function toLetter(seq: number, time: Date, header: MsgHdrs, data: Uint8Array): D
     headers,
     body: Buffer.from(data).toString("base64"),
   };
+}
+
+type Who = Pick<ReplayOutcome, "seq" | "route" | "requestId">;
+
+function failedWith(who: Who, error: unknown): ReplayOutcome {
+  return { ...who, result: "failed", code: requestErrorCode(error), message: errorMessage(error) };
 }
 
 /** The failure of a replayed request, named like the gateway's own codes. */

@@ -44,14 +44,19 @@ export class NatsLink implements Requester, JetStreamSource {
 
   /**
    * The JetStream client on the current connection; NOT_CONNECTED before the first
-   * connection, while reconnecting (nats.js clears `info` then) and once closed, so
-   * a publish is refused at once instead of waiting for its ack timeout.
+   * connection, once closed, and while reconnecting, so a publish is refused at
+   * once instead of being buffered until its ack timeout. Whether NATS is
+   * connected is the requester's (its disconnect status event), not `nc.info`:
+   * nats.js clears that only when it dials again, up to reconnectTimeWait later.
    */
   jetstream(): JetStreamClient {
     const nc = this.#connection;
-    if (nc === undefined || nc.isClosed() || nc.info === undefined) {
+    const requester = this.#requester;
+    if (nc === undefined || requester === undefined) {
       throw new TurnoutError("TURNOUT_ERR_NOT_CONNECTED", "the gateway is not connected to NATS");
     }
+    const refused = requester.refusal();
+    if (refused !== undefined) throw refused;
     this.#jetstream ??= jetstream(nc);
     return this.#jetstream;
   }

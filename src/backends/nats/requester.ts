@@ -92,7 +92,7 @@ export class NatsRequester {
     headers: MsgHdrs | undefined,
     timeoutMs: number,
   ): Promise<Msg> {
-    const refused = this.#refusal();
+    const refused = this.refusal();
     if (refused !== undefined) return Promise.reject(refused);
     const token = (++this.#seq).toString(36);
     if (!this.#coalesce) {
@@ -197,9 +197,10 @@ export class NatsRequester {
    * While disconnected, nats.js would buffer the publish and send it after a
    * reconnect, maybe after its deadline: refusing at once lets the caller retry
    * or fall back, as the request provably reached no worker. Requests already in
-   * flight are kept: their replies may still come after the reconnect.
+   * flight are kept: their replies may still come after the reconnect. Public:
+   * JetStream publishes on the same connection ask it too (NatsLink.jetstream()).
    */
-  #refusal(): TurnoutError | undefined {
+  refusal(): TurnoutError | undefined {
     if (this.#closed || this.#nc.isClosed()) return notConnected("the connection is closed");
     if (this.#draining || this.#nc.isDraining()) {
       return new TurnoutError("TURNOUT_ERR_DRAINING", "NATS requests are draining: shutting down");
@@ -229,17 +230,26 @@ function publishError(err: unknown, subject: string): TurnoutError {
       cause: err,
     });
   }
-  // Nothing was sent. Too large for the server is the client's doing: a 413,
-  // which does not count against the breaker (a 500 would have opened it for everyone).
-  if (err instanceof errors.InvalidArgumentError && /max_payload/.test(err.message)) {
-    return new TurnoutError(
-      "TURNOUT_ERR_BODY_TOO_LARGE",
-      `the request is larger than the NATS server's max_payload (${subject})`,
-      { cause: err },
-    );
-  }
+  const tooLarge = tooLargeForServer(err, subject);
+  if (tooLarge !== undefined) return tooLarge;
   // An invalid subject: nothing was sent.
   return new TurnoutError("TURNOUT_ERR_INTERNAL", `cannot publish to ${subject}: ${String(err)}`, {
     cause: err,
   });
+}
+
+/**
+ * BODY_TOO_LARGE when `err` is nats.js refusing a message over the server's
+ * max_payload (nothing was sent). That is the client's doing: a 413, which
+ * does not count against the breaker (a 5xx would open it for everyone).
+ */
+export function tooLargeForServer(err: unknown, subject: string): TurnoutError | undefined {
+  if (!(err instanceof errors.InvalidArgumentError) || !/max_payload/.test(err.message)) {
+    return undefined;
+  }
+  return new TurnoutError(
+    "TURNOUT_ERR_BODY_TOO_LARGE",
+    `the request is larger than the NATS server's max_payload (${subject})`,
+    { cause: err },
+  );
 }

@@ -35,3 +35,21 @@ t.test("absent or empty trace context adds no trace headers", async (t) => {
   const h = onTheWire(compileRequestHeaders("users.get", [])("r-1", { tracestate: "" }));
   t.same(h.keys().sort(), ["Turnout-Route", "X-Request-Id"]);
 });
+
+t.test("non-ASCII header values reach the worker as the bytes the client sent", async (t) => {
+  // Node hands header values over as latin1: one char per byte on the wire.
+  const asSent = (text: string) => Buffer.from(text, "utf8").toString("latin1");
+  const build = compileRequestHeaders("orders.get", ["x-tenant", "x-lang"]);
+  const h = onTheWire(
+    build("r-1", { "x-tenant": asSent("café"), "x-lang": [asSent("voilà"), "fr"] }),
+  );
+  t.equal(h.get("x-tenant"), "café", "not the double-encoded cafÃ©");
+  t.same(h.values("x-lang"), ["voilà", "fr"], "a trailing 0xA0 byte (the end of à) is kept");
+});
+
+t.test("a message id goes into the headers as sent", async (t) => {
+  const build = compileRequestHeaders("orders.create", []);
+  const key = Buffer.from("orders.create:clé", "utf8").toString("latin1");
+  const h = onTheWire(build("r-1", {}, false, key));
+  t.equal(h.get("Nats-Msg-Id"), "orders.create:clé");
+});
