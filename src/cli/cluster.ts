@@ -4,7 +4,10 @@
  * of one process overlap with another's wait for NATS replies. The primary only
  * supervises: it forwards SIGTERM/SIGINT, waits for every worker's drain and
  * exits 0 when all drained cleanly. A worker that dies unexpectedly is
- * replaced (at most once a second). `/metrics` on the shared admin port
+ * replaced (at most once a second). A signal to the whole process group (Ctrl-C,
+ * systemd's KillMode=control-group) reaches each worker twice, directly and
+ * forwarded: every process drains once and ignores the repeats
+ * (`onStopSignals`). `/metrics` on the shared admin port
  * answers for all workers: the worker that gets the scrape asks the primary,
  * which gathers every worker's metrics (observability/cluster-metrics.ts).
  */
@@ -13,6 +16,32 @@ import { serveClusterMetrics } from "../observability/cluster-metrics.js";
 import type { Output } from "./check.js";
 
 const RESTART_PAUSE_MS = 1000;
+
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ["SIGTERM", "SIGINT"];
+
+/**
+ * Resolves with the first SIGTERM or SIGINT, which starts the process's one
+ * drain. Later ones are logged and ignored rather than left to Node's default
+ * (exit at once, killing the requests in flight): a second signal arrives
+ * without anybody asking twice (a group signal under --workers, a wrapper
+ * such as npm forwarding Ctrl-C). The drain is bounded by itself, and SIGKILL
+ * still stops a process at once. The handlers stay until the process exits, so
+ * a late signal cannot turn a clean exit into a kill either.
+ */
+export function onStopSignals(out: Output): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    let first: NodeJS.Signals | undefined;
+    const handler = (signal: NodeJS.Signals) => {
+      if (first === undefined) {
+        first = signal;
+        resolve(signal);
+        return;
+      }
+      out.stdout.write(`turnout: ${signal} received while stopping on ${first}; ignored\n`);
+    };
+    for (const signal of STOP_SIGNALS) process.on(signal, handler);
+  });
+}
 
 export function isClusterWorker(): boolean {
   return cluster.isWorker;
@@ -56,10 +85,7 @@ export async function superviseWorkers(count: number, out: Output): Promise<numb
   });
 
   const signal = await Promise.race([
-    new Promise<NodeJS.Signals>((resolve) => {
-      process.once("SIGTERM", () => resolve("SIGTERM"));
-      process.once("SIGINT", () => resolve("SIGINT"));
-    }),
+    onStopSignals(out),
     startFailure.then((why) => {
       out.stderr.write(`turnout: ${why}; stopping every worker\n`);
       failed = true;
@@ -68,9 +94,27 @@ export async function superviseWorkers(count: number, out: Output): Promise<numb
   ]);
   stopping = true;
   const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
-  const exits = workers.map((w) => new Promise<void>((resolve) => w.once("exit", () => resolve())));
+  const exits = workers.map(exitOf);
   for (const worker of workers) worker.process.kill(signal);
-  await Promise.all(exits);
-  out.stdout.write(`turnout: ${workers.length} workers drained\n`);
-  return failed ? 1 : 0;
+  const unclean = (await Promise.all(exits)).filter((why) => why !== undefined);
+  reportStop(workers.length, unclean, out);
+  return failed || unclean.length > 0 ? 1 : 0;
+}
+
+/** Undefined for a worker that exited 0 (drained), else how it ended. */
+function exitOf(worker: Worker): Promise<string | undefined> {
+  return new Promise((resolve) =>
+    worker.once("exit", (code: number | null, signal: NodeJS.Signals | null) =>
+      resolve(code === 0 ? undefined : `worker ${worker.process.pid} exited (${signal ?? code})`),
+    ),
+  );
+}
+
+function reportStop(count: number, unclean: readonly string[], out: Output): void {
+  if (unclean.length === 0) {
+    out.stdout.write(`turnout: ${count} workers drained\n`);
+    return;
+  }
+  const drained = count - unclean.length;
+  out.stderr.write(`turnout: ${drained} of ${count} workers drained; ${unclean.join(", ")}\n`);
 }

@@ -10,7 +10,7 @@ import { ConfigError } from "../errors.js";
 import { joinClusterMetrics } from "../observability/cluster-metrics.js";
 import { startGateway } from "../server/start.js";
 import { formatProblemLine, type Output } from "./check.js";
-import { isClusterWorker, leaveCluster, superviseWorkers } from "./cluster.js";
+import { isClusterWorker, leaveCluster, onStopSignals, superviseWorkers } from "./cluster.js";
 import { reportCommandLine } from "./command-errors.js";
 import { resolveSettings, type Settings } from "./settings.js";
 
@@ -63,6 +63,7 @@ export async function runServe(
     return 0;
   }
   let gatewayStart: Awaited<ReturnType<typeof startGateway>>;
+  let stopSignal: Promise<NodeJS.Signals>;
   // A --workers worker answers the primary's metrics rounds from the start (no-op otherwise).
   joinClusterMetrics();
   let settings: Settings;
@@ -85,6 +86,9 @@ export async function runServe(
       out.stdout.write(`turnout: starting ${settings.workers} workers\n`);
       return superviseWorkers(settings.workers, out);
     }
+    const https = settings.tls === undefined ? undefined : readTlsPair(settings.tls);
+    // Caught from here on, so that a signal while starting still drains once started.
+    stopSignal = onStopSignals(out);
     gatewayStart = await startGateway({
       config,
       root,
@@ -94,7 +98,7 @@ export async function runServe(
       logger: loggerOptions(settings.logLevel),
       adminToken: env.TURNOUT_ADMIN_TOKEN,
       trustProxy: settings.trustProxy,
-      listener: { https: settings.tls === undefined ? undefined : readTlsPair(settings.tls) },
+      listener: { https },
     });
   } catch (error) {
     leaveCluster();
@@ -111,10 +115,7 @@ export async function runServe(
   const gateway = gatewayStart;
   out.stdout.write(`turnout: serving on ${gateway.url}, admin on ${gateway.adminUrl}\n`);
 
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once("SIGTERM", () => resolve("SIGTERM"));
-    process.once("SIGINT", () => resolve("SIGINT"));
-  });
+  const signal = await stopSignal;
   out.stdout.write(`turnout: ${signal} received, draining\n`);
   await gateway.close();
   out.stdout.write("turnout: drained, bye\n");

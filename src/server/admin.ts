@@ -3,8 +3,9 @@
  * Prometheus metrics and the OpenAPI document of the public routes. Kept apart from the public port so that probes and
  * scrapes never compete with, or get exposed to, client traffic.
  */
-import Fastify, { type FastifyInstance } from "fastify";
-import { type AdminApiDeps, registerAdminApi } from "../control/admin-api.js";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import { type AdminApiDeps, authorize, registerAdminApi } from "../control/admin-api.js";
+import { TurnoutError } from "../errors.js";
 import { reportClusterMetrics } from "../observability/cluster-metrics.js";
 import type { GatewayMetrics } from "../observability/metrics.js";
 import { registerOpenApi } from "../openapi/index.js";
@@ -31,17 +32,19 @@ export function buildAdmin(deps: AdminDeps): FastifyInstance {
     logger: deps.logger ?? false,
     return503OnClosing: false,
     ...listenerServerOptions(deps.listener ?? {}),
+    // A URL the router cannot read: problem+json too, not Fastify's own JSON.
+    frameworkErrors: sendProblem,
   });
 
-  app.setErrorHandler((error, req, reply) => {
-    const problem = toProblem(error, req.id);
-    // The answer says "see the gateway's log": it must be there.
-    if (isInternal(problem)) req.log.error({ err: error, requestId: req.id }, "admin call failed");
-    if (problem.status === 401) reply.header("www-authenticate", 'Bearer realm="turnout-admin"');
-    return reply
-      .code(problem.status)
-      .header("content-type", PROBLEM_CONTENT_TYPE)
-      .send(JSON.stringify(problem));
+  app.setErrorHandler(sendProblem);
+  app.setNotFoundHandler(async (req) => {
+    // Under /admin, only a caller with the token learns that a path or method
+    // does not exist: the same 401/403 as a known path, so none can be probed.
+    if (isAdminPath(req.url)) authorize(deps.api.token, req);
+    throw new TurnoutError(
+      "TURNOUT_ERR_NOT_FOUND",
+      `no admin endpoint for ${req.method} ${pathOf(req.url)}`,
+    );
   });
   registerAdminApi(app, deps.api);
 
@@ -74,4 +77,30 @@ export function buildAdmin(deps: AdminDeps): FastifyInstance {
     }
   });
   return app;
+}
+
+function sendProblem(error: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const problem = toProblem(error, req.id);
+  // The answer says "see the gateway's log": it must be there.
+  if (isInternal(problem)) req.log.error({ err: error, requestId: req.id }, "admin call failed");
+  if (problem.status === 401) reply.header("www-authenticate", 'Bearer realm="turnout-admin"');
+  return reply
+    .code(problem.status)
+    .header("content-type", PROBLEM_CONTENT_TYPE)
+    .send(JSON.stringify(problem));
+}
+
+function pathOf(url: string): string {
+  return url.split("?", 1)[0] ?? "/";
+}
+
+/** Compared decoded, as the router matches (`/%61dmin/routes` is `/admin/routes`). */
+function isAdminPath(url: string): boolean {
+  let path = pathOf(url);
+  try {
+    path = decodeURIComponent(path);
+  } catch {
+    // Not valid percent-encoding: compared as sent.
+  }
+  return path === "/admin" || path.startsWith("/admin/");
 }

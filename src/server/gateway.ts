@@ -4,6 +4,10 @@
  * compiled here once; the handler only moves data through it.
  */
 import { isUtf8 } from "node:buffer";
+import { randomUUID } from "node:crypto";
+import { STATUS_CODES } from "node:http";
+import type { Socket } from "node:net";
+import { performance } from "node:perf_hooks";
 import Fastify, {
   type FastifyError,
   type FastifyInstance,
@@ -93,12 +97,13 @@ const MAX_HEADER_BYTES = 16 * 1024;
 
 export function buildGateway(deps: GatewayDeps): FastifyInstance {
   const isDraining = deps.isDraining ?? (() => false);
-  const app = createServer(deps);
+  const recorder = new RequestRecorder(deps.metrics);
+  const app = createServer(deps, recorder);
   app.decorateRequest("backend", "gateway");
   // First hook of all when on: the span sets the traceparent every later step passes on.
   deps.spans?.register(app, deps.config.routes);
   acceptJsonOnly(app);
-  observeEachRequest(app, deps.metrics);
+  observeEachRequest(app, recorder);
   answerProblems(app, deps.config.routes, isDraining);
   for (const route of deps.config.routes) {
     registerRoute(app, route, compileHandler(route, deps, isDraining), deps.metrics);
@@ -106,7 +111,7 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   return app;
 }
 
-function createServer(deps: GatewayDeps): FastifyInstance {
+function createServer(deps: GatewayDeps, recorder: RequestRecorder): FastifyInstance {
   const app = Fastify({
     logger: deps.logger ?? false,
     // Fastify's two lines a request cost CPU on the hot path; failures are logged by us.
@@ -119,8 +124,13 @@ function createServer(deps: GatewayDeps): FastifyInstance {
     trustProxy: trustProxyOption(deps.trustProxy),
     ...listenerServerOptions(deps.listener ?? {}, { maxHeaderSize: MAX_HEADER_BYTES }),
     // Bad URLs and over-long params are refused by the router before any handler:
-    // answer them as problem+json like every other gateway error.
-    frameworkErrors: (error, req, reply) => sendProblem(error, req, reply),
+    // answer them as problem+json like every other gateway error. No route, so
+    // no onResponse hook either: counted and logged here.
+    frameworkErrors: (error, req, reply) => {
+      recordWhenSent(recorder, req, reply);
+      return sendProblem(error, req, reply);
+    },
+    clientErrorHandler: answerClientError(recorder),
   });
   // Per-request child loggers cost CPU on every request; lines we log carry the request id.
   app.setChildLoggerFactory((logger) => logger);
@@ -185,20 +195,92 @@ const refuseBody: onRequestHookHandler = (req, _reply, done) => {
   );
 };
 
-/** Metrics for every answer, and one log line a request (in place of Fastify's two) at info. */
-function observeEachRequest(app: FastifyInstance, metrics: GatewayMetrics): void {
-  // The level is checked once, here. pino's method (Fastify's base logger type
-  // lacks it); without a logger there is none.
-  const logRequests =
-    (app.log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.("info") ?? false;
+/**
+ * Counts every answer and writes its one log line (in place of Fastify's two)
+ * at info, whichever way it was made: through a route or the not-found
+ * handler (the onResponse hook), or before routing (by hand, off the hot path).
+ */
+class RequestRecorder {
+  readonly #metrics: GatewayMetrics;
+  #logRequests = false;
+
+  constructor(metrics: GatewayMetrics) {
+    this.#metrics = metrics;
+  }
+
+  /** The level is checked once, here: pino's method (Fastify's base logger type lacks it). */
+  logTo(app: FastifyInstance): void {
+    const log = app.log as { isLevelEnabled?: (level: string) => boolean };
+    this.#logRequests = log.isLevelEnabled?.("info") ?? false;
+  }
+
+  record(req: FastifyRequest, status: number, ms: number): void {
+    const route = req.routeOptions.config.routeName ?? UNMATCHED_ROUTE;
+    this.#metrics.route(route).observeRequest(req.backend, status, ms / 1000);
+    if (this.#logRequests) logRequest(req, route, status, ms);
+  }
+
+  /** A request Node refused before it was parsed: no method, path or duration to tell. */
+  recordRefused(log: FastifyInstance["log"], status: number): string {
+    this.#metrics.requests.cell(UNMATCHED_ROUTE, "gateway", String(status)).inc();
+    const requestId = randomUUID();
+    if (this.#logRequests) {
+      log.info({ requestId, route: UNMATCHED_ROUTE, backend: "gateway", status }, "request");
+    }
+    return requestId;
+  }
+}
+
+function observeEachRequest(app: FastifyInstance, recorder: RequestRecorder): void {
+  recorder.logTo(app);
   // Callback-style: an async hook costs a promise per request on the hot path.
   app.addHook("onResponse", (req, reply, done) => {
-    const route = req.routeOptions.config.routeName ?? UNMATCHED_ROUTE;
-    const ms = reply.elapsedTime;
-    metrics.route(route).observeRequest(req.backend, reply.statusCode, ms / 1000);
-    if (logRequests) logRequest(req, route, reply.statusCode, ms);
+    recorder.record(req, reply.statusCode, reply.elapsedTime);
     done();
   });
+}
+
+/** For an answer made outside any route's hooks: recorded once it is sent. */
+function recordWhenSent(recorder: RequestRecorder, req: FastifyRequest, reply: FastifyReply) {
+  const started = performance.now();
+  reply.raw.once("finish", () =>
+    recorder.record(req, reply.statusCode, performance.now() - started),
+  );
+}
+
+/** Node's errors for requests it could not read, as Fastify answers them. */
+const CLIENT_ERRORS: Readonly<Record<string, { status: number; message: string }>> = {
+  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, message: "Client Timeout" },
+  HPE_HEADER_OVERFLOW: { status: 431, message: "Exceeded maximum allowed HTTP header size" },
+};
+const MALFORMED = { status: 400, message: "Client Error" };
+
+/**
+ * Node refuses a request it cannot read before Fastify sees one: a malformed
+ * request line or header (400), headers over the limit (431), a client too
+ * slow to send its request (408). Answered as Fastify does, and counted and
+ * logged like every other answer.
+ */
+function answerClientError(recorder: RequestRecorder) {
+  return function onClientError(
+    this: FastifyInstance,
+    error: Error & { code?: string },
+    socket: Socket,
+  ): void {
+    // A reset connection has nobody to answer.
+    if (error.code === "ECONNRESET" || socket.destroyed) return;
+    const { status, message } = CLIENT_ERRORS[error.code ?? ""] ?? MALFORMED;
+    const requestId = recorder.recordRefused(this.log, status);
+    if (socket.writable) {
+      const reason = STATUS_CODES[status];
+      const body = JSON.stringify({ error: reason, message, statusCode: status });
+      socket.write(
+        `HTTP/1.1 ${status} ${reason}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+          `Content-Type: application/json\r\nX-Request-Id: ${requestId}\r\n\r\n${body}`,
+      );
+    }
+    socket.destroy(error);
+  };
 }
 
 function logRequest(req: FastifyRequest, route: string, status: number, ms: number): void {

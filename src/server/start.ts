@@ -11,12 +11,14 @@ import { connectNats, natsSettingProblems } from "../backends/nats/connection.js
 import { DeadLetterStore } from "../backends/nats/dead-letters.js";
 import { NatsLink } from "../backends/nats/link.js";
 import { NatsStatus } from "../backends/nats/status.js";
+import { overallDeadlineMs } from "../backends/resilience/retry-policy.js";
 import type { GatewayConfig } from "../config/types.js";
 import { AdminToken } from "../control/admin-token.js";
 import { CutoverState } from "../control/cutover-state.js";
 import { CutoverStore } from "../control/cutover-store.js";
 import { PlanDriver, type PlanDriverOptions } from "../control/plan-driver.js";
 import { ConfigError, TurnoutError } from "../errors.js";
+import { CLUSTER_SCRAPE_TIMEOUT_MS } from "../observability/cluster-metrics.js";
 import { GatewayMetrics } from "../observability/metrics.js";
 import {
   type OtelOptions,
@@ -29,7 +31,12 @@ import { type MirrorLimits, Mirrors } from "../shadow/mirror.js";
 import { MismatchLog } from "../shadow/mismatch-log.js";
 import { buildAdmin, type ReadinessCheck } from "./admin.js";
 import { buildGateway, type TrustProxy } from "./gateway.js";
-import type { ListenerOptions } from "./listener-options.js";
+import {
+  Connections,
+  drainListener,
+  type ListenerOptions,
+  requestTimeoutOf,
+} from "./listener-options.js";
 
 export interface StartOptions {
   readonly config: GatewayConfig;
@@ -72,8 +79,10 @@ export interface RunningGateway {
   /** Resolves once NATS is connected for the first time. */
   readonly connected: Promise<void>;
   /**
-   * Graceful drain: stop accepting, let in-flight requests finish (their replies
-   * still arrive), then drain NATS and close the admin listener.
+   * Graceful drain: stop accepting, close connections that carry no request,
+   * let in-flight requests finish (their replies still arrive) within
+   * `drainGraceMs`, then drain NATS and close the admin listener. Called again,
+   * it answers the same drain.
    */
   close(): Promise<void>;
 }
@@ -105,6 +114,11 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     spans,
   });
   if (spans !== undefined) parts.log.info("OpenTelemetry: exporting request spans over OTLP/HTTP");
+  // Tracked from the first connection on, so that a drain knows each one.
+  const listeners = {
+    gateway: { app: gateway, connections: new Connections(gateway.server) },
+    admin: { app: admin, connections: new Connections(admin.server) },
+  };
   const stopConnecting = new AbortController();
   const connected = connectInBackground(options, parts, stopConnecting.signal);
 
@@ -132,9 +146,8 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     );
   }
 
-  const warnSpans = (error: unknown) =>
-    parts.log.warn(`OpenTelemetry: spans not exported on close: ${String(error)}`);
   const { metrics, cutover, cutoverStore, plan, mismatches, mirrors, nats, natsStatus } = parts;
+  let closing: Promise<void> | undefined;
   return {
     url,
     adminUrl,
@@ -148,17 +161,62 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     natsStatus,
     deadLetters: parts.deadLetters,
     connected,
-    async close() {
+    close() {
       draining = true;
-      await gateway.close();
-      stopConnecting.abort();
-      await plan.stop();
-      await cutoverStore.stop();
-      // Spans of the drained requests are exported before the exporter stops.
-      await Promise.all([nats.drain(), parts.legacy.close(), spans?.shutdown().catch(warnSpans)]);
-      await admin.close();
+      closing ??= drainAll(options, listeners, parts, () => {
+        stopConnecting.abort();
+        return spans?.shutdown();
+      });
+      return closing;
     },
   };
+}
+
+interface Listener {
+  readonly app: FastifyInstance;
+  readonly connections: Connections;
+}
+
+/**
+ * The drain, in order: the public listener (requests in flight finish within
+ * the grace), then everything that serves them, then the admin listener, which
+ * answers /readyz with 503 until the end.
+ */
+async function drainAll(
+  options: StartOptions,
+  listeners: { readonly gateway: Listener; readonly admin: Listener },
+  parts: Parts,
+  stopStarted: () => Promise<void> | undefined,
+): Promise<void> {
+  const { gateway, admin } = listeners;
+  const cut = await drainListener(gateway.app, gateway.connections, drainGraceMs(options));
+  if (cut > 0) parts.log.warn(`drain: ${cut} connection(s) cut with requests unfinished`);
+  // Spans of the drained requests are exported before the exporter stops.
+  const spansExported = stopStarted()?.catch((error: unknown) =>
+    parts.log.warn(`OpenTelemetry: spans not exported on close: ${String(error)}`),
+  );
+  await parts.plan.stop();
+  await parts.cutoverStore.stop();
+  await Promise.all([parts.nats.drain(), parts.legacy.close(), spansExported]);
+  await drainListener(admin.app, admin.connections, adminGraceMs(options));
+}
+
+/**
+ * How long a drain waits for the requests in flight: one may still be
+ * arriving (the slow-client cut-off), then run out its route's overall deadline
+ * on NATS and, after a fallback, again on legacy. Past it (a legacy body that
+ * streams on, an upload that never ends) the remaining connections are cut.
+ */
+export function drainGraceMs(options: Pick<StartOptions, "config" | "listener">): number {
+  const deadlines = options.config.routes.map((route) =>
+    overallDeadlineMs({ ...route.retry, timeoutMs: route.timeoutMs, idempotent: route.idempotent }),
+  );
+  return requestTimeoutOf(options.listener ?? {}) + 2 * Math.max(0, ...deadlines);
+}
+
+/** The admin listener's calls are short; the slowest, a `--workers` scrape, gives up by itself. */
+function adminGraceMs(options: Pick<StartOptions, "listener">): number {
+  return requestTimeoutOf(options.listener ?? {}) + CLUSTER_SCRAPE_TIMEOUT_MS;
 }
 
 /**
