@@ -111,7 +111,7 @@ function keyGenerator(limit: RateLimitOptions): (req: FastifyRequest) => string 
 function rateLimitedError(route: string, limit: RateLimitOptions, after: string): TurnoutError {
   return new TurnoutError(
     "TURNOUT_ERR_RATE_LIMITED",
-    `route ${route} allows ${limit.max} request(s) per ${formatWindow(limit.perMs)} for each ${keyLabel(limit.key)}; retry in ${after}`,
+    `route ${route} allows ${limit.max} request(s) per ${formatWindow(limit.perMs)} for each ${keyLabel(limit.key)} on each gateway process; retry in ${after}`,
   );
 }
 

@@ -53,7 +53,8 @@ t.test("the (max+1)th request of a key in the window is 429 problem+json", async
     status: 429,
     code: "TURNOUT_ERR_RATE_LIMITED",
     route: "users.get",
-    detail: /allows 3 request\(s\) per second for each value of x-api-key; retry in/,
+    detail:
+      /allows 3 request\(s\) per second for each value of x-api-key on each gateway process; retry in/,
   });
   t.equal(seen.length, seenBefore, "the refused request never reached the worker");
 
