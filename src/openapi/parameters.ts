@@ -155,7 +155,7 @@ function headerParameters(route: RouteConfig): Parameter[] {
     name: "Idempotency-Key",
     in: "header",
     description:
-      "Becomes the message's Nats-Msg-Id: a retry with the same key within the stream's duplicate window is stored once and answered with the same seq and duplicate: true.",
+      "Becomes the message's Nats-Msg-Id, scoped to this route: a retry with the same key within the stream's duplicate window is stored once and answered with the same seq and duplicate: true.",
     schema: { type: "string" },
   };
   return [...forwarded, idempotency];
