@@ -7,43 +7,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
-import { connect } from "@nats-io/transport-node";
 import t, { type Test } from "tap";
-import { loadProtos } from "../../src/codec/protos.js";
-import { freePort, type NatsServer, startNatsServer } from "../../src/devtools/nats-server.js";
-import { startWorker } from "../../src/worker/index.js";
+import { freePort, type NatsServer } from "../../src/devtools/nats-server.js";
+import { startHoldingWorker } from "../helpers/routes-and-workers.js";
 import { servingUrls, usersGetServeArgs, waitUntil } from "../helpers/serve-process.js";
-import { PROTO_DIR } from "../helpers/stack.js";
-
-/** A nats-server and a worker that holds every request until `release()`. */
-async function startHoldingWorker(t: Test) {
-  let arrivals = 0;
-  const server = await startNatsServer();
-  t.teardown(() => server.stop());
-  const nc = await connect({ servers: server.url });
-  t.teardown(() => nc.close());
-  let arrived!: () => void;
-  const requestArrived = new Promise<void>((resolve) => (arrived = resolve));
-  let release!: () => void;
-  const released = new Promise<void>((resolve) => (release = resolve));
-  const worker = startWorker({
-    nc,
-    root: loadProtos([PROTO_DIR]),
-    subject: "svc.users.*.get",
-    requestType: "users.v1.GetUserRequest",
-    responseType: "users.v1.User",
-    async handle(req: { id: string }) {
-      arrivals++;
-      arrived();
-      await released;
-      return { id: req.id };
-    },
-  });
-  t.teardown(() => worker.stop());
-  t.teardown(() => release());
-  await nc.flush();
-  return { server, requestArrived, release, arrivals: () => arrivals };
-}
 
 /** `turnout serve` in a process group of its own, as a terminal or systemd runs it. */
 function spawnServeGroup(

@@ -3,8 +3,15 @@
  * protos, a users worker built with the worker kit, and a raw orders responder
  * that misbehaves on demand (slow, garbage, odd codes).
  */
-import { type Msg, type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
+import {
+  connect,
+  type Msg,
+  type NatsConnection,
+  headers as natsHeaders,
+} from "@nats-io/transport-node";
 import type protobuf from "protobufjs";
+import { loadProtos } from "../../src/codec/protos.js";
+import { startNatsServer } from "../../src/devtools/nats-server.js";
 import {
   ServiceError,
   startWorker,
@@ -12,6 +19,7 @@ import {
   type WorkerOptions,
 } from "../../src/worker/index.js";
 import { ordersGetRoute, usersCreateRoute, usersGetRoute, usersListRoute } from "./route-yaml.js";
+import { PROTO_DIR } from "./stack.js";
 
 export const ROUTES =
   usersGetRoute({ error: "users.v1.Error", headers: "[x-user-id, accept-language]" }) +
@@ -171,4 +179,34 @@ export function usersGetWorker(
     handle,
     onError,
   });
+}
+
+/**
+ * A nats-server and a users.get worker that holds every request until
+ * `release()`: a request stays in flight for as long as a test needs.
+ */
+export async function startHoldingWorker(t: Teardown) {
+  let arrivals = 0;
+  const server = await startNatsServer();
+  t.teardown(() => server.stop());
+  const nc = await connect({ servers: server.url });
+  t.teardown(() => nc.close());
+  let arrived!: () => void;
+  const requestArrived = new Promise<void>((resolve) => (arrived = resolve));
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const worker = usersGetWorker(nc, loadProtos([PROTO_DIR]), async (req: { id: string }) => {
+    arrivals++;
+    arrived();
+    await released;
+    return { id: req.id };
+  });
+  t.teardown(() => worker.stop());
+  t.teardown(() => release());
+  await nc.flush();
+  return { server, requestArrived, release, arrivals: () => arrivals };
+}
+
+interface Teardown {
+  teardown(fn: () => unknown): void;
 }

@@ -8,15 +8,12 @@ import { readFileSync } from "node:fs";
 import { connect as tcpConnect } from "node:net";
 import { Writable } from "node:stream";
 import { connect as tlsConnect } from "node:tls";
-import { connect } from "@nats-io/transport-node";
 import t from "tap";
-import { loadProtos } from "../../src/codec/protos.js";
-import { startNatsServer } from "../../src/devtools/nats-server.js";
-import { startWorker } from "../../src/worker/index.js";
 import { makeCerts } from "../helpers/certs.js";
 import { usersCreateRoute, usersGetRoute } from "../helpers/route-yaml.js";
+import { startHoldingWorker } from "../helpers/routes-and-workers.js";
 import { servingUrls, spawnServe, usersGetServeArgs, waitUntil } from "../helpers/serve-process.js";
-import { PROTO_DIR, startStack, writeRoutes } from "../helpers/stack.js";
+import { startStack, writeRoutes } from "../helpers/stack.js";
 
 /** A raw client socket on `url`'s port, with what it received and whether it closed. */
 async function rawClient(url: string) {
@@ -35,30 +32,8 @@ const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`;
 t.test(
   "SIGTERM closes connections without a whole request at once, still answers the request in flight and exits 0",
   async (t) => {
-    const server = await startNatsServer();
-    t.teardown(() => server.stop());
-    const nc = await connect({ servers: server.url });
-    t.teardown(() => nc.close());
     // The worker holds the request in flight until the test lets it go.
-    let arrived!: () => void;
-    const requestArrived = new Promise<void>((resolve) => (arrived = resolve));
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    const worker = startWorker({
-      nc,
-      root: loadProtos([PROTO_DIR]),
-      subject: "svc.users.*.get",
-      requestType: "users.v1.GetUserRequest",
-      responseType: "users.v1.User",
-      async handle(req: { id: string }) {
-        arrived();
-        await released;
-        return { id: req.id };
-      },
-    });
-    t.teardown(() => worker.stop());
-    t.teardown(() => release());
-    await nc.flush();
+    const { server, requestArrived, release } = await startHoldingWorker(t);
 
     const { gateway, output } = spawnServe(
       t,
