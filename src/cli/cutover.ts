@@ -144,7 +144,7 @@ function readPositionals(positionals: readonly string[]): [Subcommand, string | 
 async function list(bucket: CutoverBucket, config: GatewayConfig, out: Output): Promise<number> {
   const rows = [["ROUTE", "NATS", "SHADOW", "SOURCE", "PLAN", "AT", "BY", "REASON"]];
   for (const route of config.routes) {
-    const live = await bucket.current(route.name);
+    const live = await bucket.current(route);
     const plan = planColumn(planStatus(route, live));
     rows.push(
       live === undefined
@@ -192,9 +192,8 @@ async function set(
     reason: values.reason,
   };
   if (typeof values.shadow === "string") body.shadow = percent(values.shadow, "shadow");
-  const current = (await bucket.current(route.name)) ?? route.cutover;
-  const change = parseCutoverChange(body, route, current, byOf(values, env));
-  const written = await bucket.set(route.name, change);
+  const by = byOf(values, env);
+  const written = await bucket.change(route, (live) => parseCutoverChange(body, route, live, by));
   out.stdout.write(
     `${route.name}: nats ${pct(written.nats)}% shadow ${pct(written.shadow)}% (revision ${written.revision})\n`,
   );

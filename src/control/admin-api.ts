@@ -134,9 +134,12 @@ function registerCutover(
   admin.put("/admin/routes/:name/cutover", async (req) => {
     const name = routes.named(req);
     const body = parseJsonBody(req.body);
-    const change = parseCutoverChange(body, configOf(name), state.of(name), ADMIN_API_BY);
-    const written = await liveBucket(store).set(name, change);
-    req.log.info({ route: name, ...change }, "cutover changed through the admin API");
+    const config = configOf(name);
+    // An omitted field keeps the KV's value at write time, not this replica's copy.
+    const written = await liveBucket(store).change(config, (live) =>
+      parseCutoverChange(body, config, live, ADMIN_API_BY),
+    );
+    req.log.info({ route: name, ...written }, "cutover changed through the admin API");
     return { route: name, ...written };
   });
 

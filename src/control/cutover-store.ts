@@ -7,8 +7,9 @@
  * `CutoverStore` is the gateway's side: it seeds missing keys from routes.yaml,
  * loads every route's live values, then watches the bucket and applies each
  * change to the CutoverState as it arrives. Without JetStream it leaves the
- * file's values in place and says so.
+ * file's values in place, says so, and keeps trying.
  */
+import { jetstreamManager } from "@nats-io/jetstream";
 import type { KV, KvEntry } from "@nats-io/kv";
 import { Kvm, KvWatchInclude } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/nats-core";
@@ -28,6 +29,10 @@ export const CUTOVER_BUCKET = "turnout_cutover";
 export const CUTOVER_HISTORY = 64;
 /** `by` of the value written from routes.yaml when a route has no key yet. */
 export const SEED_BY = "routes.yaml";
+/** Compare-and-set attempts of one change before answering a conflict. */
+const CHANGE_ATTEMPTS = 5;
+/** The longest wait between two attempts to load the live state, in ms. */
+const MAX_RETRY_MS = 30_000;
 
 /** One value of the bucket. */
 export interface CutoverRecord extends CutoverValues {
@@ -88,24 +93,27 @@ export class CutoverBucket {
    */
   static async open(nc: NatsConnection): Promise<CutoverBucket> {
     try {
-      const kv = await new Kvm(nc).create(CUTOVER_BUCKET, { history: CUTOVER_HISTORY });
+      const kv = await openReplicated(nc, CUTOVER_BUCKET, CUTOVER_HISTORY);
       return new CutoverBucket(kv);
     } catch (error) {
       if (!isJetStreamMissing(error)) throw error;
       throw new TurnoutError(
         "TURNOUT_ERR_CUTOVER_UNAVAILABLE",
-        "the NATS server has no JetStream: the live cutover state needs it",
+        `JetStream does not answer for the KV bucket ${CUTOVER_BUCKET} (the server has no JetStream, or the servers holding the bucket are down): the live cutover state needs it`,
         { cause: error },
       );
     }
   }
 
-  /** The route's live value, undefined when the bucket has none. */
-  async current(route: string): Promise<CutoverRevision | undefined> {
-    const entry = await this.kv.get(route);
-    return entry === null ? undefined : decodeRecord(entry);
+  /**
+   * The route's live value as the replicas apply it (see #read): undefined when
+   * routes.yaml's values apply.
+   */
+  async current(route: RouteConfig): Promise<CutoverRevision | undefined> {
+    return (await this.#read(route)).live;
   }
 
+  /** An unconditional write: for tests and tools that mean to overwrite. */
   async set(route: string, change: CutoverChange): Promise<CutoverRevision> {
     const record = { ...pickValues(change), by: change.by, reason: change.reason, at: now() };
     try {
@@ -114,6 +122,62 @@ export class CutoverBucket {
     } catch (error) {
       throw kvFailure(`cannot write the cutover of ${route}`, error);
     }
+  }
+
+  /**
+   * Writes the change `build` makes from the route's live values, as a
+   * compare-and-set on the revision they were read at: a field the caller left
+   * out keeps what the fleet applies now, never a stale copy. Re-reads and
+   * retries when another write lands in between; fails with
+   * TURNOUT_ERR_CUTOVER_CONFLICT when writes keep landing.
+   */
+  async change(
+    route: RouteConfig,
+    build: (live: CutoverValues) => CutoverChange,
+  ): Promise<CutoverRevision> {
+    for (let attempt = 1; ; attempt++) {
+      const { live, last } = await this.#read(route);
+      const change = build(live ?? route.cutover);
+      const record = { ...pickValues(change), by: change.by, reason: change.reason, at: now() };
+      const written = await this.#writeAt(route.name, record, last);
+      if (written !== undefined) return { ...record, revision: written };
+      if (attempt >= CHANGE_ATTEMPTS) {
+        throw new TurnoutError(
+          "TURNOUT_ERR_CUTOVER_CONFLICT",
+          `route ${route.name} kept changing while writing; look at its history and try again`,
+        );
+      }
+    }
+  }
+
+  /** The new revision, or undefined when another write landed since `last` (0: no key). */
+  async #writeAt(route: string, record: CutoverRecord, last: number): Promise<number | undefined> {
+    try {
+      return last === 0
+        ? await this.kv.create(route, encodeRecord(record))
+        : await this.kv.update(route, encodeRecord(record), last);
+    } catch (error) {
+      if (isRevisionConflict(error)) return undefined;
+      // A timeout may hide a write that landed: the caller reads before trying again.
+      throw kvFailure(`the cutover of ${route} may or may not have been written`, error);
+    }
+  }
+
+  /**
+   * The value a replica applies, by the replicas' rules: the newest value
+   * since the key was last deleted that is well formed and that the route
+   * allows (a running replica ignores any other and keeps the one before);
+   * none means routes.yaml's. `last` is the key's latest revision, 0 for none.
+   */
+  async #read(route: RouteConfig): Promise<{ live?: CutoverRevision; last: number }> {
+    const entries = await this.#entries(route.name);
+    const last = entries.at(-1)?.revision ?? 0;
+    for (const entry of entries.reverse()) {
+      if (entry.operation !== "PUT") break;
+      const record = decodeRecord(entry);
+      if (record !== undefined && routeAllows(route, record)) return { live: record, last };
+    }
+    return { last };
   }
 
   /**
@@ -226,7 +290,7 @@ export interface CutoverLog {
 }
 
 export interface CutoverStoreOptions {
-  /** Wait before retrying a failed load, in ms. */
+  /** First wait before retrying a failed load, in ms; it doubles up to 30 s. */
   readonly retryMs?: number;
 }
 
@@ -242,6 +306,8 @@ export class CutoverStore {
   #watch: QueuedIterator<KvEntry> | undefined;
   #stopped = false;
   #retryTimer: NodeJS.Timeout | undefined;
+  /** Failed loads in a row: the retry backs off with them. */
+  #failures = 0;
   #running: Promise<void> = Promise.resolve();
 
   constructor(
@@ -275,21 +341,32 @@ export class CutoverStore {
     return this.#routes.get(name);
   }
 
-  /** Opens the bucket, loads every route, then watches; retries on failure until stopped. */
+  /**
+   * Opens the bucket, loads every route, then watches; retries on failure,
+   * backing off, until stopped. Without JetStream it serves routes.yaml's
+   * values meanwhile ("file"): nats.js cannot tell a server without JetStream
+   * from one whose JetStream is not answering yet, so neither is final.
+   */
   start(nc: NatsConnection): void {
     if (this.#stopped) return;
     this.#running = this.#load(nc).catch((error: unknown) => {
-      if (this.#stopped) return;
-      if (isJetStreamMissing(error) || isUnavailable(error)) {
-        this.#mode = "file";
-        this.#log.warn(
-          "cutover: the NATS server has no JetStream; serving routes.yaml's cutover values, live changes are off",
-        );
-        return;
-      }
-      this.#log.warn(`cutover: loading the live state failed (${describe(error)}); retrying`);
-      this.#retryTimer = setTimeout(() => this.start(nc), this.#retryMs);
+      if (!this.#stopped) this.#retryLater(nc, error);
     });
+  }
+
+  #retryLater(nc: NatsConnection, error: unknown): void {
+    const delay = Math.min(this.#retryMs * 2 ** this.#failures, MAX_RETRY_MS);
+    this.#failures++;
+    if ((isJetStreamMissing(error) || isUnavailable(error)) && this.#mode === "starting") {
+      this.#mode = "file";
+      this.#log.warn(
+        "cutover: the NATS server has no JetStream; serving routes.yaml's cutover values, live changes are off until it answers",
+      );
+    }
+    this.#log.warn(
+      `cutover: loading the live state failed (${describe(error)}); retrying in ${delay} ms`,
+    );
+    this.#retryTimer = setTimeout(() => this.start(nc), delay);
   }
 
   async stop(): Promise<void> {
@@ -319,6 +396,7 @@ export class CutoverStore {
       throw error;
     }
     this.#bucket = bucket;
+    this.#failures = 0;
     const was = this.#mode;
     this.#mode = "live";
     if (was !== "live") this.#log.info(`cutover: live state loaded from KV ${CUTOVER_BUCKET}`);
@@ -387,10 +465,41 @@ export class CutoverStore {
   }
 }
 
+/** Copies of a KV bucket kept in a cluster: losing one server loses no bucket. */
+const MAX_KV_REPLICAS = 3;
+
+/**
+ * The replicas for a KV bucket: one per server of the cluster the connection
+ * knows (its INFO's connect_urls, which include the server itself), up to 3.
+ */
+export function kvReplicas(nc: NatsConnection): number {
+  const info = nc.info;
+  if (info?.cluster === undefined) return 1;
+  return Math.max(1, Math.min(MAX_KV_REPLICAS, info.connect_urls?.length ?? 1));
+}
+
+/**
+ * Opens a KV bucket, creating it replicated across the cluster, and scales an
+ * existing one made with fewer replicas (by an older version) up to that.
+ */
+export async function openReplicated(nc: NatsConnection, bucket: string, history: number) {
+  const replicas = kvReplicas(nc);
+  const kv = await new Kvm(nc).create(bucket, { history, replicas });
+  const { streamInfo } = await kv.status();
+  if (streamInfo.config.num_replicas < replicas) {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.update(streamInfo.config.name, { num_replicas: replicas });
+  }
+  return kv;
+}
+
 /** A KV call that failed (timeout, no JetStream quorum, connection closed): a 503 naming what. */
 function kvFailure(what: string, error: unknown): TurnoutError {
   if (error instanceof TurnoutError) return error;
-  return new TurnoutError("TURNOUT_ERR_CUTOVER_UNAVAILABLE", `${what}: ${describe(error)}`, {
+  const why = isJetStreamMissing(error)
+    ? `JetStream does not answer for the KV bucket ${CUTOVER_BUCKET} (the server has no JetStream, or the servers holding the bucket are down)`
+    : describe(error);
+  return new TurnoutError("TURNOUT_ERR_CUTOVER_UNAVAILABLE", `${what}: ${why}`, {
     cause: error,
   });
 }
@@ -399,6 +508,15 @@ function kvFailure(what: string, error: unknown): TurnoutError {
 function isRevisionConflict(error: unknown): boolean {
   const e = error as { api_error?: { err_code?: number } } | null;
   return e?.api_error?.err_code === 10071 || /wrong last sequence/i.test(describe(error));
+}
+
+function routeAllows(route: RouteConfig, values: CutoverValues): boolean {
+  try {
+    checkRouteAllows(route, values);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function pickValues(values: CutoverValues): CutoverValues {

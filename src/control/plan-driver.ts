@@ -27,6 +27,9 @@ import {
 } from "./plan-stats.js";
 import { PLAN_BY, planStatus } from "./plan-status.js";
 
+/** The longest wait between two attempts to open the lease bucket, in ms. */
+const MAX_OPEN_RETRY_MS = 30_000;
+
 export interface PlanDriverOptions {
   /** A leader's lease not renewed for this long is taken over (default 3 s). */
   readonly leaseTtlMs?: number;
@@ -67,6 +70,8 @@ export class PlanDriver {
   #sub: Subscription | undefined;
   #stopped = false;
   #pending = new Set<Promise<unknown>>();
+  /** Wakes a pending retry wait, so stop() does not wait it out. */
+  readonly #wakers = new Set<() => void>();
 
   constructor(deps: PlanDriverDeps, options: PlanDriverOptions = {}) {
     this.#deps = deps;
@@ -117,19 +122,15 @@ export class PlanDriver {
   async stop(): Promise<void> {
     this.#stopped = true;
     for (const timer of this.#timers) clearInterval(timer);
+    for (const wake of [...this.#wakers]) wake();
     this.#sub?.unsubscribe();
     await Promise.allSettled([...this.#pending]);
     await this.#lease?.release();
   }
 
   async #openLease(nc: NatsConnection): Promise<void> {
-    try {
-      this.#lease = await Lease.open(nc, this.#replica, { ttlMs: this.#ttlMs });
-    } catch (error) {
-      this.#deps.log.warn(`plan: no lease bucket (${describe(error)}); cutover plans are off`);
-      return;
-    }
-    if (this.#stopped) return;
+    this.#lease = await this.#leaseBucket(nc);
+    if (this.#lease === undefined || this.#stopped) return;
     const tick = async () => {
       const was = this.isLeader;
       try {
@@ -146,6 +147,38 @@ export class PlanDriver {
     };
     await tick();
     this.#every(this.#renewMs, tick);
+  }
+
+  /**
+   * Opens the lease bucket, retrying with backoff: a JetStream that does not
+   * answer yet looks like none at all. Undefined once stopped.
+   */
+  async #leaseBucket(nc: NatsConnection): Promise<Lease | undefined> {
+    for (let failures = 0; !this.#stopped; failures++) {
+      try {
+        return await Lease.open(nc, this.#replica, { ttlMs: this.#ttlMs });
+      } catch (error) {
+        const delay = Math.min(this.#renewMs * 2 ** failures, MAX_OPEN_RETRY_MS);
+        this.#deps.log.warn(
+          `plan: no lease bucket (${describe(error)}); cutover plans are off, retrying in ${delay} ms`,
+        );
+        await this.#pause(delay);
+      }
+    }
+    return undefined;
+  }
+
+  /** Waits `ms`, or less when stop() runs meanwhile. */
+  #pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.#wakers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.#wakers.add(wake);
+    });
   }
 
   /** Judges the route's window once it is over (leader only). */
@@ -219,9 +252,17 @@ export class PlanDriver {
   #every(ms: number, fn: () => unknown): void {
     // stop() may have run while the caller awaited (the first lease check): no timer then.
     if (this.#stopped) return;
+    let running = false;
     this.#timers.push(
       setInterval(() => {
-        if (!this.#stopped) this.#track(Promise.resolve(fn()));
+        // A tick still waiting on NATS (during a reconnect) is not overlapped:
+        // two lease renewals on one revision would make the second one fail.
+        if (this.#stopped || running) return;
+        running = true;
+        const done = () => {
+          running = false;
+        };
+        this.#track(Promise.resolve().then(fn).finally(done));
       }, ms),
     );
   }

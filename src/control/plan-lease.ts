@@ -8,8 +8,8 @@
  */
 import { hostname } from "node:os";
 import type { KV } from "@nats-io/kv";
-import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
+import { openReplicated } from "./cutover-store.js";
 
 export const LEASE_BUCKET = "turnout_leases";
 export const PLAN_LEASE_KEY = "cutover-plan";
@@ -40,7 +40,7 @@ export class Lease {
 
   /** Opens (or creates) the lease bucket; throws when the server has no JetStream. */
   static async open(nc: NatsConnection, holder: string, options: LeaseOptions): Promise<Lease> {
-    const kv = await new Kvm(nc).create(LEASE_BUCKET, { history: 1 });
+    const kv = await openReplicated(nc, LEASE_BUCKET, 1);
     return new Lease(kv, holder, options);
   }
 
@@ -59,7 +59,7 @@ export class Lease {
       try {
         this.#revision = await this.#kv.update(PLAN_LEASE_KEY, value, this.#revision);
       } catch {
-        this.#leader = false;
+        this.#leader = await this.#stillOurs();
       }
       return this.#leader;
     }
@@ -87,6 +87,24 @@ export class Lease {
       await this.#kv.delete(PLAN_LEASE_KEY, { previousSeq: this.#revision });
     } catch {
       // Someone else holds it already, or the connection is gone: the TTL covers it.
+    }
+  }
+
+  /**
+   * After a failed renewal: a renewal that landed unseen (a timeout, or an
+   * overlapping one) moved the revision, but the lease is still ours; adopt
+   * that revision rather than step down.
+   */
+  async #stillOurs(): Promise<boolean> {
+    try {
+      const entry = await this.#kv.get(PLAN_LEASE_KEY);
+      if (entry === null || entry.operation !== "PUT") return false;
+      const value = JSON.parse(new TextDecoder().decode(entry.value)) as { holder?: unknown };
+      if (value.holder !== this.#holder) return false;
+      this.#revision = entry.revision;
+      return true;
+    } catch {
+      return false;
     }
   }
 
