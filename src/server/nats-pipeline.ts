@@ -57,20 +57,21 @@ export function compileNatsPipeline(
     const body =
       input.body === undefined || input.body === "" ? undefined : parseJsonBody(input.body);
     const payload = codec.encodeRequest(input.params, input.query, body);
-    if (input.body !== undefined) {
+    // Payload sizes describe what clients send and get: a mirror is neither.
+    if (input.body !== undefined && !shadow) {
       metrics.observePayload("request", "json", Buffer.byteLength(input.body));
     }
-    metrics.observePayload("request", "protobuf", payload.length);
+    if (!shadow) metrics.observePayload("request", "protobuf", payload.length);
 
     const headers = headersOf(input.requestId, input.headers, shadow);
     const send = () => requester.request(subject, payload, headers, route.timeoutMs);
     // A mirrored request is never retried: it must not add load to a struggling side.
     const reply = interpretReply(await (shadow ? send() : retrying(send)));
 
-    metrics.observePayload("response", "protobuf", reply.data.length);
+    if (!shadow) metrics.observePayload("response", "protobuf", reply.data.length);
     if (reply.kind === "ok") {
       const json = codec.decodeResponse(reply.data);
-      metrics.observePayload("response", "json", Buffer.byteLength(json));
+      if (!shadow) metrics.observePayload("response", "json", Buffer.byteLength(json));
       return { status: reply.status, contentType: JSON_CONTENT_TYPE, body: json };
     }
     const errorJson = reply.data.length > 0 ? codec.decodeError(reply.data) : undefined;

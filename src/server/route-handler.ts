@@ -5,10 +5,13 @@
  * that backend, and is retried per the route's policy (NATS retries live in
  * the pipeline, legacy ones here). The mirror, when chosen, goes through the
  * mirror breakers, never the primary's, and is never awaited by the client's
- * request: a NATS mirror runs beside a legacy primary, a legacy mirror starts
- * once the NATS primary's outcome is known (see mirrorNatsOutcome).
+ * request: a NATS mirror starts once the legacy primary's answer is on its way
+ * to the client (see serveLegacy), a legacy mirror once the NATS primary's
+ * outcome is known (see mirrorNatsOutcome). Either way, a primary that fails
+ * before answering is mirrored nowhere.
  */
 import { PassThrough, pipeline, Readable } from "node:stream";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { LegacyAnswer, LegacyRequest } from "../backends/legacy/forward.js";
 import type { HeaderMap } from "../backends/legacy/headers.js";
@@ -35,6 +38,7 @@ import {
   type ComparedAnswer,
   type MirrorHandle,
   type Mirrors,
+  type SkipReason,
 } from "../shadow/mirror.js";
 import type { Answer, RouteCall, RouteInput } from "./nats-pipeline.js";
 
@@ -101,12 +105,8 @@ export function compileRouteHandler(routeDeps: RouteHandlerDeps): RouteHandler {
       shouldShadow(cutover.shadow);
 
     if (side === "legacy") {
-      return serveLegacy(
-        deps,
-        req,
-        reply,
-        mirrored ? startMirror(deps, req, input, side) : undefined,
-      );
+      const mirror = mirrored ? () => startMirror(deps, req, input, side) : undefined;
+      return serveLegacy(deps, req, reply, mirror);
     }
     return serveNats(deps, req, reply, input, mirrored);
   };
@@ -141,7 +141,7 @@ async function serveNats(
     answer = await deps.breakers.nats.run(() => deps.natsCall(input), isServerError);
   } catch (error) {
     const reason = fallbackReason(deps.route, error);
-    if (mirrored) mirrorNatsOutcome(deps, req, input, workerAnswerOf(error));
+    if (mirrored) mirrorNatsOutcome(deps, req, input, workerAnswerOf(deps.route, req, error));
     if (reason === undefined) {
       deps.deadLetters?.record(deps.route, input, error);
       throw error;
@@ -154,11 +154,17 @@ async function serveNats(
   return reply.code(answer.status).header("content-type", answer.contentType).send(answer.body);
 }
 
+/**
+ * `mirrorOf`, when the request is mirrored, is called once legacy has
+ * answered, and the NATS call it makes waits for the next turn: by then this
+ * answer is written to the client, so the mirror's parse and encode
+ * (milliseconds for a large body) never delay it.
+ */
 async function serveLegacy(
   deps: Compiled,
   req: FastifyRequest,
   reply: FastifyReply,
-  mirror: MirrorHandle | undefined,
+  mirrorOf: (() => MirrorHandle | undefined) | undefined,
 ): Promise<FastifyReply> {
   req.backend = "legacy";
   let answer: LegacyAnswer<Readable | Buffer>;
@@ -169,12 +175,13 @@ async function serveLegacy(
     const forward = () => deps.legacy.forward(deps.route, legacyRequest(req), options);
     answer = await deps.breakers.legacy.run(() => deps.retryingLegacy(forward), isServerError);
   } catch (error) {
-    mirror?.primaryFailed();
+    if (mirrorOf !== undefined) deps.mirrors.skipped(deps.route.name, "primary_failed");
     throw error;
   }
   // The gateway's request id wins over one the upstream sets: it names the request in every log.
   reply.code(answer.status).headers(answer.headers).header("x-request-id", req.id);
   closeIfDraining(deps, reply);
+  const mirror = mirrorOf?.();
   const body = mirror === undefined ? answer.body : keepForComparison(answer, mirror, deps);
   return reply.send(payloadOf(body, answer.headers));
 }
@@ -205,13 +212,20 @@ function keepForComparison(
   return answer.body;
 }
 
+/** The Content-Encoding goes along: the body is decoded for the comparison, off the request path. */
 function comparedLegacy(
   status: number,
   headers: LegacyAnswer<Buffer>["headers"],
   body: Buffer,
 ): ComparedAnswer {
   const contentType = headers["content-type"];
-  return { status, body, contentType: typeof contentType === "string" ? contentType : undefined };
+  const encoding = headers["content-encoding"];
+  return {
+    status,
+    body,
+    contentType: typeof contentType === "string" ? contentType : undefined,
+    contentEncoding: Array.isArray(encoding) ? encoding.join(", ") : encoding,
+  };
 }
 
 /**
@@ -259,13 +273,13 @@ function startMirror(
   const request = {
     requestId: req.id,
     method: req.method,
-    path: req.url,
-    bodyBytes: input.body?.length ?? 0,
+    path: pathOf(req.url),
+    bodyBytes: input.body === undefined ? 0 : Buffer.byteLength(input.body),
   };
   const call =
     primary === "nats"
       ? () => mirrorLegacy(deps, req)
-      : () => deps.natsCall(input, true).then(comparable);
+      : () => nextTurn().then(() => deps.natsCall(input, true).then(comparable));
   return deps.mirrors.start(deps.route.name, primary, request, call);
 }
 
@@ -281,22 +295,47 @@ function mirrorNatsOutcome(
   input: RouteInput,
   primary: ComparedAnswer | undefined,
 ): void {
-  if (primary === undefined) deps.mirrors.skipped(deps.route.name, "primary_failed");
-  else startMirror(deps, req, input, "nats")?.comparePrimary(primary);
+  if (primary === undefined) {
+    deps.mirrors.skipped(deps.route.name, "primary_failed");
+    return;
+  }
+  const skip = legacyMirrorSkip(deps, primary);
+  if (skip === undefined) startMirror(deps, req, input, "nats")?.comparePrimary(primary);
+  else deps.mirrors.skipped(deps.route.name, skip);
+}
+
+/** Why a legacy mirror of this NATS answer is not worth sending now, if it is not. */
+function legacyMirrorSkip(deps: RouteHandlerDeps, primary: ComparedAnswer): SkipReason | undefined {
+  // Not compared anyway: legacy would be asked for nothing.
+  if (!deps.mirrors.fits(primary)) return "body_too_large";
+  // It would only queue behind other mirrors, holding its in-flight slot, and time out.
+  if (!deps.legacy.hasFreeMirrorSocket(deps.route)) return "in_flight_cap";
+  return undefined;
 }
 
 /** A worker's error status (without a body the route can print) is its answer, compared as such. */
-function workerAnswerOf(error: unknown): ComparedAnswer | undefined {
+function workerAnswerOf(
+  route: RouteConfig,
+  req: FastifyRequest,
+  error: unknown,
+): ComparedAnswer | undefined {
   return error instanceof TurnoutError && error.code === "TURNOUT_ERR_WORKER"
-    ? answerOfFailure(error)
+    ? answerOfFailure(error, req.id, route.name)
     : undefined;
 }
 
+/**
+ * Through the mirror pool, so mirrors never hold the sockets clients need, and
+ * asking for an uncompressed body: one encoded anyway is decoded to compare it.
+ */
 async function mirrorLegacy(deps: RouteHandlerDeps, req: FastifyRequest): Promise<ComparedAnswer> {
-  const answer = await deps.legacy.forward(deps.route, legacyRequest(req), {
-    mode: "buffer",
-    maxBodyBytes: deps.mirrors.maxBodyBytes,
-  });
+  const request = legacyRequest(req);
+  const headers = { ...request.headers, "accept-encoding": "identity" };
+  const answer = await deps.legacy.mirror(
+    deps.route,
+    { ...request, headers },
+    { mode: "buffer", maxBodyBytes: deps.mirrors.maxBodyBytes },
+  );
   return comparedLegacy(answer.status, answer.headers, answer.body);
 }
 
@@ -347,6 +386,12 @@ function routeInput(req: FastifyRequest): RouteInput {
     body: typeof req.body === "string" ? req.body : undefined,
     headers: req.headers,
   };
+}
+
+/** The request target without its query string, as the request log shows it. */
+function pathOf(url: string): string {
+  const query = url.indexOf("?");
+  return query === -1 ? url : url.slice(0, query);
 }
 
 function stickyFacts(req: FastifyRequest) {

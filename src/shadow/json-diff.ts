@@ -3,14 +3,20 @@
  * primary's answer taken as the reference: `missing` is in the primary but not
  * in the mirror, `extra` the other way round. Bounded, since it is kept in
  * memory and shown in the admin API: at most `limit` diffs (then `truncated`),
- * each value cut to 200 characters.
+ * each value cut to 200 characters, each key in a path to 64 and each path to
+ * 300 (its start and its end kept): a body's keys are as long as its sender
+ * likes, and one long key repeats in the path of every field under it.
  */
 import { isLosslessNumber, stringify } from "lossless-json";
 import { isJsonObject } from "../codec/fields.js";
 import { IGNORED } from "./ignore.js";
 
 export interface FieldDiff {
-  /** JSON path, e.g. `$.user.email`, `$.tags[2]`, `$["odd key"]`; or `$status`, `$body`. */
+  /**
+   * JSON path, e.g. `$.user.email`, `$.tags[2]`, `$["odd key"]`; or `$status`,
+   * `$body`. A key longer than 64 characters is cut (`$["kkk…"]`), a path
+   * longer than 300 loses its middle (`…`).
+   */
   readonly path: string;
   readonly kind: "changed" | "missing" | "extra";
   /**
@@ -29,6 +35,8 @@ export interface DiffResult {
 
 export const MAX_DIFFS = 20;
 const MAX_VALUE_CHARS = 200;
+const MAX_KEY_CHARS = 64;
+export const MAX_PATH_CHARS = 300;
 /** Keys that can be copied into `compare.ignore` as `.name` steps. */
 const PLAIN_KEY = /^[A-Za-z0-9_-]+$/;
 
@@ -70,6 +78,9 @@ function sameScalar(a: unknown, b: unknown): boolean {
 }
 
 function child(path: string, key: string): string {
+  if (key.length > MAX_KEY_CHARS) {
+    return `${path}[${JSON.stringify(`${key.slice(0, MAX_KEY_CHARS)}…`)}]`;
+  }
   return PLAIN_KEY.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`;
 }
 
@@ -78,7 +89,7 @@ function add(out: Collector, path: string, kind: FieldDiff["kind"], a: unknown, 
     out.truncated = true;
     return;
   }
-  const diff: { -readonly [K in keyof FieldDiff]: FieldDiff[K] } = { path, kind };
+  const diff: { -readonly [K in keyof FieldDiff]: FieldDiff[K] } = { path: cutPath(path), kind };
   if (kind !== "extra") diff.primary = preview(a);
   if (kind !== "missing") diff.mirror = preview(b);
   out.diffs.push(diff);
@@ -90,6 +101,16 @@ export function preview(value: unknown): unknown {
   if (value === null || typeof value === "number" || typeof value === "boolean") return value;
   const text = stringify(value, (_key, v) => (v === IGNORED ? "<ignored>" : v)) ?? "null";
   return cut(text);
+}
+
+/**
+ * A path cut to MAX_PATH_CHARS, its middle left out: deep nesting makes a long
+ * path even of short keys, and its end names the field.
+ */
+export function cutPath(path: string): string {
+  if (path.length <= MAX_PATH_CHARS) return path;
+  const half = (MAX_PATH_CHARS - 1) / 2;
+  return `${path.slice(0, Math.floor(half))}…${path.slice(-Math.ceil(half))}`;
 }
 
 function cut(text: string): string {

@@ -13,6 +13,7 @@ import type { RouteConfig } from "../config/types.js";
 import { TurnoutError } from "../errors.js";
 import type { GatewayMetrics } from "../observability/metrics.js";
 import type { Side } from "../routing/split.js";
+import { PROBLEM_CONTENT_TYPE, toProblem } from "../server/problem.js";
 import {
   type Answer,
   compareAnswers,
@@ -21,6 +22,7 @@ import {
   type IgnorePaths,
   type Normalizer,
 } from "./compare.js";
+import { decodedForComparison } from "./content-coding.js";
 import type { MismatchLog } from "./mismatch-log.js";
 
 export type { Answer as ComparedAnswer } from "./compare.js";
@@ -34,13 +36,20 @@ export interface MirrorLimits {
 
 export const DEFAULT_MIRROR_LIMITS: MirrorLimits = { maxInFlight: 256, maxBodyBytes: 256 * 1024 };
 
-export type SkipReason = "in_flight_cap" | "body_too_large" | "primary_failed" | "breaker_open";
+export type SkipReason =
+  | "in_flight_cap"
+  | "body_too_large"
+  | "primary_failed"
+  | "breaker_open"
+  | "undecodable";
 
 /** The request facts a mismatch entry records. */
 export interface MirroredRequest {
   readonly requestId: string;
   readonly method: string;
+  /** Without the query string, which may carry secrets (the request log drops it too). */
   readonly path: string;
+  /** The request body's length in bytes (UTF-8), held against the cap. */
   readonly bodyBytes: number;
 }
 
@@ -55,14 +64,20 @@ export interface MirrorHandle {
 /**
  * A failed mirror call as the client would have seen it: a worker's error
  * status or a 4xx the gateway would have answered are answers, compared like
- * any other. Failures to reach the side at all (5xx made by the gateway:
- * no responders, timeout, refused...) are counted as `error`, not compared.
+ * any other, with the problem+json body the client gets for them
+ * (server/problem.ts, as the gateway sends it). Failures to reach the side at
+ * all (5xx made by the gateway: no responders, timeout, refused...) are
+ * counted as `error`, not compared.
  */
-export function answerOfFailure(error: unknown): Answer | undefined {
+export function answerOfFailure(
+  error: unknown,
+  requestId: string,
+  route: string,
+): Answer | undefined {
   if (!(error instanceof TurnoutError)) return undefined;
   if (error.code !== "TURNOUT_ERR_WORKER" && error.status >= 500) return undefined;
-  const body = JSON.stringify({ detail: error.message });
-  return { status: error.status, body, contentType: "application/problem+json" };
+  const body = JSON.stringify(toProblem(error, requestId, route));
+  return { status: error.status, body, contentType: PROBLEM_CONTENT_TYPE };
 }
 
 /**
@@ -73,12 +88,21 @@ const REFUSED = Symbol("mirror breaker open");
 const TOO_LARGE = Symbol("answer over the cap");
 type MirrorOutcome = Answer | undefined | typeof REFUSED | typeof TOO_LARGE;
 
-function outcomeOfFailure(error: unknown): MirrorOutcome {
+function outcomeOfFailure(error: unknown, request: MirroredRequest, route: string): MirrorOutcome {
   if (error instanceof TurnoutError && error.code === "TURNOUT_ERR_BREAKER_OPEN") return REFUSED;
   if (error instanceof TurnoutError && error.code === "TURNOUT_ERR_UPSTREAM_TOO_LARGE") {
     return TOO_LARGE;
   }
-  return answerOfFailure(error);
+  return answerOfFailure(error, request.requestId, route);
+}
+
+/** Whether `body` is at most `maxBytes` long, measuring a string only when its length does not tell. */
+function fitsIn(body: Answer["body"], maxBytes: number): boolean {
+  if (body === undefined) return true;
+  if (typeof body !== "string") return body.byteLength <= maxBytes;
+  // UTF-8 takes 1 to 3 bytes per UTF-16 unit.
+  if (body.length > maxBytes) return false;
+  return body.length * 3 <= maxBytes || Buffer.byteLength(body) <= maxBytes;
 }
 
 class RouteMirror {
@@ -130,6 +154,11 @@ export class Mirrors {
     return this.#limits.maxBodyBytes;
   }
 
+  /** Whether an answer is within the comparison cap (bodies over it are never compared). */
+  fits(answer: Answer): boolean {
+    return fitsIn(answer.body, this.#limits.maxBodyBytes);
+  }
+
   /**
    * Starts `call` (the mirror side) unless a cap or the mirror side's breaker
    * says no; the comparison runs once both answers are known. Returns
@@ -149,30 +178,46 @@ export class Mirrors {
     if (breaker.state === "open") return this.#skip(route, "breaker_open");
 
     this.#inFlight++;
-    const mirrored: Promise<MirrorOutcome> = breaker
-      .run(call, isServerError)
-      .then((answer) => answer, outcomeOfFailure);
+    // An answer over the cap is let go of at once, not held until the other side is in.
+    const mirrored: Promise<MirrorOutcome> = breaker.run(call, isServerError).then(
+      (answer) => this.#held(answer),
+      (error) => outcomeOfFailure(error, request, route),
+    );
     let settled = false;
     const finish = (primary: Answer | undefined | typeof TOO_LARGE) => {
       if (settled) return;
       settled = true;
       void mirrored.then((answer) => {
         this.#inFlight--;
-        if (primary === undefined) return void this.#skip(route, "primary_failed");
-        if (primary === TOO_LARGE || answer === TOO_LARGE) {
-          return void this.#skip(route, "body_too_large");
-        }
-        // Half-open: another mirror is the probe.
-        if (answer === REFUSED) return void this.#skip(route, "breaker_open");
-        if (answer === undefined) return this.#count(route, "error");
-        this.#compare(route, mirror, primarySide, request, primary, answer);
+        this.#settle(route, mirror, primarySide, request, primary, answer);
       });
     };
     return {
-      comparePrimary: (primary) => finish(primary),
+      comparePrimary: (primary) => finish(this.#held(primary)),
       primaryFailed: () => finish(undefined),
       primaryTooLarge: () => finish(TOO_LARGE),
     };
+  }
+
+  #held(answer: Answer): Answer | typeof TOO_LARGE {
+    return this.fits(answer) ? answer : TOO_LARGE;
+  }
+
+  /** Both outcomes are in: counted as skipped or an error, or compared. */
+  #settle(
+    route: string,
+    mirror: RouteMirror,
+    primarySide: Side,
+    request: MirroredRequest,
+    primary: Answer | undefined | typeof TOO_LARGE,
+    answer: MirrorOutcome,
+  ): void {
+    if (primary === undefined) this.#skip(route, "primary_failed");
+    else if (primary === TOO_LARGE || answer === TOO_LARGE) this.#skip(route, "body_too_large");
+    // Half-open: another mirror is the probe.
+    else if (answer === REFUSED) this.#skip(route, "breaker_open");
+    else if (answer === undefined) this.#count(route, "error");
+    else this.#compare(route, mirror, primarySide, request, primary, answer);
   }
 
   #compare(
@@ -183,9 +228,14 @@ export class Mirrors {
     primary: Answer,
     answer: Answer,
   ): void {
+    // Decoded only now that both are in, off the request path.
+    const decodedPrimary = decodedForComparison(primary, this.#limits.maxBodyBytes);
+    if (typeof decodedPrimary === "string") return void this.#skip(route, decodedPrimary);
+    const decodedMirror = decodedForComparison(answer, this.#limits.maxBodyBytes);
+    if (typeof decodedMirror === "string") return void this.#skip(route, decodedMirror);
     let result: ReturnType<typeof compareAnswers>;
     try {
-      result = compareAnswers(primary, answer, mirror.normalizer, mirror.ignore);
+      result = compareAnswers(decodedPrimary, decodedMirror, mirror.normalizer, mirror.ignore);
     } catch {
       // A pathological body (e.g. nested past the stack) must not take the gateway down.
       this.#count(route, "error");

@@ -4,13 +4,14 @@
  * disagree (the counts themselves go to metrics).
  */
 import type { Side } from "../routing/split.js";
-import type { FieldDiff } from "./json-diff.js";
+import { cutPath, type FieldDiff } from "./json-diff.js";
 
 export interface MismatchEntry {
   /** ISO 8601 time of the comparison. */
   readonly at: string;
   readonly requestId: string;
   readonly method: string;
+  /** Without the query string; cut like a diff's path (its middle left out) past 300 characters. */
   readonly path: string;
   /** The side whose answer the client got. */
   readonly primary: Side;
@@ -41,7 +42,8 @@ export class MismatchLog {
       ring = { items: [], next: 0 };
       this.#rings.set(route, ring);
     }
-    const kept: MismatchEntry = { at: at.toISOString(), ...entry };
+    // Diffs come bounded (json-diff.ts); the request path is as long as the client made it.
+    const kept: MismatchEntry = { at: at.toISOString(), ...entry, path: cutPath(entry.path) };
     if (ring.items.length < this.capacity) ring.items.push(kept);
     else {
       ring.items[ring.next] = kept;

@@ -1,0 +1,83 @@
+/**
+ * A NATS mirror of a legacy-served request does its work (JSON parse and
+ * protobuf encode, milliseconds for a large body) only once the legacy
+ * forward is sent and answered, so it adds nothing to the client's wait.
+ */
+import type { ServerResponse } from "node:http";
+import t from "tap";
+import { LegacyUpstreams } from "../../src/backends/legacy/upstreams.js";
+import { startWorker } from "../../src/worker/index.js";
+import { sendJson, startLegacyServer } from "../helpers/legacy-server.js";
+import { usersCreateRoute } from "../helpers/route-yaml.js";
+import { startStack, writeRoutes } from "../helpers/stack.js";
+
+/** The primary's answer, held by legacy until the test lets it go. */
+let held: ServerResponse | undefined;
+const legacy = await startLegacyServer((_request, res) => {
+  held = res;
+});
+t.teardown(() => legacy.close());
+
+const ROUTES = usersCreateRoute({
+  legacy: "users",
+  shadowWrites: "true",
+  cutover: "{ nats: 0, shadow: 100 }",
+});
+const stack = await startStack(t, writeRoutes(ROUTES, `legacy:\n  users: ${legacy.url}\n`));
+const worker = startWorker({
+  nc: stack.nc,
+  root: stack.root,
+  subject: "svc.users.*.create",
+  requestType: "users.v1.CreateUserRequest",
+  responseType: "users.v1.User",
+  handle: () => ({ id: "u1" }),
+});
+t.teardown(() => worker.stop());
+await stack.nc.flush();
+
+/** What the gateway did, in order: the legacy forward, the NATS mirror's request. */
+const events: string[] = [];
+const forward = LegacyUpstreams.prototype.forward;
+LegacyUpstreams.prototype.forward = function (this: LegacyUpstreams, ...args: unknown[]) {
+  events.push("legacy forward");
+  return Reflect.apply(forward, this, args);
+} as typeof forward;
+t.teardown(() => {
+  LegacyUpstreams.prototype.forward = forward;
+});
+// The NATS request is made in the same turn as the parse and encode before it.
+const nats = stack.gateway.nats;
+const natsRequest = nats.request.bind(nats);
+nats.request = (...args) => {
+  events.push("nats mirror");
+  return natsRequest(...args);
+};
+
+async function waitUntil(condition: () => boolean, ms = 5000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > until) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+t.test(
+  "a NATS mirror's work starts only after the legacy forward was sent and answered",
+  async (t) => {
+    const tags = Array.from({ length: 2000 }, (_, i) => `tag-${i}`);
+    const answered = fetch(`${stack.gateway.url}/v1/regions/eu/users`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ id: "u1", tags }),
+    });
+    await waitUntil(() => held !== undefined);
+    t.same(events, ["legacy forward"], "no mirror work while legacy has not answered");
+
+    sendJson(held!, 201, { id: "u1" });
+    const res = await answered;
+    t.equal(res.status, 201, "legacy served it");
+    await res.arrayBuffer();
+    await waitUntil(() => stack.gateway.mirrors.inFlight === 0);
+    t.same(events, ["legacy forward", "nats mirror"]);
+  },
+);
