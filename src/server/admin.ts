@@ -11,6 +11,7 @@ import type { GatewayMetrics } from "../observability/metrics.js";
 import { registerOpenApi } from "../openapi/index.js";
 import { type ListenerOptions, listenerServerOptions } from "./listener-options.js";
 import { isInternal, PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
+import { pathOf } from "./request-path.js";
 
 /** A readiness check answers undefined when fine, or the reason it is not. */
 export type ReadinessCheck = () => string | undefined;
@@ -88,10 +89,6 @@ function sendProblem(error: unknown, req: FastifyRequest, reply: FastifyReply): 
     .code(problem.status)
     .header("content-type", PROBLEM_CONTENT_TYPE)
     .send(JSON.stringify(problem));
-}
-
-function pathOf(url: string): string {
-  return url.split("?", 1)[0] ?? "/";
 }
 
 /** Compared decoded, as the router matches (`/%61dmin/routes` is `/admin/routes`). */

@@ -36,6 +36,7 @@ import { isInternal, PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
 import { compilePublishPipeline } from "./publish-pipeline.js";
 import { rateLimitRouteOptions } from "./rate-limit.js";
 import { requestIdOf } from "./request-id.js";
+import { pathOf } from "./request-path.js";
 import { compileRouteHandler, type RouteHandler } from "./route-handler.js";
 
 export interface GatewayDeps {
@@ -284,7 +285,6 @@ function answerClientError(recorder: RequestRecorder) {
 }
 
 function logRequest(req: FastifyRequest, route: string, status: number, ms: number): void {
-  const query = req.url.indexOf("?");
   req.log.info(
     {
       requestId: req.id,
@@ -293,7 +293,7 @@ function logRequest(req: FastifyRequest, route: string, status: number, ms: numb
       status,
       durationMs: Math.round(ms * 1000) / 1000,
       method: req.method,
-      path: query === -1 ? req.url : req.url.slice(0, query),
+      path: pathOf(req.url),
       traceId: traceIdOf(req.headers.traceparent),
     },
     "request",
@@ -312,7 +312,7 @@ function answerProblems(
   });
   const allowed = new AllowedMethods(routes);
   app.setNotFoundHandler((req, reply) => {
-    const methods = allowed.allowed(req.url.split("?", 1)[0] ?? "/");
+    const methods = allowed.allowed(pathOf(req.url));
     // A method the path serves that still got here did not match the router (a bad URL): 404.
     if (methods.length === 0 || methods.includes(req.method)) {
       const error = new TurnoutError(

@@ -41,6 +41,7 @@ import {
   type SkipReason,
 } from "../shadow/mirror.js";
 import type { Answer, RouteCall, RouteInput } from "./nats-pipeline.js";
+import { pathOf } from "./request-path.js";
 
 export interface RouteHandlerDeps {
   readonly route: RouteConfig;
@@ -386,12 +387,6 @@ function routeInput(req: FastifyRequest): RouteInput {
     body: typeof req.body === "string" ? req.body : undefined,
     headers: req.headers,
   };
-}
-
-/** The request target without its query string, as the request log shows it. */
-function pathOf(url: string): string {
-  const query = url.indexOf("?");
-  return query === -1 ? url : url.slice(0, query);
 }
 
 function stickyFacts(req: FastifyRequest) {
