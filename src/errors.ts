@@ -17,6 +17,12 @@ export const ErrorCodes = {
   TURNOUT_ERR_BAD_PARAM: { status: 400, title: "Invalid parameter" },
   /** A subject template parameter is not a safe NATS token. */
   TURNOUT_ERR_BAD_SUBJECT_TOKEN: { status: 400, title: "Invalid subject parameter" },
+  /** Node could not read the request at all (request line, header syntax); the connection is closed. */
+  TURNOUT_ERR_MALFORMED_REQUEST: { status: 400, title: "Malformed HTTP request" },
+  /** The request's headers are over the listener's limit (16 KiB); the connection is closed. */
+  TURNOUT_ERR_HEADERS_TOO_LARGE: { status: 431, title: "Request headers too large" },
+  /** The client did not send its whole request within the listener's requestTimeoutMs. */
+  TURNOUT_ERR_REQUEST_TIMEOUT: { status: 408, title: "Request timeout" },
   /** The request body is larger than the route's bodyLimit. */
   TURNOUT_ERR_BODY_TOO_LARGE: { status: 413, title: "Request body too large" },
   /** The request body has a content type other than JSON. */

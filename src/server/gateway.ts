@@ -24,7 +24,7 @@ import { parseQueryString } from "../codec/index.js";
 import type { GatewayConfig, RouteConfig } from "../config/types.js";
 import type { AdminToken } from "../control/admin-token.js";
 import type { CutoverState } from "../control/cutover-state.js";
-import { TurnoutError } from "../errors.js";
+import { type ErrorCode, TurnoutError } from "../errors.js";
 import { type Backend, type GatewayMetrics, UNMATCHED_ROUTE } from "../observability/metrics.js";
 import type { RequestSpans } from "../observability/otel.js";
 import { traceIdOf } from "../observability/trace.js";
@@ -249,18 +249,37 @@ function recordWhenSent(recorder: RequestRecorder, req: FastifyRequest, reply: F
   );
 }
 
-/** Node's errors for requests it could not read, as Fastify answers them. */
-const CLIENT_ERRORS: Readonly<Record<string, { status: number; message: string }>> = {
-  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, message: "Client Timeout" },
-  HPE_HEADER_OVERFLOW: { status: 431, message: "Exceeded maximum allowed HTTP header size" },
+/** Node's errors for requests it could not read, as our codes (anything else is malformed). */
+const CLIENT_ERRORS: Readonly<Record<string, { code: ErrorCode; detail: string }>> = {
+  ERR_HTTP_REQUEST_TIMEOUT: {
+    code: "TURNOUT_ERR_REQUEST_TIMEOUT",
+    detail: "the request was not received whole within the listener's request timeout",
+  },
+  HPE_HEADER_OVERFLOW: {
+    code: "TURNOUT_ERR_HEADERS_TOO_LARGE",
+    detail: `the request's headers are larger than ${MAX_HEADER_BYTES} bytes`,
+  },
 };
-const MALFORMED = { status: 400, message: "Client Error" };
+
+function clientErrorOf(error: Error & { code?: string }): TurnoutError {
+  const known = CLIENT_ERRORS[error.code ?? ""];
+  if (known !== undefined) return new TurnoutError(known.code, known.detail, { cause: error });
+  const reason = "reason" in error && typeof error.reason === "string" ? `: ${error.reason}` : "";
+  return new TurnoutError(
+    "TURNOUT_ERR_MALFORMED_REQUEST",
+    `the request is not valid HTTP/1.1${reason}`,
+    {
+      cause: error,
+    },
+  );
+}
 
 /**
  * Node refuses a request it cannot read before Fastify sees one: a malformed
  * request line or header (400), headers over the limit (431), a client too
- * slow to send its request (408). Answered as Fastify does, and counted and
- * logged like every other answer.
+ * slow to send its request (408). Answered as problem+json like every other
+ * refusal, and counted and logged like every other answer; the connection is
+ * closed, as nothing after the bad bytes can be trusted to start a request.
  */
 function answerClientError(recorder: RequestRecorder) {
   return function onClientError(
@@ -270,14 +289,14 @@ function answerClientError(recorder: RequestRecorder) {
   ): void {
     // A reset connection has nobody to answer.
     if (error.code === "ECONNRESET" || socket.destroyed) return;
-    const { status, message } = CLIENT_ERRORS[error.code ?? ""] ?? MALFORMED;
-    const requestId = recorder.recordRefused(this.log, status);
+    const refusal = clientErrorOf(error);
+    const requestId = recorder.recordRefused(this.log, refusal.status);
     if (socket.writable) {
-      const reason = STATUS_CODES[status];
-      const body = JSON.stringify({ error: reason, message, statusCode: status });
+      const body = JSON.stringify(toProblem(refusal, requestId));
       socket.write(
-        `HTTP/1.1 ${status} ${reason}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-          `Content-Type: application/json\r\nX-Request-Id: ${requestId}\r\n\r\n${body}`,
+        `HTTP/1.1 ${refusal.status} ${STATUS_CODES[refusal.status]}\r\n` +
+          `Content-Length: ${Buffer.byteLength(body)}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
+          `X-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
       );
     }
     socket.destroy(error);

@@ -7,7 +7,7 @@
 import { once } from "node:events";
 import { connect as tcpConnect } from "node:net";
 import { Writable } from "node:stream";
-import t from "tap";
+import t, { type Test } from "tap";
 import { loggerOptions } from "../../src/cli/serve.js";
 import { usersGetRoute } from "../helpers/route-yaml.js";
 import { waitUntil } from "../helpers/serve-process.js";
@@ -78,6 +78,14 @@ t.test(
   },
 );
 
+/** The problem+json body of a raw answer, after checking its head says so. */
+function problemOf(t: Test, answer: string): Record<string, unknown> {
+  const [head = "", body = ""] = answer.split("\r\n\r\n");
+  t.match(head, /\r\nContent-Type: application\/problem\+json\r\n/i, "answered as problem+json");
+  t.match(head, /\r\nConnection: close(\r\n|$)/i, "saying the connection closes");
+  return JSON.parse(body) as Record<string, unknown>;
+}
+
 t.test("requests Node refuses before parsing them are counted and logged", async (t) => {
   const before = await counted(400);
   const bad = await raw("NOT A REQUEST\r\n\r\n");
@@ -89,6 +97,17 @@ t.test("requests Node refuses before parsing them are counted and logged", async
   const slow = await raw("GET /v1/regions/eu/users/u-1 HTTP/1.1\r\nHost: x\r\n");
   t.match(slow, /^HTTP\/1\.1 408 /, "a request not sent whole in time is a 408");
   t.match(slow, /X-Request-Id: [0-9a-f-]{36}\r\n/, "naming the request id of its log line");
+  t.match(problemOf(t, bad), { status: 400, code: "TURNOUT_ERR_MALFORMED_REQUEST" });
+  t.match(problemOf(t, big), {
+    status: 431,
+    code: "TURNOUT_ERR_HEADERS_TOO_LARGE",
+    detail: /16384 bytes/,
+  });
+  t.match(problemOf(t, slow), {
+    status: 408,
+    code: "TURNOUT_ERR_REQUEST_TIMEOUT",
+    requestId: /X-Request-Id: (\S+)\r\n/.exec(slow)?.[1],
+  });
 
   await waitUntil(() => requestLines(431).length === 1 && requestLines(408).length === 1, 5000);
   t.equal(await counted(431), 1);
