@@ -13,14 +13,34 @@ import type protobuf from "protobufjs";
 /** The first problem found, as `path: problem`, or null when the value encodes as given. */
 export type ShapeCheck = (value: unknown) => string | null;
 
-/** Checks one present (non-null) value at `path`. */
-type ValueCheck = (value: unknown, path: string) => string | null;
+/**
+ * Checks one present (non-null) value: null when fine, else the problem with
+ * the path to it from this value (`.key`, `[0]`). Paths are built only on the
+ * way out of a failure: a well-shaped result makes no strings.
+ */
+type ValueCheck = (value: unknown) => Found | null;
+
+interface Found {
+  path: string;
+  readonly problem: string;
+}
+
+function found(problem: string): Found {
+  return { path: "", problem };
+}
+
+function under(step: string, inner: Found): Found {
+  inner.path = step + inner.path;
+  return inner;
+}
 
 export function compileShapeCheck(type: protobuf.Type): ShapeCheck {
   const walk = messageCheck(type, new Map());
   return (value) => {
-    const problem = isObject(value) ? walk(value, "") : null;
-    return problem ?? type.verify(value as Record<string, unknown>);
+    const problem = isObject(value) ? walk(value) : null;
+    if (problem !== null)
+      return `${problem.path.replace(/^\./, "") || "value"}: ${problem.problem}`;
+    return type.verify(value as Record<string, unknown>);
   };
 }
 
@@ -30,17 +50,17 @@ function messageCheck(type: protobuf.Type, cache: Map<protobuf.Type, ValueCheck>
   if (known !== undefined) return known;
   const fields = new Map<string, ValueCheck | undefined>();
   const name = type.fullName.replace(/^\./, "");
-  const check: ValueCheck = (value, path) => {
+  const check: ValueCheck = (value) => {
     if (!isObject(value)) return null; // verify names the wrong type
-    if (value instanceof Date) return `${path || "value"}: a Date is not a ${name}`;
+    if (value instanceof Date) return found(`a Date is not a ${name}`);
     const message = value as Record<string, unknown>;
-    for (const key in message) {
-      if (!Object.hasOwn(message, key)) continue;
-      const at = path === "" ? key : `${path}.${key}`;
-      if (!fields.has(key)) return `${at}: not a field of ${name}`;
+    // Own keys only: protobufjs messages carry every field's default on their prototype.
+    for (const key of Object.keys(message)) {
+      if (!fields.has(key)) return under(`.${key}`, found(`not a field of ${name}`));
       const inner = fields.get(key);
-      const problem = inner !== undefined && message[key] != null ? inner(message[key], at) : null;
-      if (problem !== null) return problem;
+      const field = message[key];
+      const problem = inner !== undefined && field != null ? inner(field) : null;
+      if (problem !== null) return under(`.${key}`, problem);
     }
     return null;
   };
@@ -86,29 +106,29 @@ const INTEGER_RANGES: Readonly<Record<string, readonly [number, number]>> = {
 };
 
 function rangeCheck(type: string, min: number, limit: number): ValueCheck {
-  return (value, path) =>
+  return (value) =>
     typeof value === "number" && (value < min || value >= limit)
-      ? `${path}: ${value} is out of range for ${type}`
+      ? found(`${value} is out of range for ${type}`)
       : null;
 }
 
 function eachItem(check: ValueCheck): ValueCheck {
-  return (value, path) => {
+  return (value) => {
     if (!Array.isArray(value)) return null;
     for (let i = 0; i < value.length; i++) {
-      const problem = value[i] == null ? null : check(value[i], `${path}[${i}]`);
-      if (problem !== null) return problem;
+      const problem = value[i] == null ? null : check(value[i]);
+      if (problem !== null) return under(`[${i}]`, problem);
     }
     return null;
   };
 }
 
 function eachValue(check: ValueCheck): ValueCheck {
-  return (value, path) => {
+  return (value) => {
     if (!isObject(value)) return null;
     for (const [key, entry] of Object.entries(value)) {
-      const problem = entry == null ? null : check(entry, `${path}[${JSON.stringify(key)}]`);
-      if (problem !== null) return problem;
+      const problem = entry == null ? null : check(entry);
+      if (problem !== null) return under(`[${JSON.stringify(key)}]`, problem);
     }
     return null;
   };
