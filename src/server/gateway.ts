@@ -105,9 +105,10 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   deps.spans?.register(app, deps.config.routes);
   acceptJsonOnly(app);
   observeEachRequest(app, recorder);
-  answerProblems(app, deps.config.routes, isDraining);
+  answerProblems(app, deps.config.routes, isDraining, recorder);
+  const clientGone = recorder.recordIfGone;
   for (const route of deps.config.routes) {
-    registerRoute(app, route, compileHandler(route, deps, isDraining), deps.metrics);
+    registerRoute(app, route, compileHandler(route, deps, isDraining, clientGone), deps.metrics);
   }
   return app;
 }
@@ -221,6 +222,19 @@ class RequestRecorder {
     if (this.#logRequests) logRequest(req, route, status, ms);
   }
 
+  /**
+   * When the client left before its answer: records it as nginx's 499 (client
+   * closed request) and hijacks the reply, so nothing more is written and no
+   * onResponse follows (Fastify runs none for a destroyed response: without
+   * this, abandoned requests were missing from the counts and the log).
+   */
+  readonly recordIfGone = (req: FastifyRequest, reply: FastifyReply): boolean => {
+    if (!reply.raw.destroyed && req.raw.socket?.destroyed !== true) return false;
+    reply.hijack();
+    this.record(req, CLIENT_CLOSED_REQUEST, reply.elapsedTime);
+    return true;
+  };
+
   /** A request Node refused before it was parsed: no method, path or duration to tell. */
   recordRefused(log: FastifyInstance["log"], status: number): string {
     this.#metrics.requests.cell(UNMATCHED_ROUTE, "gateway", String(status)).inc();
@@ -248,6 +262,9 @@ function recordWhenSent(recorder: RequestRecorder, req: FastifyRequest, reply: F
     recorder.record(req, reply.statusCode, performance.now() - started),
   );
 }
+
+/** nginx's status for a client that closed its connection before the answer. */
+const CLIENT_CLOSED_REQUEST = 499;
 
 /** Node's errors for requests it could not read, as our codes (anything else is malformed). */
 const CLIENT_ERRORS: Readonly<Record<string, { code: ErrorCode; detail: string }>> = {
@@ -324,8 +341,10 @@ function answerProblems(
   app: FastifyInstance,
   routes: readonly RouteConfig[],
   isDraining: () => boolean,
+  recorder: RequestRecorder,
 ): void {
   app.setErrorHandler((error, req, reply) => {
+    if (recorder.recordIfGone(req, reply)) return;
     if (isDraining()) reply.header("connection", "close");
     return sendProblem(error, req, reply);
   });
@@ -353,6 +372,7 @@ function compileHandler(
   route: RouteConfig,
   deps: GatewayDeps,
   isDraining: () => boolean,
+  clientGone: (req: FastifyRequest, reply: FastifyReply) => boolean,
 ): RouteHandler {
   const compile = route.mode === "publish" ? compilePublishPipeline : compileNatsPipeline;
   return compileRouteHandler({
@@ -365,6 +385,7 @@ function compileHandler(
     metrics: deps.metrics,
     deadLetters: deps.deadLetters,
     isDraining,
+    clientGone,
   });
 }
 

@@ -54,6 +54,8 @@ export interface RouteHandlerDeps {
   /** Where requests that finally failed on NATS with no fallback are kept. */
   readonly deadLetters?: DeadLetterStore;
   readonly isDraining: () => boolean;
+  /** True (and recorded) when the client left before its answer: nothing is to be sent. */
+  readonly clientGone: (req: FastifyRequest, reply: FastifyReply) => boolean;
 }
 
 /** The deps plus what the handler compiles for itself: one breaker per backend, the legacy retry. */
@@ -151,6 +153,7 @@ async function serveNats(
     return serveLegacy(deps, req, reply, undefined);
   }
   if (mirrored) mirrorNatsOutcome(deps, req, input, comparable(answer));
+  if (deps.clientGone(req, reply)) return reply;
   closeIfDraining(deps, reply);
   return reply.code(answer.status).header("content-type", answer.contentType).send(answer.body);
 }
@@ -178,6 +181,10 @@ async function serveLegacy(
   } catch (error) {
     if (mirrorOf !== undefined) deps.mirrors.skipped(deps.route.name, "primary_failed");
     throw error;
+  }
+  if (deps.clientGone(req, reply)) {
+    if (!Buffer.isBuffer(answer.body)) answer.body.destroy();
+    return reply;
   }
   // The gateway's request id wins over one the upstream sets: it names the request in every log.
   reply.code(answer.status).headers(answer.headers).header("x-request-id", req.id);
