@@ -7,12 +7,14 @@
  * `CutoverStore` is the gateway's side: it seeds missing keys from routes.yaml,
  * loads every route's live values, then watches the bucket and applies each
  * change to the CutoverState as it arrives. Without JetStream it leaves the
- * file's values in place, says so, and keeps trying.
+ * file's values in place, says so, and keeps trying. While live it checks that
+ * the bucket is still the one it watches and reloads when it is gone or was
+ * re-created: the watch itself goes silent then instead of ending.
  */
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { KV, KvEntry } from "@nats-io/kv";
 import { Kvm, KvWatchInclude } from "@nats-io/kv";
-import type { NatsConnection, QueuedIterator } from "@nats-io/nats-core";
+import type { NatsConnection, QueuedIterator, Status } from "@nats-io/nats-core";
 import { isJetStreamMissing } from "../backends/nats/connection.js";
 import type { RouteConfig } from "../config/types.js";
 import { TurnoutError } from "../errors.js";
@@ -33,6 +35,8 @@ export const SEED_BY = "routes.yaml";
 const CHANGE_ATTEMPTS = 5;
 /** The longest wait between two attempts to load the live state, in ms. */
 const MAX_RETRY_MS = 30_000;
+/** How often a live store checks that its bucket was not lost or re-created, in ms. */
+const CHECK_MS = 5000;
 
 /** One value of the bucket. */
 export interface CutoverRecord extends CutoverValues {
@@ -292,6 +296,8 @@ export interface CutoverLog {
 export interface CutoverStoreOptions {
   /** First wait before retrying a failed load, in ms; it doubles up to 30 s. */
   readonly retryMs?: number;
+  /** How often a live store checks that its bucket was not lost or re-created, in ms. */
+  readonly checkMs?: number;
 }
 
 /** The gateway's live view of the bucket, applied to the CutoverState. */
@@ -300,12 +306,21 @@ export class CutoverStore {
   readonly #routes: ReadonlyMap<string, RouteConfig>;
   readonly #log: CutoverLog;
   readonly #retryMs: number;
+  readonly #checkMs: number;
   readonly #latest = new Map<string, CutoverRevision>();
   #mode: CutoverStoreMode = "starting";
   #bucket: CutoverBucket | undefined;
   #watch: QueuedIterator<KvEntry> | undefined;
   #stopped = false;
   #retryTimer: NodeJS.Timeout | undefined;
+  /** True from a completed load until its watch is dropped: checks run meanwhile. */
+  #checking = false;
+  #checkTimer: NodeJS.Timeout | undefined;
+  /** Counts checks begun and watches dropped: an answer counts only if neither came since. */
+  #checkSerial = 0;
+  /** The `created` time of the bucket's stream the watch follows: a new one means re-created. */
+  #streamCreated: string | undefined;
+  #statuses: (AsyncIterable<Status> & { stop?: () => void }) | undefined;
   /** Failed loads in a row: the retry backs off with them. */
   #failures = 0;
   #running: Promise<void> = Promise.resolve();
@@ -320,6 +335,7 @@ export class CutoverStore {
     this.#routes = new Map(routes.map((r) => [r.name, r]));
     this.#log = log;
     this.#retryMs = options.retryMs ?? 1000;
+    this.#checkMs = options.checkMs ?? CHECK_MS;
   }
 
   /** "starting" until the first full load; "file" when the server has no JetStream. */
@@ -349,6 +365,7 @@ export class CutoverStore {
    */
   start(nc: NatsConnection): void {
     if (this.#stopped) return;
+    this.#checkOnReconnect(nc);
     this.#running = this.#load(nc).catch((error: unknown) => {
       if (!this.#stopped) this.#retryLater(nc, error);
     });
@@ -372,6 +389,8 @@ export class CutoverStore {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#retryTimer);
+    clearTimeout(this.#checkTimer);
+    this.#statuses?.stop?.();
     this.#watch?.stop();
     await this.#running;
   }
@@ -379,6 +398,8 @@ export class CutoverStore {
   async #load(nc: NatsConnection): Promise<void> {
     const bucket = await CutoverBucket.open(nc);
     if (this.#stopped) return;
+    // Read before the watch starts: a bucket re-created after this read is caught by the check.
+    const created = await streamCreated(bucket);
     // Watch first, then read: a change landing in between is seen by both, and
     // the revision check keeps the newer one.
     const watch = await bucket.kv.watch({ include: KvWatchInclude.UpdatesOnly });
@@ -392,14 +413,17 @@ export class CutoverStore {
       for (const route of this.#routes.values()) await this.#seed(bucket, route);
     } catch (error) {
       // The retry opens a watch of its own.
-      watch.stop();
+      this.#dropWatch();
       throw error;
     }
     this.#bucket = bucket;
+    this.#streamCreated = created;
     this.#failures = 0;
     const was = this.#mode;
     this.#mode = "live";
     if (was !== "live") this.#log.info(`cutover: live state loaded from KV ${CUTOVER_BUCKET}`);
+    this.#checking = true;
+    this.#scheduleCheck(nc, this.#checkMs);
     await watching;
   }
 
@@ -416,6 +440,8 @@ export class CutoverStore {
 
   async #follow(watch: QueuedIterator<KvEntry>, nc: NatsConnection): Promise<void> {
     for await (const entry of watch) {
+      // A dropped watch may still hand out what it had queued: the new load reads it anew.
+      if (this.#watch !== watch) break;
       if (!this.#routes.has(entry.key)) continue;
       if (entry.operation !== "PUT") {
         this.#revert(entry.key, entry.revision);
@@ -430,10 +456,68 @@ export class CutoverStore {
       }
       this.#apply(entry.key, record);
     }
-    if (!this.#stopped) {
-      this.#log.warn("cutover: the KV watch ended; reloading");
-      this.#retryTimer = setTimeout(() => this.start(nc), this.#retryMs);
+    // A watch dropped on purpose (stop, a failed load, a reload) is replaced elsewhere.
+    if (this.#stopped || this.#watch !== watch) return;
+    this.#dropWatch();
+    this.#log.warn("cutover: the KV watch ended; reloading");
+    this.#retryTimer = setTimeout(() => this.start(nc), this.#retryMs);
+  }
+
+  /** Stops the current watch; its #follow then ends without reloading. */
+  #dropWatch(): void {
+    const watch = this.#watch;
+    this.#watch = undefined;
+    this.#checking = false;
+    this.#checkSerial++;
+    clearTimeout(this.#checkTimer);
+    watch?.stop();
+  }
+
+  #scheduleCheck(nc: NatsConnection, delay: number): void {
+    clearTimeout(this.#checkTimer);
+    this.#checkTimer = setTimeout(() => void this.#check(nc), delay);
+    // A check alone must not keep the process alive.
+    this.#checkTimer.unref();
+  }
+
+  /**
+   * A reconnect is when the server may have come back without its JetStream
+   * state: check now rather than at the next tick, and rather than wait for a
+   * check sent to the old server to time out (only while live; a load in
+   * progress, or its retry, reads the bucket anyway).
+   */
+  #checkOnReconnect(nc: NatsConnection): void {
+    if (this.#statuses !== undefined) return;
+    const statuses = nc.status();
+    this.#statuses = statuses;
+    void (async () => {
+      for await (const status of statuses) {
+        if (status.type === "reconnect" && this.#checking) this.#scheduleCheck(nc, 0);
+      }
+    })();
+  }
+
+  /**
+   * Reloads when the bucket's stream is gone or is another one: the watch then
+   * goes silent instead of ending (nats.js keeps re-creating its consumer past
+   * the old stream's last sequence), so nothing else would notice.
+   */
+  async #check(nc: NatsConnection): Promise<void> {
+    const serial = ++this.#checkSerial;
+    const bucket = this.#bucket;
+    if (!this.#checking || bucket === undefined) return;
+    const lost = await bucketLost(bucket, this.#streamCreated);
+    // Stopped, a reload began (it checks once loaded), or a newer check superseded this one.
+    if (this.#stopped || serial !== this.#checkSerial) return;
+    if (lost === undefined) {
+      this.#scheduleCheck(nc, this.#checkMs);
+      return;
     }
+    this.#log.warn(`cutover: the KV bucket ${CUTOVER_BUCKET} ${lost}; reloading`);
+    this.#dropWatch();
+    // A re-created bucket numbers revisions from 1 again: the old ones must not outrank them.
+    this.#latest.clear();
+    this.start(nc);
   }
 
   #apply(route: string, record: CutoverRevision): void {
@@ -463,6 +547,36 @@ export class CutoverStore {
     this.#state.set(route, { nats: config.cutover.nats, shadow: config.cutover.shadow }, "file");
     this.#log.warn(`cutover: ${route} deleted from KV (rev ${revision}); using routes.yaml`);
   }
+}
+
+/** The bucket's stream's creation time: it tells a re-created bucket from the one watched. */
+async function streamCreated(bucket: CutoverBucket): Promise<string> {
+  const { streamInfo } = await bucket.kv.status();
+  return streamInfo.created;
+}
+
+/**
+ * How the bucket was lost ("is gone", "was re-created"), or undefined when it
+ * is the one watched or no answer came: a timeout or a JetStream not answering
+ * yet proves nothing, and the next check asks again.
+ */
+async function bucketLost(
+  bucket: CutoverBucket,
+  watched: string | undefined,
+): Promise<string | undefined> {
+  try {
+    const created = await streamCreated(bucket);
+    return created === watched ? undefined : "was re-created";
+  } catch (error) {
+    return isStreamMissing(error)
+      ? "is gone (deleted, or the server lost its JetStream state)"
+      : undefined;
+  }
+}
+
+/** JetStream's "stream not found" (10059): an answer, unlike a timeout. */
+function isStreamMissing(error: unknown): boolean {
+  return error instanceof Error && error.name === "StreamNotFoundError";
 }
 
 /** Copies of a KV bucket kept in a cluster: losing one server loses no bucket. */

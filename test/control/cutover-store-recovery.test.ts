@@ -1,0 +1,111 @@
+/**
+ * A running CutoverStore whose KV bucket goes away (the server restarted with
+ * an empty store, or the bucket deleted and re-created) notices, reloads, and
+ * applies the values written to the new bucket: the KV watch alone goes silent
+ * and a re-created bucket numbers its revisions from 1 again.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import t, { type Test } from "tap";
+import { loadConfigAndProtos } from "../../src/config/load.js";
+import { CutoverState } from "../../src/control/cutover-state.js";
+import {
+  CUTOVER_BUCKET,
+  CutoverBucket,
+  CutoverStore,
+  type CutoverStoreOptions,
+} from "../../src/control/cutover-store.js";
+import { freePort, type NatsServer, startNatsServer } from "../../src/devtools/nats-server.js";
+import { cutoverRoutes, within } from "../helpers/cutover-fixture.js";
+
+/** The longest a replica may take to apply a value written to the new bucket. */
+const RECOVERY_MS = 10_000;
+
+/** A store following `url` until the test ends, once it has loaded the live state. */
+async function liveStore(t: Test, url: string, options: CutoverStoreOptions) {
+  const nc = await connect({ servers: url, maxReconnectAttempts: -1, reconnectTimeWait: 50 });
+  t.teardown(() => nc.close());
+  const { config } = loadConfigAndProtos(cutoverRoutes(), {});
+  const state = new CutoverState(config.routes);
+  const warnings: string[] = [];
+  const log = { info: () => {}, warn: (line: string) => warnings.push(line) };
+  const store = new CutoverStore(state, config.routes, log, { retryMs: 20, ...options });
+  store.start(nc);
+  t.teardown(() => store.stop());
+  t.ok(await within(5000, () => store.mode === "live"), "loads the live state");
+  return { state, warnings };
+}
+
+/** Writes users.get's values the way `turnout cutover set` does, over a connection of its own. */
+async function setUsersGet(t: Test, url: string, nats: number): Promise<void> {
+  const writer = await connect({ servers: url });
+  t.teardown(() => writer.close());
+  const bucket = await CutoverBucket.open(writer);
+  await bucket.set("users.get", { nats, shadow: 0, by: "op", reason: `to ${nats}` });
+}
+
+function applies(state: CutoverState, nats: number): () => boolean {
+  return () => state.of("users.get").nats === nats && state.of("users.get").source === "live";
+}
+
+/** A JetStream server on `port` whose store directory the test owns (it outlives a restart). */
+async function serverWithStore(t: Test, port: number, storeDir: string): Promise<NatsServer> {
+  const server = await startNatsServer({ port, jetstream: true, storeDir });
+  t.teardown(() => server.stop());
+  return server;
+}
+
+async function restartWithEmptyStore(t: Test, server: NatsServer, storeDir: string) {
+  await server.stop();
+  rmSync(storeDir, { recursive: true, force: true });
+  return serverWithStore(t, server.port, storeDir);
+}
+
+function ownStoreDir(t: Test): string {
+  const storeDir = mkdtempSync(join(tmpdir(), "turnout-recovery-"));
+  t.teardown(() => rmSync(storeDir, { recursive: true, force: true }));
+  return storeDir;
+}
+
+t.test("a server restarted with an empty store: the store follows the new bucket", async (t) => {
+  const storeDir = ownStoreDir(t);
+  const server = await serverWithStore(t, await freePort(), storeDir);
+  const { state, warnings } = await liveStore(t, server.url, { checkMs: 150 });
+  await setUsersGet(t, server.url, 50);
+  t.ok(await within(5000, applies(state, 50)), "applies a value before the restart");
+
+  const restarted = await restartWithEmptyStore(t, server, storeDir);
+  await setUsersGet(t, restarted.url, 0);
+  t.ok(await within(RECOVERY_MS, applies(state, 0)), "applies a value written after it");
+  t.match(warnings.join("\n"), /KV bucket turnout_cutover .*; reloading/, "says it reloaded");
+});
+
+t.test("a bucket deleted and re-created while the server runs", async (t) => {
+  const server = await startNatsServer({ jetstream: true });
+  t.teardown(() => server.stop());
+  const { state } = await liveStore(t, server.url, { checkMs: 150 });
+  await setUsersGet(t, server.url, 50);
+  t.ok(await within(5000, applies(state, 50)), "applies a value before the deletion");
+
+  const operator = await connect({ servers: server.url });
+  t.teardown(() => operator.close());
+  const jsm = await jetstreamManager(operator);
+  await jsm.streams.delete(`KV_${CUTOVER_BUCKET}`);
+  await setUsersGet(t, server.url, 0);
+  t.ok(await within(RECOVERY_MS, applies(state, 0)), "applies a value written to the new bucket");
+});
+
+t.test("a reconnect checks the bucket at once, not at the next periodic check", async (t) => {
+  const storeDir = ownStoreDir(t);
+  const server = await serverWithStore(t, await freePort(), storeDir);
+  const { state } = await liveStore(t, server.url, { checkMs: 60_000 });
+  await setUsersGet(t, server.url, 50);
+  t.ok(await within(5000, applies(state, 50)), "applies a value before the restart");
+
+  const restarted = await restartWithEmptyStore(t, server, storeDir);
+  await setUsersGet(t, restarted.url, 0);
+  t.ok(await within(RECOVERY_MS, applies(state, 0)), "applies a value written after it");
+});
