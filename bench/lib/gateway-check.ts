@@ -2,6 +2,8 @@
  * After a gateway scenario's runs: did the gateway do what the scenario is
  * meant to measure? Read from its /metrics (totals since it started, probe and
  * warm-up included): every request served by the expected side, with a 2xx;
+ * (requests whose client left, 499, are only reported: wrk closes its
+ * connections with requests in flight at the end of every run);
  * for a shadow scenario, mirrors made and the two answers equal (a mismatch
  * costs a log entry and would skew the CPU figure). The share of requests
  * actually mirrored is reported, not required: mirrors outlive their request,
@@ -28,6 +30,9 @@ export interface CheckResult {
   readonly note?: string;
 }
 
+/** The gateway's code for a client that closed its connection before the answer. */
+const CLIENT_CLOSED_REQUEST = "499";
+
 function list(groups: Record<string, number>): string {
   const entries = Object.entries(groups).filter(([, n]) => n > 0);
   return entries.length === 0 ? "none" : entries.map(([k, n]) => `${k} ${n}`).join(", ");
@@ -50,13 +55,15 @@ export function checkGateway(samples: readonly Sample[], expect: GatewayExpectat
       `, skipped ${Object.values(skipped).reduce((a, b) => a + b, 0)} (${list(skipped)})`;
   }
   if (fallbacks > 0) summary += `; fallbacks ${fallbacks}`;
+  const left = byCode[CLIENT_CLOSED_REQUEST] ?? 0;
+  if (left > 0) summary += `; ${left} left by wrk at the ends of runs (499)`;
 
   const problems: string[] = [];
   if (served === 0) problems.push(`no request counted for route ${expect.route}`);
   const otherSides = served - (byBackend[expect.side] ?? 0);
   if (otherSides > 0) problems.push(`${otherSides} requests not served by ${expect.side}`);
   const non2xx = Object.entries(byCode)
-    .filter(([code]) => !code.startsWith("2"))
+    .filter(([code]) => !code.startsWith("2") && code !== CLIENT_CLOSED_REQUEST)
     .reduce((a, [, n]) => a + n, 0);
   if (non2xx > 0) problems.push(`${non2xx} answers were not 2xx`);
   let note: string | undefined;

@@ -20,6 +20,19 @@ t.test("all served by the expected side, nothing mirrored: no problem", async (t
   t.match(wrongSide.problem, /500 requests not served by legacy/);
 });
 
+t.test("requests the client left (499) are reported, not a problem", async (t) => {
+  const samples = metrics([
+    `turnout_requests_total{route="${route}",backend="nats",code="200"} 90`,
+    `turnout_requests_total{route="${route}",backend="nats",code="499"} 7`,
+  ]);
+  const result = checkGateway(samples, { route, side: "nats", mirrored: false });
+  t.equal(result.problem, undefined);
+  t.match(
+    result.summary,
+    /gateway served 97 \(nats 97\); 7 left by wrk at the ends of runs \(499\)/,
+  );
+});
+
 t.test("non-2xx answers, unexpected mirrors and an empty route are problems", async (t) => {
   const samples = metrics([
     `turnout_requests_total{route="${route}",backend="nats",code="200"} 90`,
