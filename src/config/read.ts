@@ -84,12 +84,19 @@ function rangeProblem(value: number, range: NumberRange): string | undefined {
   return undefined;
 }
 
+/**
+ * Whether `value` is written with at most two decimals: exactly the double
+ * nearest to some n / 100. A tolerance would let `1e-9` pass (and be read as 0).
+ */
+export function isHundredths(value: number): boolean {
+  return Math.round(value * 100) / 100 === value;
+}
+
 /** A percentage 0-100 with at most two decimals (the split works in 1/100ths of a percent). */
 export function readPercent(f: Field): number | undefined {
   const value = readNumber(f, { min: 0, max: 100 });
   if (value === undefined) return undefined;
-  const hundredths = Math.round(value * 100);
-  if (Math.abs(value * 100 - hundredths) < 1e-6) return hundredths / 100;
+  if (isHundredths(value)) return value;
   f.problem(`must have at most two decimals, got ${value}`);
   return undefined;
 }

@@ -3,6 +3,7 @@
  * percentages 0-100 with at most two decimals, a reason, and values the route
  * can honour (the same rules routes.yaml is checked against at load).
  */
+import { isHundredths } from "../config/read.js";
 import type { RouteConfig } from "../config/types.js";
 import { TurnoutError } from "../errors.js";
 import type { CutoverValues } from "./cutover-state.js";
@@ -20,11 +21,7 @@ export const MAX_REASON_LENGTH = 500;
 export function percentProblem(value: unknown): string | undefined {
   if (typeof value !== "number" || !Number.isFinite(value)) return "must be a number from 0 to 100";
   if (value < 0 || value > 100) return `must be from 0 to 100, got ${value}`;
-  const hundredths = value * 100;
-  if (Math.abs(hundredths - Math.round(hundredths)) > 1e-6) {
-    return `has at most two decimals, got ${value}`;
-  }
-  return undefined;
+  return isHundredths(value) ? undefined : `has at most two decimals, got ${value}`;
 }
 
 /**

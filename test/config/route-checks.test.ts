@@ -193,6 +193,12 @@ t.test("cutover percentages are 0-100 with at most two decimals", async (t) => {
     { message: /must be a number, got "50"/ },
   ]);
   t.equal(firstRoute(t, route({ cutover: "{ nats: 33.33 }" })).cutover.nats, 33.33);
+  t.equal(firstRoute(t, route({ cutover: "{ nats: 0.29 }" })).cutover.nats, 0.29);
+  // Too small to show in hundredths, it used to pass and be read as 0.
+  t.match(problemsFor(t, route({ cutover: "{ nats: 1e-9, shadow: 50.000001 }" })), [
+    { key: "routes[0].cutover.nats", message: /at most two decimals, got 1e-9/ },
+    { key: "routes[0].cutover.shadow", message: /at most two decimals, got 50.000001/ },
+  ]);
 });
 
 t.test("sticky keys: header, cookie, query or ip; header names lower-cased", async (t) => {

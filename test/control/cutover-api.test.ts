@@ -90,6 +90,8 @@ const badCases: Array<[string, string, string, string]> = [
     "shadow",
   ],
   ["three decimals", "users.get", JSON.stringify({ nats: 12.345, reason: "x" }), "nats"],
+  // Below a hundredth: it used to pass the check.
+  ["a percentage of 1e-9", "users.get", '{"nats": 1e-9, "reason": "x"}', "nats"],
   [
     "a null shadow (0 turns it off)",
     "users.get",
