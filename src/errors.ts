@@ -73,6 +73,8 @@ export const ErrorCodes = {
   TURNOUT_ERR_RATE_LIMITED: { status: 429, title: "Too many requests" },
   /** The route's circuit breaker for this backend is open: failing fast until it resets. */
   TURNOUT_ERR_BREAKER_OPEN: { status: 503, title: "Circuit breaker open" },
+  /** An `Idempotency-Key` already stored a different request (IETF idempotency-key draft: 422). */
+  TURNOUT_ERR_IDEMPOTENCY_KEY_REUSED: { status: 422, title: "Idempotency-Key reused" },
   /** A `mode: publish` route's subject is stored by no JetStream stream. */
   TURNOUT_ERR_NO_STREAM: { status: 503, title: "No stream for the subject" },
   /** `turnout contract`: lines of the samples file that are not valid samples (every one listed). */

@@ -10,9 +10,11 @@
  * The route's `retry` applies as in request mode, with the key standing for
  * idempotency: a publish that reached no one is retried; one that timed out
  * (the stream may have stored it) only when it carries a key, as the stream
- * then drops the second copy.
+ * then drops the second copy. A duplicate ack is checked against the stored
+ * message: a key reused for another request is a 422, not a silent drop.
  */
 import type { IncomingHttpHeaders } from "node:http";
+import type { JetStreamClient, PubAck, StoredMsg } from "@nats-io/jetstream";
 import { errors } from "@nats-io/transport-node";
 import type protobuf from "protobufjs";
 import { compileRequestHeaders } from "../backends/nats/headers.js";
@@ -75,9 +77,45 @@ export function compilePublishPipeline(
     const retrying = key === undefined ? retryingUnkeyed : retryingKeyed;
     // A mirrored request is never retried: it must not add load to a struggling side.
     const ack = await (shadow ? publish() : retrying(publish));
+    if (ack.duplicate && key !== undefined) {
+      await refuseKeyReuse(requester.jetstream(), ack, subject, payload, key);
+    }
     const json = JSON.stringify({ stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate });
     return { status: 202, contentType: JSON_CONTENT_TYPE, body: json };
   };
+}
+
+/**
+ * A duplicate ack says only that the stream has seen the key. The stored
+ * message is read back to tell a retry (same subject, same bytes) from another
+ * request reusing the key, which the stream dropped while the client would be
+ * told it was stored. One extra JetStream API call, on duplicates only; when
+ * the message cannot be read back (removed by the stream's limits, say), the
+ * duplicate ack stands.
+ */
+async function refuseKeyReuse(
+  js: JetStreamClient,
+  ack: PubAck,
+  subject: string,
+  payload: Uint8Array,
+  key: string,
+): Promise<void> {
+  let stored: StoredMsg | null;
+  try {
+    const jsm = await js.jetstreamManager(false);
+    stored = await jsm.streams.getMessage(ack.stream, { seq: ack.seq });
+  } catch {
+    return;
+  }
+  if (stored === null || (stored.subject === subject && Buffer.from(payload).equals(stored.data))) {
+    return;
+  }
+  throw new TurnoutError(
+    "TURNOUT_ERR_IDEMPOTENCY_KEY_REUSED",
+    `Idempotency-Key ${JSON.stringify(key)} was already used for a different request ` +
+      `(stored as ${ack.stream} seq ${ack.seq}); use a new key for a new request`,
+    { field: IDEMPOTENCY_KEY_HEADER },
+  );
 }
 
 /**

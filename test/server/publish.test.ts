@@ -134,6 +134,32 @@ t.test("the same Idempotency-Key twice stores one message", async (t) => {
   t.ok(c.seq > a.seq);
 });
 
+t.test(
+  "an Idempotency-Key reused for another body or path is a 422 naming the header, and nothing more is stored",
+  async (t) => {
+    const key = { "idempotency-key": "create-u-30" };
+    const first = await post("/v1/regions/eu/users", { id: "u-30" }, key);
+    t.equal(first.status, 202);
+    const before = (await jsm.streams.info("USER_EVENTS")).state.messages;
+    const retried = await post("/v1/regions/eu/users", { id: "u-30" }, key);
+    t.match(await retried.json(), { duplicate: true }, "the same request again is a duplicate");
+    for (const [path, body] of [
+      ["/v1/regions/eu/users", { id: "u-31" }],
+      ["/v1/regions/us/users", { id: "u-30" }],
+    ] as const) {
+      const reused = await post(path, body, key);
+      t.equal(reused.status, 422, `${path} ${JSON.stringify(body)}`);
+      t.match(reused.headers.get("content-type"), /^application\/problem\+json/);
+      t.match(await reused.json(), {
+        code: "TURNOUT_ERR_IDEMPOTENCY_KEY_REUSED",
+        field: "idempotency-key",
+        detail: /"create-u-30" was already used for a different request/,
+      });
+    }
+    t.equal((await jsm.streams.info("USER_EVENTS")).state.messages, before, "nothing stored");
+  },
+);
+
 t.test("the same Idempotency-Key on two routes into one stream stores both messages", async (t) => {
   const key = { "idempotency-key": "client-counter-1" };
   const created = await post("/v1/regions/eu/users", { id: "u-20" }, key);
