@@ -246,6 +246,12 @@ function errorStatuses(route: RouteConfig): Array<[string, string]> {
         : "The body is not JSON (application/json or application/*+json).",
     ],
     [
+      "422",
+      publish
+        ? "The Idempotency-Key was already used for a different request (another body or path)."
+        : undefined,
+    ],
+    [
       "429",
       route.rateLimit === undefined
         ? undefined

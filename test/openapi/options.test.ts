@@ -173,6 +173,8 @@ t.test(
     t.ok(ack({ stream: "S", seq: 3, duplicate: false }));
     t.notOk(ack({ stream: "S", seq: 3 }), "duplicate is always there");
     t.match(parametersOf(doc, `${SINK}/events`, "post").get("Idempotency-Key"), { in: "header" });
+    t.match(op.responses["422"], { description: /Idempotency-Key was already used/ });
+    t.notOk("422" in responsesOf(doc, SINK, "get"), "only publish routes answer 422");
   },
 );
 
