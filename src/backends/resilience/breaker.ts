@@ -38,12 +38,20 @@ class FailedAnswer {
 
 type Action = () => Promise<unknown>;
 
+/** An error that is the backend's own answer (a worker's 4xx, a body over the mirror's cap). */
+function isBackendAnswer(error: unknown): boolean {
+  return (
+    error instanceof TurnoutError &&
+    (error.code === "TURNOUT_ERR_WORKER" || error.code === "TURNOUT_ERR_UPSTREAM_TOO_LARGE")
+  );
+}
+
 export function createBreaker(
   name: string,
   options: BreakerOptions,
   onState: (state: BreakerState) => void = () => {},
 ): Breaker {
-  const circuit = new CircuitBreaker((action: Action) => action(), {
+  const circuit: CircuitBreaker = new CircuitBreaker((action: Action) => action(), {
     name,
     timeout: false,
     errorThresholdPercentage: options.errorPercent,
@@ -55,8 +63,15 @@ export function createBreaker(
     // 100k calls in the window that was 12 ms of CPU per failure, so a backend
     // starting to fail would have stalled the gateway. Nothing here reads them.
     rollingPercentilesEnabled: false,
-    errorFilter: (error: unknown) =>
-      !(error instanceof FailedAnswer || countsAgainstBreaker(error)),
+    errorFilter: (error: unknown): boolean => {
+      if (error instanceof FailedAnswer || countsAgainstBreaker(error)) return false;
+      // opossum takes a filtered error as a success, and a successful half-open
+      // probe closes the breaker. A probe that never reached the backend (its
+      // client left, no worker listened, the gateway refused it) proved nothing:
+      // it must keep the breaker open, or all traffic would flood a backend
+      // still broken. Only an answer from the backend closes it.
+      return !circuit.halfOpen || isBackendAnswer(error);
+    },
   });
   circuit.on("open", () => onState("open"));
   circuit.on("halfOpen", () => onState("halfOpen"));

@@ -46,6 +46,43 @@ t.test("after resetAfter one success closes the breaker again", async (t) => {
   t.same(states, ["closed", "open", "halfOpen", "closed"]);
 });
 
+t.test(
+  "a half-open probe that never reached the backend keeps it open; the backend's own 4xx closes it",
+  async (t) => {
+    const breaker = createBreaker("r/legacy", options);
+    const fail = async () => {
+      throw new TurnoutError("TURNOUT_ERR_TIMEOUT", "slow");
+    };
+    for (let i = 0; i < 4; i++) await t.rejects(breaker.run(fail, isServerError));
+    t.equal(breaker.state, "open");
+    const unreached = [
+      new TurnoutError("TURNOUT_ERR_UPSTREAM_FAILED", "client left", { status: 499 }),
+      new TurnoutError("TURNOUT_ERR_NO_RESPONDERS", "no worker"),
+      new TurnoutError("TURNOUT_ERR_BAD_FIELD", "refused before any call"),
+    ];
+    for (const error of unreached) {
+      await sleep(options.resetAfterMs + 20);
+      t.equal(breaker.state, "halfOpen");
+      await t.rejects(
+        breaker.run(async () => {
+          throw error;
+        }, isServerError),
+        { code: error.code },
+      );
+      t.equal(breaker.state, "open", `${error.code} (${error.status}) proved nothing: still open`);
+    }
+    await sleep(options.resetAfterMs + 20);
+    const notFound = new TurnoutError("TURNOUT_ERR_WORKER", "no such user", { status: 404 });
+    await t.rejects(
+      breaker.run(async () => {
+        throw notFound;
+      }, isServerError),
+      { code: "TURNOUT_ERR_WORKER" },
+    );
+    t.equal(breaker.state, "closed", "the worker answered: it is back");
+  },
+);
+
 t.test("4xx answers and errors, and unreached workers, never open it", async (t) => {
   const breaker = createBreaker("r/nats", options);
   for (let i = 0; i < 5; i++) {
