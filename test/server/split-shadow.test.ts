@@ -238,6 +238,19 @@ t.test("no responders on NATS falls back to legacy and is counted", async (t) =>
   );
 });
 
+t.test(
+  "a request forced to NATS is answered by NATS: no fallback hides a missing worker",
+  async (t) => {
+    const before = legacy.seen.length;
+    const res = await fetch(url("/v1/orders/o-78"), {
+      headers: { "turnout-backend": "nats", "turnout-token": TOKEN },
+    });
+    t.equal(res.status, 503);
+    t.match(await res.json(), { code: "TURNOUT_ERR_NO_RESPONDERS", route: "orders.get" });
+    t.equal(legacy.seen.length, before, "legacy was not asked");
+  },
+);
+
 t.test("a NATS timeout falls back to legacy on an idempotent route only", async (t) => {
   const get = await fetch(url("/v1/slow/s-1"));
   t.equal(get.status, 200, "the GET was served by legacy after the timeout");
