@@ -14,11 +14,11 @@
  * message: a key reused for another request is a 422, not a silent drop.
  */
 import type { IncomingHttpHeaders } from "node:http";
-import type { JetStreamClient, PubAck, StoredMsg } from "@nats-io/jetstream";
+import type { PubAck, StoredMsg } from "@nats-io/jetstream";
 import { errors } from "@nats-io/transport-node";
 import type protobuf from "protobufjs";
 import { compileRequestHeaders } from "../backends/nats/headers.js";
-import { hasJetStream, type Requester } from "../backends/nats/link.js";
+import { hasJetStream, type JetStreamSource, type Requester } from "../backends/nats/link.js";
 import { tooLargeForServer } from "../backends/nats/requester.js";
 import { compileRetry } from "../backends/resilience/retry.js";
 import { compileRouteCodec, parseJsonBody } from "../codec/index.js";
@@ -67,20 +67,26 @@ export function compilePublishPipeline(
 
     // The client is taken per attempt: while NATS reconnects it throws
     // NOT_CONNECTED, which is retried like any publish that reached no one.
+    // A timed-out attempt may have been stored: a retry of it is then acked as a
+    // duplicate of the client's own request, which was stored once, as asked.
+    let unackedAttempt = false;
     const publish = async () =>
       requester
         .jetstream()
         .publish(subject, payload, options)
         .catch((err: unknown) => {
-          throw publishError(err, subject);
+          const error = publishError(err, subject);
+          if (error.code === "TURNOUT_ERR_TIMEOUT") unackedAttempt = true;
+          throw error;
         });
     const retrying = key === undefined ? retryingUnkeyed : retryingKeyed;
     // A mirrored request is never retried: it must not add load to a struggling side.
     const ack = await (shadow ? publish() : retrying(publish));
     if (ack.duplicate && key !== undefined) {
-      await refuseKeyReuse(requester.jetstream(), ack, subject, payload, key);
+      await refuseKeyReuse(requester, ack, subject, payload, key);
     }
-    const json = JSON.stringify({ stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate });
+    const duplicate = ack.duplicate && !unackedAttempt;
+    const json = JSON.stringify({ stream: ack.stream, seq: ack.seq, duplicate });
     return { status: 202, contentType: JSON_CONTENT_TYPE, body: json };
   };
 }
@@ -94,7 +100,7 @@ export function compilePublishPipeline(
  * duplicate ack stands.
  */
 async function refuseKeyReuse(
-  js: JetStreamClient,
+  requester: JetStreamSource,
   ack: PubAck,
   subject: string,
   payload: Uint8Array,
@@ -102,7 +108,8 @@ async function refuseKeyReuse(
 ): Promise<void> {
   let stored: StoredMsg | null;
   try {
-    const jsm = await js.jetstreamManager(false);
+    // In the try: NATS dropping right after the ack must not fail a stored request.
+    const jsm = await requester.jetstream().jetstreamManager(false);
     stored = await jsm.streams.getMessage(ack.stream, { seq: ack.seq });
   } catch {
     return;

@@ -271,12 +271,17 @@ t.test("a publish refused while NATS reconnects is retried per the route's polic
  * to the first publish (the gateway times out) and acks every later one as
  * JetStream would, so a retry is seen, with its Nats-Msg-Id, and answered.
  */
-function ackLosingStream() {
+function ackLosingStream(options: { storedFirst?: boolean } = {}) {
   const seen: Msg[] = [];
   const sub = stack.nc.subscribe("acks.>", {
     callback: (_err, msg) => {
       seen.push(msg);
-      if (seen.length > 1) msg.respond(JSON.stringify({ stream: "ACKS", seq: seen.length }));
+      if (seen.length === 1) return;
+      // A stream that stored the first publish acks the keyed retry as its duplicate.
+      const ack = options.storedFirst
+        ? { stream: "ACKS", seq: 1, duplicate: true }
+        : { stream: "ACKS", seq: seen.length };
+      msg.respond(JSON.stringify(ack));
     },
   });
   return { seen, stop: () => sub.unsubscribe() };
@@ -296,6 +301,23 @@ t.test("a publish whose ack timed out is retried when it has an Idempotency-Key"
     "both times with the key, so a real stream keeps one",
   );
 });
+
+t.test(
+  "a retry acked as the duplicate of the gateway's own timed-out attempt answers duplicate: false",
+  async (t) => {
+    const stream = ackLosingStream({ storedFirst: true });
+    t.teardown(stream.stop);
+    await stack.nc.flush();
+    const res = await post("/v1/acks/eu", { id: "u-3" }, { "idempotency-key": "order-78" });
+    t.equal(res.status, 202);
+    t.same(
+      await res.json(),
+      { stream: "ACKS", seq: 1, duplicate: false },
+      "the client's one request was stored once: not a duplicate of anything it sent",
+    );
+    t.equal(stream.seen.length, 2);
+  },
+);
 
 t.test("without an Idempotency-Key a timed-out publish is not retried: 504", async (t) => {
   const stream = ackLosingStream();
