@@ -8,6 +8,7 @@ import { randomUUID } from "node:crypto";
 import { STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
 import { performance } from "node:perf_hooks";
+import type { Readable } from "node:stream";
 import Fastify, {
   type FastifyError,
   type FastifyInstance,
@@ -75,6 +76,8 @@ declare module "fastify" {
   interface FastifyRequest {
     /** Which side answered: set by the pipeline, read by the metrics hook. */
     backend: Backend;
+    /** Counted and logged already: an answer cut short may be seen twice. */
+    recorded: boolean;
   }
   interface FastifyContextConfig {
     routeName?: string;
@@ -101,14 +104,14 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   const recorder = new RequestRecorder(deps.metrics);
   const app = createServer(deps, recorder);
   app.decorateRequest("backend", "gateway");
+  app.decorateRequest("recorded", false);
   // First hook of all when on: the span sets the traceparent every later step passes on.
   deps.spans?.register(app, deps.config.routes);
   acceptJsonOnly(app);
   observeEachRequest(app, recorder);
   answerProblems(app, deps.config.routes, isDraining, recorder);
-  const clientGone = recorder.recordIfGone;
   for (const route of deps.config.routes) {
-    registerRoute(app, route, compileHandler(route, deps, isDraining, clientGone), deps.metrics);
+    registerRoute(app, route, compileHandler(route, deps, isDraining, recorder), deps.metrics);
   }
   return app;
 }
@@ -217,6 +220,7 @@ class RequestRecorder {
   }
 
   record(req: FastifyRequest, status: number, ms: number): void {
+    req.recorded = true;
     const route = req.routeOptions.config.routeName ?? UNMATCHED_ROUTE;
     this.#metrics.route(route).observeRequest(req.backend, status, ms / 1000);
     if (this.#logRequests) logRequest(req, route, status, ms);
@@ -233,6 +237,24 @@ class RequestRecorder {
     reply.hijack();
     this.record(req, CLIENT_CLOSED_REQUEST, reply.elapsedTime);
     return true;
+  };
+
+  /**
+   * A streamed answer can end cut short after its head went out: the client
+   * left (499), or the upstream broke off mid-body (502: the client's 200 came
+   * with a truncated body). Fastify runs no onResponse then, so it is recorded
+   * here, once, when the response closes unfinished.
+   */
+  readonly watchStream = (req: FastifyRequest, reply: FastifyReply, body: Readable): void => {
+    let upstreamBrokeOff = false;
+    body.once("error", () => {
+      upstreamBrokeOff = true;
+    });
+    reply.raw.once("close", () => {
+      if (reply.raw.writableFinished || req.recorded) return;
+      const status = upstreamBrokeOff ? UPSTREAM_BROKE_OFF : CLIENT_CLOSED_REQUEST;
+      this.record(req, status, reply.elapsedTime);
+    });
   };
 
   /** A request Node refused before it was parsed: no method, path or duration to tell. */
@@ -265,6 +287,8 @@ function recordWhenSent(recorder: RequestRecorder, req: FastifyRequest, reply: F
 
 /** nginx's status for a client that closed its connection before the answer. */
 const CLIENT_CLOSED_REQUEST = 499;
+/** Recorded for a streamed answer the upstream broke off after its head was sent. */
+const UPSTREAM_BROKE_OFF = 502;
 
 /** Node's errors for requests it could not read, as our codes (anything else is malformed). */
 const CLIENT_ERRORS: Readonly<Record<string, { code: ErrorCode; detail: string }>> = {
@@ -372,7 +396,7 @@ function compileHandler(
   route: RouteConfig,
   deps: GatewayDeps,
   isDraining: () => boolean,
-  clientGone: (req: FastifyRequest, reply: FastifyReply) => boolean,
+  recorder: RequestRecorder,
 ): RouteHandler {
   const compile = route.mode === "publish" ? compilePublishPipeline : compileNatsPipeline;
   return compileRouteHandler({
@@ -385,7 +409,8 @@ function compileHandler(
     metrics: deps.metrics,
     deadLetters: deps.deadLetters,
     isDraining,
-    clientGone,
+    clientGone: recorder.recordIfGone,
+    watchStream: recorder.watchStream,
   });
 }
 

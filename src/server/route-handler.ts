@@ -56,6 +56,8 @@ export interface RouteHandlerDeps {
   readonly isDraining: () => boolean;
   /** True (and recorded) when the client left before its answer: nothing is to be sent. */
   readonly clientGone: (req: FastifyRequest, reply: FastifyReply) => boolean;
+  /** Records a streamed answer that ends cut short (Fastify records none then). */
+  readonly watchStream: (req: FastifyRequest, reply: FastifyReply, body: Readable) => void;
 }
 
 /** The deps plus what the handler compiles for itself: one breaker per backend, the legacy retry. */
@@ -193,7 +195,9 @@ async function serveLegacy(
   closeIfDraining(deps, reply);
   const mirror = mirrorOf?.();
   const body = mirror === undefined ? answer.body : keepForComparison(answer, mirror, deps);
-  return reply.send(payloadOf(body, answer.headers));
+  const payload = payloadOf(body, answer.headers);
+  if (payload instanceof Readable) deps.watchStream(req, reply, payload);
+  return reply.send(payload);
 }
 
 /**

@@ -149,3 +149,39 @@ t.test("a client that leaves before the legacy answer cancels the legacy request
   // The route's timeout is 10 s: only the cancel closes the connection this soon.
   t.ok(await until(() => closedPaths.includes(path)), "the legacy connection was let go");
 });
+
+t.test(
+  "a streamed answer cut after its head is counted once: 502 when the upstream broke off, 499 when the client left",
+  async (t) => {
+    const metrics = async () => (await fetch(`${stack.gateway.adminUrl}/metrics`)).text();
+    const counted = (text: string, code: number) => {
+      const sample = `turnout_requests_total{route="orders.get",backend="legacy",code="${code}"} `;
+      const line = text.split("\n").find((l) => l.startsWith(sample));
+      return line === undefined ? 0 : Number(line.slice(sample.length));
+    };
+    /** Polls until `code` was counted `n` times more than in `before`; false after 3 s. */
+    const countedOnce = async (before: string, code: number) => {
+      for (const end = Date.now() + 3000; Date.now() < end; await sleep(20)) {
+        if (counted(await metrics(), code) === counted(before, code) + 1) return true;
+      }
+      return false;
+    };
+    const start = await metrics();
+
+    const reply = await rawGet("/v1/orders/cut");
+    t.match(reply.text, /^HTTP\/1\.1 200 /, "the head had gone out");
+    t.ok(await countedOnce(start, 502), "the upstream breaking off counted as 502");
+
+    const path = "/v1/orders/endless";
+    const socket = net.connect(port, "127.0.0.1", () =>
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: gw\r\n\r\n`),
+    );
+    socket.on("error", () => {});
+    await new Promise((resolve) => socket.once("data", resolve));
+    socket.destroy();
+    t.ok(await countedOnce(start, 499), "the client leaving counted as 499");
+    const end = await metrics();
+    t.equal(counted(end, 200), counted(start, 200), "neither counted as a 200 as well");
+    t.equal(counted(end, 502), counted(start, 502) + 1, "each counted once");
+  },
+);
