@@ -190,8 +190,8 @@ function wholeNumber(text: string, what: string, min: number): number {
 /** The command line's `--since`, refused with the usage when it is not a time. */
 function sinceFlag(text: string, now: number): Date {
   try {
-    return parseSince(text, now);
+    return parseSince(text, now, "--since");
   } catch (error) {
-    throw new UsageError(`--${(error as Error).message}`);
+    throw new UsageError(errorText(error));
   }
 }

@@ -88,6 +88,7 @@ function registerDeadLetters(
     return { deadLetters: page, more, after: more ? page.at(-1)?.seq : undefined };
   });
   admin.post("/admin/dlq/replay", async (req) => {
+    refuseQuery(req.query as Record<string, unknown>);
     const filter = dlqFilter(optionalJsonBody(req.body), routes);
     const { outcomes, more, after } = await deadLetters.replay(filter);
     req.log.info(
@@ -189,6 +190,21 @@ function dlqFilter(
 }
 
 const DLQ_FILTERS = new Set(["route", "since", "limit", "after"]);
+
+/**
+ * The replay reads its filters from the body only: a query (as GET /admin/dlq
+ * takes it) would be ignored and widen the replay to every letter, so any
+ * query parameter is refused.
+ */
+function refuseQuery(query: Record<string, unknown>): void {
+  const [key] = Object.keys(query);
+  if (key === undefined) return;
+  throw new TurnoutError(
+    "TURNOUT_ERR_BAD_PARAM",
+    `query parameter ${JSON.stringify(key)} refused: the replay takes its filters (route, since, limit, after) in the JSON body`,
+    { field: key },
+  );
+}
 
 /** A stream sequence: `after` (0 is the start) or a letter's `:seq`. */
 function dlqSeq(value: unknown, field: "after" | "seq"): number {

@@ -4,6 +4,7 @@ import type protobuf from "protobufjs";
 import t from "tap";
 import { DLQ_STREAM, listDeadLetters } from "../../src/backends/nats/dead-letters.js";
 import { runDlq } from "../../src/cli/dlq.js";
+import { startNatsServer } from "../../src/devtools/nats-server.js";
 import { captured } from "../helpers/cli-output.js";
 import { call, within } from "../helpers/cutover-fixture.js";
 import { ordersGetRoute } from "../helpers/route-yaml.js";
@@ -88,6 +89,16 @@ t.test("dlq refuses a bad command line with exit 2", async (t) => {
     t.equal(refused.code, 2, `--since ${lenient} is refused`);
     t.match(refused.stderr, /--since must be an RFC 3339 time/);
   }
+  // Below 1 ms, and beyond the dates a Date holds (it listed nothing, silently).
+  for (const [bad, why] of [
+    ["0.5ms", "must be a whole number of milliseconds"],
+    ["99999999999h", "must lie within"],
+  ] as const) {
+    const refused = await cli("list", "--since", bad);
+    t.equal(refused.code, 2, `--since ${bad} is refused`);
+    t.match(refused.stderr, `turnout dlq: --since ${why}`);
+    t.match(refused.stderr, `got "${bad}"`);
+  }
   const unknown = await cli("list", "--route", "nope");
   t.equal(unknown.code, 2);
   t.match(unknown.stderr, /no route named "nope"/);
@@ -171,5 +182,22 @@ t.test(
     t.notMatch(fromCli.stdout, /failed [A-Z]/, "no letter reported failed");
     t.match(fromCli.stdout, /replayed \d: \d ok, 0 failed/);
     t.same(await listDeadLetters(stack.nc), []);
+  },
+);
+
+t.test(
+  "dlq list, replay and delete say dead letters are unavailable and exit 1 without JetStream",
+  async (t) => {
+    const bare = await startNatsServer({ jetstream: false });
+    t.teardown(() => bare.stop());
+    for (const command of ["list", "replay", "delete 1"]) {
+      const run = await captured((out) =>
+        runDlq([...command.split(" "), "--config", routesFile], out, {
+          TURNOUT_NATS_URL: bare.url,
+        }),
+      );
+      t.equal(run.code, 1, command);
+      t.match(run.stderr, /^turnout dlq: dead letters unavailable: .*no JetStream/, command);
+    }
   },
 );

@@ -1,6 +1,7 @@
 /**
  * The admin API's dead-letter calls beyond list and replay: paging a replay
- * past letters that keep failing (`after`), and deleting a letter.
+ * past letters that keep failing (`after`), deleting a letter, the filters it
+ * refuses, and its answer when JetStream is missing.
  */
 import { jetstreamManager } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
@@ -121,3 +122,77 @@ t.test("DELETE /admin/dlq/:seq deletes one letter; one not there is a 404 proble
   t.equal(bad.status, 400);
   t.match(bad.body, { code: "TURNOUT_ERR_BAD_PARAM", field: "seq" });
 });
+
+t.test(
+  "a replay refuses any query parameter, naming it, and re-sends nothing: its filters go in the body",
+  async (t) => {
+    const [seq] = await letters("query-1");
+    const seen: string[] = [];
+    const sub = stack.nc.subscribe("svc.orders.get", {
+      callback: (_err, msg) => {
+        seen.push(msg.subject);
+        msg.respond(orderType.encode(orderType.fromObject({ id: "x" })).finish());
+      },
+    });
+    t.teardown(() => sub.unsubscribe());
+    await stack.nc.flush();
+
+    // As GET /admin/dlq takes it, and misspelt: either would have replayed every letter.
+    for (const key of ["route", "rout"]) {
+      const refused = await admin(`/admin/dlq/replay?${key}=orders.get`, "POST");
+      t.equal(refused.status, 400, `?${key}= is refused`);
+      t.match(refused.body, { code: "TURNOUT_ERR_BAD_PARAM", field: key, detail: /JSON body/ });
+    }
+    const withBody = await admin("/admin/dlq/replay?limit=1", "POST", { route: "orders.get" });
+    t.equal(withBody.status, 400, "a query is refused even next to a body");
+    await stack.nc.flush();
+    t.same(seen, [], "nothing was re-sent");
+    t.same(
+      (await listDeadLetters(stack.nc)).map((letter) => letter.seq),
+      [seq],
+      "the letter is still there",
+    );
+  },
+);
+
+t.test("a since below 1 ms or beyond the dates a Date holds is a 400 naming since", async (t) => {
+  for (const since of ["0.5ms", "1.5ms", "0.0001s", "99999999999h"]) {
+    const listed = await admin(`/admin/dlq?since=${since}`);
+    t.equal(listed.status, 400, `GET since=${since}`);
+    t.match(listed.body, {
+      code: "TURNOUT_ERR_BAD_PARAM",
+      field: "since",
+      detail: new RegExp(`^since .*got "${since}"$`),
+    });
+    const replayed = await admin("/admin/dlq/replay", "POST", { since });
+    t.equal(replayed.status, 400, `POST since=${since}`);
+    t.match(replayed.body, { code: "TURNOUT_ERR_BAD_PARAM", field: "since" });
+  }
+});
+
+t.test(
+  "without JetStream on the NATS server, list, replay and delete answer 503 not connected",
+  async (t) => {
+    const bare = await startStack(
+      t,
+      writeRoutes(ordersGetRoute({ cutover: "{ nats: 100, shadow: 0 }" })),
+      { jetstream: false, adminToken: TOKEN },
+    );
+    const at = (path: string, method: string, body?: string) =>
+      call(`${bare.gateway.adminUrl}${path}`, { method, token: TOKEN, body });
+    const answers = {
+      list: await at("/admin/dlq", "GET"),
+      replay: await at("/admin/dlq/replay", "POST", "{}"),
+      delete: await at("/admin/dlq/1", "DELETE"),
+    };
+    for (const [name, answer] of Object.entries(answers)) {
+      t.equal(answer.status, 503, name);
+      t.match(answer.type, /^application\/problem\+json/);
+      t.match(
+        answer.body,
+        { code: "TURNOUT_ERR_NOT_CONNECTED", detail: /^dead letters unavailable: .*JetStream/ },
+        name,
+      );
+    }
+  },
+);

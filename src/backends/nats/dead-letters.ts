@@ -31,6 +31,7 @@ import {
   Empty,
   type MsgHdrs,
   type NatsConnection,
+  errors as natsErrors,
   headers as natsHeaders,
 } from "@nats-io/transport-node";
 import type protobuf from "protobufjs";
@@ -156,23 +157,47 @@ export interface DeadLetterFilter {
 /**
  * A `since` filter as operators write it: an RFC 3339 time
  * ("2026-03-01T12:00:00Z"), a UTC date ("2026-03-01"), or a duration back from
- * `now` ("30m", "2h"). Anything else throws TURNOUT_ERR_BAD_PARAM naming
- * `since`: JavaScript's lenient Date parsing would read "1" as the year 2001.
+ * `now` ("30m", "2h"). Anything else throws TURNOUT_ERR_BAD_PARAM (field
+ * `since`, the message naming it as `name`: the CLI says `--since`): JavaScript's
+ * lenient Date parsing would read "1" as the year 2001.
  */
-export function parseSince(text: string, now: number): Date {
+export function parseSince(text: string, now: number, name = "since"): Date {
   const trimmed = text.trim();
-  if (/^\d+(\.\d+)?(ms|s|m|h)$/.test(trimmed)) return new Date(now - parseDuration(trimmed));
+  const since = /^\d+(\.\d+)?(ms|s|m|h)$/.test(trimmed)
+    ? new Date(now - durationBack(trimmed, text, name))
+    : timeSince(trimmed, text, name);
+  // Past ±8.64e15 ms a Date is invalid: as a filter it would match nothing, silently.
+  if (Number.isNaN(since.getTime())) {
+    throw badSince(name, "must lie within 273,790 years of 1970", text);
+  }
+  return since;
+}
+
+/** The milliseconds of a duration `since`; below 1 ms is refused like any bad value. */
+function durationBack(trimmed: string, text: string, name: string): number {
+  try {
+    return parseDuration(trimmed);
+  } catch (error) {
+    throw badSince(name, errorMessage(error), text);
+  }
+}
+
+function timeSince(trimmed: string, text: string, name: string): Date {
   const time = /^\d{4}-\d{2}-\d{2}$/.test(trimmed) ? `${trimmed}T00:00:00Z` : trimmed;
   try {
     const { seconds, nanos } = parseTimestamp(time);
     return new Date(seconds * 1000 + Math.floor(nanos / 1e6));
   } catch {
-    throw new TurnoutError(
-      "TURNOUT_ERR_BAD_PARAM",
-      `since must be an RFC 3339 time (2026-03-01T12:00:00Z), a date (2026-03-01) or a duration back from now (30m, 2h), got ${JSON.stringify(text)}`,
-      { field: "since" },
-    );
+    const forms =
+      "must be an RFC 3339 time (2026-03-01T12:00:00Z), a date (2026-03-01) or a duration back from now (30m, 2h)";
+    throw badSince(name, forms, text);
   }
+}
+
+function badSince(name: string, why: string, text: string): TurnoutError {
+  return new TurnoutError("TURNOUT_ERR_BAD_PARAM", `${name} ${why}, got ${JSON.stringify(text)}`, {
+    field: "since",
+  });
 }
 
 export interface ReplayOptions extends DeadLetterFilter {
@@ -412,10 +437,14 @@ export async function ensureDlqStream(nc: NatsConnection): Promise<JetStreamMana
 }
 
 /** The stored letters matching the filter, oldest first; none when the stream is missing. */
-export async function listDeadLetters(
+export function listDeadLetters(
   nc: NatsConnection,
   filter: DeadLetterFilter = {},
 ): Promise<DeadLetter[]> {
+  return whileAvailable(() => collectLetters(nc, filter));
+}
+
+async function collectLetters(nc: NatsConnection, filter: DeadLetterFilter): Promise<DeadLetter[]> {
   const letters: DeadLetter[] = [];
   if (filter.limit === 0) return letters;
   for await (const letter of matchingLetters(await jetstreamManager(nc), filter)) {
@@ -423,6 +452,45 @@ export async function listDeadLetters(
     if (letters.length === filter.limit) break;
   }
   return letters;
+}
+
+/**
+ * Runs a list, replay or delete, turning a JetStream or NATS that cannot serve
+ * it into a 503 TURNOUT_ERR_NOT_CONNECTED saying why: an outage to wait out,
+ * not a gateway bug (the opaque 500 an unknown error makes).
+ */
+async function whileAvailable<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    const why = unavailableWhy(error);
+    if (why === undefined) throw error;
+    throw new TurnoutError("TURNOUT_ERR_NOT_CONNECTED", `dead letters unavailable: ${why}`, {
+      cause: error,
+    });
+  }
+}
+
+/** Why JetStream could not answer, when that is the failure; undefined for any other. */
+function unavailableWhy(error: unknown): string | undefined {
+  if (isJetStreamMissing(error)) {
+    return `JetStream does not answer for ${DLQ_STREAM} (the NATS server has no JetStream, or the servers holding the stream are down)`;
+  }
+  // JetStream's own 503s: "temporarily unavailable", "not enabled".
+  if (error instanceof JetStreamApiError && error.status === 503) {
+    return `JetStream is unavailable: ${error.message}`;
+  }
+  // nats.js holds requests while it reconnects: they time out.
+  if (error instanceof natsErrors.TimeoutError) {
+    return "NATS did not answer in time (the server is down or the gateway is reconnecting)";
+  }
+  if (
+    error instanceof natsErrors.ClosedConnectionError ||
+    error instanceof natsErrors.DrainingConnectionError
+  ) {
+    return `the connection to NATS is closed (${error.message})`;
+  }
+  return undefined;
 }
 
 /**
@@ -515,10 +583,11 @@ async function letterAt(jsm: JetStreamManager, seq: number): Promise<DeadLetter 
 }
 
 /** Deletes the letter at `seq`; undefined when there is none (any more). */
-export async function deleteDeadLetter(
-  nc: NatsConnection,
-  seq: number,
-): Promise<DeadLetter | undefined> {
+export function deleteDeadLetter(nc: NatsConnection, seq: number): Promise<DeadLetter | undefined> {
+  return whileAvailable(() => deleteLetter(nc, seq));
+}
+
+async function deleteLetter(nc: NatsConnection, seq: number): Promise<DeadLetter | undefined> {
   if (!Number.isSafeInteger(seq) || seq < 1) return undefined; // sequences start at 1
   const jsm = await jetstreamManager(nc);
   const letter = await letterAt(jsm, seq);
@@ -559,10 +628,14 @@ interface Replayer {
  * headers, one at a time, oldest first, at most `limit` of them; deletes each
  * one answered ok (2xx). `more` and `after` page through the rest.
  */
-export async function replayDeadLetters(
+export function replayDeadLetters(
   nc: NatsConnection,
   options: ReplayOptions = {},
 ): Promise<ReplayReport> {
+  return whileAvailable(() => replayMatching(nc, options));
+}
+
+async function replayMatching(nc: NatsConnection, options: ReplayOptions): Promise<ReplayReport> {
   const jsm = await jetstreamManager(nc);
   const replayer: Replayer = {
     nc,

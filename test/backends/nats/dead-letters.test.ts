@@ -7,8 +7,10 @@ import {
   DLQ_RETRY_AFTER_MS,
   DLQ_STREAM,
   DLQ_WARN_EVERY_MS,
+  deleteDeadLetter,
   listDeadLetters,
   parseSince,
+  replayDeadLetters,
 } from "../../../src/backends/nats/dead-letters.js";
 import { startNatsServer } from "../../../src/devtools/nats-server.js";
 import { TurnoutError } from "../../../src/errors.js";
@@ -359,6 +361,11 @@ t.test(
       "2026-03-01T08:30",
       "2h ago",
       "",
+      // Below 1 ms: parseDuration's plain Error was a 500.
+      "0.5ms",
+      "0.0001s",
+      // Beyond ±8.64e15 ms: an Invalid Date that matched nothing.
+      "99999999999h",
     ]) {
       t.throws(
         () => parseSince(loose, now),
@@ -368,3 +375,20 @@ t.test(
     }
   },
 );
+
+t.test("a list, replay or delete over a closed connection is a 503 not connected", async (t) => {
+  const nc = await connect({ servers: stack.server.url });
+  await nc.close();
+  const calls: Record<string, Promise<unknown>> = {
+    list: listDeadLetters(nc),
+    replay: replayDeadLetters(nc),
+    delete: deleteDeadLetter(nc, 1),
+  };
+  for (const [name, pending] of Object.entries(calls)) {
+    await t.rejects(
+      pending,
+      { code: "TURNOUT_ERR_NOT_CONNECTED", message: /^dead letters unavailable: .*closed/ },
+      name,
+    );
+  }
+});
