@@ -156,10 +156,15 @@ async function serveNats(
     deps.metrics.fallbacks.cell(deps.route.name, reason).inc();
     return serveLegacy(deps, req, reply, undefined);
   }
+  if (!deps.clientGone(req, reply)) {
+    closeIfDraining(deps, reply);
+    reply.code(answer.status).header("content-type", answer.contentType).send(answer.body);
+  }
+  // After the answer is written: the mirror's dispatch (about 110 µs) never
+  // delays it, and it still sees the mirror pool as it is (a dispatch put off
+  // to a later turn would let every request of this turn past the free-socket check).
   if (mirrored) mirrorNatsOutcome(deps, req, input, comparable(answer));
-  if (deps.clientGone(req, reply)) return reply;
-  closeIfDraining(deps, reply);
-  return reply.code(answer.status).header("content-type", answer.contentType).send(answer.body);
+  return reply;
 }
 
 /**
@@ -290,12 +295,9 @@ function startMirror(
     path: pathOf(req.url),
     bodyBytes: input.body === undefined ? 0 : Buffer.byteLength(input.body),
   };
-  // Either mirror waits for the next turn: by then the primary's answer is
-  // written to the client, which neither the legacy dispatch (about 110 µs) nor
-  // the NATS parse and encode may delay.
   const call =
     primary === "nats"
-      ? () => nextTurn().then(() => mirrorLegacy(deps, req))
+      ? () => mirrorLegacy(deps, req)
       : () => nextTurn().then(() => deps.natsCall(input, true).then(comparable));
   return deps.mirrors.start(deps.route.name, primary, request, call);
 }
