@@ -55,22 +55,40 @@ export class Connections {
   readonly #sockets = new Set<Socket>();
   /** The sockets HTTP is spoken on: the TCP ones, or the TLS ones over them. */
   readonly #http = new Set<Socket>();
+  /** HTTPS: TCP connections whose TLS handshake is not done, by their client's address. */
+  readonly #handshaking = new Map<string, Socket>();
 
   constructor(server: Server) {
+    const tls = server instanceof TlsServer;
     server.on("connection", (socket: Socket) => {
       track(this.#sockets, socket);
-      if (!(server instanceof TlsServer)) track(this.#http, socket);
+      if (!tls) track(this.#http, socket);
+      else this.#trackHandshake(socket);
     });
-    server.on("secureConnection", (socket: Socket) => track(this.#http, socket));
+    server.on("secureConnection", (socket: Socket) => {
+      this.#handshaking.delete(clientOf(socket));
+      track(this.#http, socket);
+    });
+  }
+
+  #trackHandshake(socket: Socket): void {
+    const client = clientOf(socket);
+    this.#handshaking.set(client, socket);
+    socket.once("close", () => {
+      if (this.#handshaking.get(client) === socket) this.#handshaking.delete(client);
+    });
   }
 
   /**
    * Closes every connection with no request in progress: idle keep-alive
-   * ones, ones that sent nothing, and ones whose request has not arrived
-   * whole. Node itself stops cutting off slow requests once its server is
+   * ones, ones that sent nothing (TLS handshakes in progress included), and
+   * ones whose request has not arrived whole. Node itself stops cutting off slow requests once its server is
    * closing, so these would otherwise hold the drain forever.
    */
   closeIdle(): void {
+    // Still in its TLS handshake (a balancer's pre-opened connection, a probe):
+    // no request yet, and it would hold the drain until the handshake timeout.
+    for (const socket of this.#handshaking.values()) socket.destroy();
     for (const socket of this.#http) {
       // Node's own closeIdleConnections reads the same field: the response
       // being written on the socket, set once a request's headers arrived and
@@ -87,6 +105,11 @@ export class Connections {
     for (const socket of this.#http) socket.destroy();
     return open;
   }
+}
+
+/** A TCP connection and the TLS socket over it share the client's address and port. */
+function clientOf(socket: Socket): string {
+  return `${socket.remoteAddress}|${socket.remotePort}`;
 }
 
 function track(sockets: Set<Socket>, socket: Socket): void {

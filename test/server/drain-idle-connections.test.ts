@@ -133,3 +133,25 @@ t.test("over HTTPS, a drain closes idle and half-sent TLS connections at once", 
   await waitUntil(() => clients.every((client) => client.closed), 5_000);
   t.pass("both TLS connections were closed");
 });
+
+t.test("over HTTPS, a drain closes at once a connection still in its TLS handshake", async (t) => {
+  const certs = makeCerts(t.testdir());
+  const stack = await startStack(t, writeRoutes(usersGetRoute()), {
+    listener: {
+      https: { cert: readFileSync(certs.server.cert), key: readFileSync(certs.server.key) },
+      requestTimeoutMs: 60_000,
+    },
+  });
+  // Plain TCP that never sends its ClientHello: a balancer's pre-opened connection.
+  const socket = tcpConnect(Number(new URL(stack.gateway.url).port), "127.0.0.1");
+  t.teardown(() => socket.destroy());
+  socket.on("error", () => {});
+  const state = { closed: false };
+  socket.on("close", () => (state.closed = true));
+  await once(socket, "connect");
+  const closed = stack.gateway.close().then(() => "drained");
+  const bound = new Promise((resolve) => setTimeout(() => resolve("still draining"), 15_000));
+  t.equal(await Promise.race([closed, bound]), "drained", "the drain ended");
+  await waitUntil(() => state.closed, 5_000);
+  t.pass("the handshaking connection was closed");
+});
