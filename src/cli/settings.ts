@@ -132,6 +132,7 @@ export function resolveSettings(argv: readonly string[], env: NodeJS.ProcessEnv)
     problems.push(problem(logLevel.source, "log-level", message));
   }
   const tls = readTlsFiles(values, env, problems);
+  checkAdminToken(env.TURNOUT_ADMIN_TOKEN, problems);
   const trustProxy = readTrustProxy(
     pick(values, env, "trust-proxy", "TURNOUT_TRUST_PROXY"),
     problems,
@@ -236,6 +237,25 @@ function isAddressOrCidr(entry: string): boolean {
   if (family === 0 || rest.length > 0) return false;
   if (bits === undefined) return true;
   return /^\d+$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
+
+/**
+ * A token no `Authorization: Bearer` header can carry would lock `/admin` for
+ * good without a word: white space (a secret file's trailing newline, most
+ * often) or bytes outside visible ASCII.
+ */
+function checkAdminToken(token: string | undefined, problems: ConfigProblem[]): void {
+  if (token === undefined || token === "" || /^[\x21-\x7e]+$/.test(token)) return;
+  const why = /\s/.test(token)
+    ? "contains white space (a trailing newline from a secret file?)"
+    : "contains characters outside visible ASCII";
+  problems.push(
+    problem(
+      "TURNOUT_ADMIN_TOKEN",
+      "admin-token",
+      `${why}, which no Authorization: Bearer header can carry: remove them`,
+    ),
+  );
 }
 
 function problem(location: string, key: string, message: string): ConfigProblem {

@@ -6,7 +6,11 @@ import { usersGetRoute } from "../helpers/route-yaml.js";
 import { writeRoutes } from "../helpers/stack.js";
 
 async function serve(...argv: string[]) {
-  return captured((out) => runServe(argv, {}, out));
+  return servedWith({}, ...argv);
+}
+
+async function servedWith(env: NodeJS.ProcessEnv, ...argv: string[]) {
+  return captured((out) => runServe(argv, env, out));
 }
 
 t.test("a bad command line exits 2 with the usage, as every other command does", async (t) => {
@@ -28,6 +32,19 @@ t.test(
     t.equal(run.code, 2);
     t.match(run.stderr, /^--host: is empty: give a host name or address/);
     t.match(run.stderr, /usage: turnout serve/);
+  },
+);
+
+t.test(
+  "an admin token no Bearer header can carry (a secret file's newline) exits 2 naming TURNOUT_ADMIN_TOKEN",
+  async (t) => {
+    const config = writeRoutes(usersGetRoute());
+    for (const token of ["xq7tok\n", "xq7 tok", "xq7tök"]) {
+      const run = await servedWith({ TURNOUT_ADMIN_TOKEN: token }, "--config", config);
+      t.equal(run.code, 2, JSON.stringify(token));
+      t.match(run.stderr, /^TURNOUT_ADMIN_TOKEN: .*no Authorization: Bearer header can carry/m);
+      t.notMatch(run.stderr, /xq7/, "the token itself is not echoed");
+    }
   },
 );
 
