@@ -47,6 +47,25 @@ export interface NatsRequesterOptions {
   coalesce?: boolean;
 }
 
+/**
+ * A request the requester let go of when it closed. One still in the outbox
+ * never left: NOT_CONNECTED, safe to retry or to serve from legacy. One sent
+ * may have reached its worker: coded as the timeout it is from the caller's
+ * side, so only an idempotent route retries it or falls back, never a write.
+ */
+function abandoned(p: Pending): TurnoutError {
+  if (p.payload !== undefined) {
+    return new TurnoutError(
+      "TURNOUT_ERR_NOT_CONNECTED",
+      `request to ${p.subject} not sent: the NATS requester closed`,
+    );
+  }
+  return new TurnoutError(
+    "TURNOUT_ERR_TIMEOUT",
+    `request to ${p.subject} abandoned in flight: the NATS requester closed before the reply (the worker may have received it)`,
+  );
+}
+
 export class NatsRequester {
   readonly #nc: NatsConnection;
   /** `_INBOX.<nuid>.`: unique to this requester, so no other reply can match. */
@@ -156,14 +175,7 @@ export class NatsRequester {
     const pending = [...this.#pending.values()];
     this.#pending.clear();
     this.#onIdle?.();
-    for (const p of pending) {
-      p.reject(
-        new TurnoutError(
-          "TURNOUT_ERR_NOT_CONNECTED",
-          `request to ${p.subject} abandoned in flight: the NATS requester closed (the worker may have received it)`,
-        ),
-      );
-    }
+    for (const p of pending) p.reject(abandoned(p));
   }
 
   readonly #onReply = (err: Error | null, msg: Msg): void => {

@@ -115,21 +115,29 @@ t.test(
   },
 );
 
-t.test("close() rejects every request in flight and refuses new ones", async (t) => {
-  const requester = new NatsRequester(nc);
-  const pending = [1, 2, 3].map((i) =>
-    requester.request("silent", enc.encode(String(i)), undefined, 10_000).catch((e) => e),
-  );
-  await new Promise((resolve) => setImmediate(resolve));
-  t.equal(requester.inFlight, 3);
-  requester.close();
-  const errs = await Promise.all(pending);
-  t.same(errs.map(codeOf), Array(3).fill("TURNOUT_ERR_NOT_CONNECTED"));
-  t.match((errs[0] as Error).message, /may have received it/);
-  t.equal(requester.inFlight, 0);
-  const late = await requester.request("echo", enc.encode("x"), undefined, 1000).catch((e) => e);
-  t.equal(codeOf(late), "TURNOUT_ERR_NOT_CONNECTED");
-});
+t.test(
+  "close() rejects every request in flight, sent ones as timeouts (never retried on a write), and refuses new ones",
+  async (t) => {
+    const requester = new NatsRequester(nc);
+    const sent = [1, 2, 3].map((i) =>
+      requester.request("silent", enc.encode(String(i)), undefined, 10_000).catch((e) => e),
+    );
+    await new Promise((resolve) => setImmediate(resolve));
+    // Still in the outbox: published at the next turn, which never comes.
+    const unsent = requester.request("silent", enc.encode("4"), undefined, 10_000).catch((e) => e);
+    t.equal(requester.inFlight, 4);
+    requester.close();
+    const errs = await Promise.all(sent);
+    t.same(errs.map(codeOf), Array(3).fill("TURNOUT_ERR_TIMEOUT"));
+    t.match((errs[0] as Error).message, /may have received it/);
+    const notSent = await unsent;
+    t.equal(codeOf(notSent), "TURNOUT_ERR_NOT_CONNECTED", "one never sent may go elsewhere");
+    t.match((notSent as Error).message, /not sent/);
+    t.equal(requester.inFlight, 0);
+    const late = await requester.request("echo", enc.encode("x"), undefined, 1000).catch((e) => e);
+    t.equal(codeOf(late), "TURNOUT_ERR_NOT_CONNECTED");
+  },
+);
 
 t.test("drain() refuses new requests and waits for the replies still to come", async (t) => {
   const requester = new NatsRequester(nc);
@@ -149,7 +157,7 @@ t.test("drain() refuses new requests and waits for the replies still to come", a
 });
 
 t.test(
-  "a closed connection is NOT_CONNECTED at once and abandons requests in flight",
+  "a closed connection is NOT_CONNECTED at once and abandons requests in flight as timeouts (they were sent)",
   async (t) => {
     const own = await connect({ servers: server.url, noAsyncTraces: true });
     const requester = new NatsRequester(own);
@@ -158,7 +166,7 @@ t.test(
       .catch((e) => e);
     await own.flush();
     await own.close();
-    t.equal(codeOf(await inFlight), "TURNOUT_ERR_NOT_CONNECTED");
+    t.equal(codeOf(await inFlight), "TURNOUT_ERR_TIMEOUT");
     const after = await requester.request("echo", enc.encode("x"), undefined, 1000).catch((e) => e);
     t.equal(codeOf(after), "TURNOUT_ERR_NOT_CONNECTED");
   },
