@@ -4,13 +4,25 @@
  */
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { isAbsolute } from "node:path";
+import type protobuf from "protobufjs";
 import { natsSettingProblems } from "../backends/nats/connection.js";
 import { loadConfigAndProtos } from "../config/load.js";
 import { ConfigError } from "../errors.js";
 import { joinClusterMetrics } from "../observability/cluster-metrics.js";
 import { startGateway } from "../server/start.js";
 import { formatProblemLine, type Output } from "./check.js";
-import { isClusterWorker, leaveCluster, onStopSignals, superviseWorkers } from "./cluster.js";
+import {
+  fileDigests,
+  isClusterWorker,
+  isReplacementWorker,
+  leaveCluster,
+  onStopSignals,
+  REPLACEMENT_NATS_WAIT_MS,
+  type StopRequest,
+  superviseWorkers,
+  workerTableProblem,
+} from "./cluster.js";
 import { reportCommandLine } from "./command-errors.js";
 import { resolveSettings, type Settings } from "./settings.js";
 
@@ -62,8 +74,10 @@ export async function runServe(
     out.stdout.write(`${USAGE}\n`);
     return 0;
   }
+  // First of all: a stop while loading (a deploy rolled back, Ctrl-C at once)
+  // must end the start cleanly, never kill the process with Node's default.
+  const stop = onStopSignals(out);
   let gatewayStart: Awaited<ReturnType<typeof startGateway>>;
-  let stopSignal: Promise<NodeJS.Signals>;
   // A --workers worker answers the primary's metrics rounds from the start (no-op otherwise).
   joinClusterMetrics();
   let settings: Settings;
@@ -75,6 +89,7 @@ export async function runServe(
     return reportCommandLine(error, "serve", USAGE, out);
   }
   try {
+    throwIfTableChanged();
     // Validated in the primary too, so a bad table is reported once, not per worker.
     const { config, root } = loadConfigAndProtos(settings.configFile, {
       natsUrl: settings.natsUrl,
@@ -82,13 +97,18 @@ export async function runServe(
     // `check` leaves the secrets alone (CI has none); serving needs them now.
     const natsProblems = natsSettingProblems(config.nats, settings.configFile);
     if (natsProblems.length > 0) throw new ConfigError(natsProblems);
+    const table = tableFiles(config.file, root);
     if (settings.workers > 1 && !isClusterWorker()) {
+      if (await stoppedBeforeStart(stop, out)) return 0;
       out.stdout.write(`turnout: starting ${settings.workers} workers\n`);
-      return superviseWorkers(settings.workers, out);
+      return superviseWorkers(settings.workers, { stop, table: fileDigests(table) }, out);
     }
+    throwIfTableChanged(table);
     const https = settings.tls === undefined ? undefined : readTlsPair(settings.tls);
-    // Caught from here on, so that a signal while starting still drains once started.
-    stopSignal = onStopSignals(out);
+    if (await stoppedBeforeStart(stop, out)) {
+      leaveCluster();
+      return 0;
+    }
     gatewayStart = await startGateway({
       config,
       root,
@@ -99,6 +119,10 @@ export async function runServe(
       adminToken: env.TURNOUT_ADMIN_TOKEN,
       trustProxy: settings.trustProxy,
       listener: { https },
+      // Its siblings serve meanwhile: round-robin must not hand it requests it would answer 503.
+      listenAfterNats: isReplacementWorker()
+        ? { maxWaitMs: REPLACEMENT_NATS_WAIT_MS, abort: stop.aborted }
+        : undefined,
     });
   } catch (error) {
     leaveCluster();
@@ -115,12 +139,39 @@ export async function runServe(
   const gateway = gatewayStart;
   out.stdout.write(`turnout: serving on ${gateway.url}, admin on ${gateway.adminUrl}\n`);
 
-  const signal = await stopSignal;
+  // A signal while starting is answered here: the gateway drains once started.
+  const signal = await stop.signal;
   out.stdout.write(`turnout: ${signal} received, draining\n`);
   await gateway.close();
   out.stdout.write("turnout: drained, bye\n");
   leaveCluster();
   return 0;
+}
+
+/**
+ * True when a stop came before anything started: then nothing starts. The
+ * load above is synchronous, so a signal that arrived meanwhile is still
+ * queued until the event loop polls: the second of two immediates runs after
+ * a poll (the first may run in the current loop turn, before any).
+ */
+async function stoppedBeforeStart(stop: StopRequest, out: Output): Promise<boolean> {
+  for (let turn = 0; turn < 2; turn++) await new Promise((resolve) => setImmediate(resolve));
+  const signal = stop.received();
+  if (signal === undefined) return false;
+  out.stdout.write(`turnout: ${signal} received before the gateway started; not starting\n`);
+  return true;
+}
+
+/** In a --workers worker: refuses a route table other than the primary's (`workerTableProblem`). */
+function throwIfTableChanged(files?: readonly string[]): void {
+  const changed = workerTableProblem(files);
+  if (changed !== undefined) throw new Error(changed);
+}
+
+/** What the route table was read from: routes.yaml and every .proto file compiled (imports too). */
+function tableFiles(configFile: string, root: protobuf.Root): string[] {
+  // protobufjs lists the google/protobuf/* types it bundles by bare name: not files.
+  return [configFile, ...root.files.filter((file) => isAbsolute(file))];
 }
 
 /**

@@ -59,6 +59,14 @@ export interface StartOptions {
   readonly otel?: OtelOptions | false;
   /** Proxies whose X-Forwarded-* headers the public listener believes (`--trust-proxy`). */
   readonly trustProxy?: TrustProxy;
+  /**
+   * Listen only once NATS is connected, at most `maxWaitMs` later or when
+   * `abort` fires: for a --workers replacement, whose siblings serve both
+   * shared ports meanwhile (its share of them would answer 503, /readyz too,
+   * for an instance that serves). Unset: both listen at once and /readyz
+   * says when NATS is up.
+   */
+  readonly listenAfterNats?: { readonly maxWaitMs: number; readonly abort?: AbortSignal };
 }
 
 export interface RunningGateway {
@@ -125,6 +133,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   let adminUrl: string;
   let url: string;
   try {
+    if (options.listenAfterNats) await untilConnected(connected, options.listenAfterNats, parts);
     adminUrl = await listen(admin, options.host, options.adminPort);
     url = await listen(gateway, options.host, options.port);
   } catch (error) {
@@ -348,6 +357,37 @@ function connectInBackground(
     parts.log.error(`NATS: gave up connecting, not ready: ${why}`);
   });
   return connected;
+}
+
+/**
+ * Resolves once NATS is connected, connecting gave up (logged, and /readyz
+ * says why), `abort` fired, or `maxWaitMs` passed: then the listeners open
+ * anyway, not ready, rather than leave a slow NATS looking like a dead worker.
+ */
+async function untilConnected(
+  connected: Promise<void>,
+  wait: NonNullable<StartOptions["listenAfterNats"]>,
+  parts: Parts,
+): Promise<void> {
+  if (wait.abort?.aborted) return;
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(true), wait.maxWaitMs);
+  });
+  const aborted = new Promise<boolean>((resolve) =>
+    wait.abort?.addEventListener("abort", () => resolve(false), { once: true }),
+  );
+  const settled = connected.then(
+    () => false,
+    () => false,
+  );
+  const late = await Promise.race([settled, timedOut, aborted]);
+  clearTimeout(timer);
+  if (!late) return;
+  const why = parts.natsStatus.describe();
+  parts.log.warn(
+    `NATS: not connected after ${wait.maxWaitMs / 1000} s; listening anyway, not ready: ${why}`,
+  );
 }
 
 interface LogTarget {

@@ -4,13 +4,22 @@
  * each worker directly and forwarded by the primary) is logged and ignored,
  * never Node's default exit that would cut the requests in flight.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
-import { readFileSync } from "node:fs";
+import { constants, mkdtempSync, readFileSync } from "node:fs";
+import { open } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import t, { type Test } from "tap";
 import { freePort, type NatsServer } from "../../src/devtools/nats-server.js";
 import { startHoldingWorker } from "../helpers/routes-and-workers.js";
-import { servingUrls, usersGetServeArgs, waitUntil } from "../helpers/serve-process.js";
+import {
+  servingUrls,
+  USERS_GET_ROUTE,
+  usersGetServeArgs,
+  waitUntil,
+} from "../helpers/serve-process.js";
+import { writeRoutes } from "../helpers/stack.js";
 
 /** `turnout serve` in a process group of its own, as a terminal or systemd runs it. */
 function spawnServeGroup(
@@ -160,3 +169,73 @@ t.test(
     t.notMatch(output.text, /turnout: 2 workers drained/);
   },
 );
+
+t.test(
+  "--workers 2: a stop signal to the group while the workers are still starting stops them cleanly: exit 0, no worker counted as failed",
+  async (t) => {
+    const { server } = await startHoldingWorker(t);
+    // After the primary forked: the workers are loading their modules (0 ms),
+    // their route table, or starting their gateway.
+    for (const delay of [0, 500, 1000]) {
+      const { gateway, output, exited } = spawnServeGroup(t, server, { port: 0, adminPort: 0 }, [
+        "--workers",
+        "2",
+      ]);
+      await waitUntil(() => output.text.includes("starting 2 workers"), 20_000);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      killGroup(gateway, "SIGTERM");
+      const timeout = AbortSignal.timeout(15_000);
+      const [code, signal] = await Promise.race([
+        exited,
+        once(timeout, "abort").then(() => ["timed out", null]),
+      ]);
+      t.equal(code, 0, `${delay} ms: exit 0 (signal ${signal}); output:\n${output.text}`);
+      t.notMatch(output.text, /of 2 workers drained/, `${delay} ms: no worker counted as failed`);
+    }
+  },
+);
+
+/**
+ * A routes.yaml that is a named pipe: `serve` blocks reading it until the test
+ * writes it, so a signal lands while the route table loads, every time.
+ */
+async function routesPipe(t: Test) {
+  const file = join(mkdtempSync(join(tmpdir(), "turnout-fifo-")), "routes.yaml");
+  execFileSync("mkfifo", [file]);
+  // If serve never opens it, this reader frees the test's own blocked open.
+  t.teardown(() => open(file, constants.O_RDONLY | constants.O_NONBLOCK).then((h) => h.close()));
+  return {
+    file,
+    /** Resolves once serve has the pipe open for reading: it is loading the table. */
+    opened: () => open(file, "w"),
+  };
+}
+
+for (const workers of [[], ["--workers", "2"]]) {
+  t.test(
+    `serve${workers.map((arg) => ` ${arg}`).join("")}: a SIGTERM while the route table loads stops the start: nothing starts, exit 0`,
+    async (t) => {
+      const { server } = await startHoldingWorker(t);
+      const pipe = await routesPipe(t);
+      const { gateway, output, exited } = spawnServeGroup(t, server, { port: 0, adminPort: 0 }, [
+        ...workers,
+        "--config",
+        pipe.file,
+      ]);
+      const timeout = AbortSignal.timeout(20_000);
+      const opened = await Promise.race([pipe.opened(), once(timeout, "abort")]);
+      if (!("writeFile" in opened))
+        throw new Error(`serve never read routes.yaml:\n${output.text}`);
+      killGroup(gateway, "SIGTERM");
+      await opened.writeFile(readFileSync(writeRoutes(USERS_GET_ROUTE)));
+      await opened.close();
+      const [code, signal] = await Promise.race([
+        exited,
+        once(timeout, "abort").then(() => ["timed out", null]),
+      ]);
+      t.equal(code, 0, `exit 0 (signal ${signal}); output:\n${output.text}`);
+      t.match(output.text, "turnout: SIGTERM received before the gateway started; not starting");
+      t.notMatch(output.text, /serving on|starting 2 workers/, "nothing started");
+    },
+  );
+}
