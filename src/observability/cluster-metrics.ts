@@ -3,25 +3,48 @@
  *
  * The admin port is shared, so a scrape lands on an arbitrary worker. That
  * worker asks the primary over IPC (`ASK` with a request id); the primary runs
- * prom-client's `AggregatorRegistry.clusterMetrics()`, which asks every worker
- * for its registry as JSON, merges them by each metric's `aggregator` (counters
- * and histograms summed, see metrics.ts for the gauges) and renders the text;
- * the primary sends it back (`ANSWER`). A scrape never hangs: prom-client gives
- * up after 5 s when a worker does not answer, and the asking worker gives up
- * after `CLUSTER_SCRAPE_TIMEOUT_MS` when the primary does not. Either way the
- * scrape fails as a whole (503) rather than answering a partial sum, which
- * Prometheus would read as counter resets.
+ * one collection round: it asks every worker that has joined (`COLLECT`) for
+ * its registry as JSON (`REPORT`), merges them with prom-client's
+ * `AggregatorRegistry.aggregate` by each metric's `aggregator` (counters and
+ * histograms summed, see metrics.ts for the gauges), renders the text and
+ * sends it back (`ANSWER`).
+ *
+ * Only joined workers are asked: a worker sends `JOINED` once its listener for
+ * `COLLECT` is installed (`joinClusterMetrics`, first thing in `serve`), and
+ * leaves the set when it disconnects or exits. A freshly forked replacement is
+ * still loading its modules; asked then, it would drop the request and fail
+ * every scrape of the next 5 s (prom-client's `clusterMetrics()` asks every
+ * connected worker, hence this module's own round). It has served nothing yet,
+ * so leaving it out until it joins loses no count.
+ *
+ * A scrape never hangs: a round gives up after `ROUND_TIMEOUT_MS` when a joined
+ * worker does not answer, and the asking worker gives up after
+ * `CLUSTER_SCRAPE_TIMEOUT_MS` when the primary does not. Either way the scrape
+ * fails as a whole (503) rather than answering a partial sum, which Prometheus
+ * would read as counter resets. A worker that dies during a round is no longer
+ * waited for: its counts are gone from every later sum as well.
  *
  * Without node:cluster none of this runs: a single gateway renders its own registry.
  */
-import cluster from "node:cluster";
-import { AggregatorRegistry, type Registry } from "prom-client";
+import cluster, { type Worker } from "node:cluster";
+import {
+  AggregatorRegistry,
+  type MetricObjectWithValues,
+  type MetricValue,
+  type Registry,
+} from "prom-client";
 import { TurnoutError } from "../errors.js";
 
 const ASK = "turnout:cluster-metrics:ask";
 const ANSWER = "turnout:cluster-metrics:answer";
+const JOINED = "turnout:cluster-metrics:joined";
+const COLLECT = "turnout:cluster-metrics:collect";
+const REPORT = "turnout:cluster-metrics:report";
 
-/** A worker's wait for the primary's answer (prom-client's own wait for the workers is 5 s). */
+/** The primary's wait for every joined worker's registry in one round. */
+const ROUND_TIMEOUT_MS = 5000;
+
+/** A worker's wait for the primary's answer (a bit longer than the primary's round). */
 export const CLUSTER_SCRAPE_TIMEOUT_MS = 5500;
 
 interface AskMessage {
@@ -31,44 +54,138 @@ interface AskMessage {
 type AnswerMessage =
   | { type: typeof ANSWER; id: number; text: string }
   | { type: typeof ANSWER; id: number; error: string };
+interface JoinedMessage {
+  type: typeof JOINED;
+}
+interface CollectMessage {
+  type: typeof COLLECT;
+  id: number;
+}
+type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[];
+type ReportMessage =
+  | { type: typeof REPORT; id: number; metrics: WorkerMetrics[] }
+  | { type: typeof REPORT; id: number; error: string };
 
 function isMessage<T extends { type: string }>(message: unknown, type: T["type"]): message is T {
   return (
     typeof message === "object" &&
     message !== null &&
     (message as { type?: unknown }).type === type &&
-    typeof (message as { id?: unknown }).id === "number"
+    (type === JOINED || typeof (message as { id?: unknown }).id === "number")
   );
 }
 
-let aggregator: AggregatorRegistry<"text/plain; version=0.0.4; charset=utf-8"> | undefined;
+/** A failed IPC send (the worker or the primary just died): that side does not answer. */
+const ignoreSendError = (_error: Error | null) => {};
 
-/** prom-client's IPC listeners (primary: collects answers; worker: answers the primary). */
-function aggregatorRegistry(): AggregatorRegistry<"text/plain; version=0.0.4; charset=utf-8"> {
-  aggregator ??= new AggregatorRegistry();
-  return aggregator;
+/** One collection round in the primary: the workers it still waits for and their reports. */
+interface Round {
+  readonly id: number;
+  readonly waiting: Set<Worker>;
+  readonly reports: WorkerMetrics[];
+  readonly done: (error: string | undefined) => void;
 }
+
+let serving = false;
 
 /**
  * Primary, before forking: answers the workers' `ASK`s with the metrics of all
- * workers. Concurrent asks share one collection round. Idempotent.
+ * joined workers. Concurrent asks share one collection round. Idempotent.
  */
 export function serveClusterMetrics(): void {
-  if (!cluster.isPrimary || aggregator !== undefined) return;
-  const registry = aggregatorRegistry();
-  let round: Promise<string> | undefined;
-  const collect = (): Promise<string> => {
-    round ??= registry.clusterMetrics().finally(() => {
-      round = undefined;
-    });
-    return round;
+  if (!cluster.isPrimary || serving) return;
+  serving = true;
+  const joined = new Set<Worker>();
+  const guarded = new WeakSet<Worker>();
+  const rounds = new Map<number, Round>();
+  let nextRoundId = 0;
+  let current: Promise<string> | undefined;
+
+  // An 'error' on a worker's IPC channel (EPIPE sending to a worker that just
+  // died) would otherwise be thrown in the primary and stop every worker.
+  // The worker simply does not answer; its exit or disconnect follows.
+  const guard = (worker: Worker) => {
+    if (guarded.has(worker)) return;
+    guarded.add(worker);
+    worker.on("error", () => {});
   };
-  cluster.on("message", (worker, message: unknown) => {
+  const leave = (worker: Worker) => {
+    joined.delete(worker);
+    for (const round of rounds.values()) {
+      if (round.waiting.delete(worker) && round.waiting.size === 0) round.done(undefined);
+    }
+  };
+  cluster.on("fork", guard);
+  cluster.on("disconnect", leave);
+  cluster.on("exit", leave);
+
+  const collect = (): Promise<string> =>
+    new Promise<string>((resolve, reject) => {
+      const id = nextRoundId++;
+      const round: Round = {
+        id,
+        waiting: new Set(),
+        reports: [],
+        done: (error) => {
+          if (!rounds.delete(id)) return; // settled already
+          clearTimeout(timer);
+          if (error !== undefined) {
+            reject(new Error(error));
+            return;
+          }
+          try {
+            resolve(AggregatorRegistry.aggregate(round.reports).metrics());
+          } catch (failure) {
+            reject(failure);
+          }
+        },
+      };
+      const timer = setTimeout(() => {
+        const silent = [...round.waiting].map((worker) => worker.process.pid);
+        const who = `worker${silent.length > 1 ? "s" : ""} ${silent.join(", ")}`;
+        round.done(`${who} did not answer within ${ROUND_TIMEOUT_MS} ms`);
+      }, ROUND_TIMEOUT_MS);
+      rounds.set(id, round);
+      for (const worker of joined) {
+        if (!worker.isConnected()) {
+          leave(worker); // gone; its disconnect event is on its way
+          continue;
+        }
+        round.waiting.add(worker);
+      }
+      if (round.waiting.size === 0) {
+        round.done(undefined);
+        return;
+      }
+      const ask: CollectMessage = { type: COLLECT, id };
+      for (const worker of [...round.waiting]) worker.send(ask, ignoreSendError);
+    });
+
+  cluster.on("message", (worker: Worker, message: unknown) => {
+    if (isMessage<JoinedMessage>(message, JOINED)) {
+      guard(worker);
+      if (worker.isConnected()) joined.add(worker);
+      return;
+    }
+    if (isMessage<ReportMessage>(message, REPORT)) {
+      const round = rounds.get(message.id);
+      if (round === undefined || !round.waiting.delete(worker)) return; // late, or not asked
+      if ("error" in message) {
+        round.done(`worker ${worker.process.pid}: ${message.error}`);
+        return;
+      }
+      round.reports.push(...message.metrics);
+      if (round.waiting.size === 0) round.done(undefined);
+      return;
+    }
     if (!isMessage<AskMessage>(message, ASK)) return;
     const reply = (answer: AnswerMessage) => {
-      if (worker.isConnected()) worker.send(answer);
+      if (worker.isConnected()) worker.send(answer, ignoreSendError);
     };
-    collect().then(
+    current ??= collect().finally(() => {
+      current = undefined;
+    });
+    current.then(
       (text) => reply({ type: ANSWER, id: message.id, text }),
       (error: unknown) =>
         reply({
@@ -141,16 +258,36 @@ function unavailable(why: string): TurnoutError {
 }
 
 let client: ClusterMetricsClient | undefined;
+let joinedCluster = false;
+/** What this worker reports to the primary's rounds: nothing until `reportClusterMetrics`. */
+let reported: readonly Registry[] = [];
 
 /**
- * Worker: answer the primary's collection rounds as early as possible (a worker
- * that does not answer fails every scrape for 5 s), reporting nothing until
- * `reportClusterMetrics` names the registry. Idempotent; a no-op outside a worker.
+ * Worker: answer the primary's collection rounds, then tell the primary so
+ * (`JOINED`): it asks only workers that have joined. Called as early as
+ * possible; reports nothing until `reportClusterMetrics` names the registry.
+ * Idempotent; a no-op outside a worker.
  */
 export function joinClusterMetrics(): void {
-  if (!cluster.isWorker || aggregator !== undefined) return;
-  AggregatorRegistry.setRegistries([]);
-  aggregatorRegistry();
+  if (!cluster.isWorker || joinedCluster) return;
+  joinedCluster = true;
+  process.on("message", (message: unknown) => {
+    if (!isMessage<CollectMessage>(message, COLLECT)) return;
+    const send = (report: ReportMessage) => {
+      if (process.connected) process.send?.(report, undefined, undefined, ignoreSendError);
+    };
+    Promise.all(reported.map((registry) => registry.getMetricsAsJSON())).then(
+      (metrics) => send({ type: REPORT, id: message.id, metrics }),
+      (error: unknown) =>
+        send({
+          type: REPORT,
+          id: message.id,
+          error: error instanceof Error ? error.message : String(error),
+        }),
+    );
+  });
+  const joined: JoinedMessage = { type: JOINED };
+  if (process.connected) process.send?.(joined, undefined, undefined, ignoreSendError);
 }
 
 /**
@@ -161,7 +298,7 @@ export function joinClusterMetrics(): void {
 export function reportClusterMetrics(registry: Registry): ClusterMetricsClient | undefined {
   if (!cluster.isWorker) return undefined;
   joinClusterMetrics();
-  AggregatorRegistry.setRegistries([registry]);
+  reported = [registry];
   client ??= new ClusterMetricsClient(process as PrimaryChannel);
   return client;
 }

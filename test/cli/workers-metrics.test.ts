@@ -127,6 +127,120 @@ t.test("--workers 2: every scrape counts the requests of both workers", async (t
   t.equal(code, 0, `the primary exits 0 once both workers drained; output:\n${tail(output.text)}`);
 });
 
+t.test(
+  "--workers 2: a SIGKILLed worker's replacement fails no scrape while it starts",
+  async (t) => {
+    // prom-client's round asked every connected worker, the replacement too while
+    // it was still loading: the request was dropped and the scrape a 503 after 5 s.
+    const server = await startUsersGetWorker(t);
+    const [port, adminPort] = [await freePort(), await freePort()];
+    const admin = `http://127.0.0.1:${adminPort}`;
+    const { gateway, output } = spawnServe(
+      t,
+      [...usersGetServeArgs(server.url, { port, adminPort }), "--workers", "2"],
+      "info",
+    );
+    const servingLines = () => output.text.match(/serving on/g)?.length ?? 0;
+    await waitUntil(() => servingLines() === 2, 30_000);
+    const request = async (i: number) => {
+      const res = await fetch(`http://127.0.0.1:${port}/v1/regions/eu/users/r-${i}`, {
+        headers: { connection: "close" },
+        signal: AbortSignal.timeout(5000),
+      });
+      await res.arrayBuffer();
+      if (res.status !== 200) t.fail(`request ${i}: ${res.status}`);
+    };
+    let sent = 0;
+    const served = () => requestsByPid(output.text);
+    const logged = () => [...served().values()].reduce((a, b) => a + b, 0);
+    // Fresh connections go round-robin: keep sending until both workers served some.
+    await waitUntil(async () => {
+      await request(sent++);
+      await waitUntil(() => logged() === sent, 5000);
+      return served().size === 2;
+    }, 30_000);
+
+    const [killed, survivor] = [...served().keys()];
+    process.kill(killed!, "SIGKILL");
+    const replacing = `worker ${killed} exited (SIGKILL); replacing it`;
+    await waitUntil(() => output.text.includes(replacing), 10_000);
+    const survived = served().get(survivor!)!;
+
+    // The replacement is forked 1 s after the exit, then loads: scrape all along.
+    const scrapes: Array<{ status: number; ms: number; total: number; detail?: string }> = [];
+    const since = Date.now();
+    let replacementServing: number | undefined;
+    await waitUntil(async () => {
+      const started = performance.now();
+      const res = await fetch(`${admin}/metrics`, {
+        headers: { connection: "close" },
+        signal: AbortSignal.timeout(8000),
+      }).catch(() => undefined);
+      const text = (await res?.text()) ?? "";
+      scrapes.push({
+        status: res?.status ?? 0,
+        ms: Math.round(performance.now() - started),
+        total: sample(text, "turnout_requests_total", 'route="users.get"'),
+        ...(res?.status === 200 ? {} : { detail: text.slice(0, 200) }),
+      });
+      if (replacementServing === undefined && servingLines() === 3) replacementServing = Date.now();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      return (
+        Date.now() - since > 4000 &&
+        replacementServing !== undefined &&
+        Date.now() - replacementServing > 500
+      );
+    }, 25_000);
+    const refused = scrapes.filter((scrape) => scrape.status !== 200);
+    t.same(
+      refused,
+      [],
+      `no scrape refused while the replacement started (${scrapes.length} scrapes)`,
+    );
+    t.ok(
+      scrapes.every((scrape) => scrape.total === survived),
+      `every scrape counts the survivor's ${survived} requests: ${scrapes.map((s) => s.total)}`,
+    );
+    t.comment(`scrape times: ${scrapes.map((scrape) => scrape.ms).join(", ")} ms`);
+
+    // Once it has joined, the replacement's requests are counted too.
+    const replacement = () =>
+      [...served().keys()].find((pid) => pid !== killed && pid !== survivor);
+    await waitUntil(async () => {
+      await request(sent++);
+      await waitUntil(() => logged() === sent, 5000);
+      return (served().get(replacement() ?? -1) ?? 0) >= 3;
+    }, 30_000);
+    const counts = served();
+    const expected = counts.get(survivor!)! + counts.get(replacement()!)!;
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`${admin}/metrics`, {
+        headers: { connection: "close" },
+        signal: AbortSignal.timeout(8000),
+      });
+      const text = await res.text();
+      t.equal(res.status, 200, `scrape ${i} after the replacement served: 200`);
+      t.equal(
+        sample(text, "turnout_requests_total", 'route="users.get"'),
+        expected,
+        `scrape ${i}: the survivor's and the replacement's requests (${JSON.stringify([...counts])})`,
+      );
+    }
+
+    const exited = once(gateway, "exit");
+    gateway.kill("SIGTERM");
+    const [code] = await Promise.race([
+      exited,
+      new Promise<[string]>((resolve) => setTimeout(() => resolve(["no exit in 30 s"]), 30_000)),
+    ]);
+    t.equal(
+      code,
+      0,
+      `the primary exits 0 once both workers drained; output:\n${tail(output.text)}`,
+    );
+  },
+);
+
 t.test("a worker's scrape fails (never hangs) when the primary does not answer", async (t) => {
   const sent: unknown[] = [];
   const listeners: Array<(message: unknown) => void> = [];
