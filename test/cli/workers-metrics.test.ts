@@ -5,7 +5,7 @@
  * scrape counts exactly K. And the worker's side of the IPC never hangs a scrape.
  */
 import { once } from "node:events";
-import t from "tap";
+import t, { type Test } from "tap";
 import { freePort } from "../../src/devtools/nats-server.js";
 import {
   ClusterMetricsClient,
@@ -18,20 +18,25 @@ import {
   waitUntil,
 } from "../helpers/serve-process.js";
 
-const K = 40;
-const SCRAPES = 6;
-
-t.test("--workers 2: every scrape counts the requests of both workers", async (t) => {
+/** `turnout serve --workers 2` at info (request log lines carry each worker's pid), both up. */
+async function serveTwoWorkers(t: Test) {
   const server = await startUsersGetWorker(t);
-
   const [port, adminPort] = [await freePort(), await freePort()];
   const admin = `http://127.0.0.1:${adminPort}`;
   const { gateway, output } = spawnServe(
     t,
     [...usersGetServeArgs(server.url, { port, adminPort }), "--workers", "2"],
     "info",
-  ); // the request log lines carry each worker's pid
+  );
   await waitUntil(() => output.text.match(/serving on/g)?.length === 2, 30_000);
+  return { port, admin, gateway, output };
+}
+
+const K = 40;
+const SCRAPES = 6;
+
+t.test("--workers 2: every scrape counts the requests of both workers", async (t) => {
+  const { port, admin, gateway, output } = await serveTwoWorkers(t);
   // Fresh connections go round-robin over the workers: a run of 200s means both are ready.
   let readyInARow = 0;
   await waitUntil(async () => {
@@ -132,16 +137,8 @@ t.test(
   async (t) => {
     // prom-client's round asked every connected worker, the replacement too while
     // it was still loading: the request was dropped and the scrape a 503 after 5 s.
-    const server = await startUsersGetWorker(t);
-    const [port, adminPort] = [await freePort(), await freePort()];
-    const admin = `http://127.0.0.1:${adminPort}`;
-    const { gateway, output } = spawnServe(
-      t,
-      [...usersGetServeArgs(server.url, { port, adminPort }), "--workers", "2"],
-      "info",
-    );
+    const { port, admin, gateway, output } = await serveTwoWorkers(t);
     const servingLines = () => output.text.match(/serving on/g)?.length ?? 0;
-    await waitUntil(() => servingLines() === 2, 30_000);
     const request = async (i: number) => {
       const res = await fetch(`http://127.0.0.1:${port}/v1/regions/eu/users/r-${i}`, {
         headers: { connection: "close" },
