@@ -24,6 +24,7 @@ import {
   type FieldDiff,
   type IgnorePaths,
   type Normalizer,
+  PLAIN_JSON,
 } from "../shadow/compare.js";
 import { Mirrors } from "../shadow/mirror.js";
 import { MismatchLog } from "../shadow/mismatch-log.js";
@@ -31,7 +32,7 @@ import type { Sample } from "./samples.js";
 
 export interface SampleResult {
   readonly sample: Sample;
-  /** The route that served it; undefined when none matches its method and path. */
+  /** The route that served it; undefined when none ran (no route matches, or the router refused the request first). */
   readonly route: string | undefined;
   readonly result: "ok" | "fail";
   /** The gateway's answer status. */
@@ -96,12 +97,7 @@ export async function replaySamples(
       const sample = samples[index]!;
       const answer = await send(app, sample, String(index));
       const route = servedBy.get(String(index));
-      results[index] = judge(
-        sample,
-        route,
-        answer,
-        route === undefined ? undefined : comparers.get(route),
-      );
+      results[index] = judge(sample, route, answer, comparerFor(route, answer, comparers));
     });
     return results;
   } finally {
@@ -112,6 +108,27 @@ export async function replaySamples(
 interface Comparer {
   readonly normalizer: Normalizer;
   readonly ignore: IgnorePaths;
+}
+
+/** Answers meaning no route matches: the sample cannot be judged against any. */
+const NO_ROUTE_CODES = new Set(["TURNOUT_ERR_NOT_FOUND", "TURNOUT_ERR_METHOD_NOT_ALLOWED"]);
+
+/** Compared as plain JSON: no route's types to normalise by. */
+const UNROUTED: Comparer = { normalizer: PLAIN_JSON, ignore: compileIgnorePaths([]) };
+
+/**
+ * The route's comparer; for a request the router refused before any route
+ * ran (a bad percent-escape, a param over the length limit), plain JSON, so a
+ * recording of that same refusal can pass; none when no route matches at all.
+ */
+function comparerFor(
+  route: string | undefined,
+  answer: Answer,
+  comparers: ReadonlyMap<string, Comparer>,
+): Comparer | undefined {
+  if (route !== undefined) return comparers.get(route);
+  const code = problemOf(answer)?.code;
+  return code === undefined || NO_ROUTE_CODES.has(code) ? undefined : UNROUTED;
 }
 
 function routeComparer(root: protobuf.Root, route: RouteConfig): Comparer {

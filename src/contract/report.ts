@@ -29,7 +29,11 @@ export function textReport(results: readonly SampleResult[]): string {
 function resultLines(r: SampleResult): string[] {
   const what = `line ${r.sample.line} ${r.sample.method} ${r.sample.path}`;
   if (r.result === "ok") return [`ok   ${what}`];
-  const details = r.route === undefined ? [noRoute(r)] : r.diffs.map((diff) => diffLine(diff, r));
+  const details =
+    r.route === undefined && r.diffs.length === 0
+      ? [noRoute(r)]
+      : r.diffs.map((diff) => diffLine(diff, r));
+  if (r.route === undefined && r.diffs.length > 0) details.unshift(refusedBeforeRouting(r));
   if (r.truncated) details.push(`(more differences not shown: only the first ${r.diffs.length})`);
   return [`FAIL ${what}`, ...details.map((d) => `${INDENT}${d}`)];
 }
@@ -37,6 +41,11 @@ function resultLines(r: SampleResult): string[] {
 function noRoute(r: SampleResult): string {
   const code = r.problem === undefined ? "" : ` ${r.problem.code}`;
   return `no route: none in the table matches this method and path (the gateway answered ${r.status}${code})`;
+}
+
+/** Heads the differences of a request the router refused before any route ran. */
+function refusedBeforeRouting(r: SampleResult): string {
+  return `refused before any route ran: the gateway answered ${r.status}${problemText(r)}`;
 }
 
 /** `$.email changed: recorded "a", got "b"`; a status change adds the gateway's error code. */

@@ -225,6 +225,27 @@ t.test("a sample that matches no route fails on its own; the others still run", 
   t.match(run.stdout, "ok   line 4 GET /v1/regions/eu/users/u-1\n3 samples: 1 ok, 2 failed\n");
 });
 
+t.test(
+  "a sample the router refuses before any route ran is compared as it is, and said so, not called routeless",
+  async (t) => {
+    const badEscape = "/v1/regions/eu/users/%E0%A4%A";
+    const answered = { method: "GET", path: badEscape, status: 200, response: { id: "x" } };
+    const refusedToo = { method: "GET", path: badEscape, status: 400 };
+    const run = await cli(["--samples", samplesFile(answered, refusedToo, GRACE)]);
+    t.equal(run.code, 1);
+    t.match(
+      run.stdout,
+      /FAIL line 2 GET \S+\n {5}refused before any route ran: the gateway answered 400 TURNOUT_ERR_BAD_PARAM \(.+\)\n {5}\$status changed: recorded 200, got 400/,
+    );
+    t.notMatch(run.stdout, /no route/);
+    t.match(
+      run.stdout,
+      /FAIL line 3 GET \S+\n {5}refused before any route ran: [^\n]+\n {5}\$body extra: recorded nothing/,
+      "the recorded 400 matches on status; only the body it did not record differs",
+    );
+  },
+);
+
 t.test("compare.ignore is what lets a generated field differ", async (t) => {
   const file = samplesFile(GRACE);
   t.equal((await cli(["--samples", file])).code, 0, "created_at ignored: ok");
