@@ -15,8 +15,12 @@ export function decodeBase64(text: string): Uint8Array | undefined {
   return Buffer.from(body, "base64");
 }
 
-/** Standard base64 with padding. */
+/**
+ * Standard base64 with padding. An absent bytes field decodes to protobufjs's
+ * shared empty array (a plain `[]`, not a Uint8Array): that is "".
+ */
 export function encodeBase64(bytes: Uint8Array): string {
+  if (bytes.length === 0) return "";
   return (
     Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   ).toString("base64");

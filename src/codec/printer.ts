@@ -54,11 +54,10 @@ function emitter(codec: FieldCodec, bits: number, write: Writer): Emit {
     };
   }
   if (codec.presence) {
-    if (codec.kind.isMessage || codec.oneof === undefined) {
-      return (value) => (value == null ? undefined : write(value));
-    }
-    // A scalar oneof member reads its type default from the prototype when
-    // unset, so only an own property means "set".
+    if (codec.kind.isMessage) return (value) => (value == null ? undefined : write(value));
+    // An unset scalar with presence (a oneof member, a proto3 `optional`) may
+    // read a default from the prototype (protobufjs gives an optional enum 0,
+    // an optional int64 a Long 0), so only an own property means "set".
     const name = codec.name;
     return (value, message) => (Object.hasOwn(message, name) ? write(value) : undefined);
   }

@@ -59,9 +59,18 @@ t.test(
   "emitDefaults leaves out unset message fields, proto3 optional fields and oneofs",
   async (t) => {
     const text = codec(S).toJson(decodedEmpty(S), { ...CANONICAL, emitDefaults: true });
-    for (const key of ["inner", "maybe", "choiceText", "choiceNumber", "choiceInner"]) {
+    const unset = ["inner", "maybe", "maybeColor", "maybeLong", "maybeData", "choiceText"];
+    for (const key of [...unset, "choiceNumber", "choiceInner"]) {
       t.notMatch(text, `"${key}"`, key);
     }
+  },
+);
+
+t.test(
+  "a proto3 optional field set to its default is printed: presence is what counts",
+  async (t) => {
+    const json = '{"maybe":0,"maybeColor":"COLOR_UNSPECIFIED","maybeLong":"0","maybeData":""}';
+    t.equal(roundTrip(S, json, CANONICAL), json);
   },
 );
 

@@ -97,6 +97,8 @@ t.test("wrappers are their bare value; an explicit default is kept (presence)", 
     "Int64Value follows the int64 option",
   );
   t.equal(roundTrip(W, '{"i32":null,"text":null}'), "{}", "null leaves a wrapper unset");
+  // Its empty bytes come back as protobufjs's shared empty array, not a Uint8Array (was a 500).
+  t.equal(roundTrip(W, '{"data":""}'), '{"data":""}', "an empty BytesValue");
 });
 
 t.test("a wrapper's value is checked like its scalar", async (t) => {
