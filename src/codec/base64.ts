@@ -1,10 +1,11 @@
 /**
  * Strict base64 for bytes fields. Node's decoder skips characters it doesn't
- * know, so the text is checked first: the standard or the URL-safe alphabet,
- * padding optional but, when present, complete.
+ * know, so the text is checked first: the standard or the URL-safe alphabet
+ * (not a mix), padding optional but, when present, complete.
  */
 
-const BASE64 = /^[A-Za-z0-9+/\-_]*={0,2}$/;
+/** One alphabet or the other, never both in one text (Go's protojson refuses a mix too). */
+const BASE64 = /^(?:[A-Za-z0-9+/]*|[A-Za-z0-9\-_]*)={0,2}$/;
 
 /** Decoded bytes, or undefined when `text` is not base64. */
 export function decodeBase64(text: string): Uint8Array | undefined {

@@ -144,6 +144,8 @@ const BOOL_KEY: MapKey = {
   write: (k) => `"${k}"`,
 };
 
+const DECIMAL_KEY = /^(0|-?[1-9]\d*)$/;
+
 function mapKey(type: string): MapKey {
   if (type === "string") return STRING_KEY;
   if (type === "bool") return BOOL_KEY;
@@ -153,7 +155,15 @@ function mapKey(type: string): MapKey {
   const wide = kind === "int64" || kind === "uint64";
   return {
     label: kind,
-    read: (k) => String(readInteger(kind, k)),
+    read: (k) => {
+      const key = String(readInteger(kind, k));
+      // Written as the key it is: an exponent, a fraction, a sign or leading
+      // zeros ("1e2", "1.0", "-0", "01") would silently become another text.
+      if (!DECIMAL_KEY.test(k)) {
+        throw new BadValue(`a ${kind} map key is a plain decimal integer, got ${show(k)}`);
+      }
+      return key;
+    },
     // protobufjs keys decoded 64-bit maps by an 8-character hash of the bits.
     write: wide
       ? (k) => `"${longToDecimal(protobuf.util.longFromKey(k, unsigned), unsigned)}"`

@@ -87,6 +87,16 @@ t.test("a wrong type inside a map names the key; bad keys are refused", async (t
   rejects(t, S, '{"byName":{"a":1,"b":"two"}}', "$.byName.b", /invalid int32 value: "two"/);
   rejects(t, S, '{"byName":{"a":null}}', "$.byName.a", /null is not allowed as a map value/);
   rejects(t, S, '{"byInt":{"x":"a"}}', "$.byInt.x", /invalid int32 value: "x"/);
+  for (const key of ["1e2", "1.0", "-0"]) {
+    rejects(
+      t,
+      S,
+      `{"byInt":{"${key}":"a"}}`,
+      `$.byInt["${key}"]`,
+      /a int32 map key is a plain decimal integer/,
+    );
+  }
+  rejects(t, S, '{"byLong":{"1e2":"a"}}', '$.byLong["1e2"]', /a int64 map key is a plain decimal/);
   rejects(
     t,
     S,
@@ -262,7 +272,7 @@ t.test("enums: an unknown name is a 400 naming the name and the enum type", asyn
 
 t.test("bytes: standard and URL-safe base64, with or without padding", async (t) => {
   // 0xfb 0xff 0xbf: "+/+/" in the standard alphabet, "-_-_" in the URL-safe one.
-  for (const text of ["+/+/", "-_-_", "+_-/"]) {
+  for (const text of ["+/+/", "-_-_"]) {
     t.equal(roundTrip(S, `{"data":"${text}"}`), '{"data":"+/+/"}', text);
   }
   t.equal(roundTrip(S, '{"data":"AQI="}'), '{"data":"AQI="}');
@@ -272,7 +282,8 @@ t.test("bytes: standard and URL-safe base64, with or without padding", async (t)
 });
 
 t.test("bytes: anything else than base64 is a 400", async (t) => {
-  for (const text of ["***", "AQI=x", "A", "AQI==", "AQ=", "a b c d", "AQ==AQ=="]) {
+  // "a-/_" mixes the URL-safe and the standard alphabet: one or the other.
+  for (const text of ["***", "AQI=x", "A", "AQI==", "AQ=", "a b c d", "AQ==AQ==", "a-/_", "+_-/"]) {
     rejects(t, S, `{"data":"${text}"}`, "$.data", /invalid base64 for bytes/);
   }
 });
