@@ -99,8 +99,11 @@ export class MessageKind implements ValueKind {
         const item = value[key];
         let parsed: unknown;
         if (item !== null) parsed = field.read(item);
-        else if (field.kind.nullValue === undefined || field.repeated || field.map) continue;
-        else parsed = field.kind.nullValue;
+        else {
+          refuseOtherName(value, key, field);
+          if (field.kind.nullValue === undefined || field.repeated || field.map) continue;
+          parsed = field.kind.nullValue;
+        }
         if (ownField(out, field.name) !== undefined) {
           const other = key === field.protoName ? field.jsonName : field.protoName;
           throw new BadValue(`field ${show(key)} is also given as ${show(other)}`);
@@ -157,4 +160,17 @@ export function twoOfOneof(oneof: string, first: string, second: string): BadVal
   return new BadValue(
     `oneof ${oneof} has two members set: ${first} and ${second}; set at most one`,
   );
+}
+
+/**
+ * A null leaves its field unset, so it never reaches the both-names check
+ * below it: the same field under another name in the object is refused here.
+ * Only nulls pay for this lookup.
+ */
+function refuseOtherName(object: Record<string, unknown>, key: string, field: FieldCodec): void {
+  for (const other of [field.protoName, field.jsonName, field.name]) {
+    if (other !== key && Object.hasOwn(object, other)) {
+      throw new BadValue(`field ${show(key)} is also given as ${show(other)}`);
+    }
+  }
 }

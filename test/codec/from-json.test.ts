@@ -22,6 +22,19 @@ t.test("accepts both the proto name and the lowerCamel / json_name of a field", 
   t.equal(roundTrip(S, '{"customName":"a"}'), '{"customName":"a"}');
 });
 
+t.test("the same field under both names is a 400, a null under one of them too", async (t) => {
+  const cases: Array<[string, string]> = [
+    ['{"customName":"a","renamed_field":"b"}', "$.renamed_field"],
+    ['{"customName":"a","renamed_field":null}', "$.renamed_field"],
+    ['{"renamed_field":null,"customName":"a"}', "$.renamed_field"],
+    ['{"display_name":null,"displayName":null}', "$.display_name"],
+  ];
+  for (const [json, field] of cases) {
+    const type = json.includes("isplay") ? "users.v1.User" : S;
+    rejects(t, type, json, field, /is also given as/);
+  }
+});
+
 t.test("an unknown field is a 400 naming the field and the message type", async (t) => {
   rejects(
     t,
