@@ -3,6 +3,7 @@
  * every difference indented under a failure), then a summary; or the same as
  * one JSON object for tools.
  */
+import { parse, stringify } from "lossless-json";
 import type { FieldDiff } from "../shadow/compare.js";
 import type { SampleResult } from "./replay.js";
 
@@ -50,8 +51,8 @@ function refusedBeforeRouting(r: SampleResult): string {
 
 /** `$.email changed: recorded "a", got "b"`; a status change adds the gateway's error code. */
 function diffLine(diff: FieldDiff, r: SampleResult): string {
-  const recorded = diff.kind === "extra" ? "nothing" : shown(diff.primary);
-  const got = diff.kind === "missing" ? "nothing" : shown(diff.mirror);
+  const recorded = diff.kind === "extra" ? "nothing" : shown(diff.primary, diff.primaryIsJson);
+  const got = diff.kind === "missing" ? "nothing" : shown(diff.mirror, diff.mirrorIsJson);
   const code = diff.path === "$status" ? problemText(r) : "";
   return `${diff.path} ${diff.kind}: recorded ${recorded}, got ${got}${code}`;
 }
@@ -63,8 +64,19 @@ function problemText(r: SampleResult): string {
     : ` ${r.problem.code} (${r.problem.detail})`;
 }
 
-function shown(value: unknown): string {
-  return typeof value === "string" ? JSON.stringify(value) : String(value);
+/** Strings quoted; JSON text (objects, numbers past 2^53) as it is, so neither passes for the other. */
+function shown(value: unknown, isJson: true | undefined): string {
+  return typeof value === "string" && isJson === undefined ? JSON.stringify(value) : String(value);
+}
+
+/** The value itself in `--json`: JSON text parsed back, big numbers kept exact. */
+function reported(value: unknown, isJson: true | undefined): unknown {
+  if (isJson === undefined || typeof value !== "string") return value;
+  try {
+    return parse(value);
+  } catch {
+    return value; // cut short for the report: left as text
+  }
 }
 
 /** The whole run as one JSON document (`--json`). */
@@ -77,18 +89,22 @@ export function jsonReport(results: readonly SampleResult[]): string {
       path: r.sample.path,
       route: r.route ?? null,
       result: r.result,
-      ...(r.route === undefined ? { error: "no route" } : {}),
+      ...(r.route === undefined ? { error: unrouted(r) } : {}),
       recordedStatus: r.sample.status,
       status: r.status,
       ...(r.problem === undefined ? {} : { code: r.problem.code, detail: r.problem.detail }),
       diffs: r.diffs.map((d) => ({
         path: d.path,
         kind: d.kind,
-        recorded: d.primary,
-        got: d.mirror,
+        recorded: reported(d.primary, d.primaryIsJson),
+        got: reported(d.mirror, d.mirrorIsJson),
       })),
       truncated: r.truncated,
     })),
   };
-  return `${JSON.stringify(report, null, 2)}\n`;
+  return `${stringify(report, null, 2)}\n`;
+}
+
+function unrouted(r: SampleResult): string {
+  return r.diffs.length === 0 ? "no route" : "refused before routing";
 }

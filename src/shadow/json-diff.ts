@@ -25,6 +25,9 @@ export interface FieldDiff {
    */
   readonly primary?: unknown;
   readonly mirror?: unknown;
+  /** Set when `primary` / `mirror` is JSON text (object, array, number past 2^53), not a string. */
+  readonly primaryIsJson?: true;
+  readonly mirrorIsJson?: true;
 }
 
 export interface DiffResult {
@@ -90,9 +93,20 @@ function add(out: Collector, path: string, kind: FieldDiff["kind"], a: unknown, 
     return;
   }
   const diff: { -readonly [K in keyof FieldDiff]: FieldDiff[K] } = { path: cutPath(path), kind };
-  if (kind !== "extra") diff.primary = preview(a);
-  if (kind !== "missing") diff.mirror = preview(b);
+  if (kind !== "extra") {
+    diff.primary = preview(a);
+    if (isJsonText(a)) diff.primaryIsJson = true;
+  }
+  if (kind !== "missing") {
+    diff.mirror = preview(b);
+    if (isJsonText(b)) diff.mirrorIsJson = true;
+  }
   out.diffs.push(diff);
+}
+
+/** Whether `preview` shows `value` as its JSON text. */
+function isJsonText(value: unknown): boolean {
+  return typeof value === "object" && value !== null;
 }
 
 /** A value as shown in a diff; see FieldDiff. */

@@ -246,6 +246,29 @@ t.test(
   },
 );
 
+t.test(
+  "in a plain-JSON comparison a big number and an object print as JSON, never like the string beside them",
+  async (t) => {
+    // A legacy-only `links` leaves the proto's normalising out: plain JSON.
+    const response = {
+      ...recordedUser("u-1", "Grace@example.com"),
+      balance_cents: "<int64>",
+      links: { self: "/u" },
+    };
+    const file = samplesFile({ ...GRACE, response });
+    const run = await cli(["--samples", file]);
+    t.equal(run.code, 1);
+    t.match(
+      run.stdout,
+      /\$\.balance_cents changed: recorded 9007199254740993, got "9007199254740993"/,
+    );
+    t.match(run.stdout, /\$\.links missing: recorded \{"self":"\/u"\}, got nothing/);
+    const json = await cli(["--samples", file, "--json"]);
+    t.match(json.stdout, /"recorded": 9007199254740993,\s+"got": "9007199254740993"/);
+    t.match(json.stdout, /"recorded": \{\s+"self": "\/u"\s+\}/);
+  },
+);
+
 t.test("compare.ignore is what lets a generated field differ", async (t) => {
   const file = samplesFile(GRACE);
   t.equal((await cli(["--samples", file])).code, 0, "created_at ignored: ok");

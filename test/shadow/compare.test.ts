@@ -300,11 +300,13 @@ t.test("diffs are capped at 20 and long values cut to 200 characters", async (t)
   t.equal(got.diffs[0]?.mirror, "y");
 });
 
-t.test("an object only one side has is shown as its JSON text", async (t) => {
+t.test("an object only one side has is shown as its JSON text, marked as such", async (t) => {
   const got = compareAnswers(json({ address: { city: "Oslo" } }), json({}), users, NONE);
   t.same(got, {
     result: "mismatch",
-    diffs: [{ path: "$.address", kind: "missing", primary: '{"city":"Oslo"}' }],
+    diffs: [
+      { path: "$.address", kind: "missing", primary: '{"city":"Oslo"}', primaryIsJson: true },
+    ],
     truncated: false,
   });
 });
