@@ -319,8 +319,8 @@ function anyKind(type: protobuf.Type, resolve: KindResolver): ValueKind {
     const found = target(url);
     if (found === undefined) throw new BadValue(`unknown type in "@type": ${show(url)}`);
     let inner: unknown;
-    if (found.kind.readEmbedded !== undefined) {
-      inner = found.kind.readEmbedded(object);
+    if (!isWrappedInAny(found)) {
+      inner = found.kind.readEmbedded?.(object);
     } else {
       let key = "value";
       try {
@@ -330,7 +330,8 @@ function anyKind(type: protobuf.Type, resolve: KindResolver): ValueKind {
           }
         }
         key = "value";
-        inner = found.kind.read(object.value);
+        // Empty may leave its `value` out (Go's protojson reads it so too).
+        inner = object.value === undefined && isEmpty(found) ? {} : found.kind.read(object.value);
       } catch (error) {
         rethrowUnder(error, keySegment(key));
       }
@@ -356,9 +357,22 @@ function anyKind(type: protobuf.Type, resolve: KindResolver): ValueKind {
       found.writers[bits] ??= found.kind.writer(bits);
       const text = found.writers[bits](decoded);
       const typeKey = `{"@type":${JSON.stringify(url)}`;
-      if (found.kind.readEmbedded === undefined) return `${typeKey},"value":${text}}`;
+      if (isWrappedInAny(found)) return `${typeKey},"value":${text}}`;
       return text === "{}" ? `${typeKey}}` : `${typeKey},${text.slice(1)}`;
     };
   };
   return messageKind("Any", read, undefined, writer);
+}
+
+/**
+ * Inside an Any, a type with a JSON form of its own (Timestamp, wrappers,
+ * Struct...) goes under "value", and so does Empty: Go's protojson, the
+ * reference, writes `{"@type": ".../google.protobuf.Empty", "value": {}}`.
+ */
+function isWrappedInAny(found: { type: protobuf.Type; kind: ValueKind }): boolean {
+  return found.kind.readEmbedded === undefined || isEmpty(found);
+}
+
+function isEmpty(found: { type: protobuf.Type }): boolean {
+  return found.type.fullName === ".google.protobuf.Empty";
 }

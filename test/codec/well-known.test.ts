@@ -198,6 +198,24 @@ t.test("Any: @type plus the message's fields, or plus value for special types", 
   );
 });
 
+t.test(
+  "Any of Empty takes and prints value {} as Go's protojson does; value may be left out",
+  async (t) => {
+    const empty = '{"payload":{"@type":"type.googleapis.com/google.protobuf.Empty","value":{}}}';
+    t.equal(roundTrip(W, empty), empty);
+    t.equal(
+      roundTrip(W, '{"payload":{"@type":"type.googleapis.com/google.protobuf.Empty"}}'),
+      empty,
+    );
+    rejects(
+      t,
+      '{"payload":{"@type":"type.googleapis.com/google.protobuf.Empty","value":{"a":1}}}',
+      "$.payload.value.a",
+      /unknown field "a" in google\.protobuf\.Empty/,
+    );
+  },
+);
+
 t.test("a bad Any is a 400 naming the problem", async (t) => {
   rejects(t, '{"payload":{"name":"x"}}', "$.payload", /Any needs a "@type" string/);
   rejects(
