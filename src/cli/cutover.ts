@@ -220,7 +220,7 @@ async function rollback(
   out: Output,
 ): Promise<number> {
   const request = parseRollbackRequest({ reason: values.reason }, byOf(values, env));
-  const { from, to } = await bucket.rollback(route.name, request, (restored) =>
+  const { from, to } = await bucket.rollback(route, request, (restored) =>
     checkRouteAllows(route, restored),
   );
   out.stdout.write(

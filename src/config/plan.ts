@@ -4,6 +4,13 @@ import { checkKeys, readDuration, readList, readNumber, readPercent, required } 
 import { PLAN_GATE_KEYS, PLAN_KEYS } from "./schema.js";
 import type { CutoverPlan, PlanGates } from "./types.js";
 
+/**
+ * The top bucket bound of turnout_request_duration_seconds (DURATION_BUCKETS
+ * in src/observability/metrics.ts), in ms: the plan's p99 is only known to be
+ * above it, so a latency gate must sit below it to be able to fail.
+ */
+export const P99_TOP_BOUND_MS = 10_000;
+
 /** The plan, or undefined when absent or unusable (every problem reported). */
 export function readPlan(f: Field): CutoverPlan | undefined {
   if (!checkKeys(f, PLAN_KEYS)) return undefined;
@@ -45,7 +52,7 @@ function readGates(f: Field): PlanGates | undefined {
   const present = PLAN_GATE_KEYS.map((key) => required(f.child(key)));
   const gates = {
     maxErrorRate: readNumber(f.child("maxErrorRate"), { min: 0, max: 1 }),
-    maxP99Ms: readDuration(f.child("maxP99"), true),
+    maxP99Ms: readMaxP99(f.child("maxP99")),
     maxMismatchRate: readNumber(f.child("maxMismatchRate"), { min: 0, max: 1 }),
     minRequests: readNumber(f.child("minRequests"), { min: 1, integer: true }),
   };
@@ -54,4 +61,14 @@ function readGates(f: Field): PlanGates | undefined {
   if (maxErrorRate === undefined || maxP99Ms === undefined) return undefined;
   if (maxMismatchRate === undefined || minRequests === undefined) return undefined;
   return { maxErrorRate, maxP99Ms, maxMismatchRate, minRequests };
+}
+
+/** `gates.maxP99`: a positive duration below the latency histogram's top bound. */
+function readMaxP99(f: Field): number | undefined {
+  const ms = readDuration(f, true);
+  if (ms === undefined || ms < P99_TOP_BOUND_MS) return ms;
+  f.problem(
+    `must be below ${P99_TOP_BOUND_MS / 1000}s, the latency histogram's top bound: a p99 above it is not measured, so the gate could never fail; got ${f.describe()}`,
+  );
+  return undefined;
 }

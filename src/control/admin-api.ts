@@ -152,7 +152,7 @@ function registerCutover(
   admin.post("/admin/routes/:name/cutover/rollback", async (req) => {
     const name = routes.named(req);
     const request = parseRollbackRequest(optionalJsonBody(req.body), ADMIN_API_BY);
-    const { from, to } = await liveBucket(store).rollback(name, request, (values) =>
+    const { from, to } = await liveBucket(store).rollback(configOf(name), request, (values) =>
       checkRouteAllows(configOf(name), values),
     );
     req.log.info({ route: name, reason: to.reason }, "cutover rolled back through the admin API");

@@ -168,46 +168,41 @@ export class CutoverBucket {
   }
 
   /**
-   * The value a replica applies, by the replicas' rules: the newest value
-   * since the key was last deleted that is well formed and that the route
-   * allows (a running replica ignores any other and keeps the one before);
-   * none means routes.yaml's. `last` is the key's latest revision, 0 for none.
+   * The value a replica applies (see appliedValue); `last` is the key's latest
+   * revision, 0 for none.
    */
   async #read(route: RouteConfig): Promise<{ live?: CutoverRevision; last: number }> {
     const entries = await this.#entries(route.name);
-    const last = entries.at(-1)?.revision ?? 0;
-    for (const entry of entries.reverse()) {
-      if (entry.operation !== "PUT") break;
-      const record = decodeRecord(entry);
-      if (record !== undefined && routeAllows(route, record)) return { live: record, last };
-    }
-    return { last };
+    return { live: appliedValue(route, entries).live, last: entries.at(-1)?.revision ?? 0 };
   }
 
   /**
-   * Writes `values` only if the route has no key yet; answers the live value
-   * either way. A latest value that is not well formed (written by hand, or by
-   * another version) is skipped, as running replicas skip it: the last
-   * well-formed one applies, else `values`; `skipped` names its revision.
+   * Writes routes.yaml's values only if the route has no key yet (or it was
+   * deleted); otherwise answers the value running replicas apply, chosen as
+   * #read chooses it (see appliedValue): undefined `live` means routes.yaml's
+   * values. `skipped` names a latest value that is not the one applied
+   * (malformed, or refused by the route's rules).
    */
-  async seed(route: string, values: CutoverValues): Promise<SeededValue> {
+  async seed(route: RouteConfig): Promise<SeededValue> {
     const record = {
-      ...pickValues(values),
+      ...pickValues(route.cutover),
       by: SEED_BY,
       reason: "starting values from routes.yaml",
       at: now(),
     };
     try {
-      const revision = await this.kv.create(route, encodeRecord(record));
+      const revision = await this.kv.create(route.name, encodeRecord(record));
       return { live: { ...record, revision } };
     } catch (error) {
-      // Another replica (or the CLI) wrote it first: take theirs.
-      const entry = await this.kv.get(route);
-      if (entry === null) throw error;
-      const live = decodeRecord(entry);
-      if (live !== undefined) return { live };
-      const lastGood = (await this.history(route)).at(-1);
-      return { live: lastGood ?? { ...record, revision: 0 }, skipped: entry.revision };
+      // Another replica (or the CLI) wrote it first: take what the replicas apply.
+      const entries = await this.#entries(route.name);
+      const newest = entries.at(-1);
+      if (newest === undefined) throw error;
+      const { live } = appliedValue(route, entries);
+      if (newest.operation !== "PUT" || live?.revision === newest.revision) return { live };
+      const value = decodeRecord(newest);
+      const why = value === undefined ? "malformed" : (refusal(route, value) ?? "not applied");
+      return { live, skipped: { revision: newest.revision, why } };
     }
   }
 
@@ -218,54 +213,67 @@ export class CutoverBucket {
   }
 
   /**
-   * Restores the values before the latest change, recorded as a change of its
-   * own ("rollback of <at>", then ": <reason>" when one is given). `check` may
-   * refuse the restored values. Fails with
-   * TURNOUT_ERR_CUTOVER_CONFLICT when there is no earlier value or another change
-   * landed meanwhile.
+   * Restores the values before the one the replicas apply, recorded as a
+   * change of its own ("rollback of <at>", then ": <reason>" when one is
+   * given). Both are chosen by the replicas' rules (see appliedValue): `from`
+   * is the value #read answers, the restored one the next earlier well-formed
+   * value the route allows, or routes.yaml's values when the key was deleted
+   * or purged in between. `check` may refuse the restored values. Fails with
+   * TURNOUT_ERR_CUTOVER_CONFLICT when routes.yaml's values apply already
+   * (nothing to roll back), when the history kept holds no earlier value, or
+   * when another change landed meanwhile.
    */
   async rollback(
-    route: string,
+    route: RouteConfig,
     request: RollbackRequest,
     check: (values: CutoverValues) => void = () => {},
   ): Promise<{ readonly from: CutoverRevision; readonly to: CutoverRevision }> {
-    const entries = await this.#entries(route);
+    const entries = await this.#entries(route.name);
     const last = entries.at(-1);
-    const values = entries.map(decodeRecord).filter((r): r is CutoverRevision => r !== undefined);
-    const latest = values.at(-1);
-    const before = values.at(-2);
-    if (last === undefined || latest === undefined || before === undefined) {
+    const latest = appliedValue(route, entries);
+    if (last === undefined || latest.live === undefined) {
       throw new TurnoutError(
         "TURNOUT_ERR_CUTOVER_CONFLICT",
-        `route ${route} has no earlier cutover value to roll back to`,
+        `route ${route.name} has no earlier cutover value to roll back to: no live value applies, routes.yaml's do`,
         { field: "name" },
       );
     }
+    const earlier = appliedValue(route, entries, latest.index);
+    // Past the start of the history kept: the value before is not known.
+    if (earlier.live === undefined && earlier.index < 0) {
+      throw new TurnoutError(
+        "TURNOUT_ERR_CUTOVER_CONFLICT",
+        `route ${route.name} has no earlier cutover value to roll back to`,
+        { field: "name" },
+      );
+    }
+    const before = earlier.live ?? route.cutover;
     check(before);
+    const from = latest.live;
     const record = {
       ...pickValues(before),
       by: request.by,
-      reason: `rollback of ${latest.at}${request.reason === undefined ? "" : `: ${request.reason}`}`,
+      reason: `rollback of ${from.at}${request.reason === undefined ? "" : `: ${request.reason}`}`,
       at: now(),
     };
     let revision: number;
     try {
-      revision = await this.kv.update(route, encodeRecord(record), last.revision);
+      revision = await this.kv.update(route.name, encodeRecord(record), last.revision);
     } catch (error) {
       if (isRevisionConflict(error)) {
         throw new TurnoutError(
           "TURNOUT_ERR_CUTOVER_CONFLICT",
-          `route ${route} changed while rolling back; look at its history and try again`,
+          `route ${route.name} changed while rolling back; look at its history and try again`,
           { cause: error },
         );
       }
       // A timeout may hide a write that landed: trying again blindly would roll that back too.
       throw kvFailure(
-        `the rollback of ${route} may or may not have been written; read its history before trying again`,
+        `the rollback of ${route.name} may or may not have been written; read its history before trying again`,
         error,
       );
     }
-    return { from: latest, to: { ...record, revision } };
+    return { from, to: { ...record, revision } };
   }
 
   async #entries(route: string): Promise<KvEntry[]> {
@@ -283,9 +291,10 @@ export class CutoverBucket {
 export type CutoverStoreMode = "starting" | "live" | "file";
 
 export interface SeededValue {
-  readonly live: CutoverRevision;
-  /** The revision of a latest value that was not well formed, skipped. */
-  readonly skipped?: number;
+  /** The value the replicas apply; undefined: routes.yaml's values. */
+  readonly live?: CutoverRevision;
+  /** A latest value that is not the one applied, and why ("malformed", or the route's refusal). */
+  readonly skipped?: { readonly revision: number; readonly why: string };
 }
 
 export interface CutoverLog {
@@ -428,14 +437,15 @@ export class CutoverStore {
   }
 
   async #seed(bucket: CutoverBucket, route: RouteConfig): Promise<void> {
-    const { live, skipped } = await bucket.seed(route.name, route.cutover);
+    const { live, skipped } = await bucket.seed(route);
     if (skipped !== undefined) {
-      const applied = live.revision === 0 ? "routes.yaml's values" : `rev ${live.revision}`;
+      const applied = live === undefined ? "routes.yaml's values" : `rev ${live.revision}`;
       this.#log.warn(
-        `cutover: ignoring malformed value for ${route.name} (rev ${skipped}); applying ${applied}`,
+        `cutover: ignoring ${route.name} rev ${skipped.revision} (${skipped.why}); applying ${applied}`,
       );
     }
-    this.#apply(route.name, live);
+    if (live !== undefined) this.#apply(route.name, live);
+    else this.#fileValues(route);
   }
 
   async #follow(watch: QueuedIterator<KvEntry>, nc: NatsConnection): Promise<void> {
@@ -543,9 +553,14 @@ export class CutoverStore {
   #revert(route: string, revision: number): void {
     const config = this.#routes.get(route);
     if (config === undefined) return;
-    this.#latest.delete(route);
-    this.#state.set(route, { nats: config.cutover.nats, shadow: config.cutover.shadow }, "file");
+    this.#fileValues(config);
     this.#log.warn(`cutover: ${route} deleted from KV (rev ${revision}); using routes.yaml`);
+  }
+
+  /** No live value applies to the route: routes.yaml's values. */
+  #fileValues(route: RouteConfig): void {
+    this.#latest.delete(route.name);
+    this.#state.set(route.name, pickValues(route.cutover), "file");
   }
 }
 
@@ -624,12 +639,37 @@ function isRevisionConflict(error: unknown): boolean {
   return e?.api_error?.err_code === 10071 || /wrong last sequence/i.test(describe(error));
 }
 
-function routeAllows(route: RouteConfig, values: CutoverValues): boolean {
+/**
+ * The value a replica applies, by the replicas' rules, from a key's entries
+ * (oldest first) up to `end` (exclusive): the newest value since the key was
+ * last deleted or purged that is well formed and that the route allows (a
+ * running replica ignores any other and keeps the one before). No `live`
+ * means routes.yaml's values; `index` is the entry of `live`, else of the
+ * DEL/PURGE that stopped the walk, else -1 (no entry left to walk). The one
+ * rule for a replica's seed, #read (current, change) and rollback.
+ */
+export function appliedValue(
+  route: RouteConfig,
+  entries: readonly KvEntry[],
+  end = entries.length,
+): { readonly live?: CutoverRevision; readonly index: number } {
+  for (let index = end - 1; index >= 0; index--) {
+    const entry = entries[index] as KvEntry;
+    if (entry.operation !== "PUT") return { index };
+    const record = decodeRecord(entry);
+    if (record !== undefined && refusal(route, record) === undefined)
+      return { live: record, index };
+  }
+  return { index: -1 };
+}
+
+/** The route's rule `values` break (checkRouteAllows), undefined when it allows them. */
+function refusal(route: RouteConfig, values: CutoverValues): string | undefined {
   try {
     checkRouteAllows(route, values);
-    return true;
-  } catch {
-    return false;
+    return undefined;
+  } catch (error) {
+    return describe(error);
   }
 }
 

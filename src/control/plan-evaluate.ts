@@ -45,8 +45,9 @@ export function addFigures(into: WindowFigures, more: WindowFigures): void {
 
 /**
  * The p-quantile (0-1) of a bucketed distribution in ms, interpolated inside
- * its bucket as Prometheus' histogram_quantile does; the last (open) bucket
- * answers its lower bound. Undefined with no observations.
+ * its bucket as Prometheus' histogram_quantile does. One in the last (open)
+ * bucket is only known to be above the top bound: +Infinity, so it fails any
+ * finite latency gate. Undefined with no observations.
  */
 export function quantileMs(
   bounds: readonly number[],
@@ -62,7 +63,7 @@ export function quantileMs(
     if (count > 0 && cumulative + count >= rank) {
       const lower = i === 0 ? 0 : bounds[i - 1]!;
       const upper = bounds[i];
-      if (upper === undefined) return lower;
+      if (upper === undefined) return Number.POSITIVE_INFINITY;
       return lower + (upper - lower) * ((rank - cumulative) / count);
     }
     cumulative += count;
@@ -131,7 +132,7 @@ function failedGate(input: PlanInput): string | undefined {
   }
   const p99 = quantileMs(input.boundsMs, f.latency, 0.99);
   if (p99 !== undefined && p99 > gates.maxP99Ms) {
-    return `p99 ${ms(p99)} > ${ms(gates.maxP99Ms)}`;
+    return `p99 ${latency(p99, input.boundsMs)} > ${ms(gates.maxP99Ms)}`;
   }
   const mismatchRate = f.compared === 0 ? 0 : f.mismatches / f.compared;
   if (mismatchRate > gates.maxMismatchRate) {
@@ -145,11 +146,16 @@ function summarize(input: PlanInput): string {
   const p99 = quantileMs(input.boundsMs, f.latency, 0.99);
   const mismatch =
     f.compared === 0 ? "no shadow comparisons" : `mismatches ${pct(f.mismatches / f.compared)}`;
-  return `${f.requests} requests, errors ${pct(f.errors / f.requests)}, p99 ${p99 === undefined ? "n/a" : ms(p99)}, ${mismatch}`;
+  return `${f.requests} requests, errors ${pct(f.errors / f.requests)}, p99 ${p99 === undefined ? "n/a" : latency(p99, input.boundsMs)}, ${mismatch}`;
 }
 
 function pct(rate: number): string {
   return `${(rate * 100).toFixed(2)}%`;
+}
+
+/** A quantile for a reason: one in the open top bucket reads "over <top bound>". */
+function latency(value: number, bounds: readonly number[]): string {
+  return value === Number.POSITIVE_INFINITY ? `over ${ms(bounds.at(-1) ?? 0)}` : ms(value);
 }
 
 function ms(value: number): string {

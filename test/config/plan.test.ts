@@ -1,6 +1,9 @@
 import t, { type Test } from "tap";
 import { loadConfig } from "../../src/config/load.js";
+import { P99_TOP_BOUND_MS } from "../../src/config/plan.js";
+import { latencyBoundsMs } from "../../src/control/plan-stats.js";
 import type { ConfigProblem } from "../../src/errors.js";
+import { GatewayMetrics } from "../../src/observability/metrics.js";
 import { problemsOf, route, table, writeTable } from "./fixtures/helpers.js";
 
 const GATES = "{ maxErrorRate: 0.01, maxP99: 250ms, maxMismatchRate: 0.001, minRequests: 100 }";
@@ -128,3 +131,42 @@ t.test("gates.minRequests past 2^53 is refused as too large", async (t) => {
     },
   ]);
 });
+
+t.test(
+  "gates.maxP99 at or above the latency histogram's top bound (10s) is refused: it could never fail",
+  async (t) => {
+    t.equal(
+      P99_TOP_BOUND_MS,
+      latencyBoundsMs(new GatewayMetrics()).at(-1),
+      "the bound is the duration histogram's top bucket",
+    );
+    for (const maxP99 of ["10s", "10000ms", "30s", "1h"]) {
+      const gates = GATES.replace("maxP99: 250ms", `maxP99: ${maxP99}`);
+      const problems = problemsFor(t, withPlan(`{ steps: [10, 100], every: 1m, gates: ${gates} }`));
+      t.match(
+        problems,
+        [
+          {
+            location: /:\d+:\d+$/,
+            route: "users.get",
+            key: "routes[0].cutover.plan.gates.maxP99",
+            message: new RegExp(
+              `^must be below 10s, the latency histogram's top bound.*got "${maxP99}"$`,
+            ),
+          },
+        ],
+        maxP99,
+      );
+      t.equal(problems.length, 1, `${maxP99}: one problem`);
+    }
+    const config = loadConfig(
+      writeTable(
+        t,
+        table(
+          withPlan(`{ steps: [10, 100], every: 1m, gates: ${GATES.replace("250ms", "9999ms")} }`),
+        ),
+      ),
+    );
+    t.equal(config.routes[0]!.cutover.plan?.gates.maxP99Ms, 9999, "just below the bound loads");
+  },
+);

@@ -200,3 +200,71 @@ t.test(
     t.not(a.cutover.of("users.get").nats, 50, "nothing was changed");
   },
 );
+
+/** The bucket replica a writes through, for raw KV writes no API call makes. */
+function kv() {
+  const bucket = a.cutoverStore.bucket;
+  if (bucket === undefined) throw new Error("replica a is not live");
+  return bucket.kv;
+}
+
+t.test(
+  "a rollback when every replica refused the latest value rolls back the value they apply",
+  async (t) => {
+    const before = { ...a.cutover.of("users.create") };
+    const put = await call(`${a.adminUrl}/admin/routes/users.create/cutover`, {
+      method: "PUT",
+      body: JSON.stringify({ nats: 25, reason: "canary", by: "alice" }),
+    });
+    t.equal(put.status, 200);
+    t.ok(await within(1000, () => b.cutover.of("users.create").nats === 25), "b applies 25");
+    // A shadow on a write route without shadowWrites (another version wrote it): refused.
+    const at = new Date().toISOString();
+    const refused = { nats: 50, shadow: 10, by: "old-version", reason: "x", at };
+    await kv().put("users.create", JSON.stringify(refused));
+    const rb = await call(`${a.adminUrl}/admin/routes/users.create/cutover/rollback`, {
+      method: "POST",
+    });
+    t.equal(rb.status, 200);
+    t.match(rb.body, {
+      rolledBack: { nats: 25, shadow: 0, by: "alice" },
+      nats: before.nats,
+      shadow: before.shadow,
+      reason: `rollback of ${(put.body as { at: string }).at}`,
+    });
+    t.ok(
+      await within(1000, () => b.cutover.of("users.create").nats === before.nats),
+      "b applies the value before alice's",
+    );
+  },
+);
+
+t.test(
+  "a rollback never brings back a deleted value: nothing to roll back right after a delete (409), routes.yaml's values across one",
+  async (t) => {
+    const url = `${a.adminUrl}/admin/routes/users.get/cutover`;
+    const set = (nats: number, by: string) =>
+      call(url, { method: "PUT", body: JSON.stringify({ nats, reason: `to ${nats}`, by }) });
+    t.equal((await set(60, "bob")).status, 200);
+    t.ok(await within(1000, () => b.cutover.of("users.get").nats === 60), "b applies 60");
+    await kv().delete("users.get");
+    t.ok(
+      await within(1000, () => b.cutover.of("users.get").source === "file"),
+      "b is back on routes.yaml's values",
+    );
+    const nothing = await call(`${url}/rollback`, { method: "POST" });
+    t.equal(nothing.status, 409, "no live value to roll back");
+    t.match(nothing.body.detail, /no earlier cutover value to roll back to/);
+    t.same({ ...b.cutover.of("users.get") }, { nats: 10, shadow: 0, source: "file" });
+
+    t.equal((await set(30, "carol")).status, 200);
+    t.ok(await within(1000, () => b.cutover.of("users.get").nats === 30), "b applies 30");
+    const rb = await call(`${url}/rollback`, { method: "POST" });
+    t.equal(rb.status, 200);
+    t.match(rb.body, { rolledBack: { nats: 30, by: "carol" }, nats: 10, shadow: 0 });
+    t.ok(
+      await within(1000, () => b.cutover.of("users.get").nats === 10),
+      "b applies routes.yaml's 10, not the deleted 60",
+    );
+  },
+);

@@ -89,13 +89,34 @@ t.test(
 
 t.test("the p99 is interpolated inside its bucket", async (t) => {
   t.equal(quantileMs(BOUNDS, [0, 100, 0, 0, 0], 0.5), 30);
-  t.equal(
-    quantileMs(BOUNDS, [0, 0, 0, 0, 4], 0.99),
-    500,
-    "the open bucket answers its lower bound",
-  );
   t.equal(quantileMs(BOUNDS, [0, 0, 0, 0, 0], 0.99), undefined);
 });
+
+t.test(
+  "a p99 in the open top bucket is +Infinity and fails any finite gate, even one above the top bound",
+  async (t) => {
+    t.equal(
+      quantileMs(BOUNDS, [0, 0, 0, 0, 4], 0.99),
+      Number.POSITIVE_INFINITY,
+      "only known to be above the top bound",
+    );
+    t.equal(quantileMs(BOUNDS, [99, 0, 0, 0, 1], 0.99), 10, "one in a hundred above: not p99");
+    // Every answer above the top bound (500 ms): a gate at, or far past, that bound still fails.
+    for (const maxP99Ms of [100, 500, 30_000]) {
+      const f = emptyFigures(BOUNDS.length);
+      f.requests = 200;
+      f.latency[BOUNDS.length] = 200;
+      const d = evaluatePlan({
+        plan: { ...plan, gates: { ...plan.gates, maxP99Ms } },
+        current: 50,
+        start: 0,
+        figures: f,
+        boundsMs: BOUNDS,
+      });
+      t.match(d, { kind: "rollback", to: 25, reason: /p99 over 500ms > / }, `maxP99 ${maxP99Ms}`);
+    }
+  },
+);
 
 t.test(
   "at its last step the plan holds while the gates pass and still rolls back when one fails",
