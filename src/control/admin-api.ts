@@ -17,14 +17,19 @@ import type { AdminToken } from "./admin-token.js";
 import { checkRouteAllows, parseCutoverChange, parseRollbackRequest } from "./cutover-rules.js";
 import type { CutoverState } from "./cutover-state.js";
 import type { CutoverBucket, CutoverRevision, CutoverStore } from "./cutover-store.js";
-import { planStatus } from "./plan-status.js";
+import { type PlanStatus, planStatus } from "./plan-status.js";
 
 export interface AdminApiDeps {
   readonly token: AdminToken;
   readonly routeNames: readonly string[];
   readonly mismatches: MismatchLog;
   /** The live cutover state and its KV store: `/admin/routes` and the cutover calls. */
-  readonly cutover?: { readonly state: CutoverState; readonly store: CutoverStore };
+  readonly cutover?: {
+    readonly state: CutoverState;
+    readonly store: CutoverStore;
+    /** The plans as this replica sees them (`blocked` shows on the leader only). */
+    readonly plans?: { status(route: RouteConfig): PlanStatus | undefined };
+  };
   /** `GET /admin/dlq`, `POST /admin/dlq/replay` and `DELETE /admin/dlq/:seq`. */
   readonly deadLetters?: Pick<DeadLetterStore, "list" | "replay" | "delete">;
 }
@@ -114,9 +119,10 @@ function registerDeadLetters(
 
 function registerCutover(
   admin: FastifyInstance,
-  { state, store }: NonNullable<AdminApiDeps["cutover"]>,
+  cutover: NonNullable<AdminApiDeps["cutover"]>,
   routes: KnownRoutes,
 ): void {
+  const { state, store } = cutover;
   const configOf = (name: string): RouteConfig => {
     const config = store.route(name);
     if (config === undefined) throw new Error(`route ${name} has no configuration`);
@@ -125,11 +131,11 @@ function registerCutover(
 
   admin.get("/admin/routes", async () => ({
     cutover: store.mode,
-    routes: state.routes().map((name) => routeView(configOf(name), state, store)),
+    routes: state.routes().map((name) => routeView(configOf(name), cutover)),
   }));
 
   admin.get("/admin/routes/:name/cutover", async (req) => {
-    return routeView(configOf(routes.named(req)), state, store);
+    return routeView(configOf(routes.named(req)), cutover);
   });
 
   admin.put("/admin/routes/:name/cutover", async (req) => {
@@ -238,7 +244,10 @@ function dlqLimit(value: unknown): number {
   );
 }
 
-function routeView(route: RouteConfig, state: CutoverState, store: CutoverStore) {
+function routeView(
+  route: RouteConfig,
+  { state, store, plans }: NonNullable<AdminApiDeps["cutover"]>,
+) {
   const { name } = route;
   const live = state.of(name);
   const latest = live.source === "live" ? store.latest(name) : undefined;
@@ -252,7 +261,7 @@ function routeView(route: RouteConfig, state: CutoverState, store: CutoverStore)
     reason: record.reason,
     at: record.at,
     revision: record.revision,
-    plan: planStatus(route, latest),
+    plan: plans === undefined ? planStatus(route, latest) : plans.status(route),
   };
 }
 

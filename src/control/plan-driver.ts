@@ -15,9 +15,9 @@ import type { NatsConnection, Subscription } from "@nats-io/nats-core";
 import type { RouteConfig } from "../config/types.js";
 import type { GatewayMetrics } from "../observability/metrics.js";
 import { checkRouteAllows } from "./cutover-rules.js";
-import { type CutoverLog, type CutoverStore, encodeRecord } from "./cutover-store.js";
+import type { CutoverLog, CutoverRevision, CutoverStore } from "./cutover-store.js";
 import { addFigures, emptyFigures, evaluatePlan, type WindowFigures } from "./plan-evaluate.js";
-import { Lease, replicaId } from "./plan-lease.js";
+import { isStreamMissing, Lease, replicaId } from "./plan-lease.js";
 import {
   decodeReport,
   encodeReport,
@@ -25,10 +25,12 @@ import {
   latencyBoundsMs,
   STATS_SUBJECT,
 } from "./plan-stats.js";
-import { PLAN_BY, planStatus } from "./plan-status.js";
+import { PLAN_BY, type PlanStatus, planStatus } from "./plan-status.js";
 
 /** The longest wait between two attempts to open the lease bucket, in ms. */
 const MAX_OPEN_RETRY_MS = 30_000;
+/** Lease checks failing in a row before the lease bucket is opened again. */
+const REOPEN_AFTER = 2;
 
 export interface PlanDriverOptions {
   /** A leader's lease not renewed for this long is taken over (default 3 s). */
@@ -65,6 +67,8 @@ export class PlanDriver {
   readonly #publishMs: number;
   readonly #bounds: number[];
   readonly #windows = new Map<string, Window>();
+  /** Why the plan could not write a route's last step, until a step lands. */
+  readonly #blocked = new Map<string, string>();
   #lease: Lease | undefined;
   #timers: NodeJS.Timeout[] = [];
   #sub: Subscription | undefined;
@@ -131,12 +135,17 @@ export class PlanDriver {
   async #openLease(nc: NatsConnection): Promise<void> {
     this.#lease = await this.#leaseBucket(nc);
     if (this.#lease === undefined || this.#stopped) return;
+    /** Re-opens in a row that did not bring the lease back, for the backoff. */
+    let reopens = 0;
     const tick = async () => {
+      const lease = this.#lease!;
       const was = this.isLeader;
       try {
-        await this.#lease!.tick();
+        await lease.tick();
       } catch (error) {
-        if (!this.#stopped) this.#deps.log.warn(`plan: lease check failed (${describe(error)})`);
+        if (!this.#stopped && reopens === 0 && lease.failures <= 1) {
+          this.#deps.log.warn(`plan: lease check failed (${describe(error)})`);
+        }
       }
       if (this.isLeader && !was) {
         this.#windows.clear();
@@ -144,6 +153,28 @@ export class PlanDriver {
       } else if (was && !this.isLeader) {
         this.#deps.log.warn(`plan: ${this.#replica} lost the plan lease`);
       }
+      if (!(lease.failures > 0)) {
+        if (reopens > 0) {
+          this.#deps.log.info("plan: the lease bucket answers again; cutover plans are back on");
+        }
+        reopens = 0;
+        return;
+      }
+      // The bucket's stream was deleted, or the server lost its JetStream
+      // state: every call on the old handle fails until the bucket is made
+      // again. Re-open it (which re-creates it), with backoff.
+      if (lease.failures < REOPEN_AFTER && !isStreamMissing(lease.lastError)) return;
+      if (reopens === 0) {
+        this.#deps.log.warn(
+          `plan: the lease bucket does not answer (${describe(lease.lastError)}); re-opening it`,
+        );
+      } else {
+        await this.#pause(Math.min(this.#renewMs * 2 ** reopens, MAX_OPEN_RETRY_MS));
+      }
+      reopens++;
+      if (this.#stopped) return;
+      const reopened = await this.#leaseBucket(nc);
+      if (reopened !== undefined && !this.#stopped) this.#lease = reopened;
     };
     await tick();
     this.#every(this.#renewMs, tick);
@@ -217,24 +248,45 @@ export class PlanDriver {
       return;
     }
     const values = { nats: decision.to, shadow: latest.shadow };
-    const record = {
-      ...values,
-      by: PLAN_BY,
-      reason: decision.reason,
-      at: new Date().toISOString(),
-    };
     window.busy = true;
     try {
       checkRouteAllows(route, values);
-      // Compare-and-set: an operator's change that landed meanwhile wins.
-      await bucket.kv.update(route.name, encodeRecord(record), latest.revision);
+      // A compare-and-set on the key's latest revision, which may be newer than
+      // the value applied when the replicas skipped it (malformed, or refused
+      // by the route): the plan's step replaces it. A value the replicas apply
+      // that landed meanwhile (an operator's change) wins.
+      await bucket.change(route, (live) => {
+        const revision = (live as Partial<CutoverRevision>).revision ?? 0;
+        if (revision !== latest.revision) throw new StepDropped("the route changed meanwhile");
+        // The lease may have lapsed while this replica judged the window.
+        if (!this.isLeader) throw new StepDropped("this replica no longer leads");
+        return { ...values, by: PLAN_BY, reason: decision.reason };
+      });
+      this.#blocked.delete(route.name);
       const log = decision.kind === "rollback" ? this.#deps.log.warn : this.#deps.log.info;
       log.call(this.#deps.log, `plan: ${route.name} ${decision.reason}`);
     } catch (error) {
-      this.#deps.log.warn(`plan: ${route.name} not changed (${describe(error)})`);
+      if (error instanceof StepDropped) {
+        this.#deps.log.info(`plan: ${route.name} not changed (${error.message})`);
+      } else {
+        const why = `cannot write ${decision.to}%: ${describe(error)}`;
+        if (this.#blocked.get(route.name) !== why) {
+          this.#deps.log.warn(`plan: ${route.name} blocked (${why})`);
+        }
+        this.#blocked.set(route.name, why);
+      }
     } finally {
       window.busy = false;
     }
+  }
+
+  /**
+   * The route's plan status as this replica sees it: planStatus, or `blocked`
+   * while this replica leads and its last step could not be written.
+   */
+  status(route: RouteConfig): PlanStatus | undefined {
+    const blocked = this.isLeader ? this.#blocked.get(route.name) : undefined;
+    return planStatus(route, this.#deps.store.latest(route.name), blocked);
   }
 
   #sayOnce(window: Window, message: string): void {
@@ -275,6 +327,9 @@ export class PlanDriver {
     void tracked.finally(() => this.#pending.delete(tracked));
   }
 }
+
+/** A step not written on purpose: the route moved on, or the lease lapsed. */
+class StepDropped extends Error {}
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

@@ -15,9 +15,10 @@ export const PLAN_ROLLBACK_PREFIX = "plan rollback";
 /**
  * `running`: it will take `next` when a window's gates pass; `paused`: someone
  * else set the latest value (a value written `by: plan` resumes it); `stopped`:
- * it rolled back; `done`: at its last step.
+ * it rolled back; `done`: at its last step; `blocked`: it would be running, but
+ * the lease holder could not write its last step (`detail` says why).
  */
-export type PlanState = "running" | "paused" | "stopped" | "done";
+export type PlanState = "running" | "paused" | "stopped" | "done" | "blocked";
 
 export interface PlanStatus {
   readonly state: PlanState;
@@ -29,10 +30,14 @@ export interface PlanStatus {
   readonly detail: string;
 }
 
-/** The plan's status, or undefined for a route without one. */
+/**
+ * The plan's status, or undefined for a route without one. `blocked`: why the
+ * lease holder could not write the plan's last step, if it could not.
+ */
 export function planStatus(
   route: Pick<RouteConfig, "cutover">,
   latest: Pick<CutoverRecord, "nats" | "by" | "reason"> | undefined,
+  blocked?: string,
 ): PlanStatus | undefined {
   const plan = route.cutover.plan;
   if (plan === undefined) return undefined;
@@ -47,5 +52,6 @@ export function planStatus(
   const next = plan.steps.find((step) => step > current);
   if (next === undefined)
     return { ...base, state: "done", detail: `at its last step, ${current}%` };
+  if (blocked !== undefined) return { ...base, state: "blocked", next, detail: blocked };
   return { ...base, state: "running", next, detail: `next step ${next}%` };
 }

@@ -315,7 +315,7 @@ function buildAdminListener(
       token: parts.adminToken,
       routeNames: options.config.routes.map((r) => r.name),
       mismatches: parts.mismatches,
-      cutover: { state: parts.cutover, store: cutoverStore },
+      cutover: { state: parts.cutover, store: cutoverStore, plans: parts.plan },
       deadLetters: parts.deadLetters,
     },
     readinessNotes: () =>

@@ -40,3 +40,16 @@ t.test("an operator's value pauses it; the plan's own rollback stops it", async 
     { state: "stopped", detail: /^plan rollback: 50% -> 25%/ },
   );
 });
+
+t.test("a running plan whose step the lease holder cannot write shows blocked", async (t) => {
+  const latest = { nats: 25, by: PLAN_BY, reason: "plan: step 1/3" };
+  t.match(planStatus(route, latest, "cannot write 50%: no quorum"), {
+    state: "blocked",
+    next: 50,
+    detail: "cannot write 50%: no quorum",
+  });
+  t.match(planStatus(route, { nats: 30, by: "alice", reason: "hold" }, "x"), { state: "paused" });
+  t.match(planStatus(route, { nats: 100, by: PLAN_BY, reason: "plan: step 3/3" }, "x"), {
+    state: "done",
+  });
+});
