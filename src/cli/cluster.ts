@@ -207,8 +207,10 @@ class Supervisor {
       this.out.stderr.write(`turnout: worker ${how}; replacing it\n`);
       this.#replaceIn(RESTART_PAUSE_MS);
     } else if (!this.#started) {
-      // The command failed, however cleanly the other workers then stop.
-      this.#failed = true;
+      // The command failed, however cleanly the other workers then stop; unless
+      // a stop signal ended it (a group signal reaches the workers before or
+      // after the primary): then every worker is stopped, cleanly.
+      if (!STOP_SIGNALS.some((s) => s === signal)) this.#failed = true;
       this.#startFailed(`worker ${how} before it was listening`);
     } else {
       const pause = this.#retryPauseMs;
