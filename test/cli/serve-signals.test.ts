@@ -91,18 +91,21 @@ t.test(
   },
 );
 
+/** `serve --workers 2` in a process group of its own, both workers ready, before a holding worker. */
+async function twoReadyWorkers(t: Test) {
+  const { server, release, arrivals } = await startHoldingWorker(t);
+  const [port, adminPort] = [await freePort(), await freePort()];
+  const spawned = spawnServeGroup(t, server, { port, adminPort }, ["--workers", "2"]);
+  await waitUntil(() => count(spawned.output.text, /serving on/g) === 2, 40_000);
+  const readyz = `http://127.0.0.1:${adminPort}/readyz`;
+  await waitUntil(async () => (await fetch(readyz)).status === 200, 20_000);
+  return { release, arrivals, port, ...spawned };
+}
+
 t.test(
   "--workers 2: signals to the whole process group drain each process once; the requests in flight are answered and the primary exits 0",
   async (t) => {
-    const { server, release, arrivals } = await startHoldingWorker(t);
-    const [port, adminPort] = [await freePort(), await freePort()];
-    const { gateway, output, exited } = spawnServeGroup(t, server, { port, adminPort }, [
-      "--workers",
-      "2",
-    ]);
-    await waitUntil(() => count(output.text, /serving on/g) === 2, 40_000);
-    const readyz = `http://127.0.0.1:${adminPort}/readyz`;
-    await waitUntil(async () => (await fetch(readyz)).status === 200, 20_000);
+    const { release, arrivals, port, gateway, output, exited } = await twoReadyWorkers(t);
 
     // Two connections: the primary hands them to the workers in turn, so each
     // worker has a request in flight and is still draining when signals repeat.
@@ -137,17 +140,7 @@ t.test(
 t.test(
   "--workers 2: a worker that does not drain cleanly is named and the primary exits 1, never claiming every worker drained",
   async (t) => {
-    const { server, release, arrivals } = await startHoldingWorker(t);
-    const [port, adminPort] = [await freePort(), await freePort()];
-    const { gateway, output, exited } = spawnServeGroup(t, server, { port, adminPort }, [
-      "--workers",
-      "2",
-    ]);
-    await waitUntil(() => count(output.text, /serving on/g) === 2, 40_000);
-    await waitUntil(
-      async () => (await fetch(`http://127.0.0.1:${adminPort}/readyz`)).status === 200,
-      20_000,
-    );
+    const { release, arrivals, port, gateway, output, exited } = await twoReadyWorkers(t);
     const inFlight = ["u-1", "u-2"].map((id) =>
       fetch(`http://127.0.0.1:${port}/v1/regions/eu/users/${id}`).catch(() => undefined),
     );

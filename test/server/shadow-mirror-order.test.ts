@@ -12,6 +12,7 @@ import { startWorker } from "../../src/worker/index.js";
 import { sendJson, startLegacyServer } from "../helpers/legacy-server.js";
 import { usersCreateRoute, usersGetRoute } from "../helpers/route-yaml.js";
 import { usersGetWorker } from "../helpers/routes-and-workers.js";
+import { waitUntil } from "../helpers/serve-process.js";
 import { startStack, writeRoutes } from "../helpers/stack.js";
 
 /** The primary's answer, held by legacy until the test lets it go. */
@@ -59,14 +60,6 @@ nats.request = (...args) => {
   return natsRequest(...args);
 };
 
-async function waitUntil(condition: () => boolean, ms = 5000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > until) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
 t.test(
   "a NATS mirror's work starts only after the legacy forward was sent and answered",
   async (t) => {
@@ -76,14 +69,14 @@ t.test(
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ id: "u1", tags }),
     });
-    await waitUntil(() => held !== undefined);
+    await waitUntil(() => held !== undefined, 5000);
     t.same(events, ["legacy forward"], "no mirror work while legacy has not answered");
 
     sendJson(held!, 201, { id: "u1" });
     const res = await answered;
     t.equal(res.status, 201, "legacy served it");
     await res.arrayBuffer();
-    await waitUntil(() => stack.gateway.mirrors.inFlight === 0);
+    await waitUntil(() => stack.gateway.mirrors.inFlight === 0, 5000);
     t.same(events, ["legacy forward", "nats mirror"]);
   },
 );
@@ -115,7 +108,7 @@ t.test(
     const res = await fetch(`${stack.gateway.url}/v1/regions/eu/users/u1`);
     t.equal(res.status, 200);
     await res.arrayBuffer();
-    await waitUntil(() => order.length === 2 && stack.gateway.mirrors.inFlight === 0);
+    await waitUntil(() => order.length === 2 && stack.gateway.mirrors.inFlight === 0, 5000);
     t.same(order, ["client answer", "legacy mirror"]);
   },
 );

@@ -8,6 +8,7 @@ import t from "tap";
 import { sendJson, startLegacyServer } from "../helpers/legacy-server.js";
 import { usersGetRoute, usersLegacyRoute } from "../helpers/route-yaml.js";
 import { usersGetWorker } from "../helpers/routes-and-workers.js";
+import { waitUntil } from "../helpers/serve-process.js";
 import { startStack, writeRoutes } from "../helpers/stack.js";
 
 /** Mirrors of users.get that legacy holds until the test lets them go. */
@@ -34,14 +35,6 @@ function release(): void {
   for (const res of held.splice(0)) answer(res);
 }
 
-async function waitUntil(condition: () => boolean, ms = 5000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > until) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
 t.test(
   "legacy mirrors held by a slow upstream never make a legacy-served client request wait",
   async (t) => {
@@ -55,7 +48,7 @@ t.test(
       served.map(() => 200),
       "NATS served every client",
     );
-    await waitUntil(() => held.length >= 16);
+    await waitUntil(() => held.length >= 16, 5000);
 
     const res = await fetch(`${stack.gateway.url}/v1/old/eu/users/u1`);
     t.equal(res.status, 200, "the legacy-served request was answered while the mirrors are held");
@@ -66,7 +59,7 @@ t.test(
 t.test(
   "mirrors beyond the upstream's free mirror sockets are skipped as in_flight_cap",
   async (t) => {
-    await waitUntil(() => stack.gateway.mirrors.inFlight === 0);
+    await waitUntil(() => stack.gateway.mirrors.inFlight === 0, 5000);
     holding = true;
     t.teardown(release);
     const metrics = stack.gateway.metrics.registry;
