@@ -6,21 +6,13 @@
  */
 import { once } from "node:events";
 import { connect as tcpConnect } from "node:net";
-import { Writable } from "node:stream";
 import t, { type Test } from "tap";
-import { loggerOptions } from "../../src/cli/serve.js";
+import { infoLogLines } from "../helpers/log-lines.js";
 import { usersGetRoute } from "../helpers/route-yaml.js";
 import { waitUntil } from "../helpers/serve-process.js";
 import { startStack, writeRoutes } from "../helpers/stack.js";
 
-const lines: string[] = [];
-const stream = new Writable({
-  write(chunk: Buffer, _encoding, done) {
-    for (const line of chunk.toString().split("\n")) if (line !== "") lines.push(line);
-    done();
-  },
-});
-const logger = { ...loggerOptions("info"), stream };
+const { logger, lines } = infoLogLines();
 const stack = await startStack(t, writeRoutes(usersGetRoute()), {
   logger,
   listener: { requestTimeoutMs: 1000 },

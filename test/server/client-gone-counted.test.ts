@@ -5,11 +5,10 @@
  * missing from turnout_requests_total and the request log.
  */
 import net from "node:net";
-import { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import t from "tap";
-import { loggerOptions } from "../../src/cli/serve.js";
 import { listenOnLoopback } from "../helpers/legacy-server.js";
+import { infoLogLines } from "../helpers/log-lines.js";
 import { ordersGetRoute, usersGetRoute } from "../helpers/route-yaml.js";
 import { usersGetWorker } from "../helpers/routes-and-workers.js";
 import { waitUntil } from "../helpers/serve-process.js";
@@ -23,17 +22,15 @@ const silent = net.createServer((socket) => {
 });
 const upstreamUrl = await listenOnLoopback(t, silent);
 
-const lines: { msg: string; route: string; backend: string; status: number }[] = [];
-const stream = new Writable({
-  write(chunk: Buffer, _encoding, done) {
-    for (const line of chunk.toString().split("\n")) if (line !== "") lines.push(JSON.parse(line));
-    done();
-  },
-});
+const { logger, lines } = infoLogLines();
+/** The request lines of `route`. */
+const requestLines = (route: string) =>
+  lines
+    .map((line) => JSON.parse(line) as { msg: string; route: string; backend: string })
+    .filter((line) => line.msg === "request" && line.route === route);
 const routes =
   usersGetRoute({ timeout: "10s" }) +
   ordersGetRoute({ legacy: "orders", cutover: "{ nats: 0 }", timeout: "10s" });
-const logger = { ...loggerOptions("info"), stream };
 const stack = await startStack(t, writeRoutes(routes, `legacy:\n  orders: ${upstreamUrl}\n`), {
   logger,
 });
@@ -80,7 +77,7 @@ t.test(
     await waitUntil(async () => (await counted("users.get", "nats", 499)) === 1, 5000);
     t.equal(await counted("users.get", "nats", 499), 1, "counted once, as 499");
     t.equal(await counted("users.get", "nats", 200), 0, "not as the answer it never got");
-    const logged = lines.filter((line) => line.msg === "request" && line.route === "users.get");
+    const logged = requestLines("users.get");
     t.match(logged, [{ backend: "nats", status: 499 }], "one request line");
   },
 );
@@ -89,7 +86,7 @@ t.test("a client leaving while legacy holds its request is counted as 499 legacy
   await leaveWhileServed("/v1/orders/o-1", () => legacyArrivals === 1);
   await waitUntil(async () => (await counted("orders.get", "legacy", 499)) === 1, 5000);
   t.equal(await counted("orders.get", "legacy", 499), 1, "counted once, as 499");
-  const logged = lines.filter((line) => line.msg === "request" && line.route === "orders.get");
+  const logged = requestLines("orders.get");
   t.match(logged, [{ backend: "legacy", status: 499 }], "one request line");
   t.equal(logged.length, 1);
 });

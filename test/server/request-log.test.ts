@@ -3,14 +3,14 @@
  * per request with what the worker saw, no secrets, and a valid `traceparent`
  * on every call to a worker or a legacy upstream.
  */
-import { Writable } from "node:stream";
 import Fastify from "fastify";
 import type protobuf from "protobufjs";
 import t from "tap";
-import { LOG_REDACT, loggerOptions } from "../../src/cli/serve.js";
+import { LOG_REDACT } from "../../src/cli/serve.js";
 import { resolveSettings } from "../../src/cli/settings.js";
 import { parseTraceparent } from "../../src/observability/trace.js";
 import { sendJson, startLegacyServer } from "../helpers/legacy-server.js";
+import { infoLogLines } from "../helpers/log-lines.js";
 import { usersGetRoute, usersLegacyRoute } from "../helpers/route-yaml.js";
 import { usersGetWorker } from "../helpers/routes-and-workers.js";
 import { startStack, writeRoutes } from "../helpers/stack.js";
@@ -38,14 +38,7 @@ const ROUTES =
 ` +
   usersLegacyRoute();
 
-const lines: string[] = [];
-const stream = new Writable({
-  write(chunk: Buffer, _encoding, done) {
-    for (const line of chunk.toString().split("\n")) if (line !== "") lines.push(line);
-    done();
-  },
-});
-const logger = { ...loggerOptions("info"), stream };
+const { logger, lines } = infoLogLines();
 const stack = await startStack(
   t,
   writeRoutes(ROUTES, `legacy:\n  users: ${legacy.url}\ndefaults:\n  json: { names: proto }\n`),
