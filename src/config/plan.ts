@@ -1,15 +1,17 @@
 /** `cutover.plan`: steps, window length and gates of an automatic progressive cutover. */
+
+import { DURATION_BUCKETS } from "../observability/buckets.js";
 import type { Field } from "./field.js";
 import { checkKeys, readDuration, readList, readNumber, readPercent, required } from "./read.js";
 import { PLAN_GATE_KEYS, PLAN_KEYS } from "./schema.js";
 import type { CutoverPlan, PlanGates } from "./types.js";
 
 /**
- * The top bucket bound of turnout_request_duration_seconds (DURATION_BUCKETS
- * in src/observability/metrics.ts), in ms: the plan's p99 is only known to be
- * above it, so a latency gate must sit below it to be able to fail.
+ * The top bucket bound of turnout_request_duration_seconds, in ms: the plan's
+ * p99 is only known to be above it, so a latency gate must sit below it to be
+ * able to fail.
  */
-export const P99_TOP_BOUND_MS = 10_000;
+export const P99_TOP_BOUND_MS = (DURATION_BUCKETS.at(-1) ?? 0) * 1000;
 
 /** The plan, or undefined when absent or unusable (every problem reported). */
 export function readPlan(f: Field): CutoverPlan | undefined {

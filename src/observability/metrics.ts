@@ -5,6 +5,7 @@
  * `inc()`/`observe()` on a ready child, never hashes label sets.
  */
 import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { DURATION_BUCKETS } from "./buckets.js";
 import {
   type CounterCell,
   FastCounter,
@@ -19,9 +20,6 @@ export type PayloadDirection = "request" | "response";
 /** Route label for requests that matched no route (bounded: never the raw path). */
 export const UNMATCHED_ROUTE = "_unmatched";
 
-const DURATION_BUCKETS = [
-  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
-];
 const BYTE_BUCKETS = [64, 128, 256, 512, 1024, 4096, 16384, 65536, 262144, 1048576];
 
 /** The metrics of one route, with label children resolved ahead of time. */
