@@ -47,6 +47,8 @@ export const GATEWAY_2W = "gateway-nats-2w";
 export const LEGACY = "gateway-legacy";
 export const SPLIT = "gateway-nats-split";
 export const SHADOW = "gateway-shadow";
+/** The least an HTTP -> NATS gateway does (bench/floor-gateway.ts): the ceiling of gateway-nats. */
+export const FLOOR = "nats-floor";
 export const TARGET_VS_ECHO = 0.5;
 export const TARGET_VS_LEGACY = 1.3;
 /** Largest acceptable cost of the split decision, in % of req/s and of CPU/req. */
@@ -64,16 +66,22 @@ function missing(find: Find, name: string): string | undefined {
   return undefined;
 }
 
-function ratioLine(find: Find, top: string, bottom: string, target: number): RatioLine {
+/**
+ * `top`'s req/s over `bottom`'s against `target`; with a string instead of a
+ * number, the line has no target and the string says what the ratio shows.
+ */
+function ratioLine(find: Find, top: string, bottom: string, target: number | string): RatioLine {
   const name = `${top} / ${bottom}`;
+  const targetText = typeof target === "number" ? `>= ${target}` : "";
+  const tail = typeof target === "number" ? `(target >= ${target})` : `(no target: ${target})`;
   const why = missing(find, top) ?? missing(find, bottom);
   if (why !== undefined) {
     return {
       name,
       value: null,
-      target: `>= ${target}`,
+      target: targetText,
       met: null,
-      line: `${name} = n/a (${why}) (target >= ${target})`,
+      line: `${name} = n/a (${why}) ${tail}`,
     };
   }
   const pairs = runPairRatios(find(top)!, find(bottom)!);
@@ -85,9 +93,9 @@ function ratioLine(find: Find, top: string, bottom: string, target: number): Rat
   return {
     name,
     value,
-    target: `>= ${target}`,
-    met: value >= target,
-    line: `${name} = ${value.toFixed(2)}${perPair} (target >= ${target})`,
+    target: targetText,
+    met: typeof target === "number" ? value >= target : null,
+    line: `${name} = ${value.toFixed(2)}${perPair} ${tail}`,
   };
 }
 
@@ -292,6 +300,8 @@ export function ratioLines(results: readonly ScenarioFigures[], decisionNs?: num
     ratioLine(find, GATEWAY, BASELINE, TARGET_VS_ECHO),
     ratioLine(find, GATEWAY_2W, BASELINE, TARGET_VS_ECHO),
     ratioLine(find, GATEWAY, LEGACY, TARGET_VS_LEGACY),
+    ratioLine(find, FLOOR, BASELINE, "the most a Node HTTP -> NATS route reaches here"),
+    ratioLine(find, GATEWAY, FLOOR, "what the gateway keeps of it after its production work"),
     ...splitLines(find, decisionNs),
     shadowLine(find),
     tailLine(find, BASELINE),

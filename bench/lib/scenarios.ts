@@ -24,7 +24,7 @@ import {
   waitForLine,
 } from "./processes.js";
 import { parsePrometheus } from "./prom.js";
-import { BASELINE } from "./ratios.js";
+import { BASELINE, FLOOR } from "./ratios.js";
 import { writeRoutesFor } from "./routes-file.js";
 
 export interface ScenarioContext {
@@ -287,6 +287,31 @@ export const SCENARIOS: readonly Scenario[] = [
     "as gateway-nats, with --workers 2 (one gateway process per core)",
     ["--workers", "2"],
   ),
+  {
+    name: FLOOR,
+    description:
+      "the least an HTTP -> NATS gateway does (Fastify, classic protobufjs, Turnout's NATS requester) -> bench worker",
+    usesNats: true,
+    interleaveWith: BASELINE,
+    async start(ctx) {
+      const nats = await startNats(ctx);
+      const worker = await startWorker(ctx, nats);
+      const port = await freePort();
+      const floor = await startNode(
+        ctx,
+        "floor-gateway",
+        benchScript("floor-gateway"),
+        ["--nats-url", nats.url, "--port", String(port)],
+        "ready",
+      );
+      const target = postUser(`http://127.0.0.1:${port}${USERS_PATH}`);
+      await waitForHttp(target, [floor, worker]);
+      return {
+        load: target,
+        cpu: { "floor-gateway": floor.pid, "nats-server": nats.process.pid!, worker: worker.pid },
+      };
+    },
+  },
   natsWithLegacyScenario({
     name: "gateway-nats-split",
     description: "as gateway-nats, on a route with a legacy upstream at nats 100, sticky x-user-id",

@@ -42,6 +42,7 @@ t.test("the ratio lines, with every scenario present", async (t) => {
     ok("gateway-nats-split", 9_800, 102),
     ok("gateway-legacy", 5_000, 200),
     ok("gateway-shadow", 4_000, 250),
+    ok("nats-floor", 16_000, 70),
   ];
   const lines = ratioLines(results);
   t.same(
@@ -50,6 +51,8 @@ t.test("the ratio lines, with every scenario present", async (t) => {
       "gateway-nats / fastify-echo = 0.50 (target >= 0.5)",
       "gateway-nats-2w / fastify-echo = 0.60 (target >= 0.5)",
       "gateway-nats / gateway-legacy = 2.00 (target >= 1.3)",
+      "nats-floor / fastify-echo = 0.80 (no target: the most a Node HTTP -> NATS route reaches here)",
+      "gateway-nats / nats-floor = 0.63 (no target: what the gateway keeps of it after its production work)",
       "split decision cost = +2.0% req/s, +2.0% CPU/req (target < 5%)",
       "  (gateway-nats-split against gateway-nats, positive = dearer; run-to-run spread " +
         "(half range / median): req/s n/a (gateway-nats), n/a (gateway-nats-split); CPU/req n/a, n/a)",
@@ -65,7 +68,7 @@ t.test("the ratio lines, with every scenario present", async (t) => {
   );
   t.same(
     lines.map((l) => l.met),
-    [true, true, true, true, null, null, false, true, false],
+    [true, true, true, null, null, true, null, null, false, true, false],
   );
 });
 
@@ -87,7 +90,17 @@ t.test("missing or failed scenarios give n/a, not a number", async (t) => {
     "gateway-nats / gateway-legacy = n/a (gateway-legacy invalid) (target >= 1.3)",
   );
   t.equal(lines[2]!.value, null);
-  t.equal(lines[3]!.line, "split decision cost = n/a (gateway-nats-split not run)");
+  t.same(
+    [lines[3]!.line, lines[3]!.value, lines[3]!.met, lines[3]!.target],
+    [
+      "nats-floor / fastify-echo = n/a (nats-floor not run) (no target: the most a Node HTTP -> NATS route reaches here)",
+      null,
+      null,
+      "",
+    ],
+    "a ratio without a target says what it shows, even when missing",
+  );
+  t.equal(lines[5]!.line, "split decision cost = n/a (gateway-nats-split not run)");
   const tail = lines.filter((l) => l.name.endsWith("at half load"));
   t.same(
     tail.map((l) => [l.line, l.value, l.met]),

@@ -37,7 +37,7 @@ t.test("interleavedGroups puts partners with the scenario they name, at its plac
   const baseline = real.find((g) => g[0] === "fastify-echo");
   t.same(
     baseline,
-    ["fastify-echo", "gateway-nats", "gateway-nats-2w", "gateway-nats-split"],
-    "the NATS scenarios run beside the baseline (and gateway-nats-split beside gateway-nats)",
+    ["fastify-echo", "gateway-nats", "gateway-nats-2w", "nats-floor", "gateway-nats-split"],
+    "the NATS scenarios and the floor run beside the baseline (and so beside each other)",
   );
 });
