@@ -6,7 +6,7 @@
  * exits 0 when all drained cleanly. A signal to the whole process group (Ctrl-C,
  * systemd's KillMode=control-group) reaches each worker twice, directly and
  * forwarded: every process drains once and ignores the repeats
- * (`onStopSignals`). `/metrics` on the shared admin port
+ * (`onStopSignals`, stop-signals.ts). `/metrics` on the shared admin port
  * answers for all workers: the worker that gets the scrape asks the primary,
  * which gathers every worker's metrics (observability/cluster-metrics.ts).
  *
@@ -21,6 +21,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { serveClusterMetrics } from "../observability/cluster-metrics.js";
 import type { Output } from "./check.js";
+import { STOP_SIGNALS, type StopRequest } from "./stop-signals.js";
 
 /** The pause before replacing a worker that died, and the first retry's after a failed one. */
 const RESTART_PAUSE_MS = 1000;
@@ -33,45 +34,6 @@ export const REPLACEMENT_NATS_WAIT_MS = 30_000;
 const TABLE_ENV = "TURNOUT_WORKER_TABLE";
 /** Set for a worker forked to replace one that died: its siblings are serving. */
 const REPLACEMENT_ENV = "TURNOUT_WORKER_REPLACEMENT";
-
-const STOP_SIGNALS: readonly NodeJS.Signals[] = ["SIGTERM", "SIGINT"];
-
-export interface StopRequest {
-  /** Resolves with the first SIGTERM or SIGINT. */
-  readonly signal: Promise<NodeJS.Signals>;
-  /** Aborted by that signal: for start-up waits that must not hold up the stop. */
-  readonly aborted: AbortSignal;
-  /** That signal once received, else undefined (checked before starting anything). */
-  received(): NodeJS.Signals | undefined;
-}
-
-/**
- * Catches the first SIGTERM or SIGINT, which starts the process's one
- * drain (or, before anything started, stops the start). Later ones are logged
- * and ignored rather than left to Node's default (exit at once, killing the
- * requests in flight): a second signal arrives without anybody asking twice
- * (a group signal under --workers, a wrapper such as npm forwarding Ctrl-C).
- * The drain is bounded by itself, and SIGKILL still stops a process at once.
- * The handlers stay until the process exits, so a late signal cannot turn a
- * clean exit into a kill either.
- */
-export function onStopSignals(out: Output): StopRequest {
-  const controller = new AbortController();
-  let first: NodeJS.Signals | undefined;
-  let resolveSignal: (signal: NodeJS.Signals) => void = () => {};
-  const signal = new Promise<NodeJS.Signals>((resolve) => (resolveSignal = resolve));
-  const handler = (received: NodeJS.Signals) => {
-    if (first === undefined) {
-      first = received;
-      resolveSignal(received);
-      controller.abort();
-      return;
-    }
-    out.stdout.write(`turnout: ${received} received while stopping on ${first}; ignored\n`);
-  };
-  for (const stopSignal of STOP_SIGNALS) process.on(stopSignal, handler);
-  return { signal, aborted: controller.signal, received: () => first };
-}
 
 export function isClusterWorker(): boolean {
   return cluster.isWorker;

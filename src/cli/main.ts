@@ -1,13 +1,12 @@
 #!/usr/bin/env node
 /**
  * `turnout` command line: dispatches to the subcommand's module. Each module
- * returns an exit code; only this file calls process.exit.
+ * returns an exit code; only this file sets the exit code. The modules are
+ * imported when their command runs: `serve` catches its stop signals before
+ * loading the gateway (about half a second), so a stop meanwhile ends the
+ * start cleanly (stop-signals.ts).
  */
-import { runCheck } from "./check.js";
-import { runContract } from "./contract.js";
-import { runCutover } from "./cutover.js";
-import { runDlq } from "./dlq.js";
-import { runServe } from "./serve.js";
+import { onStopSignals } from "./stop-signals.js";
 
 const USAGE = `usage: turnout <command> [options]
 
@@ -30,16 +29,19 @@ const io = { stdout: process.stdout, stderr: process.stderr };
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
-    case "serve":
-      return runServe(rest, process.env, io);
+    case "serve": {
+      const stop = onStopSignals(io);
+      const { runServe } = await import("./serve.js");
+      return runServe(rest, process.env, io, stop);
+    }
     case "check":
-      return runCheck(rest, io, process.env);
+      return (await import("./check.js")).runCheck(rest, io, process.env);
     case "cutover":
-      return runCutover(rest, io, process.env);
+      return (await import("./cutover.js")).runCutover(rest, io, process.env);
     case "dlq":
-      return runDlq(rest, io, process.env);
+      return (await import("./dlq.js")).runDlq(rest, io, process.env);
     case "contract":
-      return runContract(rest, io, process.env);
+      return (await import("./contract.js")).runContract(rest, io, process.env);
     case undefined:
     case "help":
     case "--help":

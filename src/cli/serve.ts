@@ -17,14 +17,13 @@ import {
   isClusterWorker,
   isReplacementWorker,
   leaveCluster,
-  onStopSignals,
   REPLACEMENT_NATS_WAIT_MS,
-  type StopRequest,
   superviseWorkers,
   workerTableProblem,
 } from "./cluster.js";
 import { reportCommandLine } from "./command-errors.js";
 import { resolveSettings, type Settings } from "./settings.js";
+import { onStopSignals, type StopRequest } from "./stop-signals.js";
 
 /**
  * Never logged, whatever a line carries: client credentials and the gateway's
@@ -65,18 +64,20 @@ const USAGE = `usage: turnout serve [--config routes.yaml] [--nats-url nats://ho
                      [--trust-proxy ADDRESSES|HOPS|true]
 (env: TURNOUT_CONFIG, TURNOUT_NATS_URL, TURNOUT_PORT, ... as in the README)`;
 
+/**
+ * `stop`: the stop signals, caught since main.ts started (see stop-signals.ts);
+ * caught from here on when not given.
+ */
 export async function runServe(
   argv: readonly string[],
   env: NodeJS.ProcessEnv,
   out: Output,
+  stop: StopRequest = onStopSignals(out),
 ): Promise<number> {
   if (argv.includes("--help") || argv.includes("-h")) {
     out.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  // First of all: a stop while loading (a deploy rolled back, Ctrl-C at once)
-  // must end the start cleanly, never kill the process with Node's default.
-  const stop = onStopSignals(out);
   let gatewayStart: Awaited<ReturnType<typeof startGateway>>;
   // A --workers worker answers the primary's metrics rounds from the start (no-op otherwise).
   joinClusterMetrics();

@@ -6,7 +6,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
-import { constants, mkdtempSync, readFileSync } from "node:fs";
+import { constants, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,6 +15,7 @@ import { freePort, type NatsServer } from "../../src/devtools/nats-server.js";
 import { startHoldingWorker } from "../helpers/routes-and-workers.js";
 import {
   servingUrls,
+  startUsersGetWorker,
   USERS_GET_ROUTE,
   usersGetServeArgs,
   waitUntil,
@@ -232,3 +233,51 @@ for (const workers of [[], ["--workers", "2"]]) {
     },
   );
 }
+
+t.test(
+  "serve: a SIGTERM while the gateway's modules still load ends the start cleanly: exit 0, nothing starts",
+  async (t) => {
+    const server = await startUsersGetWorker(t);
+    const hold = mkdtempSync(join(tmpdir(), "turnout-hold-"));
+    const gateway = spawn(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        "--import",
+        "./test/helpers/hold-module/register.mjs",
+        "src/cli/main.ts",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        ...usersGetServeArgs(server.url, { port: 0, adminPort: 0 }),
+      ],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+        env: {
+          ...process.env,
+          TURNOUT_LOG_LEVEL: "warn",
+          TURNOUT_TEST_HOLD_MODULE: "/src/cli/serve.ts",
+          TURNOUT_TEST_HOLD_DIR: hold,
+        },
+      },
+    );
+    t.teardown(() => gateway.kill("SIGKILL"));
+    const output = { text: "" };
+    gateway.stdout.on("data", (chunk) => (output.text += chunk));
+    gateway.stderr.on("data", (chunk) => (output.text += chunk));
+    const exited = once(gateway, "exit");
+    // serve.ts, and all of the gateway it imports, is not loaded yet.
+    await waitUntil(() => existsSync(join(hold, "held")), 20_000);
+    gateway.kill("SIGTERM");
+    writeFileSync(join(hold, "release"), "");
+    const timeout = AbortSignal.timeout(20_000);
+    const [code, signal] = await Promise.race([
+      exited,
+      once(timeout, "abort").then(() => ["timed out", null]),
+    ]);
+    t.equal(code, 0, `exit 0 (signal ${signal}); output:\n${output.text}`);
+    t.match(output.text, "turnout: SIGTERM received before the gateway started; not starting");
+    t.notMatch(output.text, /serving on/, "nothing started");
+  },
+);
