@@ -5,7 +5,7 @@
  */
 import { isUtf8 } from "node:buffer";
 import { randomUUID } from "node:crypto";
-import { STATUS_CODES } from "node:http";
+import { type ServerResponse, STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import type { Readable } from "node:stream";
@@ -330,6 +330,11 @@ function answerClientError(recorder: RequestRecorder) {
   ): void {
     // A reset connection has nobody to answer.
     if (error.code === "ECONNRESET" || socket.destroyed) return;
+    const inProgress = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (inProgress !== undefined && inProgress !== null) {
+      answerInProgress(inProgress, error, socket);
+      return;
+    }
     const refusal = clientErrorOf(error);
     const requestId = recorder.recordRefused(this.log, refusal.status);
     if (socket.writable) {
@@ -342,6 +347,26 @@ function answerClientError(recorder: RequestRecorder) {
     }
     socket.destroy(error);
   };
+}
+
+/**
+ * The error hit a request Fastify already has (its headers arrived, its body
+ * had not), which answers and records it, once: a body that stops arriving
+ * fails the body read with the 408, answered on its route like any refusal
+ * (with `Connection: close`); a client that broke off is recorded as gone (499).
+ */
+function answerInProgress(
+  response: ServerResponse,
+  error: Error & { code?: string },
+  socket: Socket,
+): void {
+  const body = response.req;
+  const timedOut = error.code === "ERR_HTTP_REQUEST_TIMEOUT";
+  if (timedOut && !response.headersSent && body.listenerCount("error") > 0) {
+    body.emit("error", clientErrorOf(error));
+    return;
+  }
+  socket.destroy(error);
 }
 
 function logRequest(req: FastifyRequest, route: string, status: number, ms: number): void {

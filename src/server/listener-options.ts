@@ -34,7 +34,13 @@ export function listenerServerOptions(
 ): HttpListenerOptions {
   const requestTimeout = requestTimeoutOf(options);
   // Node enforces requestTimeout when it checks connections, every 30 s by default.
-  const server = { ...http, connectionsCheckingInterval: Math.min(1000, requestTimeout) };
+  // Given at construction too: Fastify sets it on the server afterwards, which
+  // Node 20 applies to a request's headers but not to a body that stops coming.
+  const server = {
+    ...http,
+    requestTimeout,
+    connectionsCheckingInterval: Math.min(1000, requestTimeout),
+  };
   const tls = options.https;
   if (tls === undefined) return { requestTimeout, http: server };
   // Fastify builds an https.Server from `https`; its typings tie that to another
