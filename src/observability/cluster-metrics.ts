@@ -22,7 +22,17 @@
  * `CLUSTER_SCRAPE_TIMEOUT_MS` when the primary does not. Either way the scrape
  * fails as a whole (503) rather than answering a partial sum, which Prometheus
  * would read as counter resets. A worker that dies during a round is no longer
- * waited for: its counts are gone from every later sum as well.
+ * waited for.
+ *
+ * A dead worker's counts stay in every later sum: the primary keeps each joined
+ * worker's latest report, and when the worker disconnects or exits it folds the
+ * counters and histograms of that report (summed ones; never gauges, whose
+ * value is no count) into one retained set of departed series, added to every
+ * later round. So every counter and histogram bucket, sum and count only goes
+ * up across worker deaths and replacements, and the departed set grows with
+ * the series, not with the number of dead workers. What a worker counted after
+ * the last round it answered is lost (it never reported it): the sum then
+ * misses those increments, but still never decreases.
  *
  * Without node:cluster none of this runs: a single gateway renders its own registry.
  */
@@ -82,8 +92,60 @@ const ignoreSendError = (_error: Error | null) => {};
 interface Round {
   readonly id: number;
   readonly waiting: Set<Worker>;
-  readonly reports: WorkerMetrics[];
+  readonly reports: Map<Worker, WorkerMetrics[]>;
   readonly done: (error: string | undefined) => void;
+}
+
+/** One departed series: its sample name (histograms: `_bucket`, `_sum`, `_count`) and labels. */
+function seriesKey(value: MetricValue<string> & { metricName?: string }): string {
+  const labels = Object.entries(value.labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return JSON.stringify([value.metricName ?? "", labels]);
+}
+
+/**
+ * The counters and histograms of departed workers, summed into one set of
+ * series: bounded by the series, not by how many workers died.
+ */
+class DepartedCounts {
+  readonly #metrics = new Map<
+    string,
+    { metric: WorkerMetrics[number]; values: Map<string, MetricValue<string>> }
+  >();
+  #report: WorkerMetrics = [];
+
+  /** The departed series, as one more worker's report for `AggregatorRegistry.aggregate`. */
+  get report(): WorkerMetrics {
+    return this.#report;
+  }
+
+  /** Adds the summed counters and histograms of a departed worker's last report. */
+  fold(report: readonly WorkerMetrics[]): void {
+    let folded = false;
+    for (const metric of report.flat()) {
+      // The JSON carries the type as prom-client's text ("counter"), not its typings' enum.
+      const type: unknown = metric.type;
+      if (type !== "counter" && type !== "histogram") continue;
+      if (metric.aggregator !== "sum") continue; // only a sum carries a dead worker's share
+      let kept = this.#metrics.get(metric.name);
+      if (kept === undefined) {
+        const { values: _values, ...family } = metric;
+        kept = { metric: { ...family, values: [] }, values: new Map() };
+        this.#metrics.set(metric.name, kept);
+      }
+      for (const value of metric.values) {
+        const key = seriesKey(value);
+        const sum = kept.values.get(key);
+        if (sum !== undefined) sum.value += value.value;
+        else kept.values.set(key, { ...value, labels: { ...value.labels } });
+      }
+      folded = true;
+    }
+    if (!folded) return;
+    this.#report = [...this.#metrics.values()].map(({ metric, values }) => ({
+      ...metric,
+      values: [...values.values()].map((value) => ({ ...value })),
+    }));
+  }
 }
 
 let serving = false;
@@ -96,6 +158,9 @@ export function serveClusterMetrics(): void {
   if (!cluster.isPrimary || serving) return;
   serving = true;
   const joined = new Set<Worker>();
+  /** Each joined worker's latest report: its counts are kept once it is gone. */
+  const latest = new Map<Worker, WorkerMetrics[]>();
+  const departed = new DepartedCounts();
   const guarded = new WeakSet<Worker>();
   const rounds = new Map<number, Round>();
   let nextRoundId = 0;
@@ -111,7 +176,13 @@ export function serveClusterMetrics(): void {
   };
   const leave = (worker: Worker) => {
     joined.delete(worker);
+    const last = latest.get(worker);
+    if (last !== undefined) {
+      latest.delete(worker);
+      departed.fold(last); // before any round completes below: its sum counts them once
+    }
     for (const round of rounds.values()) {
+      round.reports.delete(worker); // counted among the departed now
       if (round.waiting.delete(worker) && round.waiting.size === 0) round.done(undefined);
     }
   };
@@ -125,7 +196,7 @@ export function serveClusterMetrics(): void {
       const round: Round = {
         id,
         waiting: new Set(),
-        reports: [],
+        reports: new Map(),
         done: (error) => {
           if (!rounds.delete(id)) return; // settled already
           clearTimeout(timer);
@@ -134,7 +205,8 @@ export function serveClusterMetrics(): void {
             return;
           }
           try {
-            resolve(AggregatorRegistry.aggregate(round.reports).metrics());
+            const reports = [...round.reports.values()].flat();
+            resolve(AggregatorRegistry.aggregate([...reports, departed.report]).metrics());
           } catch (failure) {
             reject(failure);
           }
@@ -174,7 +246,8 @@ export function serveClusterMetrics(): void {
         round.done(`worker ${worker.process.pid}: ${message.error}`);
         return;
       }
-      round.reports.push(...message.metrics);
+      latest.set(worker, message.metrics); // even if the round fails: it is the worker's latest
+      round.reports.set(worker, message.metrics);
       if (round.waiting.size === 0) round.done(undefined);
       return;
     }

@@ -238,6 +238,82 @@ t.test(
   },
 );
 
+t.test(
+  "--workers 2: a SIGKILLed worker's counts stay in every later scrape (no counter goes down)",
+  async (t) => {
+    // The sum was of the joined workers only: a dead worker's counts left it,
+    // and Prometheus read the drop as a counter reset (rate() spikes).
+    const { port, admin, gateway, output } = await serveTwoWorkers(t);
+    const request = async (i: number) => {
+      const res = await fetch(`http://127.0.0.1:${port}/v1/regions/eu/users/k-${i}`, {
+        headers: { connection: "close" },
+        signal: AbortSignal.timeout(5000),
+      });
+      await res.arrayBuffer();
+      if (res.status !== 200) t.fail(`request ${i}: ${res.status}`);
+    };
+    let sent = 0;
+    const served = () => requestsByPid(output.text);
+    const logged = () => [...served().values()].reduce((a, b) => a + b, 0);
+    // Fresh connections go round-robin: keep sending until both workers served a few.
+    await waitUntil(async () => {
+      await request(sent++);
+      await waitUntil(() => logged() === sent, 5000);
+      return served().size === 2 && [...served().values()].every((count) => count >= 3);
+    }, 30_000);
+
+    const scrape = async () => {
+      const res = await fetch(`${admin}/metrics`, {
+        headers: { connection: "close" },
+        signal: AbortSignal.timeout(8000),
+      });
+      return { status: res.status, text: await res.text() };
+    };
+    const before = await scrape();
+    t.equal(before.status, 200, "scrape before the kill: 200");
+    const requestsBefore = series(before.text, "turnout_requests_total");
+    const durationsBefore = series(before.text, "turnout_request_duration_seconds_count");
+    t.equal(sum(requestsBefore), sent, `before the kill: the ${sent} requests of both workers`);
+
+    const counts = served();
+    const [killed] = counts.keys();
+    process.kill(killed!, "SIGKILL");
+    await waitUntil(() => output.text.includes(`worker ${killed} exited (SIGKILL)`), 10_000);
+    // The replacement has joined once it serves (it joins first thing in serve).
+    await waitUntil(() => (output.text.match(/serving on/g)?.length ?? 0) === 3, 30_000);
+
+    for (let i = 0; i < 3; i++) {
+      const after = await scrape();
+      t.equal(after.status, 200, `scrape ${i} after the replacement started: 200`);
+      const requestsAfter = series(after.text, "turnout_requests_total");
+      for (const [labels, value] of requestsBefore) {
+        t.ok(
+          (requestsAfter.get(labels) ?? 0) >= value,
+          `scrape ${i}: turnout_requests_total${labels} ${requestsAfter.get(labels)} >= ${value} (worker ${killed} served ${counts.get(killed!)})`,
+        );
+      }
+      t.equal(sum(requestsAfter), sum(requestsBefore), `scrape ${i}: no request since, same total`);
+      t.same(
+        series(after.text, "turnout_request_duration_seconds_count"),
+        durationsBefore,
+        `scrape ${i}: the histograms keep the dead worker's observations too`,
+      );
+    }
+
+    const exited = once(gateway, "exit");
+    gateway.kill("SIGTERM");
+    const [code] = await Promise.race([
+      exited,
+      new Promise<[string]>((resolve) => setTimeout(() => resolve(["no exit in 30 s"]), 30_000)),
+    ]);
+    t.equal(
+      code,
+      0,
+      `the primary exits 0 once both workers drained; output:\n${tail(output.text)}`,
+    );
+  },
+);
+
 t.test("a worker's scrape fails (never hangs) when the primary does not answer", async (t) => {
   const sent: unknown[] = [];
   const listeners: Array<(message: unknown) => void> = [];
@@ -276,6 +352,21 @@ function sample(text: string, name: string, labels = ""): number {
     total = (Number.isNaN(total) ? 0 : total) + Number(line.slice(line.lastIndexOf(" ") + 1));
   }
   return total;
+}
+
+/** Every sample line of `name`: its value by label set (`{...}`, or "" without labels). */
+function series(text: string, name: string): Map<string, number> {
+  const values = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    const space = line.lastIndexOf(" ");
+    values.set(line.slice(name.length, space), Number(line.slice(space + 1)));
+  }
+  return values;
+}
+
+function sum(values: Map<string, number>): number {
+  return [...values.values()].reduce((a, b) => a + b, 0);
 }
 
 interface LogLine {
