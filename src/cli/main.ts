@@ -20,6 +20,9 @@ commands:
   contract --samples FILE.jsonl [--concurrency N] [--json]
           replay recorded request/response pairs through the NATS path and
           report every difference; exit 1 on any (--config, --nats-url)
+  healthcheck
+          exit 0 when the local gateway's /healthz answers 200 (the serve
+          flags and TURNOUT_* variables say where: admin port, host, HTTPS)
 
 Every command reads --config (default ./routes.yaml, env TURNOUT_CONFIG) and
 --nats-url (env TURNOUT_NATS_URL, comma-separated servers).`;
@@ -42,6 +45,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import("./dlq.js")).runDlq(rest, io, process.env);
     case "contract":
       return (await import("./contract.js")).runContract(rest, io, process.env);
+    case "healthcheck":
+      return (await import("./healthcheck.js")).runHealthcheck(rest, process.env, io);
     case undefined:
     case "help":
     case "--help":

@@ -83,7 +83,8 @@ t.test("the Dockerfile: two stages, non-root, health check, entrypoint", async (
   );
   t.ok(body.includes("EXPOSE 8080 9090"));
   const health = body.find((line) => line.startsWith("HEALTHCHECK "));
-  t.match(health, /CMD \["node", "-e", "fetch\('http:\/\/127\.0\.0\.1:9090\/healthz'\)/);
+  // `turnout healthcheck` reads the same TURNOUT_* settings as serve: port, host, HTTPS.
+  t.match(health, /CMD \["node", "dist\/src\/cli\/main\.js", "healthcheck"\]$/);
   t.ok(body.includes('ENTRYPOINT ["node", "dist/src/cli/main.js"]'));
   t.ok(body.includes('CMD ["serve", "--config", "/app/routes.yaml"]'));
 
@@ -92,6 +93,11 @@ t.test("the Dockerfile: two stages, non-root, health check, entrypoint", async (
   const copies = body.filter((line) => line.startsWith("COPY "));
   const targets = copies.map((line) => line.split(/\s+/).at(-1)?.replace(/^\.\//, ""));
   t.same(targets.sort(), ["dist", "node_modules", "package.json", "proto", "routes.yaml"]);
+  t.same(
+    copies.filter((line) => line.includes("--chown")),
+    [],
+    "the code stays root's: the gateway's user cannot rewrite what it runs",
+  );
 });
 
 t.test("every file the Dockerfile copies from the context exists", async (t) => {
@@ -169,6 +175,13 @@ t.test("compose.yaml: paths exist and services reference each other", async (t) 
       ["8080", "9090"],
       `${name}: both listeners published`,
     );
+  }
+
+  // The cluster has no auth: the KV bucket and the workers' subjects stay off the network.
+  for (const name of names.filter((n) => n.startsWith("nats-"))) {
+    for (const port of (services[name] as Service).ports ?? []) {
+      t.match(port, /^127\.0\.0\.1:/, `${name}: ${port} published on loopback only`);
+    }
   }
 
   for (const [name, service] of Object.entries(services)) {
