@@ -3,7 +3,12 @@
  * Prometheus metrics and the OpenAPI document of the public routes. Kept apart from the public port so that probes and
  * scrapes never compete with, or get exposed to, client traffic.
  */
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from "fastify";
 import { type AdminApiDeps, authorize, registerAdminApi } from "../control/admin-api.js";
 import { TurnoutError } from "../errors.js";
 import { reportClusterMetrics } from "../observability/cluster-metrics.js";
@@ -11,6 +16,7 @@ import type { GatewayMetrics } from "../observability/metrics.js";
 import { registerOpenApi } from "../openapi/index.js";
 import { type ListenerOptions, listenerServerOptions } from "./listener-options.js";
 import { isInternal, PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
+import { requestIdOf } from "./request-id.js";
 import { pathOf } from "./request-path.js";
 
 /** A readiness check answers undefined when fine, or the reason it is not. */
@@ -31,6 +37,12 @@ export interface AdminDeps {
 export function buildAdmin(deps: AdminDeps): FastifyInstance {
   const app = Fastify({
     logger: deps.logger ?? false,
+    // Not Fastify's two lines per call: probes and scrapes every few seconds
+    // would drown the log. The admin API's own calls get one line (logAdminCalls).
+    logController: new LogController({ disableRequestLogging: true }),
+    // Ids as on the public listener: the caller's X-Request-Id, else a UUID, sent back.
+    genReqId: requestIdOf,
+    requestIdHeader: false,
     return503OnClosing: false,
     ...listenerServerOptions(deps.listener ?? {}),
     // A URL the router cannot read: problem+json too, not Fastify's own JSON.
@@ -38,6 +50,7 @@ export function buildAdmin(deps: AdminDeps): FastifyInstance {
   });
 
   app.setErrorHandler(sendProblem);
+  logAdminCalls(app);
   app.setNotFoundHandler(async (req) => {
     // Under /admin, only a caller with the token learns that a path or method
     // does not exist: the same 401/403 as a known path, so none can be probed.
@@ -85,10 +98,27 @@ function sendProblem(error: unknown, req: FastifyRequest, reply: FastifyReply): 
   // The answer says "see the gateway's log": it must be there.
   if (isInternal(problem)) req.log.error({ err: error, requestId: req.id }, "admin call failed");
   if (problem.status === 401) reply.header("www-authenticate", 'Bearer realm="turnout-admin"');
+  reply.header("x-request-id", req.id);
   return reply
     .code(problem.status)
     .header("content-type", PROBLEM_CONTENT_TYPE)
     .send(JSON.stringify(problem));
+}
+
+/**
+ * One line per call under /admin (who changed what is read from it, refused
+ * tokens included), none for /healthz, /readyz, /metrics and /openapi.json.
+ * Like the gateway's request line: no headers, no query string.
+ */
+function logAdminCalls(app: FastifyInstance): void {
+  app.addHook("onResponse", (req, reply, done) => {
+    if (isAdminPath(req.url)) {
+      const durationMs = Math.round(reply.elapsedTime * 1000) / 1000;
+      const call = { method: req.method, path: pathOf(req.url), status: reply.statusCode };
+      req.log.info({ requestId: req.id, ...call, durationMs }, "admin call");
+    }
+    done();
+  });
 }
 
 /** Compared decoded, as the router matches (`/%61dmin/routes` is `/admin/routes`). */

@@ -61,7 +61,9 @@ export function rateLimitRouteOptions(
     keyGenerator: keyGenerator(limit),
     cache: KEYS_PER_ROUTE,
     onExceeded: () => limited.inc(),
-    errorResponseBuilder: (_req, ctx) => rateLimitedError(route.name, limit, ctx.after),
+    // In whole seconds, as the Retry-After header says (the plugin's `after` rounds 90 s up to "2 minutes").
+    errorResponseBuilder: (_req, ctx) =>
+      rateLimitedError(route.name, limit, Math.ceil(ctx.ttl / 1000)),
   };
   const pending: PendingLimiter = { options, handler: undefined };
   pendersOf(app).push(pending);
@@ -108,10 +110,10 @@ function keyGenerator(limit: RateLimitOptions): (req: FastifyRequest) => string 
   };
 }
 
-function rateLimitedError(route: string, limit: RateLimitOptions, after: string): TurnoutError {
+function rateLimitedError(route: string, limit: RateLimitOptions, afterS: number): TurnoutError {
   return new TurnoutError(
     "TURNOUT_ERR_RATE_LIMITED",
-    `route ${route} allows ${limit.max} request(s) per ${formatWindow(limit.perMs)} for each ${keyLabel(limit.key)} on each gateway process; retry in ${after}`,
+    `route ${route} allows ${limit.max} request(s) per ${formatWindow(limit.perMs)} for each ${keyLabel(limit.key)} on each gateway process; retry in ${afterS} s`,
   );
 }
 

@@ -56,6 +56,7 @@ t.test("the (max+1)th request of a key in the window is 429 problem+json", async
     detail:
       /allows 3 request\(s\) per second for each value of x-api-key on each gateway process; retry in/,
   });
+  t.match(problem.detail, new RegExp(`retry in ${retryAfter} s$`), "the wait Retry-After gives");
   t.equal(seen.length, seenBefore, "the refused request never reached the worker");
 
   const other = await getUser("key-b");
