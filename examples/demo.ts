@@ -42,6 +42,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseDocument } from "yaml";
 import {
+  freePort,
   NATS_INSTALL_HINT,
   type NatsServer,
   natsServerAvailable,
@@ -140,6 +141,27 @@ function readPorts(): Ports {
     if (port !== 0) seen.set(port, PORT_ENV[key]);
   }
   return ports;
+}
+
+/**
+ * A default port (8080, 9090) that is busy is replaced by a free one, said
+ * out loud: 9090 is also Prometheus's default, and the `prometheus` package
+ * the tests need starts one on systemd machines. A port chosen with its
+ * variable is kept, and checkPortsFree reports it when busy.
+ */
+async function settlePorts(ports: Ports): Promise<Ports> {
+  const settled = { ...ports };
+  for (const key of ["port", "adminPort"] as const) {
+    const env = PORT_ENV[key];
+    const chosen = process.env[env] !== undefined && process.env[env] !== "";
+    if (chosen || (await portIsFree(ports[key]))) continue;
+    settled[key] = await freePort();
+    say(
+      `port ${ports[key]} on 127.0.0.1 is in use (9090 is also Prometheus's default), so the ` +
+        `demo uses ${settled[key]} instead; ${env}=<port> npm run demo chooses one`,
+    );
+  }
+  return settled;
 }
 
 async function checkPortsFree(ports: Ports): Promise<void> {
@@ -480,7 +502,7 @@ async function supervise(): Promise<number> {
   const smoke = process.argv.includes("--smoke") || process.env.DEMO_SMOKE === "1";
   let ports: Ports;
   try {
-    ports = readPorts();
+    ports = await settlePorts(readPorts());
   } catch (error) {
     say(error instanceof Error ? error.message : String(error));
     return 1;

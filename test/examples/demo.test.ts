@@ -220,6 +220,33 @@ t.test("a busy port is reported clearly and nothing is started", async (t) => {
   t.notMatch(run.output, "nats-server ready");
 });
 
+t.test(
+  "a busy default admin port (9090, Prometheus's too) is replaced by a free one, said out loud",
+  async (t) => {
+    if (!existsSync(DEMO)) {
+      t.fail(`${DEMO} is missing: run \`npm run build\` before the tests`);
+      return;
+    }
+    // Held here unless something (a Prometheus server) already listens there.
+    const blocker: Server = createServer();
+    await new Promise<void>((done) => {
+      blocker.once("error", () => done());
+      blocker.listen({ port: 9090, host: "127.0.0.1", exclusive: true }, done);
+    });
+    t.teardown(() => new Promise<void>((done) => blocker.close(() => done())));
+
+    const port = await freePort();
+    const run = await runDemo(t, ["--smoke"], { DEMO_PORT: String(port), DEMO_ADMIN_PORT: "" });
+    t.equal(run.code, 0, "exit code 0", { output: run.output });
+    const moved =
+      /port 9090 on 127\.0\.0\.1 is in use .*the demo uses (\d+) instead; DEMO_ADMIN_PORT=<port> npm run demo chooses one/.exec(
+        run.output,
+      );
+    t.ok(moved, "the move is said", { output: run.output });
+    t.match(run.output, `curl -s 'http://127.0.0.1:${moved?.[1]}/metrics'`, "the banner uses it");
+  },
+);
+
 t.test("a busy legacy port chosen with DEMO_LEGACY_USERS_PORT is reported too", async (t) => {
   if (!existsSync(DEMO)) {
     t.fail(`${DEMO} is missing: run \`npm run build\` before the tests`);
