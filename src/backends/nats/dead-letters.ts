@@ -39,7 +39,7 @@ import { compileRouteCodec, parseJsonBody } from "../../codec/index.js";
 import { parseTimestamp } from "../../codec/time.js";
 import type { RouteConfig } from "../../config/types.js";
 import { parseDuration } from "../../config/units.js";
-import { TurnoutError } from "../../errors.js";
+import { type ErrorCode, TurnoutError } from "../../errors.js";
 import type { GatewayMetrics } from "../../observability/metrics.js";
 import { compileSubject } from "../../routing/subject.js";
 import type { RouteInput } from "../../server/nats-pipeline.js";
@@ -801,14 +801,18 @@ function failedWith(who: Who, error: unknown): ReplayOutcome {
   return { ...who, result: "failed", code: requestErrorCode(error), message: errorMessage(error) };
 }
 
-/** The failure of a replayed request, named like the gateway's own codes. */
-function requestErrorCode(error: unknown): string {
-  const name = (error as { name?: string; code?: string }).name ?? "";
-  const text = errorMessage(error).toLowerCase();
-  if (name === "NoRespondersError" || text.includes("no responders"))
-    return "TURNOUT_ERR_NO_RESPONDERS";
-  if (name === "TimeoutError" || text.includes("timeout")) return "TURNOUT_ERR_TIMEOUT";
+/**
+ * The failure of a replayed request, named like the gateway's own codes: a
+ * TurnoutError's own, nats.js's no-responders and timeout by their class
+ * (never by their text, which any error may mention), else TURNOUT_ERR_NATS.
+ */
+function requestErrorCode(error: unknown): ErrorCode {
   if (error instanceof TurnoutError) return error.code;
+  const noResponders =
+    error instanceof natsErrors.NoRespondersError ||
+    (error instanceof natsErrors.RequestError && error.isNoResponders());
+  if (noResponders) return "TURNOUT_ERR_NO_RESPONDERS";
+  if (error instanceof natsErrors.TimeoutError) return "TURNOUT_ERR_TIMEOUT";
   return "TURNOUT_ERR_NATS";
 }
 

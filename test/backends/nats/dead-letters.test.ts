@@ -110,6 +110,18 @@ t.test(
       outcomes: [{ requestId: "req-o-1", result: "failed", code: "TURNOUT_ERR_NO_RESPONDERS" }],
     });
     t.equal((await listDeadLetters(stack.nc)).length, 1, "a failed replay keeps the letter");
+    // A worker that never answers: the replay times out, and says so.
+    const silent = stack.nc.subscribe("svc.orders.get", { callback: () => {} });
+    await stack.nc.flush();
+    const timedOut = await call(`${gw.adminUrl}/admin/dlq/replay`, {
+      method: "POST",
+      body: JSON.stringify({ route: "orders.get" }),
+      token: TOKEN,
+    });
+    silent.unsubscribe();
+    t.match(timedOut.body, {
+      outcomes: [{ requestId: "req-o-1", result: "failed", code: "TURNOUT_ERR_TIMEOUT" }],
+    });
     const misspelt = await call(`${gw.adminUrl}/admin/dlq/replay`, {
       method: "POST",
       body: JSON.stringify({ rout: "orders.get" }),
