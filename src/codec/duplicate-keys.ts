@@ -8,13 +8,21 @@
  * 300-byte body, most of it the character loop over the text.
  */
 import { LosslessNumber } from "lossless-json";
+import { keySegment } from "./problems.js";
 
 const QUOTE = 34;
 const BACKSLASH = 92;
 const COLON = 58;
+const COMMA = 44;
+
+/** A key given twice in one object, and its JSON path (`$.user.name`). */
+export interface DuplicateKey {
+  readonly key: string;
+  readonly path: string;
+}
 
 /** The key given twice in one object of `text`, parsed as `value`; undefined when none is. */
-export function duplicateKey(text: string, value: unknown): string | undefined {
+export function duplicateKey(text: string, value: unknown): DuplicateKey | undefined {
   if (typeof value !== "object" || value === null) return undefined;
   if (memberCount(text) === keyCount(value)) return undefined;
   return firstDuplicate(text);
@@ -70,22 +78,40 @@ function keyCount(value: unknown, depth = 0): number {
 /** Far below the JS stack's limit, above protobuf's 100 message levels. */
 const MAX_DEPTH = 200;
 
-/** The first key given twice in one object; the text is valid JSON (it parsed). */
-function firstDuplicate(text: string): string | undefined {
-  // One set of keys per open object; null for an open array.
-  const open: (Set<string> | null)[] = [];
+/** An open object (its keys so far, the last one) or array (its current index). */
+interface Open {
+  readonly path: string;
+  readonly keys: Set<string> | null;
+  lastKey: string;
+  index: number;
+}
+
+/** The first key given twice in one object, with its path; the text is valid JSON (it parsed). */
+function firstDuplicate(text: string): DuplicateKey | undefined {
+  const open: Open[] = [];
+  // The path of a value about to open: under the innermost object's last key, or array's index.
+  const childPath = (): string => {
+    const parent = open[open.length - 1];
+    if (parent === undefined) return "$";
+    return parent.path + (parent.keys !== null ? keySegment(parent.lastKey) : `[${parent.index}]`);
+  };
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);
-    if (code === 123) open.push(new Set());
-    else if (code === 91) open.push(null);
-    else if (code === 125 || code === 93) open.pop();
-    else if (code === QUOTE) {
+    if (code === 123 || code === 91) {
+      const keys = code === 123 ? new Set<string>() : null;
+      open.push({ path: childPath(), keys, lastKey: "", index: 0 });
+    } else if (code === 125 || code === 93) open.pop();
+    else if (code === COMMA) {
+      const top = open[open.length - 1];
+      if (top !== undefined && top.keys === null) top.index++;
+    } else if (code === QUOTE) {
       const end = stringEnd(text, i);
-      const keys = open[open.length - 1];
-      if (keys != null && isKey(text, end + 1)) {
+      const top = open[open.length - 1];
+      if (top?.keys != null && isKey(text, end + 1)) {
         const key = JSON.parse(text.slice(i, end + 1)) as string;
-        if (keys.has(key)) return key;
-        keys.add(key);
+        if (top.keys.has(key)) return { key, path: top.path + keySegment(key) };
+        top.keys.add(key);
+        top.lastKey = key;
       }
       i = end;
     }

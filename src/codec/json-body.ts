@@ -71,7 +71,8 @@ export function parseJsonBody(text: string): unknown {
   if (twice !== undefined) {
     throw new TurnoutError(
       "TURNOUT_ERR_BAD_JSON",
-      `invalid JSON: key ${JSON.stringify(twice)} is given twice in one object`,
+      `invalid JSON: key ${JSON.stringify(twice.key)} is given twice in one object (${twice.path})`,
+      { field: twice.path },
     );
   }
   return value;

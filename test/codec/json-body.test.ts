@@ -85,6 +85,22 @@ t.test("a key given twice in one object is a 400 naming it, on either parse path
   }
 });
 
+t.test("a key given twice is named with its JSON path in `field`", async (t) => {
+  const cases: Array<[string, string]> = [
+    ['{"a":1,"a":2}', "$.a"],
+    ['{"x":[{"k":true},{"c":1,"c":null}]}', "$.x[1].c"],
+    ['{"a":["x,y",{"b":1,"b":2}]}', "$.a[1].b"],
+    ['{"user":{"tags":[],"n":{"a":1},"name":"x","name":"y"}}', "$.user.name"],
+    ['{"q\\"":{"odd key":1,"odd key":2}}', '$["q\\""]["odd key"]'],
+    ['[{"a":1},[{"b":1,"b":2}]]', "$[1][0].b"],
+  ];
+  for (const [text, field] of cases) {
+    const error = caught(() => parseJsonBody(text));
+    t.equal(error.field, field, text);
+    t.ok(error.message.includes(`(${field})`), `${text}: the message names it too`);
+  }
+});
+
 t.test("the same key in different objects, and colons inside strings, are fine", async (t) => {
   const text = '{"a":"x:y:z","b":{"a":1,"k:":[{"a":2},{"a":3}]},"c":[]}';
   t.same(parseJsonBody(text), JSON.parse(text));
