@@ -4,6 +4,13 @@
  * in CI logs and in every copy of the file. Files are resolved against the YAML's
  * folder; `serve` reads them (and the variables) at start, before listening, but
  * not here, so `check` runs in CI without them.
+ *
+ * A `tls://host:port` server is always dialled with TLS: with no `nats.tls`
+ * block, the server's certificate is checked against the system CAs, and a
+ * server that does not offer TLS is refused before any credential is sent
+ * (see backends/nats/connection.ts). A `nats://` server is dialled with TLS
+ * when `nats.tls` is given (then every server must offer it) or when the
+ * server itself requires it.
  */
 import { resolve } from "node:path";
 import type { Field } from "./field.js";
@@ -15,7 +22,10 @@ import { hasCredentials, maskedUrl } from "./url-credentials.js";
 const DEFAULT_CLIENT_NAME = "turnout";
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-/** Checks one server URL; returns why it is unusable, or undefined when fine. */
+/**
+ * Checks one server URL; returns why it is unusable, or undefined when fine.
+ * `tls://` means TLS required (system CAs unless `nats.tls` names a CA).
+ */
 export function serverUrlProblem(url: string): string | undefined {
   if (!url.includes("://")) return `"${url}" needs a scheme: nats://${url} or tls://${url}`;
   let parsed: URL;

@@ -269,8 +269,10 @@ function buildParts(options: StartOptions): Parts {
   return {
     metrics,
     nats,
-    natsStatus: new NatsStatus(undefined, (state) =>
-      metrics.natsConnected.set(state === "connected" ? 1 : 0),
+    natsStatus: new NatsStatus(
+      undefined,
+      (state) => metrics.natsConnected.set(state === "connected" ? 1 : 0),
+      log,
     ),
     legacy: new LegacyUpstreams(config.routes),
     cutover,

@@ -1,12 +1,25 @@
 /**
  * Connects the gateway to NATS. Connecting never blocks the start: the gateway
  * listens at once and reports not-ready (see NatsStatus) until the first connect
- * succeeds; after that nats.js reconnects forever, with jitter so that a fleet of
- * replicas does not stampede a restarted server. What cannot fix itself by
- * waiting (a secret or file named in `nats:` that cannot be read) is checked
- * before listening instead: see natsSettingProblems.
+ * succeeds; after that nats.js reconnects forever (refused credentials too: a
+ * server restarted mid-rotation takes them again later), with jitter so that a
+ * fleet of replicas does not stampede a restarted server.
+ *
+ * A `tls://` server address requires TLS, also without a `nats.tls` block (then
+ * the server's certificate is checked against the system CAs): a server that
+ * does not offer TLS is refused before the credentials are sent. `nats.tls`
+ * makes every listed server require TLS, whatever its scheme.
+ *
+ * What cannot fix itself by waiting (a secret or file named in `nats:` that
+ * cannot be read or used: a directory, a file that is not PEM, a key that is not
+ * the certificate's, a .creds file or nkey seed that does not parse) is checked
+ * before listening instead: see natsSettingProblems. The files are read again on
+ * each reconnect, so rotated certificates, passwords, tokens, seeds and .creds
+ * files are picked up without a restart.
  */
-import { accessSync, constants, readFileSync } from "node:fs";
+import { createPrivateKey, X509Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { createSecureContext } from "node:tls";
 import {
   type Authenticator,
   connect,
@@ -15,8 +28,11 @@ import {
   type NatsConnection,
   type NodeConnectionOptions,
   nkeyAuthenticator,
+  nkeys,
+  tokenAuthenticator,
+  usernamePasswordAuthenticator,
 } from "@nats-io/transport-node";
-import type { NatsAuth, NatsConfig } from "../../config/types.js";
+import type { NatsAuth, NatsConfig, SecretRef } from "../../config/types.js";
 import type { ConfigProblem } from "../../errors.js";
 import { NatsSettingError, reason, resolveSecret } from "./secrets.js";
 import type { NatsStatus } from "./status.js";
@@ -48,7 +64,7 @@ export function natsConnectOptions(
 ): NodeConnectionOptions {
   const resolver = new Resolver();
   const options = baseOptions(config, opts);
-  Object.assign(options, tlsOptions(config.tls, resolver), authOptions(config.auth, resolver));
+  Object.assign(options, tlsOptions(config, resolver), authOptions(config.auth, resolver));
   const [first] = resolver.failures;
   if (first !== undefined) throw first;
   return options;
@@ -62,7 +78,7 @@ export function natsConnectOptions(
  */
 export function natsSettingProblems(config: NatsConfig, location: string): ConfigProblem[] {
   const resolver = new Resolver();
-  tlsOptions(config.tls, resolver);
+  tlsOptions(config, resolver);
   authOptions(config.auth, resolver);
   return resolver.failures.map((error) => ({ location, key: error.key, message: error.detail }));
 }
@@ -75,6 +91,9 @@ function baseOptions(config: NatsConfig, opts: ConnectNatsOptions): NodeConnecti
     // Async traces put a stack-trace Error on every request: a large share of CPU.
     noAsyncTraces: true,
     maxReconnectAttempts: -1,
+    // Else nats.js stops reconnecting for good after two refusals of the credentials
+    // in a row (a server restarted mid-rotation), and the gateway is never ready again.
+    ignoreAuthErrorAbort: true,
     reconnectTimeWait: wait,
     reconnectJitter: Math.min(RECONNECT_JITTER_MS, wait),
     reconnectJitterTLS: Math.min(RECONNECT_JITTER_TLS_MS, wait * 2),
@@ -160,57 +179,211 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
-/** File paths, checked now; nats.js re-reads them on each reconnect (rotation works). */
-function tlsOptions(
-  tls: NatsConfig["tls"],
-  resolver: Resolver,
-): Pick<NodeConnectionOptions, "tls"> {
-  if (tls === undefined) return {};
+/**
+ * The TLS options. nats.js ignores a server URL's scheme on Node: only a `tls`
+ * object makes it require TLS (and refuse a server that does not offer it,
+ * before the CONNECT carrying the credentials is sent). So a `tls://` address
+ * without a `nats.tls` block means TLS with the system CAs, as it says.
+ * The files are read and parsed now, so a bad one fails the start; nats.js
+ * reads them again on each reconnect (rotation works).
+ */
+function tlsOptions(config: NatsConfig, resolver: Resolver): Pick<NodeConnectionOptions, "tls"> {
+  const { tls } = config;
+  if (tls === undefined) return config.servers.some(isTlsUrl) ? { tls: {} } : {};
+  const ca = resolver.get(() => readPem(tls.ca, "nats.tls.ca", checkCa));
+  const cert = resolver.get(() => readPem(tls.cert, "nats.tls.cert", checkCert));
+  const key = resolver.get(() => readPem(tls.key, "nats.tls.key", checkKey));
+  if (cert !== undefined && key !== undefined) {
+    resolver.get(() => checkPair(cert, tls.cert ?? "", key, tls.key ?? ""));
+  }
   return {
     tls: {
-      caFile: resolver.get(() => readable(tls.ca, "nats.tls.ca")),
-      certFile: resolver.get(() => readable(tls.cert, "nats.tls.cert")),
-      keyFile: resolver.get(() => readable(tls.key, "nats.tls.key")),
+      caFile: ca === undefined ? undefined : tls.ca,
+      certFile: cert === undefined ? undefined : tls.cert,
+      keyFile: key === undefined ? undefined : tls.key,
     },
   };
 }
 
-function readable(file: string | undefined, key: string): string | undefined {
+/** True for a `tls://` server address, which must never be dialled in clear text. */
+function isTlsUrl(url: string): boolean {
+  return url.trim().toLowerCase().startsWith("tls://");
+}
+
+/** The file's content once `check` accepts it, or undefined when `file` is. */
+function readPem(
+  file: string | undefined,
+  key: string,
+  check: (pem: Buffer, file: string) => void,
+): Buffer | undefined {
   if (file === undefined) return undefined;
+  const pem = readSettingFile(file, key);
   try {
-    accessSync(file, constants.R_OK);
+    check(pem, file);
   } catch (err) {
-    throw new NatsSettingError(key, `cannot read ${file} (${reason(err)})`, err);
+    throw new NatsSettingError(key, err instanceof Error ? err.message : String(err), err);
   }
-  return file;
+  return pem;
 }
 
-function authOptions(auth: NatsAuth | undefined, resolver: Resolver): NodeConnectionOptions {
-  if (auth === undefined) return {};
-  const secret = (ref: NatsAuth["token"], key: string) =>
-    ref === undefined ? undefined : resolver.get(() => resolveSecret(ref, key));
-  const out: NodeConnectionOptions = {};
-  const token = secret(auth.token, "nats.auth.token");
-  if (token !== undefined) out.token = token;
-  if (auth.user !== undefined) out.user = auth.user;
-  const pass = secret(auth.pass, "nats.auth.pass");
-  if (pass !== undefined) out.pass = pass;
-  const authenticators: Authenticator[] = [];
-  const seed = secret(auth.nkeySeed, "nats.auth.nkeySeed");
-  if (seed !== undefined) authenticators.push(nkeyAuthenticator(new TextEncoder().encode(seed)));
-  const creds = auth.credsFile;
-  const jwt = creds === undefined ? undefined : resolver.get(() => readCreds(creds));
-  if (jwt !== undefined) authenticators.push(credsAuthenticator(jwt));
-  if (authenticators.length > 0) out.authenticator = authenticators;
-  return out;
-}
-
-function readCreds(file: string): Uint8Array {
+function readSettingFile(file: string, key: string): Buffer {
   try {
     return readFileSync(file);
   } catch (err) {
-    throw new NatsSettingError("nats.auth.credsFile", `cannot read ${file} (${reason(err)})`, err);
+    throw new NatsSettingError(key, `cannot read ${file} (${reason(err)})`, err);
   }
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+const PEM_PRIVATE_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
+
+/** A CA bundle: one or more PEM certificates (Node would silently trust none of a garbage file). */
+function checkCa(pem: Buffer, file: string): void {
+  const text = pem.toString("latin1");
+  const blocks = text.match(PEM_CERTIFICATE) ?? [];
+  if (blocks.length === 0) {
+    const hint = PEM_PRIVATE_KEY.test(text) ? " (it holds a private key)" : "";
+    throw new Error(`${file} holds no PEM certificate${hint}`);
+  }
+  for (const block of blocks) parsed(() => new X509Certificate(block), file, "PEM certificate");
+}
+
+function checkCert(pem: Buffer, file: string): void {
+  const swapped = PEM_PRIVATE_KEY.test(pem.toString("latin1"));
+  const hint = swapped ? "; it holds a private key: are cert and key swapped?" : "";
+  parsed(() => new X509Certificate(pem), file, "PEM certificate", hint);
+}
+
+function checkKey(pem: Buffer, file: string): void {
+  const swapped = pem.toString("latin1").includes("-----BEGIN CERTIFICATE-----");
+  const hint = swapped ? "; it holds a certificate: are cert and key swapped?" : "";
+  parsed(() => createPrivateKey(pem), file, "PEM private key", hint);
+}
+
+/** The certificate and key make a TLS context only when the key is the certificate's. */
+function checkPair(cert: Buffer, certFile: string, key: Buffer, keyFile: string): void {
+  try {
+    createSecureContext({ cert, key });
+  } catch (err) {
+    throw new NatsSettingError(
+      "nats.tls.key",
+      `${keyFile} is not the private key of the certificate in ${certFile} (${message(err)})`,
+      err,
+    );
+  }
+}
+
+function parsed(parse: () => unknown, file: string, what: string, hint = ""): void {
+  try {
+    parse();
+  } catch (err) {
+    throw new Error(`${file} is not a usable ${what} (${message(err)})${hint}`, { cause: err });
+  }
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * The authenticators, each secret resolved and checked now. Secrets from files
+ * (password, token, nkey seed, .creds) are read again on each (re)connect, so
+ * a renewed one on disk is used without a restart; a file that cannot be read
+ * or used at that moment keeps the last good value (an authenticator that
+ * throws would make nats.js close the connection for good).
+ */
+function authOptions(auth: NatsAuth | undefined, resolver: Resolver): NodeConnectionOptions {
+  if (auth === undefined) return {};
+  const authenticators: Authenticator[] = [];
+  const token = secret(auth.token, "nats.auth.token", resolver, (value) => value);
+  if (token !== undefined) authenticators.push(tokenAuthenticator(token));
+  const pass = secret(auth.pass, "nats.auth.pass", resolver, (value) => value);
+  if (auth.user !== undefined) authenticators.push(usernamePasswordAuthenticator(auth.user, pass));
+  const seed = secret(auth.nkeySeed, "nats.auth.nkeySeed", resolver, nkeySeed);
+  if (seed !== undefined) authenticators.push(nkeyAuthenticator(seed));
+  const file = auth.credsFile;
+  const creds = file === undefined ? undefined : resolver.get(() => readCreds(file));
+  if (file !== undefined && creds !== undefined) {
+    const current = latest(creds, () => readCreds(file));
+    // One read per connect: the JWT and the seed always come from the same file version.
+    authenticators.push((nonce?: string) => credsAuthenticator(current())(nonce));
+  }
+  return authenticators.length > 0 ? { authenticator: authenticators } : {};
+}
+
+/**
+ * The secret `ref` names, as `use` makes it (throwing a NatsSettingError for a
+ * value it cannot use): a constant for an environment variable, a function
+ * reading the file again for a file.
+ */
+function secret<T>(
+  ref: SecretRef | undefined,
+  key: string,
+  resolver: Resolver,
+  use: (value: string, ref: SecretRef, key: string) => T,
+): T | (() => T) | undefined {
+  if (ref === undefined) return undefined;
+  const read = () => {
+    const value = resolveSecret(ref, key);
+    return use(value, ref, key);
+  };
+  const first = resolver.get(read);
+  if (first === undefined || !("file" in ref)) return first;
+  return latest(first, read);
+}
+
+/** `read()` now, or the last value it gave when it throws. */
+function latest<T>(first: T, read: () => T): () => T {
+  let last = first;
+  return () => {
+    try {
+      last = read();
+    } catch {
+      // Keep the last good value; the server says whether it still works.
+    }
+    return last;
+  };
+}
+
+/** The seed's bytes, checked: a value that is no nkey seed fails now, not as an auth error later. */
+function nkeySeed(value: string, ref: SecretRef, key: string): Uint8Array {
+  const seed = new TextEncoder().encode(value.trim());
+  try {
+    nkeys.fromSeed(seed);
+  } catch (err) {
+    throw new NatsSettingError(
+      key,
+      `${where(ref)} does not hold an nkey seed (${message(err)})`,
+      err,
+    );
+  }
+  return seed;
+}
+
+function where(ref: SecretRef): string {
+  return "env" in ref ? `environment variable ${ref.env}` : `secret file ${ref.file}`;
+}
+
+/** The same blocks nats.js' credsAuthenticator reads: the user JWT first, then its nkey seed. */
+const CREDS_BLOCK = /\s*(?:(?:[-]{3,}[^\n]*[-]{3,}\n)(.+)(?:\n\s*[-]{3,}[^\n]*[-]{3,}\n))/gi;
+
+/** The .creds file's bytes, checked: it must hold a JWT and a valid nkey seed. */
+function readCreds(file: string): Uint8Array {
+  const creds = readSettingFile(file, "nats.auth.credsFile");
+  const problem = (what: string, cause?: unknown) =>
+    new NatsSettingError("nats.auth.credsFile", `${file} is not a .creds file: ${what}`, cause);
+  const blocks = [...creds.toString("utf8").matchAll(CREDS_BLOCK)].map((m) => (m[1] ?? "").trim());
+  const [jwt, seed] = blocks;
+  if (jwt === undefined || !/^[\w-]+\.[\w-]+\.[\w-]+$/.test(jwt)) {
+    throw problem("no user JWT between -----BEGIN NATS USER JWT----- lines");
+  }
+  if (seed === undefined) throw problem("no nkey seed after the JWT");
+  try {
+    nkeys.fromSeed(new TextEncoder().encode(seed));
+  } catch (err) {
+    throw problem(`its nkey seed is not valid (${message(err)})`, err);
+  }
+  return creds;
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
  * Resolves the secrets of the NATS auth settings. routes.yaml never holds a secret
- * inline: each is `{env: VAR}` or `{file: path}`, read once at start so a missing
- * one fails the start with its name rather than a vague auth error later.
+ * inline: each is `{env: VAR}` or `{file: path}`, read at start so a missing
+ * one fails the start with its name rather than a vague auth error later (and a
+ * file again on each reconnect, see connection.ts).
  */
 import { readFileSync } from "node:fs";
 import type { SecretRef } from "../../config/types.js";
@@ -52,5 +53,7 @@ export function readSecretFile(file: string, key: string): string {
 
 /** The errno code (ENOENT, EACCES...), which says why more plainly than the message. */
 export function reason(err: unknown): string {
-  return (err as NodeJS.ErrnoException).code ?? String(err);
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === "EISDIR") return "EISDIR: a directory, not a file";
+  return code ?? String(err);
 }

@@ -1,6 +1,8 @@
 /**
  * What /readyz says about NATS: connected or not, since when, and the last error.
  * Fed by connectNats (failed first attempts) and by the connection's status events.
+ * Also logs the connection's troubles (warn) and its recovery (info): once per
+ * change, not once per attempt, so a long outage does not flood the log.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 
@@ -14,6 +16,16 @@ export interface NatsStatusSnapshot {
   readonly lastError: string | undefined;
 }
 
+/** Where the status writes its lines (the gateway's logger). */
+export interface NatsStatusLog {
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+/** An error already logged, or a still-disconnected reminder, is logged again at most this often. */
+export const NATS_LOG_REPEAT_MS = 30_000;
+
 export class NatsStatus {
   #state: NatsState = "connecting";
   #since: Date;
@@ -21,12 +33,24 @@ export class NatsStatus {
   #lastError: string | undefined;
   readonly #now: () => Date;
   readonly #onChange: (state: NatsState) => void;
+  readonly #log: NatsStatusLog | undefined;
+  /** Each error logged while not connected, and when (ms): cleared on connecting. */
+  readonly #logged = new Map<string, number>();
+  #lastWarnAt = 0;
 
-  /** `onChange` hears every change of state (the `turnout_nats_connected` gauge). */
-  constructor(now: () => Date = () => new Date(), onChange: (state: NatsState) => void = () => {}) {
+  /**
+   * `onChange` hears every change of state (the `turnout_nats_connected` gauge);
+   * `log`, when given, gets the lines about losing and regaining the connection.
+   */
+  constructor(
+    now: () => Date = () => new Date(),
+    onChange: (state: NatsState) => void = () => {},
+    log?: NatsStatusLog,
+  ) {
     this.#now = now;
     this.#since = now();
     this.#onChange = onChange;
+    this.#log = log;
   }
 
   isConnected(): boolean {
@@ -37,9 +61,13 @@ export class NatsStatus {
     return this.#lastError;
   }
 
-  /** A failed connect attempt before the first connection. */
+  /** A failed connect attempt before the first connection, or an error the server sent. */
   failed(err: unknown): void {
-    this.#lastError = err instanceof Error ? err.message : String(err);
+    const message = err instanceof Error ? err.message : String(err);
+    this.#lastError = message;
+    // A request's permission violation is that request's error, not the connection's.
+    if (err instanceof Error && err.name === "PermissionViolationError") return;
+    this.#warnError(message);
   }
 
   /** Follows `nc` from now on; ends by itself when the connection closes. */
@@ -47,7 +75,10 @@ export class NatsStatus {
     this.#enter("connected", nc.getServer());
     void this.#follow(nc);
     void nc.closed().then((err) => {
-      if (err) this.failed(err);
+      if (err) {
+        this.#lastError = err.message;
+        this.#log?.error(`NATS: connection closed for good, not reconnecting: ${err.message}`);
+      }
       this.#enter("closed", undefined);
     });
   }
@@ -76,15 +107,62 @@ export class NatsStatus {
       else if (s.type === "reconnect") this.#enter("connected", s.server);
       else if (s.type === "error") this.failed(s.error);
       else if (s.type === "staleConnection") this.failed("stale connection (no PONG)");
+      else if (s.type === "reconnecting") this.#remindDisconnected();
     }
   }
 
   #enter(state: NatsState, server: string | undefined): void {
     if (state === this.#state && server === this.#server) return;
     const changed = state !== this.#state;
+    const was = { state: this.#state, since: this.#since };
     this.#state = state;
     this.#server = server;
     this.#since = this.#now();
-    if (changed) this.#onChange(state);
+    if (!changed) return;
+    this.#logChange(was.state, was.since);
+    this.#onChange(state);
+  }
+
+  #logChange(was: NatsState, since: Date): void {
+    if (this.#state === "connected") {
+      this.#logged.clear();
+      if (was === "disconnected") {
+        const seconds = ((this.#now().getTime() - since.getTime()) / 1000).toFixed(1);
+        this.#log?.info(`NATS: reconnected to ${this.#server} after ${seconds} s disconnected`);
+      } else {
+        this.#log?.info(`NATS: connected to ${this.#server}`);
+      }
+    } else if (this.#state === "disconnected") {
+      this.#warn(`NATS: lost the connection to ${this.#server}; reconnecting`);
+    }
+  }
+
+  /** Logs `message` unless the same one was logged less than NATS_LOG_REPEAT_MS ago. */
+  #warnError(message: string): void {
+    const now = this.#now().getTime();
+    const last = this.#logged.get(message);
+    if (last !== undefined && now - last < NATS_LOG_REPEAT_MS) return;
+    // Bounded: errors carrying ever-new text would be logged, but never hoarded.
+    if (this.#logged.size >= 32) this.#logged.clear();
+    this.#logged.set(message, now);
+    const what =
+      this.#state === "connecting"
+        ? "connect attempt failed"
+        : this.#state === "disconnected"
+          ? "reconnect attempt failed"
+          : "error";
+    this.#warn(`NATS: ${what}: ${message}`);
+  }
+
+  /** During a long outage, one line every NATS_LOG_REPEAT_MS says it goes on. */
+  #remindDisconnected(): void {
+    if (this.#state !== "disconnected") return;
+    if (this.#now().getTime() - this.#lastWarnAt < NATS_LOG_REPEAT_MS) return;
+    this.#warn(`${this.describe()}; still reconnecting`);
+  }
+
+  #warn(message: string): void {
+    this.#lastWarnAt = this.#now().getTime();
+    this.#log?.warn(message);
   }
 }

@@ -152,3 +152,20 @@ t.test(
     t.equal(seen[0]?.subject, "svc.users.eu.get");
   },
 );
+
+t.test(
+  "a creds file renewed on disk is read again at the next connect; one unusable then keeps the last good one",
+  async (t) => {
+    const file = setup.writeCreds(join(dir, "renewed.creds"));
+    const { authenticator } = natsConnectOptions(config("nats://127.0.0.1:4222", file));
+    const [auth] = Array.isArray(authenticator) ? authenticator : [authenticator];
+    const jwt = () => (auth?.("nonce") as { jwt?: string } | undefined)?.jwt;
+    const first = jwt();
+    t.match(first, /^[\w-]+\.[\w-]+\.[\w-]+$/, "a JWT from the file");
+    setup.writeCreds(file);
+    const renewed = jwt();
+    t.not(renewed, first, "the renewed file's JWT");
+    writeFileSync(file, "half-written\n");
+    t.equal(jwt(), renewed, "a file unusable at that moment keeps the last good JWT");
+  },
+);
