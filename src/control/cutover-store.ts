@@ -333,6 +333,11 @@ export class CutoverStore {
   /** Failed loads in a row: the retry backs off with them. */
   #failures = 0;
   #running: Promise<void> = Promise.resolve();
+  #markSettled: () => void = () => {};
+  /** Resolves once the store left "starting" (or was stopped). */
+  readonly settled: Promise<void> = new Promise((resolve) => {
+    this.#markSettled = resolve;
+  });
 
   constructor(
     state: CutoverState,
@@ -385,6 +390,7 @@ export class CutoverStore {
     this.#failures++;
     if ((isJetStreamMissing(error) || isUnavailable(error)) && this.#mode === "starting") {
       this.#mode = "file";
+      this.#markSettled();
       this.#log.warn(
         "cutover: the NATS server has no JetStream; serving routes.yaml's cutover values, live changes are off until it answers",
       );
@@ -397,6 +403,7 @@ export class CutoverStore {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#markSettled();
     clearTimeout(this.#retryTimer);
     clearTimeout(this.#checkTimer);
     this.#statuses?.stop?.();
@@ -430,6 +437,7 @@ export class CutoverStore {
     this.#failures = 0;
     const was = this.#mode;
     this.#mode = "live";
+    this.#markSettled();
     if (was !== "live") this.#log.info(`cutover: live state loaded from KV ${CUTOVER_BUCKET}`);
     this.#checking = true;
     this.#scheduleCheck(nc, this.#checkMs);

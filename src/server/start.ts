@@ -60,11 +60,12 @@ export interface StartOptions {
   /** Proxies whose X-Forwarded-* headers the public listener believes (`--trust-proxy`). */
   readonly trustProxy?: TrustProxy;
   /**
-   * Listen only once NATS is connected, at most `maxWaitMs` later or when
-   * `abort` fires: for a --workers replacement, whose siblings serve both
-   * shared ports meanwhile (its share of them would answer 503, /readyz too,
-   * for an instance that serves). Unset: both listen at once and /readyz
-   * says when NATS is up.
+   * Listen only once NATS is connected and the live cutover state loaded (or
+   * the server has no JetStream), at most `maxWaitMs` later or when `abort`
+   * fires: for a --workers replacement, whose siblings serve both shared ports
+   * meanwhile (its share of them would answer 503, or serve on routes.yaml's
+   * split while the KV says otherwise; its /readyz cannot keep clients away on
+   * a shared port). Unset: both listen at once and /readyz says when both are up.
    */
   readonly listenAfterNats?: { readonly maxWaitMs: number; readonly abort?: AbortSignal };
 }
@@ -133,7 +134,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   let adminUrl: string;
   let url: string;
   try {
-    if (options.listenAfterNats) await untilConnected(connected, options.listenAfterNats, parts);
+    if (options.listenAfterNats) await untilServable(connected, options.listenAfterNats, parts);
     adminUrl = await listen(admin, options.host, options.adminPort);
     url = await listen(gateway, options.host, options.port);
   } catch (error) {
@@ -362,11 +363,12 @@ function connectInBackground(
 }
 
 /**
- * Resolves once NATS is connected, connecting gave up (logged, and /readyz
- * says why), `abort` fired, or `maxWaitMs` passed: then the listeners open
- * anyway, not ready, rather than leave a slow NATS looking like a dead worker.
+ * Resolves once NATS is connected and the live cutover state loaded (or the
+ * server has no JetStream), connecting gave up (logged, and /readyz says
+ * why), `abort` fired, or `maxWaitMs` passed: then the listeners open anyway,
+ * not ready, rather than leave a slow NATS looking like a dead worker.
  */
-async function untilConnected(
+async function untilServable(
   connected: Promise<void>,
   wait: NonNullable<StartOptions["listenAfterNats"]>,
   parts: Parts,
@@ -380,15 +382,17 @@ async function untilConnected(
     wait.abort?.addEventListener("abort", () => resolve(false), { once: true }),
   );
   const settled = connected.then(
-    () => false,
+    () => parts.cutoverStore.settled.then(() => false),
     () => false,
   );
   const late = await Promise.race([settled, timedOut, aborted]);
   clearTimeout(timer);
   if (!late) return;
-  const why = parts.natsStatus.describe();
+  const why = parts.natsStatus.isConnected()
+    ? "live cutover state not loaded yet"
+    : parts.natsStatus.describe();
   parts.log.warn(
-    `NATS: not connected after ${wait.maxWaitMs / 1000} s; listening anyway, not ready: ${why}`,
+    `not servable after ${wait.maxWaitMs / 1000} s; listening anyway, not ready: ${why}`,
   );
 }
 

@@ -1,8 +1,9 @@
 /**
  * `listenAfterNats` (a --workers replacement): no listener opens before NATS is
- * connected; the wait is bounded (then both listen, not ready, /readyz says
+ * connected and the live cutover state loaded; the wait is bounded (then both listen, not ready, /readyz says
  * why) and ends at once when the start is aborted (a stop signal).
  */
+import { connect } from "@nats-io/transport-node";
 import t, { type Test } from "tap";
 import { loadConfigAndProtos } from "../../src/config/load.js";
 import { freePort, startNatsServer } from "../../src/devtools/nats-server.js";
@@ -82,3 +83,34 @@ t.test("NATS reachable: the listeners open once connected", async (t) => {
   t.ok(running.natsStatus.isConnected(), "connected before listening");
   t.match(await gateway.public(), /^404 /, "the public listener answers");
 });
+
+t.test(
+  "JetStream not answering: no listener opens before the live cutover state loads or maxWaitMs passes",
+  async (t) => {
+    const server = await startNatsServer();
+    t.teardown(() => server.stop());
+    // A JetStream that takes requests and never answers (a cluster without quorum).
+    const nc = await connect({ servers: server.url });
+    t.teardown(() => nc.close());
+    nc.subscribe("$JS.API.>", { callback: () => {} });
+    await nc.flush();
+    const gateway = await startWaiting(t, server.url, { maxWaitMs: 1500 });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    t.equal(await gateway.public(), "ECONNREFUSED", "connected, but the public port is not open");
+    const { gateway: running, afterMs } = await gateway.started;
+    t.ok(running.natsStatus.isConnected(), "NATS was connected all along");
+    t.ok(afterMs >= 1500, `listening after the bound (${afterMs} ms)`);
+    t.match(await gateway.readyz(), /^503 .*live cutover state not loaded yet/);
+  },
+);
+
+t.test(
+  "JetStream answering: the listeners open with the live state loaded, ready at once",
+  async (t) => {
+    const server = await startNatsServer({ jetstream: true });
+    t.teardown(() => server.stop());
+    const gateway = await startWaiting(t, server.url, { maxWaitMs: 60_000 });
+    await gateway.started;
+    t.match(await gateway.readyz(), /^200 /, "the first /readyz after listening");
+  },
+);
