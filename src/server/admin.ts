@@ -37,8 +37,8 @@ export interface AdminDeps {
 export function buildAdmin(deps: AdminDeps): FastifyInstance {
   const app = Fastify({
     logger: deps.logger ?? false,
-    // Not Fastify's two lines per call: probes and scrapes every few seconds
-    // would drown the log. The admin API's own calls get one line (logAdminCalls).
+    // Not Fastify's two lines per call: one of ours (logAdminCalls), and for
+    // probes and scrapes, every few seconds, only at debug.
     logController: new LogController({ disableRequestLogging: true }),
     // Ids as on the public listener: the caller's X-Request-Id, else a UUID, sent back.
     genReqId: requestIdOf,
@@ -106,17 +106,18 @@ function sendProblem(error: unknown, req: FastifyRequest, reply: FastifyReply): 
 }
 
 /**
- * One line per call under /admin (who changed what is read from it, refused
- * tokens included), none for /healthz, /readyz, /metrics and /openapi.json.
- * Like the gateway's request line: no headers, no query string.
+ * One line per call: at info under /admin (who changed what is read from it,
+ * refused tokens included), at debug for /healthz, /readyz, /metrics and
+ * /openapi.json, which probes and scrapers call every few seconds. Like the
+ * gateway's request line: no headers, no query string.
  */
 function logAdminCalls(app: FastifyInstance): void {
   app.addHook("onResponse", (req, reply, done) => {
-    if (isAdminPath(req.url)) {
-      const durationMs = Math.round(reply.elapsedTime * 1000) / 1000;
-      const call = { method: req.method, path: pathOf(req.url), status: reply.statusCode };
-      req.log.info({ requestId: req.id, ...call, durationMs }, "admin call");
-    }
+    const durationMs = Math.round(reply.elapsedTime * 1000) / 1000;
+    const call = { method: req.method, path: pathOf(req.url), status: reply.statusCode };
+    const line = { requestId: req.id, ...call, durationMs };
+    if (isAdminPath(req.url)) req.log.info(line, "admin call");
+    else req.log.debug(line, "admin call");
     done();
   });
 }
