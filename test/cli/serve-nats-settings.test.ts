@@ -3,28 +3,15 @@
  * use: refused at start, before listening, rather than a gateway that stays
  * "not connected yet" without saying why.
  */
-import type { ChildProcess } from "node:child_process";
-import { once } from "node:events";
 import { dirname, join } from "node:path";
 import t from "tap";
 import { startNatsServer } from "../../src/devtools/nats-server.js";
-import { spawnServe, USERS_GET_ROUTE, waitUntil } from "../helpers/serve-process.js";
+import { exitCode, spawnServe, USERS_GET_ROUTE, waitUntil } from "../helpers/serve-process.js";
 import { writeRoutes } from "../helpers/stack.js";
 
 /** Started from the sources through tsx: a cold start on a loaded machine can take a while. */
 const START_MS = 40_000;
 const UNSET_VAR = "TURNOUT_TEST_NEVER_SET_TOKEN";
-
-/** The exit code, or "still running" when the process has not exited within `ms`. */
-async function exitCode(child: ChildProcess, ms: number): Promise<number | string> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise((resolve) => {
-    timer = setTimeout(() => resolve(["still running"]), ms);
-  });
-  const [code] = (await Promise.race([once(child, "exit"), late])) as [number | string];
-  clearTimeout(timer);
-  return code;
-}
 
 /** `serve` on a table whose nats section adds `nats` (indented under `nats:`). */
 function serveWith(natsUrl: string, nats: string, extraArgs: string[] = []) {

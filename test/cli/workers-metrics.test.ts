@@ -33,6 +33,37 @@ async function serveTwoWorkers(t: Test) {
   return { port, admin, gateway, output };
 }
 
+/** One GET on a fresh connection (round-robin over the workers); anything but 200 fails `t`. */
+async function requestUser(t: Test, port: number, i: number): Promise<void> {
+  const res = await fetch(`http://127.0.0.1:${port}/v1/regions/eu/users/r-${i}`, {
+    headers: { connection: "close" },
+    signal: AbortSignal.timeout(5000),
+  });
+  await res.arrayBuffer();
+  if (res.status !== 200) t.fail(`request ${i}: ${res.status}`);
+}
+
+/**
+ * Sends requests (each on a fresh connection: round-robin over the workers)
+ * until both workers logged at least `each`; returns how many were sent.
+ */
+async function untilBothServed(
+  t: Test,
+  port: number,
+  output: { text: string },
+  each: number,
+): Promise<number> {
+  let sent = 0;
+  const served = () => requestsByPid(output.text);
+  const logged = () => [...served().values()].reduce((a, b) => a + b, 0);
+  await waitUntil(async () => {
+    await requestUser(t, port, sent++);
+    await waitUntil(() => logged() === sent, 5000);
+    return served().size === 2 && [...served().values()].every((count) => count >= each);
+  }, 30_000);
+  return sent;
+}
+
 const K = 40;
 const SCRAPES = 6;
 
@@ -140,23 +171,9 @@ t.test(
     // it was still loading: the request was dropped and the scrape a 503 after 5 s.
     const { port, admin, gateway, output } = await serveTwoWorkers(t);
     const servingLines = () => output.text.match(/serving on/g)?.length ?? 0;
-    const request = async (i: number) => {
-      const res = await fetch(`http://127.0.0.1:${port}/v1/regions/eu/users/r-${i}`, {
-        headers: { connection: "close" },
-        signal: AbortSignal.timeout(5000),
-      });
-      await res.arrayBuffer();
-      if (res.status !== 200) t.fail(`request ${i}: ${res.status}`);
-    };
-    let sent = 0;
+    let sent = await untilBothServed(t, port, output, 1);
     const served = () => requestsByPid(output.text);
     const logged = () => [...served().values()].reduce((a, b) => a + b, 0);
-    // Fresh connections go round-robin: keep sending until both workers served some.
-    await waitUntil(async () => {
-      await request(sent++);
-      await waitUntil(() => logged() === sent, 5000);
-      return served().size === 2;
-    }, 30_000);
 
     const [killed, survivor] = [...served().keys()];
     process.kill(killed!, "SIGKILL");
@@ -205,7 +222,7 @@ t.test(
     const replacement = () =>
       [...served().keys()].find((pid) => pid !== killed && pid !== survivor);
     await waitUntil(async () => {
-      await request(sent++);
+      await requestUser(t, port, sent++);
       await waitUntil(() => logged() === sent, 5000);
       return (served().get(replacement() ?? -1) ?? 0) >= 3;
     }, 30_000);
@@ -245,23 +262,8 @@ t.test(
     // The sum was of the joined workers only: a dead worker's counts left it,
     // and Prometheus read the drop as a counter reset (rate() spikes).
     const { port, admin, gateway, output } = await serveTwoWorkers(t);
-    const request = async (i: number) => {
-      const res = await fetch(`http://127.0.0.1:${port}/v1/regions/eu/users/k-${i}`, {
-        headers: { connection: "close" },
-        signal: AbortSignal.timeout(5000),
-      });
-      await res.arrayBuffer();
-      if (res.status !== 200) t.fail(`request ${i}: ${res.status}`);
-    };
-    let sent = 0;
+    const sent = await untilBothServed(t, port, output, 3);
     const served = () => requestsByPid(output.text);
-    const logged = () => [...served().values()].reduce((a, b) => a + b, 0);
-    // Fresh connections go round-robin: keep sending until both workers served a few.
-    await waitUntil(async () => {
-      await request(sent++);
-      await waitUntil(() => logged() === sent, 5000);
-      return served().size === 2 && [...served().values()].every((count) => count >= 3);
-    }, 30_000);
 
     const scrape = async () => {
       const res = await fetch(`${admin}/metrics`, {

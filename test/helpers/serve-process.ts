@@ -3,7 +3,8 @@
  * nats-server and a users.get worker for it to call: for the tests of process
  * behaviour (signals, drain, --workers).
  */
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type protobuf from "protobufjs";
 import type { Test } from "tap";
@@ -102,4 +103,15 @@ export async function servingUrls(
   });
   const [, url, adminUrl] = line()!;
   return { url: url!, adminUrl: adminUrl! };
+}
+
+/** The exit code, or "still running" when the process has not exited within `ms`. */
+export async function exitCode(child: ChildProcess, ms: number): Promise<number | string> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise((resolve) => {
+    timer = setTimeout(() => resolve(["still running"]), ms);
+  });
+  const [code] = (await Promise.race([once(child, "exit"), late])) as [number | string];
+  clearTimeout(timer);
+  return code;
 }

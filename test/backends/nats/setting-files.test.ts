@@ -5,8 +5,6 @@
  * configuration problem naming the key and the file, and `serve` exits 1
  * before it listens (else it would run, never ready, saying nothing).
  */
-import type { ChildProcess } from "node:child_process";
-import { once } from "node:events";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,7 +15,7 @@ import type { NatsAuth, NatsConfig } from "../../../src/config/types.js";
 import { startNatsServer } from "../../../src/devtools/nats-server.js";
 import { makeCerts } from "../../helpers/certs.js";
 import { operatorSetup } from "../../helpers/nats-jwt.js";
-import { spawnServe, USERS_GET_ROUTE } from "../../helpers/serve-process.js";
+import { exitCode, spawnServe, USERS_GET_ROUTE } from "../../helpers/serve-process.js";
 import { writeRoutes } from "../../helpers/stack.js";
 
 const dir = mkdtempSync(join(tmpdir(), "turnout-nats-files-"));
@@ -137,14 +135,3 @@ t.test(
     t.notMatch(output.text, /serving on/, "never listened");
   },
 );
-
-/** The exit code, or "still running" when the process has not exited within `ms`. */
-async function exitCode(child: ChildProcess, ms: number): Promise<number | string> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise((resolve) => {
-    timer = setTimeout(() => resolve(["still running"]), ms);
-  });
-  const [code] = (await Promise.race([once(child, "exit"), late])) as [number | string];
-  clearTimeout(timer);
-  return code;
-}

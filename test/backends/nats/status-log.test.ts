@@ -12,14 +12,20 @@ import { infoLogLines } from "../../helpers/log-lines.js";
 import { USERS_GET_ROUTE, waitUntil } from "../../helpers/serve-process.js";
 import { startLoopbackGateway, writeRoutes } from "../../helpers/stack.js";
 
-t.test("failed attempts are logged once per error, again only after a while", async (t) => {
-  let clock = Date.parse("2030-01-01T00:00:00Z");
+/** A NatsStatus log that keeps its lines as "level message". */
+function recordingLog() {
   const lines: string[] = [];
   const log = {
     info: (m: string) => lines.push(`info ${m}`),
     warn: (m: string) => lines.push(`warn ${m}`),
     error: (m: string) => lines.push(`error ${m}`),
   };
+  return { lines, log };
+}
+
+t.test("failed attempts are logged once per error, again only after a while", async (t) => {
+  let clock = Date.parse("2030-01-01T00:00:00Z");
+  const { lines, log } = recordingLog();
   const status = new NatsStatus(() => new Date(clock), undefined, log);
   for (let attempt = 0; attempt < 20; attempt++, clock += 1000) {
     status.failed(new Error("connection refused"));
@@ -34,12 +40,7 @@ t.test("failed attempts are logged once per error, again only after a while", as
 
 t.test("a long outage gets one reminder per while, and its end one info line", async (t) => {
   let clock = Date.parse("2030-01-01T00:00:00Z");
-  const lines: string[] = [];
-  const log = {
-    info: (m: string) => lines.push(`info ${m}`),
-    warn: (m: string) => lines.push(`warn ${m}`),
-    error: (m: string) => lines.push(`error ${m}`),
-  };
+  const { lines, log } = recordingLog();
   const status = new NatsStatus(() => new Date(clock), undefined, log);
   // A connection whose status events the test sends.
   const events: Status[] = [];
