@@ -353,7 +353,7 @@ function connectInBackground(
     });
   });
   // Recorded in natsStatus for /readyz; logged too when connecting has stopped for
-  // good (refused credentials), as the gateway will never be ready by itself.
+  // good (a secret that went missing), as the gateway will never be ready by itself.
   connected.catch((error: unknown) => {
     if (signal.aborted) return;
     const why = error instanceof Error ? error.message : String(error);

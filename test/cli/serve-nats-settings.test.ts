@@ -3,10 +3,17 @@
  * use: refused at start, before listening, rather than a gateway that stays
  * "not connected yet" without saying why.
  */
+import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import t from "tap";
 import { startNatsServer } from "../../src/devtools/nats-server.js";
-import { exitCode, spawnServe, USERS_GET_ROUTE, waitUntil } from "../helpers/serve-process.js";
+import {
+  exitCode,
+  servingUrls,
+  spawnServe,
+  USERS_GET_ROUTE,
+  waitUntil,
+} from "../helpers/serve-process.js";
 import { writeRoutes } from "../helpers/stack.js";
 
 /** Started from the sources through tsx: a cold start on a loaded machine can take a while. */
@@ -59,18 +66,31 @@ t.test(
 );
 
 t.test(
-  "a gateway whose credentials the NATS server refuses logs that it gave up connecting",
+  "a gateway whose credentials are refused logs it at error, keeps trying, and connects once its secret file is right",
   async (t) => {
     const server = await startNatsServer({ args: ["--auth", "the-right-token"] });
     t.teardown(() => server.stop());
-    const { args, env } = serveWith(server.url, "  auth: {token: {env: TURNOUT_TEST_TOKEN}}\n");
-    const { output } = spawnServe(t, args, "warn", { ...env, TURNOUT_TEST_TOKEN: "wrong" });
-    await waitUntil(() => /gave up connecting/.test(output.text), START_MS).catch(() => {
+    const { config, args, env } = serveWith(server.url, "  auth: {token: {file: ./token}}\n");
+    const tokenFile = join(dirname(config), "token");
+    writeFileSync(tokenFile, "wrong\n");
+    const { output } = spawnServe(t, args, "warn", env);
+    await waitUntil(() => /credentials/.test(output.text), START_MS).catch(() => {
       t.fail(`nothing logged about the refused connection; output:\n${output.text}`);
     });
     t.match(
       output.text,
-      /"level":50,.*"msg":"NATS: gave up connecting, not ready: .*Authorization/i,
+      /"level":50,.*"msg":"NATS: connect attempt failed: .*Authorization.*the server refuses the credentials; retrying/i,
     );
+    const { adminUrl } = await servingUrls(output, START_MS);
+    const readyz = () =>
+      fetch(`${adminUrl}/readyz`).then(
+        (res) => res.status,
+        () => 0,
+      );
+    t.equal(await readyz(), 503, "not ready while refused");
+    // Issued late (a secret agent, a rotation): read again at the next attempt.
+    writeFileSync(tokenFile, "the-right-token\n");
+    await waitUntil(async () => (await readyz()) === 200, 20_000);
+    t.notMatch(output.text, /gave up connecting/, "it never gave up");
   },
 );

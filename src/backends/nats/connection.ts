@@ -24,7 +24,6 @@ import {
   type Authenticator,
   connect,
   credsAuthenticator,
-  errors,
   type NatsConnection,
   type NodeConnectionOptions,
   nkeyAuthenticator,
@@ -121,8 +120,11 @@ class Resolver {
 
 /**
  * Connects, retrying the first connection forever (with the reconnect wait and
- * jitter) until it succeeds, `signal` aborts, the server refuses the credentials,
- * or a secret is missing. Do not await it before listening: the gateway serves
+ * jitter) until it succeeds, `signal` aborts, or a secret is missing. Refused
+ * credentials are retried too, as on a reconnect: secret files are read again
+ * on each attempt, so a gateway started before its credentials were issued or
+ * accepted connects once they are, without a restart (NatsStatus logs each
+ * refusal at error). Do not await it before listening: the gateway serves
  * (not-ready) meanwhile.
  */
 export async function connectNats(
@@ -150,19 +152,10 @@ export async function connectNats(
       return nc;
     } catch (err) {
       opts.status?.failed(err);
-      if (isFatal(err)) throw err;
+      if (err instanceof Error && err.name === "AbortError") throw err;
     }
     await sleep(wait + Math.random() * (options.reconnectJitter ?? 0), opts.signal);
   }
-}
-
-/** Refused credentials do not fix themselves; retrying would only hide the cause. */
-function isFatal(err: unknown): boolean {
-  return (
-    err instanceof errors.AuthorizationError ||
-    err instanceof errors.UserAuthenticationExpiredError ||
-    (err instanceof Error && err.name === "AbortError")
-  );
 }
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {

@@ -67,7 +67,7 @@ export class NatsStatus {
     this.#lastError = message;
     // A request's permission violation is that request's error, not the connection's.
     if (err instanceof Error && err.name === "PermissionViolationError") return;
-    this.#warnError(message);
+    this.#warnError(message, isRefusal(err));
   }
 
   /** Follows `nc` from now on; ends by itself when the connection closes. */
@@ -137,8 +137,11 @@ export class NatsStatus {
     }
   }
 
-  /** Logs `message` unless the same one was logged less than NATS_LOG_REPEAT_MS ago. */
-  #warnError(message: string): void {
+  /**
+   * Logs `message` unless the same one was logged less than NATS_LOG_REPEAT_MS
+   * ago; a refusal of the credentials at error, as it needs someone to act.
+   */
+  #warnError(message: string, refused = false): void {
     const now = this.#now().getTime();
     const last = this.#logged.get(message);
     if (last !== undefined && now - last < NATS_LOG_REPEAT_MS) return;
@@ -151,7 +154,14 @@ export class NatsStatus {
         : this.#state === "disconnected"
           ? "reconnect attempt failed"
           : "error";
-    this.#warn(`NATS: ${what}: ${message}`);
+    if (!refused) {
+      this.#warn(`NATS: ${what}: ${message}`);
+      return;
+    }
+    this.#lastWarnAt = now;
+    this.#log?.error(
+      `NATS: ${what}: ${message} (the server refuses the credentials; retrying, and secret files are read again on each attempt)`,
+    );
   }
 
   /** During a long outage, one line every NATS_LOG_REPEAT_MS says it goes on. */
@@ -165,4 +175,12 @@ export class NatsStatus {
     this.#lastWarnAt = this.#now().getTime();
     this.#log?.warn(message);
   }
+}
+
+/** The server refused the credentials (wrong, revoked or expired). */
+function isRefusal(err: unknown): boolean {
+  return (
+    err instanceof Error &&
+    (err.name === "AuthorizationError" || err.name === "UserAuthenticationExpiredError")
+  );
 }

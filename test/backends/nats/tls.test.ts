@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { connect, type NatsConnection, nkeys } from "@nats-io/transport-node";
 import t, { type Test } from "tap";
 import { connectNats, natsConnectOptions } from "../../../src/backends/nats/connection.js";
+import { NatsStatus } from "../../../src/backends/nats/status.js";
 import type { NatsAuth, NatsConfig } from "../../../src/config/types.js";
 import { startNatsServer } from "../../../src/devtools/nats-server.js";
 import { makeCa, makeCerts } from "../../helpers/certs.js";
@@ -132,9 +133,14 @@ t.test("nkey auth over TLS: the seed from a file signs the server's nonce", asyn
   const other = new TextDecoder().decode(nkeys.createUser().getSeed());
   const otherFile = join(dir, "other.nk");
   writeFileSync(otherFile, other);
-  const err = await connectNats({
-    ...config(server.url, { ca: certs.ca.cert }),
-    auth: { nkeySeed: { file: otherFile } },
-  }).catch((e: unknown) => e);
-  t.match(String(err), /Authorization/i, "an unknown nkey is refused, not retried");
+  const status = new NatsStatus();
+  const refused = await connectNats(
+    { ...config(server.url, { ca: certs.ca.cert }), auth: { nkeySeed: { file: otherFile } } },
+    { status, signal: AbortSignal.timeout(1500), reconnectTimeWaitMs: 100 },
+  ).then(
+    (nc) => nc.close(),
+    (e: unknown) => e,
+  );
+  t.match(status.lastError, /Authorization/i, "an unknown nkey is refused");
+  t.equal((refused as Error | undefined)?.name, "TimeoutError", "and retried until stopped");
 });
