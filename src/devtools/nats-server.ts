@@ -49,6 +49,13 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** `count` distinct free ports: freePort alone may hand the same one out twice in a row. */
+export async function freePorts(count: number): Promise<number[]> {
+  const ports = new Set<number>();
+  while (ports.size < count) ports.add(await freePort());
+  return [...ports];
+}
+
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
   if (!natsServerAvailable()) throw new Error(NATS_INSTALL_HINT);
   const port = options.port ?? (await freePort());

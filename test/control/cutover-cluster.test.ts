@@ -8,14 +8,12 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import t from "tap";
 import { CutoverBucket } from "../../src/control/cutover-store.js";
 import { Lease } from "../../src/control/plan-lease.js";
-import { freePort, type NatsServer, startNatsServer } from "../../src/devtools/nats-server.js";
+import { freePorts, type NatsServer, startNatsServer } from "../../src/devtools/nats-server.js";
 
-const clientPorts: number[] = [];
-const routePorts: number[] = [];
-for (let i = 0; i < 3; i++) {
-  clientPorts.push(await freePort());
-  routePorts.push(await freePort());
-}
+// Distinct: a route port handed out twice made a node fail to start (and the run fail).
+const ports = await freePorts(6);
+const clientPorts = ports.slice(0, 3);
+const routePorts = ports.slice(3);
 const nodes: NatsServer[] = [];
 for (let i = 0; i < 3; i++) {
   const routes = routePorts

@@ -7,7 +7,7 @@
 import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import t, { type Test } from "tap";
-import { freePort, startNatsServer } from "../../src/devtools/nats-server.js";
+import { freePorts, startNatsServer } from "../../src/devtools/nats-server.js";
 import { call, cutoverRoutes, TOKEN, within } from "../helpers/cutover-fixture.js";
 import { spawnServe } from "../helpers/serve-process.js";
 
@@ -18,13 +18,6 @@ interface Replica {
   readonly process: ChildProcess;
   readonly adminUrl: string;
   readonly output: { text: string };
-}
-
-/** Distinct free ports (freePort may hand the same one out twice in a row). */
-async function freePorts(count: number): Promise<number[]> {
-  const ports = new Set<number>();
-  while (ports.size < count) ports.add(await freePort());
-  return [...ports];
 }
 
 function spawnReplica(

@@ -3,7 +3,7 @@
  * helper waits until a request on any node reaches a subscriber on any other.
  */
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { freePort, type NatsServer, startNatsServer } from "../../src/devtools/nats-server.js";
+import { freePorts, type NatsServer, startNatsServer } from "../../src/devtools/nats-server.js";
 
 export interface NatsCluster {
   readonly nodes: readonly NatsServer[];
@@ -14,12 +14,9 @@ export interface NatsCluster {
 }
 
 export async function startNatsCluster(size = 3, name = "T"): Promise<NatsCluster> {
-  const clientPorts: number[] = [];
-  const clusterPorts: number[] = [];
-  for (let i = 0; i < size; i++) {
-    clientPorts.push(await freePort());
-    clusterPorts.push(await freePort());
-  }
+  const ports = await freePorts(2 * size);
+  const clientPorts = ports.slice(0, size);
+  const clusterPorts = ports.slice(size);
   const routeUrl = (i: number) => `nats://127.0.0.1:${clusterPorts[i]}`;
   const nodes: NatsServer[] = [];
   const stop = async () => {
