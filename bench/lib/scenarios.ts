@@ -7,7 +7,12 @@
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { freePort, type NatsServer, startNatsServer } from "../../src/devtools/nats-server.js";
+import {
+  freePort,
+  freePortPair,
+  type NatsServer,
+  startNatsServer,
+} from "../../src/devtools/nats-server.js";
 import { type CheckResult, checkGateway, type GatewayExpectation } from "./gateway-check.js";
 import type { LoadTarget } from "./load.js";
 import { REGION, USER_JSON, USER_RECORD } from "./payload.js";
@@ -149,7 +154,7 @@ async function startGateway(
   config: string,
   extraArgs: readonly string[] = [],
 ): Promise<Gateway> {
-  const [port, adminPort] = [await freePort(), await freePort()];
+  const [port, adminPort] = await freePortPair();
   const child = await spawnChild(
     "gateway",
     process.execPath,

@@ -56,6 +56,12 @@ export async function freePorts(count: number): Promise<number[]> {
   return [...ports];
 }
 
+/** Two distinct free ports: a listener's and its admin listener's. */
+export async function freePortPair(): Promise<[number, number]> {
+  const [first = 0, second = 0] = await freePorts(2);
+  return [first, second];
+}
+
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
   if (!natsServerAvailable()) throw new Error(NATS_INSTALL_HINT);
   const port = options.port ?? (await freePort());

@@ -11,7 +11,7 @@ import { cpSync, readFileSync, writeFileSync } from "node:fs";
 import { createConnection, createServer, type Socket } from "node:net";
 import { dirname, join } from "node:path";
 import t, { type Test } from "tap";
-import { freePort, type NatsServer } from "../../src/devtools/nats-server.js";
+import { freePortPair, type NatsServer } from "../../src/devtools/nats-server.js";
 import {
   spawnServe,
   startUsersGetWorker,
@@ -24,7 +24,7 @@ const count = (text: string, pattern: RegExp) => text.match(pattern)?.length ?? 
 
 /** `serve --workers 2` on `routes`, both workers up and ready; fresh connections round-robin. */
 async function startTwoWorkers(t: Test, routes: string, natsUrl: string) {
-  const [port, adminPort] = [await freePort(), await freePort()];
+  const [port, adminPort] = await freePortPair();
   const args = ["--config", routes, "--nats-url", natsUrl, "--workers", "2"];
   const ports = ["--port", String(port), "--admin-port", String(adminPort)];
   const { gateway, output } = spawnServe(t, [...args, ...ports]);

@@ -11,7 +11,7 @@ import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t, { type Test } from "tap";
-import { freePort, type NatsServer } from "../../src/devtools/nats-server.js";
+import { freePortPair, type NatsServer } from "../../src/devtools/nats-server.js";
 import { startHoldingWorker } from "../helpers/routes-and-workers.js";
 import {
   servingUrls,
@@ -95,7 +95,7 @@ t.test(
 /** `serve --workers 2` in a process group of its own, both workers ready, before a holding worker. */
 async function twoReadyWorkers(t: Test) {
   const { server, release, arrivals } = await startHoldingWorker(t);
-  const [port, adminPort] = [await freePort(), await freePort()];
+  const [port, adminPort] = await freePortPair();
   const spawned = spawnServeGroup(t, server, { port, adminPort }, ["--workers", "2"]);
   await waitUntil(() => count(spawned.output.text, /serving on/g) === 2, 40_000);
   const readyz = `http://127.0.0.1:${adminPort}/readyz`;

@@ -6,7 +6,7 @@
  */
 import { once } from "node:events";
 import t, { type Test } from "tap";
-import { freePort } from "../../src/devtools/nats-server.js";
+import { freePortPair } from "../../src/devtools/nats-server.js";
 import {
   ClusterMetricsClient,
   type PrimaryChannel,
@@ -21,7 +21,7 @@ import {
 /** `turnout serve --workers 2` at info (request log lines carry each worker's pid), both up. */
 async function serveTwoWorkers(t: Test) {
   const server = await startUsersGetWorker(t);
-  const [port, adminPort] = [await freePort(), await freePort()];
+  const [port, adminPort] = await freePortPair();
   const admin = `http://127.0.0.1:${adminPort}`;
   const { gateway, output } = spawnServe(
     t,

@@ -3,7 +3,7 @@ import { type AddressInfo, createServer } from "node:net";
 import { connect } from "@nats-io/transport-node";
 import t from "tap";
 import { loadProtos } from "../../src/codec/protos.js";
-import { freePort, startNatsServer } from "../../src/devtools/nats-server.js";
+import { freePort, freePortPair, startNatsServer } from "../../src/devtools/nats-server.js";
 import { startWorker } from "../../src/worker/index.js";
 import {
   USERS_GET_ROUTE as ROUTE,
@@ -128,13 +128,24 @@ t.test("SIGTERM finishes the request in flight, drains and exits 0", async (t) =
 t.test("--workers 2 serves from two processes and drains both on SIGTERM", async (t) => {
   const server = await startUsersGetWorker(t);
 
-  const [port, adminPort] = [await freePort(), await freePort()];
+  const [port, adminPort] = await freePortPair();
   const { gateway, output } = spawnServe(t, [
     ...usersGetServeArgs(server.url, { port, adminPort }),
     "--workers",
     "2",
   ]);
-  await waitFor(`http://127.0.0.1:${adminPort}/readyz`, (status) => status === 200, 20_000);
+  await waitUntil(() => output.text.match(/serving on/g)?.length === 2, 20_000);
+  // Fresh connections go round-robin over the workers: a run of ready answers
+  // means both are connected to NATS (one listening worker may still connect).
+  let readyInARow = 0;
+  await waitUntil(async () => {
+    const res = await fetch(`http://127.0.0.1:${adminPort}/readyz`, {
+      headers: { connection: "close" },
+    });
+    await res.arrayBuffer();
+    readyInARow = res.status === 200 ? readyInARow + 1 : 0;
+    return readyInARow >= 6;
+  }, 20_000);
   // Each fresh connection may land on either worker; both must answer correctly.
   for (let i = 0; i < 20; i++) {
     const res = await fetch(`http://127.0.0.1:${port}/v1/regions/eu/users/u-${i}`, {
@@ -142,7 +153,6 @@ t.test("--workers 2 serves from two processes and drains both on SIGTERM", async
     });
     t.equal(res.status, 200);
   }
-  await waitUntil(() => output.text.match(/serving on/g)?.length === 2, 20_000);
   t.pass("two gateway processes listen");
   t.match(output.text, /starting 2 workers/);
 

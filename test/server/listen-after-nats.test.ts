@@ -6,7 +6,7 @@
 import { connect } from "@nats-io/transport-node";
 import t, { type Test } from "tap";
 import { loadConfigAndProtos } from "../../src/config/load.js";
-import { freePort, startNatsServer } from "../../src/devtools/nats-server.js";
+import { freePort, freePortPair, startNatsServer } from "../../src/devtools/nats-server.js";
 import { type RunningGateway, startGateway } from "../../src/server/start.js";
 import { USERS_GET_ROUTE } from "../helpers/serve-process.js";
 import { writeRoutes } from "../helpers/stack.js";
@@ -18,7 +18,7 @@ async function startWaiting(
   listenAfterNats: { maxWaitMs: number; abort?: AbortSignal },
 ) {
   const { config, root } = loadConfigAndProtos(writeRoutes(USERS_GET_ROUTE), { natsUrl });
-  const [port, adminPort] = [await freePort(), await freePort()];
+  const [port, adminPort] = await freePortPair();
   const startedAt = Date.now();
   const started = startGateway({
     config,
