@@ -9,6 +9,7 @@ import {
   type DeadLetterFilter,
   type DeadLetterStore,
   parseSince,
+  shownLetter,
 } from "../backends/nats/dead-letters.js";
 import type { RouteConfig } from "../config/types.js";
 import { TurnoutError } from "../errors.js";
@@ -90,7 +91,7 @@ function registerDeadLetters(
     const letters = await deadLetters.list({ ...filter, limit: filter.limit + 1 });
     const page = letters.slice(0, filter.limit);
     const more = letters.length > filter.limit;
-    return { deadLetters: page, more, after: more ? page.at(-1)?.seq : undefined };
+    return { deadLetters: page.map(shownLetter), more, after: more ? page.at(-1)?.seq : undefined };
   });
   admin.post("/admin/dlq/replay", async (req) => {
     refuseQuery(req.query as Record<string, unknown>);

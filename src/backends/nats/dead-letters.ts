@@ -795,6 +795,24 @@ function toLetter(seq: number, time: Date, header: MsgHdrs, data: Uint8Array): D
   };
 }
 
+/** Headers whose values are credentials: kept for the replay, never shown. */
+const SECRET_HEADERS = new Set(["authorization", "proxy-authorization", "cookie", "turnout-token"]);
+
+/**
+ * The letter as the admin API shows it: the values of credential headers a
+ * route forwards (Authorization, cookies) replaced by "[redacted]". The
+ * stored letter keeps them, so a replay still sends what the worker needs.
+ */
+export function shownLetter(letter: DeadLetter): DeadLetter {
+  const headers: Record<string, string[]> = {};
+  for (const [name, values] of Object.entries(letter.headers)) {
+    headers[name] = SECRET_HEADERS.has(name.toLowerCase())
+      ? values.map(() => "[redacted]")
+      : values;
+  }
+  return { ...letter, headers };
+}
+
 type Who = Pick<ReplayOutcome, "seq" | "route" | "requestId">;
 
 function failedWith(who: Who, error: unknown): ReplayOutcome {
