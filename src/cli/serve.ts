@@ -10,6 +10,7 @@ import { natsSettingProblems } from "../backends/nats/connection.js";
 import { loadConfigAndProtos } from "../config/load.js";
 import { ConfigError } from "../errors.js";
 import { joinClusterMetrics } from "../observability/cluster-metrics.js";
+import { CREDENTIAL_HEADERS, headerPath } from "../observability/credential-headers.js";
 import { startGateway } from "../server/start.js";
 import { formatProblemLine, type Output } from "./check.js";
 import {
@@ -30,14 +31,10 @@ import { onStopSignals, type StopRequest } from "./stop-signals.js";
  * own switch token, cookies both ways, and the NATS auth secrets.
  */
 export const LOG_REDACT = [
-  "req.headers.authorization",
-  "req.headers.cookie",
-  'req.headers["turnout-token"]',
-  'req.headers["proxy-authorization"]',
-  "headers.authorization",
-  "headers.cookie",
-  'headers["turnout-token"]',
-  'headers["proxy-authorization"]',
+  ...CREDENTIAL_HEADERS.flatMap((name) => [
+    headerPath("req.headers", name),
+    headerPath("headers", name),
+  ]),
   'res.headers["set-cookie"]',
   "authorization",
   "cookie",

@@ -8,6 +8,7 @@ import { startNatsServer } from "../../src/devtools/nats-server.js";
 import { captured } from "../helpers/cli-output.js";
 import { call, within } from "../helpers/cutover-fixture.js";
 import { ordersGetRoute } from "../helpers/route-yaml.js";
+import { startPaidOrdersWorker } from "../helpers/routes-and-workers.js";
 import { startStack, writeRoutes } from "../helpers/stack.js";
 
 const routesFile = writeRoutes(
@@ -52,15 +53,8 @@ t.test(
       /orders\.get\treq-cli-1\tfailed TURNOUT_ERR_NO_RESPONDERS: .* \(kept\)\nreplayed 1: 0 ok, 1 failed\n/,
     );
 
-    const seen: Msg[] = [];
-    const sub = stack.nc.subscribe("svc.orders.get", {
-      callback: (_err, msg) => {
-        seen.push(msg);
-        const { id } = getType.decode(msg.data) as protobuf.Message & { id: string };
-        msg.respond(orderType.encode(orderType.fromObject({ id, status: "PAID" })).finish());
-      },
-    });
-    t.teardown(() => sub.unsubscribe());
+    const { seen, stop } = startPaidOrdersWorker(stack.nc, stack.root);
+    t.teardown(stop);
     await stack.nc.flush();
 
     const replay = await cli("replay", "--since", "10m");

@@ -12,6 +12,7 @@ import {
   type PrimaryChannel,
 } from "../../src/observability/cluster-metrics.js";
 import {
+  exitCode,
   spawnServe,
   startUsersGetWorker,
   usersGetServeArgs,
@@ -242,14 +243,9 @@ t.test(
       );
     }
 
-    const exited = once(gateway, "exit");
     gateway.kill("SIGTERM");
-    const [code] = await Promise.race([
-      exited,
-      new Promise<[string]>((resolve) => setTimeout(() => resolve(["no exit in 30 s"]), 30_000)),
-    ]);
     t.equal(
-      code,
+      await exitCode(gateway, 30_000),
       0,
       `the primary exits 0 once both workers drained; output:\n${tail(output.text)}`,
     );
@@ -303,14 +299,9 @@ t.test(
       );
     }
 
-    const exited = once(gateway, "exit");
     gateway.kill("SIGTERM");
-    const [code] = await Promise.race([
-      exited,
-      new Promise<[string]>((resolve) => setTimeout(() => resolve(["no exit in 30 s"]), 30_000)),
-    ]);
     t.equal(
-      code,
+      await exitCode(gateway, 30_000),
       0,
       `the primary exits 0 once both workers drained; output:\n${tail(output.text)}`,
     );

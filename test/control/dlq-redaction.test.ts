@@ -3,12 +3,11 @@
  * Its dead letters keep them, so a replay sends what the worker needs, but
  * the admin API never shows their values.
  */
-import type { Msg } from "@nats-io/transport-node";
-import type protobuf from "protobufjs";
 import t from "tap";
 import { listDeadLetters } from "../../src/backends/nats/dead-letters.js";
 import { call, TOKEN, within } from "../helpers/cutover-fixture.js";
 import { ordersGetRoute } from "../helpers/route-yaml.js";
+import { startPaidOrdersWorker } from "../helpers/routes-and-workers.js";
 import { startStack, writeRoutes } from "../helpers/stack.js";
 
 const routes = writeRoutes(
@@ -35,17 +34,8 @@ t.test(
     t.notMatch(JSON.stringify(listed.body), /client-secret/);
 
     // A worker is back: the replay carries the real value.
-    const seen: Msg[] = [];
-    const getType = stack.root.lookupType("orders.v1.GetOrderRequest");
-    const orderType = stack.root.lookupType("orders.v1.Order");
-    const sub = stack.nc.subscribe("svc.orders.get", {
-      callback: (_err, msg) => {
-        seen.push(msg);
-        const { id } = getType.decode(msg.data) as protobuf.Message & { id: string };
-        msg.respond(orderType.encode(orderType.fromObject({ id, status: "PAID" })).finish());
-      },
-    });
-    t.teardown(() => sub.unsubscribe());
+    const { seen, stop } = startPaidOrdersWorker(stack.nc, stack.root);
+    t.teardown(stop);
     await stack.nc.flush();
     const replayed = await call(`${gateway.adminUrl}/admin/dlq/replay`, {
       method: "POST",

@@ -126,6 +126,27 @@ export function startUsersWorker(
   return [get, list, create];
 }
 
+/**
+ * An orders.get worker that answers every request with a PAID order of the
+ * asked id and keeps what it received (a dead letter's replay target).
+ */
+export function startPaidOrdersWorker(
+  nc: NatsConnection,
+  root: protobuf.Root,
+): { seen: Msg[]; stop: () => void } {
+  const getType = root.lookupType("orders.v1.GetOrderRequest");
+  const orderType = root.lookupType("orders.v1.Order");
+  const seen: Msg[] = [];
+  const sub = nc.subscribe("svc.orders.get", {
+    callback: (_err, msg) => {
+      seen.push(msg);
+      const { id } = getType.decode(msg.data) as protobuf.Message & { id: string };
+      msg.respond(orderType.encode(orderType.fromObject({ id, status: "PAID" })).finish());
+    },
+  });
+  return { seen, stop: () => sub.unsubscribe() };
+}
+
 /** Orders responder without the kit, to send what a broken worker would. */
 export function startOrdersResponder(nc: NatsConnection, root: protobuf.Root): void {
   const getType = root.lookupType("orders.v1.GetOrderRequest");

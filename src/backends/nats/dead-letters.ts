@@ -40,6 +40,7 @@ import { parseTimestamp } from "../../codec/time.js";
 import type { RouteConfig } from "../../config/types.js";
 import { parseDuration } from "../../config/units.js";
 import { type ErrorCode, TurnoutError } from "../../errors.js";
+import { CREDENTIAL_HEADERS } from "../../observability/credential-headers.js";
 import type { GatewayMetrics } from "../../observability/metrics.js";
 import { compileSubject } from "../../routing/subject.js";
 import type { RouteInput } from "../../server/nats-pipeline.js";
@@ -795,8 +796,7 @@ function toLetter(seq: number, time: Date, header: MsgHdrs, data: Uint8Array): D
   };
 }
 
-/** Headers whose values are credentials: kept for the replay, never shown. */
-const SECRET_HEADERS = new Set(["authorization", "proxy-authorization", "cookie", "turnout-token"]);
+const CREDENTIALS = new Set(CREDENTIAL_HEADERS);
 
 /**
  * The letter as the admin API shows it: the values of credential headers a
@@ -806,9 +806,7 @@ const SECRET_HEADERS = new Set(["authorization", "proxy-authorization", "cookie"
 export function shownLetter(letter: DeadLetter): DeadLetter {
   const headers: Record<string, string[]> = {};
   for (const [name, values] of Object.entries(letter.headers)) {
-    headers[name] = SECRET_HEADERS.has(name.toLowerCase())
-      ? values.map(() => "[redacted]")
-      : values;
+    headers[name] = CREDENTIALS.has(name.toLowerCase()) ? values.map(() => "[redacted]") : values;
   }
   return { ...letter, headers };
 }

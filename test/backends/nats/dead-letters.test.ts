@@ -1,5 +1,5 @@
 import { jetstreamManager } from "@nats-io/jetstream";
-import { connect, type Msg, type NatsConnection } from "@nats-io/transport-node";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type protobuf from "protobufjs";
 import t, { type Test } from "tap";
 import {
@@ -17,6 +17,7 @@ import { TurnoutError } from "../../../src/errors.js";
 import { GatewayMetrics } from "../../../src/observability/metrics.js";
 import { call, within } from "../../helpers/cutover-fixture.js";
 import { ordersGetRoute } from "../../helpers/route-yaml.js";
+import { startPaidOrdersWorker } from "../../helpers/routes-and-workers.js";
 import { startStack, writeRoutes } from "../../helpers/stack.js";
 
 const TOKEN = "dlq-test-token";
@@ -26,24 +27,13 @@ const routesFile = writeRoutes(
 const stack = await startStack(t, routesFile, { jetstream: true, adminToken: TOKEN });
 const gw = stack.gateway;
 const getType = stack.root.lookupType("orders.v1.GetOrderRequest");
-const orderType = stack.root.lookupType("orders.v1.Order");
 
 function deadLetterCount(): number {
   return gw.metrics.deadLetters.cell("orders.get").value;
 }
 
 /** A worker for svc.orders.get that keeps what it received. */
-function startWorker(): { seen: Msg[]; stop: () => void } {
-  const seen: Msg[] = [];
-  const sub = stack.nc.subscribe("svc.orders.get", {
-    callback: (_err, msg) => {
-      seen.push(msg);
-      const { id } = getType.decode(msg.data) as protobuf.Message & { id: string };
-      msg.respond(orderType.encode(orderType.fromObject({ id, status: "PAID" })).finish());
-    },
-  });
-  return { seen, stop: () => sub.unsubscribe() };
-}
+const startWorker = () => startPaidOrdersWorker(stack.nc, stack.root);
 
 async function failOne(id: string): Promise<Response> {
   return fetch(`${gw.url}/v1/orders/${id}`, {
