@@ -46,6 +46,12 @@ export interface GatewayDeps {
   readonly requester: Requester;
   readonly legacy: LegacyUpstreams;
   readonly cutover: CutoverState;
+  /**
+   * False while the live cutover state is loading: routes with two sides are
+   * then refused (503), not split on routes.yaml's values. Without it, the
+   * values in `cutover` are taken as final.
+   */
+  readonly cutoverLoaded?: () => boolean;
   readonly mirrors: Mirrors;
   readonly adminToken: AdminToken;
   readonly metrics: GatewayMetrics;
@@ -429,6 +435,7 @@ function compileHandler(
     natsCall: compile(route, deps.root, deps.requester, deps.metrics.route(route.name)),
     legacy: deps.legacy,
     cutover: deps.cutover.of(route.name),
+    cutoverLoaded: deps.cutoverLoaded ?? (() => true),
     mirrors: deps.mirrors,
     adminToken: deps.adminToken,
     metrics: deps.metrics,

@@ -48,6 +48,11 @@ export interface RouteHandlerDeps {
   readonly natsCall: RouteCall;
   readonly legacy: LegacyUpstreams;
   readonly cutover: Readonly<LiveCutover>;
+  /**
+   * False until the live cutover state has loaded: until then `cutover` holds
+   * routes.yaml's values, which the KV may have replaced.
+   */
+  readonly cutoverLoaded: () => boolean;
   readonly mirrors: Mirrors;
   readonly adminToken: AdminToken;
   readonly metrics: GatewayMetrics;
@@ -76,6 +81,20 @@ const FALLBACK_REASONS: Readonly<Record<string, string>> = {
   TURNOUT_ERR_BREAKER_OPEN: "breaker_open",
 };
 
+/**
+ * Served on routes.yaml's split, a request might go to the side the KV has
+ * moved its user away from: a user flips sides for as long as this replica
+ * starts (without JetStream quorum, indefinitely). Refused instead, so the
+ * client retries on a replica that knows the split.
+ */
+function splitUnknown(routeName: string, reply: FastifyReply): TurnoutError {
+  reply.header("retry-after", "1");
+  return new TurnoutError(
+    "TURNOUT_ERR_CUTOVER_UNAVAILABLE",
+    `the live cutover state is not loaded yet, so this replica does not know ${routeName}'s split (routes.yaml's values may be outdated)`,
+  );
+}
+
 /** `turnout_breaker_state` values. */
 const STATE_VALUE: Readonly<Record<BreakerState, number>> = { closed: 0, halfOpen: 1, open: 2 };
 
@@ -98,6 +117,9 @@ export function compileRouteHandler(routeDeps: RouteHandlerDeps): RouteHandler {
     reply.header("x-request-id", req.id);
     const input = routeInput(req);
     const forcedTo = forced(req);
+    if (forcedTo === undefined && hasLegacy && !deps.cutoverLoaded()) {
+      throw splitUnknown(route.name, reply);
+    }
     const side =
       forcedTo ??
       (hasLegacy ? decideSide(bucketOf(stickyKeyOf(stickyFacts(req))), cutover.nats) : "nats");

@@ -112,6 +112,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     requester: parts.nats,
     legacy: parts.legacy,
     cutover: parts.cutover,
+    cutoverLoaded: () => parts.cutoverStore.mode !== "starting",
     mirrors: parts.mirrors,
     adminToken: parts.adminToken,
     metrics: parts.metrics,

@@ -89,6 +89,8 @@ export async function startStack(
   });
   stops.push(() => gateway.close());
   await gateway.connected;
+  // Routes with two sides answer 503 until the live cutover state (or its absence) is known.
+  await gateway.cutoverStore.settled;
   const nc = await connect({ servers: server.url });
   stops.push(() => nc.close());
   return { server, gateway, config, root, nc };

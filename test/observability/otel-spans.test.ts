@@ -79,6 +79,7 @@ await nc.flush();
 async function gateway(otel: OtelOptions | false): Promise<RunningGateway> {
   const running = await startLoopbackGateway({ config, root, otel });
   await running.connected;
+  await running.cutoverStore.settled;
   return running;
 }
 
