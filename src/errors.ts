@@ -77,6 +77,8 @@ export const ErrorCodes = {
   TURNOUT_ERR_IDEMPOTENCY_KEY_REUSED: { status: 422, title: "Idempotency-Key reused" },
   /** A `mode: publish` route's subject is stored by no JetStream stream. */
   TURNOUT_ERR_NO_STREAM: { status: 503, title: "No stream for the subject" },
+  /** A `mode: publish` route on a NATS server that runs without JetStream. */
+  TURNOUT_ERR_NO_JETSTREAM: { status: 503, title: "JetStream not enabled" },
   /** A NATS or JetStream call failed for a reason no other code names (e.g. a dead letter's replay). */
   TURNOUT_ERR_NATS: { status: 502, title: "NATS call failed" },
   /** `turnout contract`: lines of the samples file that are not valid samples (every one listed). */

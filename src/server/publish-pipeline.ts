@@ -17,6 +17,7 @@ import type { IncomingHttpHeaders } from "node:http";
 import type { PubAck, StoredMsg } from "@nats-io/jetstream";
 import { errors } from "@nats-io/transport-node";
 import type protobuf from "protobufjs";
+import { isJetStreamMissing } from "../backends/nats/connection.js";
 import { compileRequestHeaders } from "../backends/nats/headers.js";
 import { hasJetStream, type JetStreamSource, type Requester } from "../backends/nats/link.js";
 import { tooLargeForServer } from "../backends/nats/requester.js";
@@ -81,7 +82,9 @@ export function compilePublishPipeline(
         });
     const retrying = key === undefined ? retryingUnkeyed : retryingKeyed;
     // A mirrored request is never retried: it must not add load to a struggling side.
-    const ack = await (shadow ? publish() : retrying(publish));
+    const ack = await (shadow ? publish() : retrying(publish)).catch((err: unknown) =>
+      explainNoStream(err, requester, subject),
+    );
     if (ack.duplicate && key !== undefined) {
       await refuseKeyReuse(requester, ack, subject, payload, key);
     }
@@ -123,6 +126,33 @@ async function refuseKeyReuse(
       `(stored as ${ack.stream} seq ${ack.seq}); use a new key for a new request`,
     { field: IDEMPOTENCY_KEY_HEADER },
   );
+}
+
+/**
+ * nats.js reports a subject no stream stores and a server without JetStream
+ * alike, yet they ask different things of an operator (create a stream, or
+ * enable JetStream): after a NO_STREAM the server is asked which it is (one
+ * JetStream API call, on this failure only). Always throws.
+ */
+async function explainNoStream(
+  err: unknown,
+  requester: JetStreamSource,
+  subject: string,
+): Promise<never> {
+  if (!(err instanceof TurnoutError) || err.code !== "TURNOUT_ERR_NO_STREAM") throw err;
+  try {
+    const jsm = await requester.jetstream().jetstreamManager(false);
+    await jsm.getAccountInfo();
+  } catch (asked) {
+    if (isJetStreamMissing(asked)) {
+      throw new TurnoutError(
+        "TURNOUT_ERR_NO_JETSTREAM",
+        `the NATS server runs without JetStream, which a publish route needs to store ${subject}`,
+        { cause: err },
+      );
+    }
+  }
+  throw err;
 }
 
 /**
