@@ -32,6 +32,8 @@ export class Binding {
   readonly #readRoot: (value: unknown) => unknown;
   readonly #mode: number;
   readonly #bodyField: FieldCodec | undefined;
+  /** What a body of JSON null sets the body field to; undefined: null leaves it unset. */
+  readonly #bodyNull: unknown;
   readonly #paramTargets: readonly ParamTarget[];
   readonly #routeName: string;
   /** Reused while resolving one query key (no allocation for undotted keys). */
@@ -49,6 +51,7 @@ export class Binding {
       const field = root.byKey.get(route.body!);
       if (field === undefined) this.#config(`body "${route.body}" is not a field of ${root.label}`);
       this.#bodyField = field;
+      if (!field.repeated && field.map === undefined) this.#bodyNull = field.kind.nullValue;
     }
     this.#paramTargets = route.pathParams.map((param) => this.#target(param));
   }
@@ -112,9 +115,14 @@ export class Binding {
     const message: Plain = {};
     if (this.#mode === FIELD_BODY) {
       const field = this.#bodyField!;
-      if (body !== undefined && body !== null) {
-        message[field.name] = readWith(field.read, body, "$");
-        if (field.oneof !== undefined) message[field.oneof] = field.name;
+      // undefined: no body at all. A body that is JSON null reads as null
+      // does in an object: unset, or NULL_VALUE for a Value or NullValue field.
+      if (body !== undefined) {
+        const value = body !== null ? readWith(field.read, body, "$") : this.#bodyNull;
+        if (value !== undefined) {
+          message[field.name] = value;
+          if (field.oneof !== undefined) message[field.oneof] = field.name;
+        }
       }
     } else if (!isEmptyBody(body)) {
       throw new TurnoutError(

@@ -6,7 +6,12 @@
  * number is parsed again with lossless-json, which keeps every number that a
  * JS number cannot hold exactly as a `LosslessNumber` (its decimal text).
  */
-import { isSafeNumber, LosslessNumber, parse as parseLossless } from "lossless-json";
+import {
+  isSafeNumber,
+  LosslessNumber,
+  type ParseOptions,
+  parse as parseLossless,
+} from "lossless-json";
 import { TurnoutError } from "../errors.js";
 import { duplicateKey } from "./duplicate-keys.js";
 
@@ -61,6 +66,13 @@ function parseNumber(text: string): number | LosslessNumber {
 }
 
 /**
+ * lossless-json throws on a key given twice (unless both values are equal) and
+ * its error has no JSON path. Keeping the first value instead lets the check
+ * that follows every parse (duplicateKey) name it as on the JSON.parse path.
+ */
+const LOSSLESS: ParseOptions = { parseNumber, onDuplicateKey: () => undefined };
+
+/**
  * JSON.parse, except that numbers a JS number would round come back as
  * `LosslessNumber`. Invalid JSON is a TURNOUT_ERR_BAD_JSON with the position;
  * so is a key given twice in one object (JSON.parse would keep the last one).
@@ -80,7 +92,7 @@ export function parseJsonBody(text: string): unknown {
 
 function parseWhole(text: string): unknown {
   try {
-    return mayRoundNumbers(text) ? parseLossless(text, null, parseNumber) : JSON.parse(text);
+    return mayRoundNumbers(text) ? parseLossless(text, null, LOSSLESS) : JSON.parse(text);
   } catch (error) {
     throw badJson(text, error);
   }
@@ -95,7 +107,7 @@ function badJson(text: string, error: unknown): TurnoutError {
   let message = error instanceof Error ? error.message : String(error);
   if (!/at position \d+/.test(message)) {
     try {
-      parseLossless(text);
+      parseLossless(text, null, LOSSLESS);
     } catch (lossless) {
       if (lossless instanceof Error) message = lossless.message;
     }

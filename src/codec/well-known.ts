@@ -8,6 +8,7 @@ import { isLosslessNumber } from "lossless-json";
 import protobuf from "protobufjs";
 import { quote, readString, SCALAR_KINDS, type ValueKind, type Writer } from "./kinds.js";
 import { formatDouble, longToNumber } from "./numbers.js";
+import { allowedWireTypes, checkUnknowns } from "./printer.js";
 import { BadReply, BadValue, keySegment, rethrowUnder, show } from "./problems.js";
 import { formatDuration, formatTimestamp, parseDuration, parseTimestamp } from "./time.js";
 
@@ -50,6 +51,21 @@ function fieldName(type: protobuf.Type, id: number): string {
   return field.name;
 }
 
+/**
+ * What plain messages check before printing (MessageKind's printer): protobufjs
+ * keeps a known field that arrived with the wrong wire type in `$unknowns`
+ * (when the reply is decoded keeping unknowns) and leaves the field at its
+ * default, which must be a bad reply, not a printed default. One property
+ * read per message when there is none.
+ */
+function wireTypeCheck(type: protobuf.Type): (m: { $unknowns?: Uint8Array[] }) => void {
+  const allowed = allowedWireTypes(type);
+  return (m) => {
+    const unknowns = m.$unknowns;
+    if (unknowns !== undefined) checkUnknowns(type, allowed, unknowns);
+  };
+}
+
 /** A message kind with a fixed printer for every option variant. */
 function messageKind(
   label: string,
@@ -83,7 +99,11 @@ function timeKind(type: protobuf.Type, timestamp: boolean): ValueKind {
     out[nanos] = value.nanos;
     return out;
   };
-  const write: Writer = (m) => `"${format(longToNumber(m[seconds]), m[nanos] ?? 0)}"`;
+  const check = wireTypeCheck(type);
+  const write: Writer = (m) => {
+    check(m);
+    return `"${format(longToNumber(m[seconds]), m[nanos] ?? 0)}"`;
+  };
   return messageKind(
     label,
     (v) => {
@@ -99,6 +119,7 @@ function wrapperKind(type: protobuf.Type): ValueKind {
   const valueField = type.fieldsById[1]!;
   const name = valueField.name;
   const inner = SCALAR_KINDS[valueField.type]!;
+  const check = wireTypeCheck(type);
   const wrap = (value: unknown) => {
     const out: Record<string, unknown> = {};
     out[name] = value;
@@ -112,6 +133,7 @@ function wrapperKind(type: protobuf.Type): ValueKind {
       const write = inner.writer(bits);
       const empty = inner.defaultText(bits);
       return (m) => {
+        check(m);
         const value = m[name];
         return value == null ? empty : write(value);
       };
@@ -147,8 +169,11 @@ function fieldMaskKind(type: protobuf.Type): ValueKind {
     if (CAMEL_PATH.test(camel) && toSnake(camel) === path) return camel;
     throw new BadReply(`FieldMask path ${show(path)} has no lowerCamel form that reads back`);
   };
-  const write: Writer = (m) =>
-    JSON.stringify(((m[paths] ?? []) as string[]).map(printable).join(","));
+  const check = wireTypeCheck(type);
+  const write: Writer = (m) => {
+    check(m);
+    return JSON.stringify(((m[paths] ?? []) as string[]).map(printable).join(","));
+  };
   return messageKind(
     "FieldMask",
     (v) => {
@@ -187,6 +212,9 @@ function structKinds(ns: protobuf.Namespace): StructKinds {
     return out;
   };
   const nullValue = Object.freeze(one(NULL, 0));
+  const checkStruct = wireTypeCheck(structType);
+  const checkValue = wireTypeCheck(valueType);
+  const checkList = wireTypeCheck(listType);
 
   const readValue = (v: unknown): unknown => {
     switch (typeof v) {
@@ -241,6 +269,7 @@ function structKinds(ns: protobuf.Namespace): StructKinds {
   // Members of the oneof read their type default from the prototype when
   // unset: only own properties count.
   const writeValue: Writer = (m) => {
+    checkValue(m);
     if (Object.hasOwn(m, NUMBER)) {
       const n = m[NUMBER];
       if (!Number.isFinite(n)) throw new BadReply(`Value number_value ${n} is not valid JSON`);
@@ -253,12 +282,14 @@ function structKinds(ns: protobuf.Namespace): StructKinds {
     return "null"; // null_value, or a Value with no kind set
   };
   const writeList: Writer = (m) => {
+    checkList(m);
     const values: unknown[] = m[VALUES] ?? [];
     let out = "[";
     for (let i = 0; i < values.length; i++) out += (i === 0 ? "" : ",") + writeValue(values[i]);
     return `${out}]`;
   };
   const writeStruct: Writer = (m) => {
+    checkStruct(m);
     const fields: Record<string, unknown> = m[FIELDS] ?? {};
     let out = "";
     for (const key of Object.keys(fields)) {
@@ -281,6 +312,9 @@ interface AnyTarget {
   kind: ValueKind;
   writers: Array<Writer | undefined>;
 }
+
+/** The path segment of an Any's "@type" key. */
+const TYPE_KEY = keySegment("@type");
 
 /** Any: `{"@type": url, ...fields}`, or `{"@type": url, "value": ...}` for special types. */
 function anyKind(type: protobuf.Type, resolve: KindResolver): ValueKind {
@@ -316,6 +350,11 @@ function anyKind(type: protobuf.Type, resolve: KindResolver): ValueKind {
     const url = object["@type"];
     if (url === undefined && Object.keys(object).length === 0) return {};
     if (typeof url !== "string") throw new BadValue('Any needs a "@type" string');
+    try {
+      readString(url); // type_url is a protobuf string too: no lone surrogate
+    } catch (error) {
+      rethrowUnder(error, TYPE_KEY);
+    }
     const found = target(url);
     if (found === undefined) throw new BadValue(`unknown type in "@type": ${show(url)}`);
     let inner: unknown;
@@ -342,15 +381,21 @@ function anyKind(type: protobuf.Type, resolve: KindResolver): ValueKind {
     return out;
   };
 
+  const check = wireTypeCheck(type);
   const writer = (bits: number): Writer => {
     return (m) => {
+      check(m);
       const url: unknown = m[TYPE_URL];
       if (typeof url !== "string" || url === "") return "{}";
       const found = target(url);
       if (found === undefined) throw new BadReply(`Any holds an unknown type ${show(url)}`);
       let decoded: unknown;
       try {
-        decoded = found.type.decode(m[VALUE] ?? new Uint8Array(0));
+        // Unknowns kept, as for the reply itself, so the embedded message's
+        // printer sees a field with the wrong wire type.
+        const reader = protobuf.Reader.create(m[VALUE] ?? new Uint8Array(0));
+        reader.discardUnknown = false;
+        decoded = found.type.decode(reader);
       } catch (error) {
         throw new BadReply(`Any of ${url}: ${error instanceof Error ? error.message : error}`);
       }

@@ -259,6 +259,38 @@ t.test("body bound to a repeated field takes an array", async (t) => {
   t.same(bound(route({ body: "tags" }), {}, {}, ["a", "b"]), { tags: ["a", "b"] });
 });
 
+t.test(
+  "body bound to a Value or NullValue field: a body of JSON null sets null_value, as in a body * object; no body leaves it unset",
+  async (t) => {
+    const nullable = (body: string) =>
+      route({
+        request: "codectest.v1.NullableBody",
+        response: "codectest.v1.NullableBody",
+        body,
+        pathParams: [],
+      });
+    const whole = nullable("*");
+    for (const [field, key] of [
+      ["value", "value"],
+      ["picked", "picked"], // a Value in a oneof
+      ["maybe_null", "maybeNull"], // optional google.protobuf.NullValue
+    ] as const) {
+      const codec = nullable(field);
+      const bytes = codec.encodeRequest({}, {}, parseJsonBody("null"));
+      t.same(JSON.parse(codec.decodeResponse(bytes)), { [key]: null }, field);
+      t.same(
+        bytes,
+        whole.encodeRequest({}, {}, parseJsonBody(`{"${key}":null}`)),
+        `${field}: as *`,
+      );
+      t.same(bound(codec, {}, {}, undefined), {}, `${field}: no body`);
+    }
+    for (const field of ["inner", "values"]) {
+      t.same(bound(nullable(field), {}, {}, parseJsonBody("null")), {}, `${field}: null is unset`);
+    }
+  },
+);
+
 t.test("a route without body: no body, null, empty object are fine", async (t) => {
   for (const body of [undefined, null, "", {}]) {
     t.same(bound(search, { tenant: "a" }, {}, body), { tenant: "a" }, JSON.stringify(body));

@@ -86,6 +86,80 @@ t.test("a known field with the wrong wire type is TURNOUT_ERR_BAD_REPLY", async 
   t.match(nested.message, /field street \(number 1\) has wire type 0/);
 });
 
+const wellKnown = compileRouteCodec(root, {
+  name: "wkt",
+  request: "codectest.v1.WellKnown",
+  response: "codectest.v1.WellKnown",
+  error: undefined,
+  body: "*",
+  pathParams: [],
+  json: LEGACY,
+});
+const hex = (text: string) => new Uint8Array(Buffer.from(text.replace(/ /g, ""), "hex"));
+/** WellKnown.payload (16) = an Any of `url` holding `value`. */
+const anyReply = (url: string, value: string) => {
+  const any = type("google.protobuf.Any")
+    .encode({ type_url: url, value: hex(value) })
+    .finish();
+  return new Uint8Array([0x82, 0x01, any.length, ...any]);
+};
+
+t.test(
+  "a well-known type's field with the wrong wire type is TURNOUT_ERR_BAD_REPLY, not its default",
+  async (t) => {
+    const cases: Array<[string, string, RegExp]> = [
+      ["52 02 08 05", "StringValue value as a varint", /field value \(number 1\) has wire type 0/],
+      ["3a 03 0a 01 41", "Int32Value value as bytes", /field value \(number 1\) has wire type 2/],
+      [
+        "0a 03 0a 01 41",
+        "Timestamp seconds as bytes",
+        /field seconds \(number 1\) has wire type 2/,
+      ],
+      ["12 03 12 01 41", "Duration nanos as bytes", /field nanos \(number 2\) has wire type 2/],
+      ["7a 02 08 01", "FieldMask paths as a varint", /field paths \(number 1\) has wire type 0/],
+      ["6a 02 18 01", "Value string_value as a varint", /\(number 3\) has wire type 0/],
+      ["72 02 08 01", "ListValue values as a varint", /field values \(number 1\) has wire type 0/],
+      // meta (12) = Struct{fields{"a": Value{number_value as a varint}}}
+      ["62 09 0a 07 0a 01 61 12 02 10 01", "a Value in a Struct", /\(number 2\) has wire type 0/],
+      ["8201 02 08 01", "Any type_url as a varint", /\(number 1\) has wire type 0/],
+    ];
+    for (const [bytes, what, detail] of cases) {
+      const error = caught(() => wellKnown.decodeResponse(hex(bytes)));
+      t.equal(error.code, "TURNOUT_ERR_BAD_REPLY", what);
+      t.match(error.message, detail, what);
+    }
+    t.equal(
+      wellKnown.decodeResponse(hex("0a 04 08 01 28 01")),
+      wellKnown.decodeResponse(hex("0a 02 08 01")),
+      "an unknown field number in a Timestamp is still skipped",
+    );
+  },
+);
+
+t.test(
+  "a field with the wrong wire type in an Any's message is TURNOUT_ERR_BAD_REPLY, not left out",
+  async (t) => {
+    const inner = caught(() =>
+      wellKnown.decodeResponse(anyReply("type.googleapis.com/codectest.v1.Inner", "08 01")),
+    );
+    t.equal(inner.code, "TURNOUT_ERR_BAD_REPLY");
+    t.match(inner.message, /field name \(number 1\) has wire type 0/);
+    const wrapper = caught(() =>
+      wellKnown.decodeResponse(
+        anyReply("type.googleapis.com/google.protobuf.StringValue", "08 01"),
+      ),
+    );
+    t.match(wrapper.message, /field value \(number 1\) has wire type 0/);
+    t.match(
+      wellKnown.decodeResponse(
+        anyReply("type.googleapis.com/codectest.v1.Inner", "0a 01 41 f8 06 01"),
+      ),
+      /"payload":\{"@type":"type.googleapis.com\/codectest.v1.Inner","name":"A","count":0\}/,
+      "a good one prints, an unknown field number skipped",
+    );
+  },
+);
+
 t.test("unknown field numbers in a reply are skipped (forward compatible)", async (t) => {
   const good = User.encode({ id: "u1" }).finish();
   const withUnknown = new Uint8Array([...good, 0xf8, 0x06, 0x01]); // field 111, varint 1

@@ -244,6 +244,24 @@ t.test("a bad Any is a 400 naming the problem", async (t) => {
   );
 });
 
+t.test(
+  "an Any's @type with a lone surrogate is a 400 naming @type, as in a string field",
+  async (t) => {
+    rejects(
+      t,
+      '{"payload":{"@type":"x\\ud800/codectest.v1.Inner"}}',
+      '$.payload["@type"]',
+      /lone UTF-16 surrogate/,
+    );
+    rejects(
+      t,
+      '{"payload":{"@type":"type.googleapis.com/codectest.v1.Inner\\udc00","name":"a"}}',
+      '$.payload["@type"]',
+      /lone UTF-16 surrogate/,
+    );
+  },
+);
+
 t.test("an Any's @type must end in the fully-qualified name, not a relative one", async (t) => {
   for (const url of ["type.googleapis.com/Inner", "x/v1.Inner", "x/.codectest.v1.Inner"]) {
     rejects(t, `{"payload":{"@type":"${url}"}}`, "$.payload", /unknown type in "@type"/);
