@@ -91,10 +91,10 @@ export async function runServe(
     // Validated in the primary too, so a bad table is reported once, not per worker.
     const { config, root } = loadConfigAndProtos(settings.configFile, {
       natsUrl: settings.natsUrl,
+      // `check` leaves the secrets alone (CI has none); serving needs them now,
+      // reported at their keys with the file's other problems.
+      checkNats: (nats) => natsSettingProblems(nats, settings.configFile),
     });
-    // `check` leaves the secrets alone (CI has none); serving needs them now.
-    const natsProblems = natsSettingProblems(config.nats, settings.configFile);
-    if (natsProblems.length > 0) throw new ConfigError(natsProblems);
     const table = tableFiles(config.file, root);
     if (settings.workers > 1 && !isClusterWorker()) {
       if (await stoppedBeforeStart(stop, out)) return 0;

@@ -9,12 +9,14 @@
 import type { Field } from "./field.js";
 import { checkKeys, readBool, readDuration, readEnum, readNumber, readSize } from "./read.js";
 import { BREAKER_KEYS, JSON_KEYS, RETRY_KEYS } from "./schema.js";
+import { MAX_TIMER_MS, MAX_TIMER_TEXT } from "./timer-limit.js";
 import {
   type BreakerOptions,
   CANONICAL_JSON,
   type JsonOptions,
   type RetryOptions,
 } from "./types.js";
+import { formatDuration } from "./units.js";
 
 export interface Tunables {
   readonly timeoutMs: number;
@@ -35,13 +37,34 @@ export const BUILT_IN_TUNABLES: Tunables = {
 
 /** Reads the tunable keys of `f` (defaults or a route), each merged over `base`. */
 export function readTunables(f: Field, base: Tunables): Tunables {
-  return {
-    timeoutMs: readDuration(f.child("timeout"), true) ?? base.timeoutMs,
+  const timeoutMs = readDuration(f.child("timeout"), true);
+  const tunables: Tunables = {
+    timeoutMs: timeoutMs ?? base.timeoutMs,
     retry: readRetry(f.child("retry"), base.retry),
     json: readJson(f.child("json"), base.json),
     breaker: readBreaker(f.child("breaker"), base.breaker),
     bodyLimitBytes: readSize(f.child("bodyLimit")) ?? base.bodyLimitBytes,
   };
+  // A timeout already refused is not reported again through its product.
+  if (timeoutMs !== undefined || !f.child("timeout").present) checkOverallDeadline(f, tunables);
+  return tunables;
+}
+
+/**
+ * A request's overall deadline, (1 + retry.attempts) x timeout (overallDeadlineMs
+ * in backends/resilience/retry-policy.ts), is a timer too: the drain waits for
+ * it and bounds every retry delay by it, so it must fit MAX_TIMER_MS like each
+ * duration does. Reported where `f` sets one of the two; values `f` inherits
+ * were checked where they are set.
+ */
+function checkOverallDeadline(f: Field, tunables: Tunables): void {
+  const { timeoutMs, retry } = tunables;
+  const deadlineMs = (1 + retry.attempts) * timeoutMs;
+  if (deadlineMs <= MAX_TIMER_MS) return;
+  const at = [f.child("timeout"), f.child("retry").child("attempts")].find((key) => key.present);
+  at?.problem(
+    `with timeout ${formatDuration(timeoutMs)} and retry.attempts ${retry.attempts}, a request's overall deadline ((1 + attempts) x timeout = ${formatDuration(deadlineMs)}) is past ${MAX_TIMER_TEXT}, the longest timer Node keeps; lower timeout or retry.attempts`,
+  );
 }
 
 /**
@@ -78,7 +101,12 @@ function readJson(f: Field, base: JsonOptions): JsonOptions {
 
 function readBreaker(f: Field, base: BreakerOptions): BreakerOptions {
   if (!checkKeys(f, BREAKER_KEYS)) return base;
-  const errorPercent = readNumber(f.child("errorPercent"), { above: 0, max: 100 });
+  // opossum opens when the error rate is above errorPercent: no rate is above 100.
+  const errorPercent = readNumber(f.child("errorPercent"), {
+    above: 0,
+    below: 100,
+    belowReason: "the breaker opens when the error rate is above it, and no rate is above 100%",
+  });
   return {
     errorPercent: errorPercent ?? base.errorPercent,
     volume: readNumber(f.child("volume"), { min: 1, integer: true }) ?? base.volume,

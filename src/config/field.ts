@@ -3,7 +3,16 @@
  * (`routes[2].cutover.nats`), the route it belongs to and its offset in the file.
  * Readers report problems through it, so no check has to carry locations around.
  */
-import { type Document, isAlias, isMap, isScalar, isSeq, type Node, type Scalar } from "yaml";
+import {
+  type Document,
+  isAlias,
+  isMap,
+  isScalar,
+  isSeq,
+  type Node,
+  type Pair,
+  type Scalar,
+} from "yaml";
 import type { Problems } from "./problems.js";
 
 export interface FieldContext {
@@ -52,6 +61,15 @@ export class Field {
     return isScalar(this.node) ? this.node.value : undefined;
   }
 
+  /**
+   * A number as written, when the value is one: the value itself is the nearest
+   * double (9007199254740993 reads as ...992, 2.0000000000000001 as 2, 0x10 as 16).
+   */
+  get numberText(): string | undefined {
+    if (!isScalar(this.node) || typeof this.node.value !== "number") return undefined;
+    return typeof this.node.source === "string" ? this.node.source : String(this.node.value);
+  }
+
   /** What the value is, for messages: `"abc"`, `5`, `a list`... */
   describe(): string {
     if (isMap(this.node)) return "a map";
@@ -61,8 +79,7 @@ export class Field {
     if (value === null) return "nothing";
     if (typeof value === "string") return JSON.stringify(value);
     // As written: 9007199254740993 reads as ...992, 0x10 as 16, 1e300 as 1e+300.
-    if (typeof value === "number" && typeof this.node.source === "string") return this.node.source;
-    return String(value);
+    return this.numberText ?? String(value);
   }
 
   problem(message: string): void {
@@ -74,24 +91,35 @@ export class Field {
     return new Field(this.ctx, this.node, this.path, this.offset, label);
   }
 
+  /** The value under `key`: the first one when the key is given twice (reported by checkUniqueKeys). */
   child(key: string): Field {
-    const path = this.path === "" ? key : `${this.path}.${key}`;
     const pair = isMap(this.node)
       ? this.node.items.find((p) => isScalar(p.key) && keyText(p.key) === key)
       : undefined;
-    if (pair === undefined) return new Field(this.ctx, undefined, path, this.offset, this.route);
-    const offset = startOf(pair.value) ?? startOf(pair.key) ?? this.offset;
-    // `key:` with no value parses to a null pair value: keep it present, as null.
-    const value = pair.value ?? nullScalar(this.ctx.doc, offset);
-    return new Field(this.ctx, value, path, offset, this.route);
+    if (pair === undefined) {
+      return new Field(this.ctx, undefined, this.#childPath(key), this.offset, this.route);
+    }
+    return this.#valueOf(pair, key);
   }
 
+  /** Every pair of the map in file order, repeated keys included. */
   entries(): Entry[] {
     if (!isMap(this.node)) return [];
     return this.node.items.map((pair) => {
       const key = isScalar(pair.key) ? keyText(pair.key) : String(pair.key);
-      return { key, keyOffset: startOf(pair.key) ?? this.offset, field: this.child(key) };
+      return { key, keyOffset: startOf(pair.key) ?? this.offset, field: this.#valueOf(pair, key) };
     });
+  }
+
+  #childPath(key: string): string {
+    return this.path === "" ? key : `${this.path}.${key}`;
+  }
+
+  #valueOf(pair: Pair, key: string): Field {
+    const offset = startOf(pair.value) ?? startOf(pair.key) ?? this.offset;
+    // `key:` with no value parses to a null pair value: keep it present, as null.
+    const value = pair.value ?? nullScalar(this.ctx.doc, offset);
+    return new Field(this.ctx, value, this.#childPath(key), offset, this.route);
   }
 
   items(): Field[] {

@@ -3,7 +3,7 @@
  * `legacy:` (one of those names, or an absolute URL of its own).
  */
 import type { Field } from "./field.js";
-import { readString } from "./read.js";
+import { checkUniqueKeys, readString } from "./read.js";
 import { didYouMean } from "./suggest.js";
 import { hasCredentials, maskedUrl } from "./url-credentials.js";
 
@@ -46,7 +46,9 @@ export function readLegacyMap(f: Field): LegacyUpstreams {
     f.problem(`must be a map of names to URLs, got ${f.describe()}`);
     return upstreams;
   }
+  checkUniqueKeys(f);
   for (const { key, field } of f.entries()) {
+    if (upstreams.names.includes(key)) continue;
     upstreams.names.push(key);
     const url = readUrl(field);
     if (url !== undefined) upstreams.urls[key] = url;

@@ -5,7 +5,7 @@
  */
 import { dirname, resolve } from "node:path";
 import type protobuf from "protobufjs";
-import { ConfigError } from "../errors.js";
+import { ConfigError, type ConfigProblem } from "../errors.js";
 import { BUILT_IN_TUNABLES, readTunables } from "./defaults.js";
 import type { Field } from "./field.js";
 import { deepFreeze } from "./freeze.js";
@@ -18,12 +18,18 @@ import { checkKeys, readList } from "./read.js";
 import { type ReadRoute, readRoute, toRouteConfig } from "./route.js";
 import { checkDuplicates } from "./route-checks.js";
 import { TOP_KEYS, TUNABLE_KEYS } from "./schema.js";
-import type { GatewayConfig } from "./types.js";
+import type { GatewayConfig, NatsConfig } from "./types.js";
 import { readYaml } from "./yaml-source.js";
 
 export interface ConfigOverrides {
   /** Comma-separated NATS servers (`--nats-url`): replaces `nats.servers`. */
   readonly natsUrl?: string | undefined;
+  /**
+   * `serve`'s own checks of the nats section: whether the secrets and files it
+   * names can be used now (`check` leaves them alone: CI has none). Each problem
+   * is placed at its key (`nats.auth.token`) among the file's other problems.
+   */
+  readonly checkNats?: ((nats: NatsConfig) => readonly ConfigProblem[]) | undefined;
 }
 
 export interface LoadedConfig {
@@ -50,14 +56,15 @@ export function loadConfigAndProtos(file: string, overrides: ConfigOverrides = {
   checkVersion(doc.child("version"));
   const protos = loadListedProtos(doc.child("protos"), dir);
   const nats = readNats(doc.child("nats"), { dir, servers });
+  checkNatsNow(doc, nats, overrides.checkNats);
   const legacy = readLegacyMap(doc.child("legacy"));
   const defaultsField = doc.child("defaults");
   checkKeys(defaultsField, TUNABLE_KEYS);
   const defaults = readTunables(defaultsField, BUILT_IN_TUNABLES);
   const routes = readRoutes(doc.child("routes"), (item) => readRoute(item, { legacy, defaults }));
   checkDuplicates(routes);
-  const root = protos.root;
-  if (root !== undefined) for (const route of routes) checkRouteProtos(route, root);
+  const { root, complete } = protos;
+  if (root !== undefined) for (const route of routes) checkRouteProtos(route, { root, complete });
   problems.throwIfAny();
   const config: GatewayConfig = {
     file: resolve(file),
@@ -71,6 +78,15 @@ export function loadConfigAndProtos(file: string, overrides: ConfigOverrides = {
     root: root!,
     messageTypes: countMessageTypes(root!, protos.files),
   };
+}
+
+function checkNatsNow(doc: Field, nats: NatsConfig, check: ConfigOverrides["checkNats"]): void {
+  for (const problem of check?.(nats) ?? []) fieldAt(doc, problem.key).problem(problem.message);
+}
+
+/** The field at a dotted key path; a missing key is located at its nearest present parent. */
+function fieldAt(root: Field, key: string): Field {
+  return key.split(".").reduce((f, part) => f.child(part), root);
 }
 
 function checkVersion(f: Field): void {

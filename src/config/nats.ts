@@ -41,6 +41,14 @@ export function serverUrlProblem(url: string): string | undefined {
     return `"${maskedUrl(parsed)}" holds credentials; put them in nats.auth (user and pass as {env: VAR} or {file: path}), not in the URL`;
   }
   if (parsed.hostname === "") return `"${url}" has no host`;
+  // The client dials host:port and drops the rest without a word. A bare "?"
+  // or "#" parses to an empty query or fragment, so the text is looked at too.
+  if (!["", "/"].includes(parsed.pathname) || /[?#]/.test(url)) {
+    return `"${url}" is a server address: it cannot carry a path, a query or a fragment; write nats://host:port`;
+  }
+  if (parsed.port === "0") {
+    return `"${url}" has port 0, where no server listens; give the server's port (4222 by default)`;
+  }
   return undefined;
 }
 

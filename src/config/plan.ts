@@ -13,6 +13,12 @@ import type { CutoverPlan, PlanGates } from "./types.js";
  */
 export const P99_TOP_BOUND_MS = (DURATION_BUCKETS.at(-1) ?? 0) * 1000;
 
+/**
+ * A rate gate (0-1) fails when the window's rate is above it (plan-evaluate.ts):
+ * 1 switches it off, the one way to, as every gate must be given.
+ */
+const RATE_GATE = { min: 0, max: 1 };
+
 /** The plan, or undefined when absent or unusable (every problem reported). */
 export function readPlan(f: Field): CutoverPlan | undefined {
   if (!checkKeys(f, PLAN_KEYS)) return undefined;
@@ -53,9 +59,9 @@ function readGates(f: Field): PlanGates | undefined {
   if (!checkKeys(f, PLAN_GATE_KEYS)) return undefined;
   const present = PLAN_GATE_KEYS.map((key) => required(f.child(key)));
   const gates = {
-    maxErrorRate: readNumber(f.child("maxErrorRate"), { min: 0, max: 1 }),
+    maxErrorRate: readNumber(f.child("maxErrorRate"), RATE_GATE),
     maxP99Ms: readMaxP99(f.child("maxP99")),
-    maxMismatchRate: readNumber(f.child("maxMismatchRate"), { min: 0, max: 1 }),
+    maxMismatchRate: readNumber(f.child("maxMismatchRate"), RATE_GATE),
     minRequests: readNumber(f.child("minRequests"), { min: 1, integer: true }),
   };
   if (present.includes(false)) return undefined;

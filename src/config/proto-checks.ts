@@ -15,11 +15,17 @@ const SCALAR_LIKE = new Set(
   ["Timestamp", "Duration", "FieldMask", ...WRAPPERS].map((name) => `google.protobuf.${name}`),
 );
 
-export function checkRouteProtos(route: ReadRoute, root: protobuf.Root): void {
+/** The compiled protos; `complete` false when a protos entry failed (see LoadedProtos). */
+export interface RouteProtos {
+  readonly root: protobuf.Root;
+  readonly complete: boolean;
+}
+
+export function checkRouteProtos(route: ReadRoute, protos: RouteProtos): void {
   const { draft, field } = route;
-  const request = findType(field.child("request"), draft.request, root);
-  findType(field.child("response"), draft.response, root);
-  findType(field.child("error"), draft.error, root);
+  const request = findType(field.child("request"), draft.request, protos);
+  findType(field.child("response"), draft.response, protos);
+  findType(field.child("error"), draft.error, protos);
   if (request === undefined) return;
   const params = draft.pathParams ?? [];
   for (const param of params) {
@@ -104,18 +110,20 @@ function bodyProblem(request: protobuf.Type, body: string): string | undefined {
 function findType(
   f: Field,
   name: string | undefined,
-  root: protobuf.Root,
+  { root, complete }: RouteProtos,
 ): protobuf.Type | undefined {
   if (name === undefined) return undefined;
   const type = findMessage(root, name);
+  if (type?.fullName === `.${name}`) return type;
+  // The type meant may be in the protos entry that failed (reported, saying so).
+  if (!complete) return undefined;
   if (type === undefined) {
     f.problem(`no message type "${name}" in the protos${typeHint(name, root)}`);
-  } else if (type.fullName !== `.${name}`) {
+  } else {
     // protobufjs also finds partial names (`v1.User`), which turn ambiguous as protos are added.
     f.problem(`"${name}" must be the fully qualified name: ${type.fullName.slice(1)}`);
-    return undefined;
   }
-  return type;
+  return undefined;
 }
 
 const messageNames = new WeakMap<protobuf.Root, string[]>();

@@ -2,7 +2,8 @@
  * The `protos:` list: files or folders relative to routes.yaml, compiled with the
  * codec's loadProtos. protobufjs stops at the first error and its messages don't
  * name the file, so on the way each file is parsed alone: every broken file is
- * reported with its own name and line.
+ * reported with its own name and line. An entry that fails leaves the others
+ * compiled, so the routes are still checked against them (see `complete`).
  */
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, relative, resolve } from "node:path";
@@ -12,29 +13,49 @@ import type { Field } from "./field.js";
 import { readList, readString, required } from "./read.js";
 
 export interface LoadedProtos {
-  /** Absolute paths of the listed files and folders. */
+  /** Absolute paths of the listed files and folders that exist. */
   readonly paths: string[];
-  /** The compiled types; undefined when anything above failed (already reported). */
+  /** The compiled types of the files that parse; undefined when none do or they don't compile. */
   readonly root: protobuf.Root | undefined;
+  /**
+   * Whether every entry loaded. When not, a type missing from `root` may be in
+   * the entry or file that failed, so route types are looked up but never reported missing.
+   */
+  readonly complete: boolean;
   /** Absolute paths of the .proto files found under `paths`. */
   readonly files: string[];
 }
+
+/** Ends the message of each problem that leaves a file out, as route types then go unreported. */
+const TYPES_WAIT = "; routes' missing types are reported once every protos entry loads";
 
 export function loadListedProtos(f: Field, dir: string): LoadedProtos {
   const before = f.ctx.problems.count;
   required(f);
   const paths = readList(f, (item) => readProtoPath(item, dir)) ?? [];
   if (f.isList && f.items().length === 0) f.problem("must list at least one .proto file or folder");
-  if (f.ctx.problems.count > before) return { paths, root: undefined, files: [] };
   const files = listProtoFiles(paths);
-  if (files.length === 0) f.problem("holds no .proto files");
+  if (paths.length > 0 && files.length === 0) f.problem("holds no .proto files");
   const parsed = new Map(files.map((file) => [file, parseAlone(f, file)]));
-  if (f.ctx.problems.count > before) return { paths, root: undefined, files };
+  const complete = f.ctx.problems.count === before;
+  const usable = files.filter((file) => parsed.get(file) !== undefined);
+  return { paths, root: compile(f, usable, parsed, complete), complete, files };
+}
+
+/** The files that parse, compiled; a resolve error is reported only when no entry failed. */
+function compile(
+  f: Field,
+  files: readonly string[],
+  parsed: ReadonlyMap<string, protobuf.Root | undefined>,
+  complete: boolean,
+): protobuf.Root | undefined {
+  if (files.length === 0) return undefined;
   try {
-    return { paths, root: loadProtos(paths), files };
+    return loadProtos(files);
   } catch (error) {
-    reportLoadError(f, error as Error, parsed);
-    return { paths, root: undefined, files };
+    // Without every entry, a type may not resolve for want of one that failed.
+    if (complete) reportLoadError(f, error as Error, parsed);
+    return undefined;
   }
 }
 
@@ -57,40 +78,40 @@ function readProtoPath(item: Field, dir: string): string | undefined {
   if (entry === undefined) return undefined;
   const path = resolve(dir, entry);
   if (existsSync(path)) return path;
-  item.problem(`"${entry}" does not exist (looked for ${path})`);
+  item.problem(`"${entry}" does not exist (looked for ${path})${TYPES_WAIT}`);
   return undefined;
 }
 
-/** Parses one file on its own; reports a syntax error or a missing import. */
+/** Parses one file on its own; reports a syntax error or a missing import (then: undefined). */
 function parseAlone(f: Field, file: string): protobuf.Root | undefined {
   try {
     const result = protobuf.parse(readFileSync(file, "utf8"), new protobuf.Root(), {
       keepCase: true,
     });
-    for (const target of [...(result.imports ?? []), ...(result.weakImports ?? [])]) {
-      checkImport(f, file, target);
-    }
-    return result.root;
+    const imports = [...(result.imports ?? []), ...(result.weakImports ?? [])];
+    const found = imports.map((target) => checkImport(f, file, target));
+    return found.includes(false) ? undefined : result.root;
   } catch (error) {
     const message = (error as Error).message;
     const line = /line (\d+)\)$/.exec(message)?.[1];
     const location = line === undefined ? display(file) : `${display(file)}:${line}`;
-    f.ctx.problems.addAt(location, f.path, message.replace(/ \([^()]*line \d+\)$/, ""));
+    const problem = message.replace(/ \([^()]*line \d+\)$/, "");
+    f.ctx.problems.addAt(location, f.path, `${problem}${TYPES_WAIT}`);
     return undefined;
   }
 }
 
 /** protobufjs resolves imports against the importing file's folder and bundles google/protobuf. */
-function checkImport(f: Field, file: string, target: string): void {
-  if (target.startsWith("google/protobuf/")) return;
+function checkImport(f: Field, file: string, target: string): boolean {
+  if (target.startsWith("google/protobuf/")) return true;
   const path = resolve(dirname(file), target);
-  if (!existsSync(path)) {
-    f.ctx.problems.addAt(
-      display(file),
-      f.path,
-      `imports "${target}", which does not exist (${path})`,
-    );
-  }
+  if (existsSync(path)) return true;
+  f.ctx.problems.addAt(
+    display(file),
+    f.path,
+    `imports "${target}", which does not exist (${path})${TYPES_WAIT}`,
+  );
+  return false;
 }
 
 /** A resolve error names a type (`in Type .a.B`): report it in the file defining that type. */

@@ -3,17 +3,20 @@
  * why the value is unusable, so a caller can go on checking the rest of the file.
  * An absent key returns undefined silently: defaults are the caller's business.
  */
+import { decimalPlaces } from "./decimal.js";
 import type { Field } from "./field.js";
 import { didYouMean } from "./suggest.js";
+import { MAX_TIMER_MS, MAX_TIMER_TEXT } from "./timer-limit.js";
 import { parseDuration, parseSize } from "./units.js";
 
-/** Reports a present non-map and every unknown key; true when `f` is a map. */
+/** Reports a present non-map, every repeated key and every unknown key; true when `f` is a map. */
 export function checkKeys(f: Field, allowed: readonly string[]): boolean {
   if (!f.present) return false;
   if (!f.isMap) {
     f.problem(`must be a map, got ${f.describe()}`);
     return false;
   }
+  checkUniqueKeys(f);
   for (const { key, keyOffset, field } of f.entries()) {
     if (allowed.includes(key)) continue;
     // A likely typo gets its fix; otherwise the whole list, to show what is possible.
@@ -22,6 +25,24 @@ export function checkKeys(f: Field, allowed: readonly string[]): boolean {
     f.ctx.problems.add(keyOffset, field.path, `unknown key "${key}"${hint}`, f.route);
   }
   return true;
+}
+
+/**
+ * Reports keys a map gives twice. The parser refuses `a: 1` twice, but 1 and
+ * "1" (or true and "true") are two different YAML keys with the same text:
+ * every reader looks keys up by their text and would see only the first.
+ */
+export function checkUniqueKeys(f: Field): void {
+  const firstLine = new Map<string, number>();
+  for (const { key, keyOffset, field } of f.entries()) {
+    const line = firstLine.get(key);
+    if (line === undefined) {
+      firstLine.set(key, f.ctx.problems.lineOf(keyOffset));
+      continue;
+    }
+    const message = `key "${key}" is given twice (also at line ${line}): YAML tells 1 from "1", but both name the same entry and only the first would be read`;
+    f.ctx.problems.add(keyOffset, field.path, message, f.route);
+  }
 }
 
 /** Reports a missing required key; true when present. */
@@ -51,6 +72,10 @@ export interface NumberRange {
   readonly max?: number;
   /** Why `max` is the limit, shown with it when it is passed. */
   readonly maxReason?: string;
+  /** Values must be less than this (a threshold nothing can pass). */
+  readonly below?: number;
+  /** Why `below` is the limit, shown with it when it is reached. */
+  readonly belowReason?: string;
   /** A whole number, at most Number.MAX_SAFE_INTEGER unless `max` is lower. */
   readonly integer?: boolean;
 }
@@ -62,19 +87,24 @@ export function readNumber(f: Field, range: NumberRange): number | undefined {
     f.problem(`must be a number, got ${f.describe()}`);
     return undefined;
   }
-  const wrong = rangeProblem(value, range);
+  const wrong = rangeProblem(value, decimalPlaces(f.numberText ?? ""), range);
   if (wrong === undefined) return value;
   f.problem(`${wrong}, got ${f.describe()}`);
   return undefined;
 }
 
-function rangeProblem(value: number, range: NumberRange): string | undefined {
-  if (range.integer === true && !Number.isInteger(value)) return "must be a whole number";
+/** `decimals`: of the number as written, as its double may have rounded them away. */
+function rangeProblem(value: number, decimals: number, range: NumberRange): string | undefined {
+  if (range.integer === true && decimals > 0) return "must be a whole number";
   if (range.min !== undefined && value < range.min) return `must be at least ${range.min}`;
   if (range.above !== undefined && value <= range.above) return `must be more than ${range.above}`;
   if (range.max !== undefined && value > range.max) {
     const why = range.maxReason === undefined ? "" : ` (${range.maxReason})`;
     return `must be at most ${range.max}${why}`;
+  }
+  if (range.below !== undefined && value >= range.below) {
+    const why = range.belowReason === undefined ? "" : ` (${range.belowReason})`;
+    return `must be below ${range.below}${why}`;
   }
   // Past 2^53 whole numbers are no longer exact (2^53 + 1 reads as 2^53) and counters
   // compared with them stop adding up: too large to mean anything.
@@ -92,12 +122,15 @@ export function isHundredths(value: number): boolean {
   return Math.round(value * 100) / 100 === value;
 }
 
-/** A percentage 0-100 with at most two decimals (the split works in 1/100ths of a percent). */
+/**
+ * A percentage 0-100 with at most two decimals (the split works in 1/100ths of a
+ * percent), counted as written: 33.330000000000001 reads as the double 33.33.
+ */
 export function readPercent(f: Field): number | undefined {
   const value = readNumber(f, { min: 0, max: 100 });
   if (value === undefined) return undefined;
-  if (isHundredths(value)) return value;
-  f.problem(`must have at most two decimals, got ${value}`);
+  if (decimalPlaces(f.numberText ?? "") <= 2) return value;
+  f.problem(`must have at most two decimals, got ${f.describe()}`);
   return undefined;
 }
 
@@ -110,19 +143,15 @@ export function readEnum<T extends string>(f: Field, values: readonly T[]): T | 
   return undefined;
 }
 
-/**
- * The longest delay a Node timer keeps (2^31 - 1 ms, about 596 h): past it,
- * Node fires after 1 ms, so a timeout meant as "never" would fail every request.
- */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
-
 /** Milliseconds; `positive` refuses 0 (a timeout of 0 would fail every request). */
 export function readDuration(f: Field, positive: boolean): number | undefined {
   if (!f.present) return undefined;
   try {
     const ms = parseDuration(f.scalar);
     if (ms > MAX_TIMER_MS) {
-      f.problem(`must be at most 596h (the longest timer Node keeps), got ${f.describe()}`);
+      f.problem(
+        `must be at most ${MAX_TIMER_TEXT} (the longest timer Node keeps), got ${f.describe()}`,
+      );
       return undefined;
     }
     if (!positive || ms > 0) return ms;
@@ -136,6 +165,8 @@ export function readDuration(f: Field, positive: boolean): number | undefined {
 export function readSize(f: Field): number | undefined {
   if (!f.present) return undefined;
   try {
+    // A bare number is checked as written: 1048576.00000000001 reads as the double 1048576.
+    if (decimalPlaces(f.numberText ?? "") > 0) throw new Error("must be a whole number of bytes");
     const bytes = parseSize(f.scalar);
     if (bytes > 0) return bytes;
     f.problem(`must be more than 0 bytes, got ${f.describe()}`);

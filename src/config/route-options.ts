@@ -87,7 +87,24 @@ export function readCompare(f: Field): { ignore: string[] } {
  */
 const GATEWAY_HEADERS = ["x-request-id", "traceparent", "tracestate"];
 
-/** Lower-cased, without duplicates; the gateway's own headers and `nats-*` are refused. */
+/**
+ * Headers about the HTTP connection and the message's framing (RFC 9110 7.6.1
+ * hop-by-hop headers, and Host / Content-Length, which describe this hop's
+ * target and body, not the request a worker serves).
+ */
+const CONNECTION_HEADERS = [
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "te",
+  "trailer",
+  "upgrade",
+  "host",
+  "content-length",
+];
+
+/** Lower-cased, without duplicates; the gateway's own headers, `nats-*` and connection headers are refused. */
 export function readHeaders(f: Field): string[] {
   const names = readList(f, (item) => {
     const name = readString(item)?.toLowerCase();
@@ -107,6 +124,9 @@ function headerProblem(name: string): string | undefined {
   }
   if (GATEWAY_HEADERS.includes(name)) {
     return `"${name}" is set by the gateway on every NATS request (its request id or trace context) and is never taken from the client`;
+  }
+  if (CONNECTION_HEADERS.includes(name)) {
+    return `"${name}" describes the HTTP connection or the message's framing, not the request: it means nothing to a worker, which gets the body as one NATS message`;
   }
   // NATS and JetStream act on these (Nats-Msg-Id dedupes, Nats-Rollup purges a subject).
   if (name.startsWith("nats-")) {

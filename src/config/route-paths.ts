@@ -36,6 +36,10 @@ function segmentProblem(segment: string, params: string[]): string | undefined {
     params.push(param);
     return undefined;
   }
+  // RFC 3986 5.2.4: URL libraries (curl, browsers, WHATWG URL) and proxies remove them.
+  if (segment === "." || segment === "..") {
+    return `segment "${segment}": clients and proxies resolve "." and ".." segments away before sending (/v1/./a is sent as /v1/a), so no request would reach this route`;
+  }
   if (segment.startsWith(":")) {
     return `segment "${segment}": a param is a whole segment named like an identifier, e.g. /:user_id`;
   }
@@ -71,8 +75,10 @@ export function subjectProblems(
   /** Undefined when the path is itself invalid: then only the syntax is checked. */
   pathParams: readonly string[] | undefined,
 ): string[] {
-  const problems: string[] = [];
-  for (const token of subject.split(".")) {
+  const tokens = subject.split(".");
+  const reserved = reservedProblem(tokens[0] ?? "");
+  const problems = reserved === undefined ? [] : [reserved];
+  for (const token of tokens) {
     const param = SUBJECT_PARAM.exec(token)?.[1];
     if (param !== undefined) {
       if (pathParams !== undefined && !pathParams.includes(param)) {
@@ -87,6 +93,30 @@ export function subjectProblems(
     }
   }
   return problems;
+}
+
+/**
+ * Subjects no HTTP client may reach through a route. NATS keeps `$` subjects for
+ * itself ($JS.API.> drives JetStream, $KV.turnout_cutover.> holds the live
+ * cutover, $SYS.> the server) and `_INBOX.>` for replies to other requests;
+ * `turnout.>` is the gateway's own (turnout.stats in control/plan-stats.ts,
+ * turnout.dlq.> in backends/nats/dead-letters.ts). A {param} first token is
+ * refused too: a client would choose it, `$JS` included.
+ */
+function reservedProblem(first: string): string | undefined {
+  if (SUBJECT_PARAM.test(first)) {
+    return `the first token cannot be a {param}: a client could fill it with $JS, $KV or _INBOX and drive NATS itself`;
+  }
+  if (first.startsWith("$")) {
+    return `"${first}" subjects belong to NATS ($JS.API drives JetStream, $KV.turnout_cutover holds the live cutover, $SYS the server): an HTTP client must not reach them`;
+  }
+  if (first === "_INBOX") {
+    return "_INBOX subjects carry the replies to other requests: a route must not publish into them";
+  }
+  if (first === "turnout") {
+    return `"turnout" subjects are the gateway's own (turnout.stats carries the cutover plans' figures, turnout.dlq.> the dead letters): a route must not publish into them`;
+  }
+  return undefined;
 }
 
 function missingParam(param: string, pathParams: readonly string[]): string {

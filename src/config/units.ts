@@ -5,6 +5,7 @@
  * number of bytes is clear. KB/MB/GB are decimal (SI) and KiB/MiB/GiB binary, as in
  * Kubernetes quantities: an operator who means 1024 writes KiB.
  */
+import { wholeProduct } from "./decimal.js";
 
 const DURATION = /^(\d+(?:\.\d+)?) ?(ms|s|m|h)$/;
 const MS_PER_UNIT: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -30,9 +31,20 @@ export function parseDuration(value: unknown): number {
   if (match === null) {
     throw new Error('must be a duration such as "300ms", "2s", "1m" or "1h"');
   }
-  const ms = Number(match[1]) * MS_PER_UNIT[match[2]!]!;
-  if (!Number.isInteger(ms)) throw new Error("must be a whole number of milliseconds");
+  // Exactly, not in doubles: 1.0000000000000001s is no whole number of milliseconds.
+  const ms = wholeProduct(match[1]!, MS_PER_UNIT[match[2]!]!);
+  if (ms === undefined) throw new Error("must be a whole number of milliseconds");
   return ms;
+}
+
+/** `ms` in the largest unit that divides it, as routes.yaml writes durations (`90s`, `1500ms`). */
+export function formatDuration(ms: number): string {
+  if (ms === 0) return "0";
+  for (const unit of ["h", "m", "s"]) {
+    const size = MS_PER_UNIT[unit]!;
+    if (ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
 }
 
 /** Past it a count of bytes is no longer exact (2^53 + 1 reads as 2^53). */
@@ -47,8 +59,10 @@ export function parseSize(value: unknown): number {
   if (match === null) {
     throw new Error('must be a size such as 1024, "512KiB", "1MiB" or "10KB"');
   }
-  const bytes = Number(match[1]) * BYTES_PER_UNIT[match[2] ?? "B"]!;
-  if (bytes > Number.MAX_SAFE_INTEGER) throw new Error(TOO_LARGE);
-  if (!Number.isInteger(bytes)) throw new Error("must be a whole number of bytes");
+  const unit = BYTES_PER_UNIT[match[2] ?? "B"]!;
+  if (Number(match[1]) * unit > Number.MAX_SAFE_INTEGER) throw new Error(TOO_LARGE);
+  // Exactly, not in doubles: 1048576.00000000001 is no whole number of bytes.
+  const bytes = wholeProduct(match[1]!, unit);
+  if (bytes === undefined) throw new Error("must be a whole number of bytes");
   return bytes;
 }

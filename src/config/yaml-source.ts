@@ -1,23 +1,19 @@
 /**
  * Reads routes.yaml keeping every node's position (LineCounter), so each problem
  * can name file:line:col. Syntax errors are problems like any other, and so are
- * the parser's warnings (an unknown tag, an unsupported %YAML version): a file
- * read other than as written must not pass.
+ * the parser's warnings (an unknown tag, an unsupported %YAML version) and a
+ * byte that is not UTF-8: a file read other than as written must not pass.
  */
 import { readFileSync } from "node:fs";
 import { type Document, LineCounter, parseDocument, type YAMLWarning } from "yaml";
 import { Field } from "./field.js";
 import type { Problems } from "./problems.js";
+import { decodeUtf8 } from "./utf8-text.js";
 
 /** The document's root as a Field, or undefined when the file can't be read or parsed. */
 export function readYaml(file: string, problems: Problems): Field | undefined {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (error) {
-    problems.addAt(file, "(file)", `cannot read the file: ${(error as Error).message}`);
-    return undefined;
-  }
+  const text = readText(file, problems);
+  if (text === undefined) return undefined;
   const lines = new LineCounter();
   // prettyErrors off: the message stays one line; the location is added by Problems.
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
@@ -33,6 +29,21 @@ export function readYaml(file: string, problems: Problems): Field | undefined {
     return undefined;
   }
   return root;
+}
+
+/** The file's text, or undefined when it can't be read or is not UTF-8 (reported). */
+function readText(file: string, problems: Problems): string | undefined {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch (error) {
+    problems.addAt(file, "(file)", `cannot read the file: ${(error as Error).message}`);
+    return undefined;
+  }
+  const decoded = decodeUtf8(bytes);
+  if (decoded.ok) return decoded.text;
+  problems.addAt(`${file}:${decoded.line}:${decoded.col}`, "(file)", decoded.problem);
+  return undefined;
 }
 
 /**

@@ -12,6 +12,7 @@ import { DeadLetterStore } from "../backends/nats/dead-letters.js";
 import { NatsLink } from "../backends/nats/link.js";
 import { NatsStatus } from "../backends/nats/status.js";
 import { overallDeadlineMs } from "../backends/resilience/retry-policy.js";
+import { MAX_TIMER_MS } from "../config/timer-limit.js";
 import type { GatewayConfig } from "../config/types.js";
 import { AdminToken } from "../control/admin-token.js";
 import { CutoverState } from "../control/cutover-state.js";
@@ -217,12 +218,15 @@ async function drainAll(
  * arriving (the slow-client cut-off), then run out its route's overall deadline
  * on NATS and, after a fallback, again on legacy. Past it (a legacy body that
  * streams on, an upload that never ends) the remaining connections are cut.
+ * At most the longest timer Node keeps: each deadline fits it, but twice one
+ * may not, and a longer timer would fire at once and cut every request.
  */
 export function drainGraceMs(options: Pick<StartOptions, "config" | "listener">): number {
   const deadlines = options.config.routes.map((route) =>
     overallDeadlineMs({ ...route.retry, timeoutMs: route.timeoutMs, idempotent: route.idempotent }),
   );
-  return requestTimeoutOf(options.listener ?? {}) + 2 * Math.max(0, ...deadlines);
+  const graceMs = requestTimeoutOf(options.listener ?? {}) + 2 * Math.max(0, ...deadlines);
+  return Math.min(graceMs, MAX_TIMER_MS);
 }
 
 /** The admin listener's calls are short; the slowest, a `--workers` scrape, gives up by itself. */

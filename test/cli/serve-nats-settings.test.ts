@@ -38,10 +38,10 @@ t.test(
     const { gateway, output } = spawnServe(t, args, "warn", env);
     t.equal(await exitCode(gateway, START_MS), 1, `exit 1; output:\n${output.text}`);
     const ca = join(dirname(config), "missing-ca.pem");
-    t.match(output.text, `${config} nats.tls.ca: cannot read ${ca} (ENOENT)`);
+    t.match(output.text, `${config}:5:13 nats.tls.ca: cannot read ${ca} (ENOENT)`);
     t.match(
       output.text,
-      `${config} nats.auth.token: environment variable ${UNSET_VAR} is not set or empty`,
+      `${config}:6:17 nats.auth.token: environment variable ${UNSET_VAR} is not set or empty`,
     );
     t.match(output.text, "turnout serve: 2 problem(s); not starting");
     t.notMatch(output.text, /serving on/, "never listened");

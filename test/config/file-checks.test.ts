@@ -180,7 +180,7 @@ t.test("tunables are range-checked in defaults and routes alike", async (t) => {
     { key: "defaults.timeout", message: /more than 0/ },
     { key: "defaults.bodyLimit", message: /whole number of bytes/ },
     { key: "routes[0].retry.attempts", message: /whole number/ },
-    { key: "routes[0].breaker.errorPercent", message: /at most 100/ },
+    { key: "routes[0].breaker.errorPercent", message: /must be below 100/ },
   ]);
 });
 
@@ -343,5 +343,154 @@ t.test(
     ]);
     const ten = loadConfig(writeTable(t, table(route({ retry: "{ attempts: 10 }" }))));
     t.equal(ten.routes[0]!.retry.attempts, 10, "10 retries are allowed");
+  },
+);
+
+t.test(
+  "a NATS server URL with a path, a query, a fragment or port 0 is refused, in the file and in --nats-url",
+  async (t) => {
+    const urls = [
+      "nats://n:4222/path",
+      "nats://n:4222?x=1",
+      "nats://n:4222?",
+      "tls://n:4222#frag",
+      "nats://n:0",
+    ];
+    const problems = problemsFor(
+      t,
+      withNats(`  servers: [${urls.map((u) => `'${u}'`).join(", ")}]\n`),
+    );
+    t.match(problems, [
+      ...urls.slice(0, 4).map((url, i) => ({
+        key: `nats.servers[${i}]`,
+        location: /routes\.yaml:4:\d+$/,
+        message: `"${url}" is a server address: it cannot carry a path, a query or a fragment; write nats://host:port`,
+      })),
+      { key: "nats.servers[4]", message: /^"nats:\/\/n:0" has port 0, where no server listens/ },
+    ]);
+    t.equal(problems.length, urls.length);
+    const flag = writeTable(t, table(route()));
+    t.match(
+      problemsOf(t, () => loadConfig(flag, { natsUrl: "nats://a:4222/x" })),
+      [{ location: "--nats-url", key: "nats.servers", message: /cannot carry a path/ }],
+    );
+    const plain = withNats("  servers: [nats://n:4222, nats://m:4222/, tls://o]\n");
+    t.strictSame(loadConfig(writeTable(t, plain)).nats.servers, [
+      "nats://n:4222",
+      "nats://m:4222/",
+      "tls://o",
+    ]);
+  },
+);
+
+t.test(
+  "a route whose overall deadline ((1 + retry.attempts) x timeout) passes 596h is refused where it is set, naming both values",
+  async (t) => {
+    const defaults = "defaults:\n  timeout: 300h\n  retry: { attempts: 1 }\n";
+    const routes =
+      route() +
+      route({ name: "b", path: "/b", timeout: "100h", retry: "{ attempts: 10 }" }) +
+      route({ name: "c", path: "/c", retry: "{ attempts: 2 }", timeout: "1h" }) +
+      route({ name: "d", path: "/d", retry: "{ attempts: 2 }" });
+    const deadline = (timeout: string, attempts: number, total: string) =>
+      `with timeout ${timeout} and retry.attempts ${attempts}, a request's overall deadline ((1 + attempts) x timeout = ${total}) is past 596h, the longest timer Node keeps; lower timeout or retry.attempts`;
+    const problems = problemsFor(t, table(routes, defaults));
+    t.match(problems, [
+      { key: "defaults.timeout", location: /:8:12$/, message: deadline("300h", 1, "600h") },
+      { route: "b", key: "routes[1].timeout", message: deadline("100h", 10, "1100h") },
+      { route: "d", key: "routes[3].retry.attempts", message: deadline("300h", 2, "900h") },
+    ]);
+    t.equal(problems.length, 3, "users.get inherits (reported at defaults); c fits");
+    const limit = loadConfig(
+      writeTable(t, table(route({ timeout: "195225786ms", retry: "{ attempts: 10 }" }))),
+    );
+    t.equal(limit.routes[0]!.timeoutMs * 11, 2 ** 31 - 2, "just within 2^31 - 1 ms loads");
+  },
+);
+
+t.test(
+  "breaker.errorPercent 100 is refused: the breaker opens only above it, and no error rate is above 100%",
+  async (t) => {
+    t.match(problemsFor(t, table(route({ breaker: "{ errorPercent: 100 }" }))), [
+      {
+        key: "routes[0].breaker.errorPercent",
+        message:
+          "must be below 100 (the breaker opens when the error rate is above it, and no rate is above 100%), got 100",
+      },
+    ]);
+    const config = loadConfig(writeTable(t, table(route({ breaker: "{ errorPercent: 99.9 }" }))));
+    t.equal(config.routes[0]!.breaker.errorPercent, 99.9);
+  },
+);
+
+t.test(
+  "a failed protos entry leaves the others loaded: route problems still show, types that may be in the failed entry are not reported",
+  async (t) => {
+    const protos = `protos: [${EXAMPLE_PROTOS}, ./typo-dir]`;
+    const yaml = table(
+      route({ path: "/v1/users/:uid", response: "users.v1.Usr", error: "v1.Error" }),
+    ).replace(`protos: [${EXAMPLE_PROTOS}]`, protos);
+    const problems = problemsFor(t, yaml);
+    t.match(problems, [
+      {
+        key: "protos[1]",
+        message:
+          /^"\.\/typo-dir" does not exist \(looked for .*\); routes' missing types are reported once every protos entry loads$/,
+      },
+      { key: "routes[0].path", message: /:uid matches no field of users.v1.GetUserRequest/ },
+    ]);
+    t.equal(problems.length, 2, "users.v1.Usr and v1.Error may be in ./typo-dir");
+  },
+);
+
+t.test(
+  "a .proto file that does not parse leaves the others loaded and says why route types go unreported",
+  async (t) => {
+    const dir = t.testdir({
+      "routes.yaml": table(route({ path: "/v1/users/:uid", response: "bad.B" })).replace(
+        `protos: [${EXAMPLE_PROTOS}]`,
+        `protos: [${EXAMPLE_PROTOS}, ./broken.proto]`,
+      ),
+      "broken.proto": 'syntax = "proto3";\npackage bad;\nmessage B {\n  string b = 1\n}\n',
+    });
+    const problems = problemsOf(t, () => loadConfig(join(dir, "routes.yaml")));
+    t.match(problems, [
+      { key: "routes[0].path", message: /:uid matches no field/ },
+      {
+        key: "protos",
+        location: /broken\.proto:5$/,
+        message: /; routes' missing types are reported once every protos entry loads$/,
+      },
+    ]);
+    t.equal(problems.length, 2);
+  },
+);
+
+t.test(
+  "serve's checks of the nats secrets are placed at their key's line:col, among the file's other problems",
+  async (t) => {
+    const yaml = table(route({ colour: "red" })).replace(
+      "  servers: [nats://127.0.0.1:4222]\n",
+      "  servers: [nats://127.0.0.1:4222]\n  auth: { token: { env: UNSET_TOKEN } }\n  tls: { ca: ./ca.pem }\n",
+    );
+    const file = writeTable(t, yaml);
+    const problems = problemsOf(t, () =>
+      loadConfig(file, {
+        checkNats: (nats) => [
+          { location: "ignored", key: "nats.tls.ca", message: `cannot read ${nats.tls?.ca}` },
+          { location: "ignored", key: "nats.auth.token", message: "UNSET_TOKEN is not set" },
+        ],
+      }),
+    );
+    t.match(problems, [
+      { location: `${file}:5:18`, key: "nats.auth.token", message: "UNSET_TOKEN is not set" },
+      {
+        location: `${file}:6:14`,
+        key: "nats.tls.ca",
+        message: `cannot read ${join(file, "..", "ca.pem")}`,
+      },
+      { location: `${file}:17:5`, key: "routes[0].colour", message: /unknown key "colour"/ },
+    ]);
+    t.equal(problems.length, 3);
   },
 );

@@ -170,3 +170,18 @@ t.test(
     t.equal(config.routes[0]!.cutover.plan?.gates.maxP99Ms, 9999, "just below the bound loads");
   },
 );
+
+t.test(
+  "gates.maxErrorRate and maxMismatchRate at 1 load: a rate gate at 1 is switched off",
+  async (t) => {
+    const gates = GATES.replace("maxErrorRate: 0.01", "maxErrorRate: 1").replace(
+      "maxMismatchRate: 0.001",
+      "maxMismatchRate: 1",
+    );
+    const config = loadConfig(
+      writeTable(t, table(withPlan(`{ steps: [10, 100], every: 1m, gates: ${gates} }`))),
+    );
+    t.equal(config.routes[0]!.cutover.plan?.gates.maxErrorRate, 1);
+    t.equal(config.routes[0]!.cutover.plan?.gates.maxMismatchRate, 1);
+  },
+);

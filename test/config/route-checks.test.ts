@@ -1,7 +1,9 @@
 import t, { type Test } from "tap";
+import { DLQ_SUBJECT_PREFIX } from "../../src/backends/nats/dead-letters.js";
 import { loadProtos } from "../../src/codec/protos.js";
 import { loadConfig } from "../../src/config/load.js";
 import { resolveFieldPath } from "../../src/config/proto-checks.js";
+import { STATS_SUBJECT } from "../../src/control/plan-stats.js";
 import type { ConfigProblem } from "../../src/errors.js";
 import { EXAMPLE_PROTOS, problemsOf, route, table, writeTable } from "./fixtures/helpers.js";
 
@@ -368,3 +370,79 @@ t.test("resolveFieldPath follows dotted names through single message fields only
   });
   t.match(resolveFieldPath(list, "tiers.x"), { problem: /"tiers", which is not a single message/ });
 });
+
+t.test(
+  'a path with a "." or ".." segment is refused: clients resolve it away, so no request could reach the route',
+  async (t) => {
+    for (const [path, segment] of [
+      ["/v1/./users/:id", "."],
+      ["/v1/users/:id/..", ".."],
+    ] as const) {
+      t.match(
+        problemsFor(t, route({ path })),
+        [
+          {
+            key: "routes[0].path",
+            message: `segment "${segment}": clients and proxies resolve "." and ".." segments away`,
+          },
+        ],
+        path,
+      );
+    }
+    t.strictSame(
+      firstRoute(t, route({ path: "/v1/users.../:id/.well-known" })).pathParams,
+      ["id"],
+      "dots inside a segment are plain characters",
+    );
+  },
+);
+
+t.test(
+  "a subject in NATS's own namespaces ($JS, $KV, $SYS, _INBOX), the gateway's own (turnout.stats, turnout.dlq) or led by a {param} is refused",
+  async (t) => {
+    const cases: Array<[string, RegExp]> = [
+      ["$JS.API.STREAM.DELETE.x", /^"\$JS" subjects belong to NATS \(\$JS\.API drives JetStream/],
+      ["$KV.turnout_cutover.users.get", /^"\$KV" subjects belong to NATS/],
+      ["$SYS.REQ.SERVER.PING", /^"\$SYS" subjects belong to NATS/],
+      ["_INBOX.x", /^_INBOX subjects carry the replies to other requests/],
+      [STATS_SUBJECT, /^"turnout" subjects are the gateway's own \(turnout\.stats/],
+      [`${DLQ_SUBJECT_PREFIX}users.get`, /^"turnout" subjects are the gateway's own/],
+      ["{region}.users.get", /^the first token cannot be a \{param\}: a client could fill it/],
+    ];
+    const path = "/v1/regions/:region/users/:id";
+    for (const [subject, message] of cases) {
+      const problems = problemsFor(t, route({ path, subject: `"${subject}"` }));
+      t.match(problems, [{ route: "users.get", key: "routes[0].subject", message }], subject);
+      t.equal(problems.length, 1, `${subject}: one problem`);
+    }
+    const fine = firstRoute(t, route({ path, subject: "svc.$x._INBOX.turnout.{region}" }));
+    t.equal(fine.subject, "svc.$x._INBOX.turnout.{region}", "only the first token is reserved");
+  },
+);
+
+t.test(
+  "hop-by-hop and framing headers (connection, transfer-encoding, host, content-length...) are refused: they describe the connection, not the request",
+  async (t) => {
+    const names = [
+      "connection",
+      "keep-alive",
+      "proxy-connection",
+      "transfer-encoding",
+      "te",
+      "trailer",
+      "upgrade",
+      "host",
+      "content-length",
+    ];
+    const headers = `[${names.map((n) => n.toUpperCase()).join(", ")}, x-user-id]`;
+    const problems = problemsFor(t, route({ headers }));
+    t.match(
+      problems,
+      names.map((name, i) => ({
+        key: `routes[0].headers[${i}]`,
+        message: `"${name}" describes the HTTP connection or the message's framing, not the request`,
+      })),
+    );
+    t.equal(problems.length, names.length, "x-user-id is fine");
+  },
+);

@@ -1,5 +1,5 @@
 import t from "tap";
-import { parseDuration, parseSize } from "../../src/config/units.js";
+import { formatDuration, parseDuration, parseSize } from "../../src/config/units.js";
 
 t.test("durations in ms, s, m and h become milliseconds", async (t) => {
   t.equal(parseDuration("300ms"), 300);
@@ -54,4 +54,25 @@ t.test("sizes past 2^53 bytes are refused as too large, not as fractions", async
     );
   }
   t.equal(parseSize(Number.MAX_SAFE_INTEGER), Number.MAX_SAFE_INTEGER);
+});
+
+t.test("a duration or size is whole exactly as written, not as a double rounds it", async (t) => {
+  t.throws(() => parseDuration("1.0000000000000001s"), {
+    message: /whole number of milliseconds/,
+  });
+  t.throws(() => parseSize("1.00000000000000001KiB"), { message: /whole number of bytes/ });
+  t.throws(() => parseSize("1048576.00000000001"), { message: /whole number of bytes/ });
+  t.equal(parseDuration("0.0001h"), 360, "an exact fraction of an hour");
+  t.equal(parseSize("1.5000KiB"), 1536, "trailing zeros add no fraction");
+  t.equal(parseSize("00002MB"), 2_000_000);
+});
+
+t.test("formatDuration writes ms in the largest unit that divides them", async (t) => {
+  t.strictSame([3_600_000 * 596, 90_000, 2000, 1500, 0].map(formatDuration), [
+    "596h",
+    "90s",
+    "2s",
+    "1500ms",
+    "0",
+  ]);
 });

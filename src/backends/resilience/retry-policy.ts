@@ -28,7 +28,11 @@ export interface AttemptFacts {
   readonly random: number;
 }
 
-/** The overall deadline of a request under `policy`, in ms from its first attempt. */
+/**
+ * The overall deadline of a request under `policy`, in ms from its first attempt.
+ * Within MAX_TIMER_MS for every loaded route (config/defaults.ts refuses more),
+ * so it, and each retry delay (always below it), fits a Node timer.
+ */
 export function overallDeadlineMs(policy: RetryPolicy): number {
   return (policy.attempts + 1) * policy.timeoutMs;
 }

@@ -129,8 +129,8 @@ t.test(
     const args = ["--config", config, "--port", "0", "--admin-port", "0"];
     const { gateway, output } = spawnServe(t, args, "warn", { TURNOUT_NATS_URL: server.url });
     t.equal(await exitCode(gateway, 40_000), 1, `exit 1; output:\n${output.text}`);
-    t.match(output.text, `${config} nats.tls.ca: cannot read ${aDirectory} (EISDIR`);
-    t.match(output.text, `${config} nats.auth.credsFile: ${garbage} is not a .creds file`);
+    t.match(output.text, `${config}:5:13 nats.tls.ca: cannot read ${aDirectory} (EISDIR`);
+    t.match(output.text, `${config}:6:21 nats.auth.credsFile: ${garbage} is not a .creds file`);
     t.match(output.text, "turnout serve: 2 problem(s); not starting");
     t.notMatch(output.text, /serving on/, "never listened");
   },
