@@ -7,13 +7,15 @@
  * 2 bad command line or refused values.
  */
 import { hostname, userInfo } from "node:os";
+import { parseArgs } from "node:util";
 import type { GatewayConfig, RouteConfig } from "../config/types.js";
 import {
   checkRouteAllows,
   parseCutoverChange,
   parseRollbackRequest,
+  type RollbackRequest,
 } from "../control/cutover-rules.js";
-import { CutoverBucket, type CutoverRevision } from "../control/cutover-store.js";
+import { CutoverBucket, type CutoverHistoryRow } from "../control/cutover-store.js";
 import { type PlanStatus, planStatus } from "../control/plan-status.js";
 import { TurnoutError } from "../errors.js";
 import type { Output } from "./check.js";
@@ -25,7 +27,7 @@ import {
   reportCommandLine,
   UsageError,
 } from "./command-errors.js";
-import { CONNECTION_FLAGS, parseFlags, resolveConnection } from "./settings.js";
+import { CONNECTION_FLAGS, type FlagValues, parseFlags, resolveConnection } from "./settings.js";
 
 const USAGE = `usage: turnout cutover <list | set | history | rollback> [options]
 
@@ -49,8 +51,6 @@ const FLAGS = {
 const SUBCOMMANDS = ["list", "set", "history", "rollback"] as const;
 type Subcommand = (typeof SUBCOMMANDS)[number];
 
-/** A refused command line: exit 2 with the usage. */
-
 export async function runCutover(
   argv: readonly string[],
   out: Output,
@@ -58,7 +58,7 @@ export async function runCutover(
 ): Promise<number> {
   let sub: Subcommand;
   let routeName: string | undefined;
-  let values: ReturnType<typeof parseFlags>["values"];
+  let values: FlagValues;
   let connection: ReturnType<typeof resolveConnection>;
   try {
     const parsed = parseFlags(argv, FLAGS, true);
@@ -67,6 +67,7 @@ export async function runCutover(
       out.stdout.write(`${USAGE}\n`);
       return 0;
     }
+    refuseRepeatedFlags(argv);
     [sub, routeName] = readPositionals(parsed.positionals);
     if (sub === "set" && typeof values.nats !== "string")
       throw new UsageError("set needs --nats P");
@@ -83,30 +84,92 @@ export async function runCutover(
     route = commandRoute(config, routeName, "cutover", out);
     if (route === undefined) return 2;
   }
+  // Checked before NATS is reached: refused values are exit 2 whatever the server has.
+  let run: (bucket: CutoverBucket) => Promise<number>;
+  try {
+    run = prepare(sub, config, route, values, env, out);
+  } catch (error) {
+    if (!isBadField(error)) throw error;
+    out.stderr.write(`turnout cutover: ${flagProblem(error)}\n`);
+    return 2;
+  }
 
   const nc = await connectOnce(config.nats, "cutover", out);
   if (nc === undefined) return 1;
   try {
-    const bucket = await CutoverBucket.open(nc);
-    switch (sub) {
-      case "list":
-        return await list(bucket, config, out);
-      case "set":
-        return await set(bucket, route!, values, env, out);
-      case "history":
-        return await history(bucket, route!, out);
-      case "rollback":
-        return await rollback(bucket, route!, values, env, out);
-    }
+    const bucket = await CutoverBucket.open(nc, (message) =>
+      out.stderr.write(`turnout cutover: ${shown(message)}\n`),
+    );
+    return await run(bucket);
   } catch (error) {
-    if (error instanceof TurnoutError && error.code === "TURNOUT_ERR_BAD_FIELD") {
-      out.stderr.write(`turnout cutover: --${error.field} ${error.message.replace(/^\S+ /, "")}\n`);
+    if (isBadField(error)) {
+      out.stderr.write(`turnout cutover: ${flagProblem(error)}\n`);
       return 2;
     }
     out.stderr.write(`turnout cutover: ${errorText(error)}\n`);
     return 1;
   } finally {
     await nc.close();
+  }
+}
+
+/**
+ * The subcommand's work on the bucket, its request checked first (throws
+ * TURNOUT_ERR_BAD_FIELD): `set` against routes.yaml's values (the rules hold
+ * for them) and again, when written, against the live ones it builds on.
+ */
+function prepare(
+  sub: Subcommand,
+  config: GatewayConfig,
+  route: RouteConfig | undefined,
+  values: FlagValues,
+  env: NodeJS.ProcessEnv,
+  out: Output,
+): (bucket: CutoverBucket) => Promise<number> {
+  switch (sub) {
+    case "list":
+      return (bucket) => list(bucket, config, out);
+    case "history":
+      return (bucket) => history(bucket, route!, out);
+    case "set": {
+      const body = changeBody(values);
+      const by = defaultBy(env);
+      parseCutoverChange(body, route!, route!.cutover, by);
+      return (bucket) => set(bucket, route!, body, by, out);
+    }
+    case "rollback": {
+      const request = parseRollbackRequest(
+        { reason: values.reason, by: values.by },
+        defaultBy(env),
+      );
+      return (bucket) => rollback(bucket, route!, request, out);
+    }
+  }
+}
+
+function isBadField(error: unknown): error is TurnoutError {
+  return error instanceof TurnoutError && error.code === "TURNOUT_ERR_BAD_FIELD";
+}
+
+/** A refused field as the flag that gave it: `--nats must be from 0 to 100, got 200`. */
+function flagProblem(error: TurnoutError): string {
+  return `--${error.field} ${error.message.replace(/^\S+ /, "")}`;
+}
+
+/** A flag given twice is refused: taking the last one silently could apply a value nobody meant. */
+function refuseRepeatedFlags(argv: readonly string[]): void {
+  const { tokens } = parseArgs({
+    args: [...argv],
+    options: FLAGS,
+    strict: true,
+    allowPositionals: true,
+    tokens: true,
+  });
+  const seen = new Set<string>();
+  for (const token of tokens) {
+    if (token.kind !== "option") continue;
+    if (seen.has(token.name)) throw new UsageError(`--${token.name} is given more than once`);
+    seen.add(token.name);
   }
 }
 
@@ -183,21 +246,27 @@ function planColumn(status: PlanStatus | undefined): string {
 async function set(
   bucket: CutoverBucket,
   route: RouteConfig,
-  values: ReturnType<typeof parseFlags>["values"],
-  env: NodeJS.ProcessEnv,
+  body: Record<string, unknown>,
+  by: string,
   out: Output,
 ): Promise<number> {
-  const body: Record<string, unknown> = {
-    nats: percent(String(values.nats), "nats"),
-    reason: values.reason,
-  };
-  if (typeof values.shadow === "string") body.shadow = percent(values.shadow, "shadow");
-  const by = byOf(values, env);
   const written = await bucket.change(route, (live) => parseCutoverChange(body, route, live, by));
   out.stdout.write(
     `${route.name}: nats ${pct(written.nats)}% shadow ${pct(written.shadow)}% (revision ${written.revision})\n`,
   );
   return 0;
+}
+
+/** The change `set` asks for, as the admin API's body: the rules check both alike. */
+function changeBody(values: FlagValues): Record<string, unknown> {
+  const body: Record<string, unknown> = {
+    nats: percent(String(values.nats), "nats"),
+    reason: values.reason,
+  };
+  if (typeof values.shadow === "string") body.shadow = percent(values.shadow, "shadow");
+  // Given, even blank, it is checked as given: only a missing --by means user@host.
+  if (values.by !== undefined) body.by = values.by;
+  return body;
 }
 
 async function history(bucket: CutoverBucket, route: RouteConfig, out: Output): Promise<number> {
@@ -215,11 +284,9 @@ async function history(bucket: CutoverBucket, route: RouteConfig, out: Output): 
 async function rollback(
   bucket: CutoverBucket,
   route: RouteConfig,
-  values: ReturnType<typeof parseFlags>["values"],
-  env: NodeJS.ProcessEnv,
+  request: RollbackRequest,
   out: Output,
 ): Promise<number> {
-  const request = parseRollbackRequest({ reason: values.reason }, byOf(values, env));
   const { from, to } = await bucket.rollback(route, request, (restored) =>
     checkRouteAllows(route, restored),
   );
@@ -229,8 +296,19 @@ async function rollback(
   return 0;
 }
 
-function historyRow(e: CutoverRevision): string[] {
-  return [String(e.revision), e.at, e.by, pct(e.nats), pct(e.shadow), e.reason];
+/** A value as written; a delete, a purge or an ignored value says what it did instead. */
+function historyRow(e: CutoverHistoryRow): string[] {
+  const revision = String(e.revision);
+  switch (e.kind) {
+    case "value":
+      return [revision, e.at, e.by, pct(e.nats), pct(e.shadow), e.reason];
+    case "deleted":
+      return [revision, e.at, "-", "-", "-", "deleted: routes.yaml's values apply"];
+    case "purged":
+      return [revision, e.at, "-", "-", "-", "purged: routes.yaml's values apply"];
+    case "ignored":
+      return [revision, e.at, "-", "-", "-", `ignored by the replicas (${e.why})`];
+  }
 }
 
 /** A flag's percentage as a number; the range and decimals are checked with the change. */
@@ -238,8 +316,8 @@ function percent(text: string, flag: string): number | string {
   return /^\s*\d+(\.\d+)?\s*$/.test(text) ? Number(text) : `--${flag} ${text}`;
 }
 
-function byOf(values: ReturnType<typeof parseFlags>["values"], env: NodeJS.ProcessEnv): string {
-  if (typeof values.by === "string" && values.by.trim() !== "") return values.by.trim();
+/** `by` when --by is not given: user@host. */
+function defaultBy(env: NodeJS.ProcessEnv): string {
   let user = env.USER ?? env.USERNAME;
   if (user === undefined) {
     try {
@@ -255,7 +333,16 @@ function pct(value: number): string {
   return String(value);
 }
 
-function table(rows: string[][]): string {
+/**
+ * Control characters as `\u001b`: records written before they were refused,
+ * or straight into the KV, must not reach the terminal (forged rows, escapes).
+ */
+function shown(text: string): string {
+  return text.replace(/\p{Cc}/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+function table(cells: string[][]): string {
+  const rows = cells.map((row) => row.map(shown));
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
   return rows
     .map((r) =>

@@ -143,6 +143,9 @@ function registerCutover(
     const name = routes.named(req);
     const body = parseJsonBody(req.body);
     const config = configOf(name);
+    // Refused values are a 400 whatever the store's mode: checked before the KV
+    // against routes.yaml's values (the rules hold for them), then again below.
+    parseCutoverChange(body, config, config.cutover, ADMIN_API_BY);
     // An omitted field keeps the KV's value at write time, not this replica's copy.
     const written = await liveBucket(store).change(config, (live) =>
       parseCutoverChange(body, config, live, ADMIN_API_BY),

@@ -17,6 +17,20 @@ export interface CutoverChange extends CutoverValues {
 /** The longest reason kept in the history. */
 export const MAX_REASON_LENGTH = 500;
 
+/**
+ * `by` of the value written from routes.yaml when a route has no key yet. No
+ * change may claim it: it would pass for the seed in the history, and a plan
+ * treats such a value as its own (plan-status.ts) instead of pausing.
+ */
+export const SEED_BY = "routes.yaml";
+
+/**
+ * Control characters: C0 (newline, tab, ESC...), DEL and C1. A terminal acts
+ * on them, so a reason or a name holding one could forge history rows or
+ * send escape sequences to whoever reads the history.
+ */
+const CONTROL_CHARACTER = /\p{Cc}/u;
+
 /** Undefined when `value` is a percentage 0-100 with at most two decimals, else what is wrong. */
 export function percentProblem(value: unknown): string | undefined {
   if (typeof value !== "number" || !Number.isFinite(value)) return "must be a number from 0 to 100";
@@ -84,6 +98,7 @@ function reasonOf(input: Record<string, unknown>): string | undefined {
   if (reason.length > MAX_REASON_LENGTH) {
     throw bad("reason", `is longer than ${MAX_REASON_LENGTH} characters`);
   }
+  refuseControlCharacters("reason", reason);
   return reason === "" ? undefined : reason;
 }
 
@@ -92,7 +107,23 @@ function byOf(input: Record<string, unknown>, defaultBy: string): string {
   if (typeof input.by !== "string" || input.by.trim() === "") {
     throw bad("by", "must be a non-empty string");
   }
-  return input.by.trim();
+  const by = input.by.trim();
+  refuseControlCharacters("by", by);
+  // Case aside too: "Routes.yaml" would still pass for the seed in the history.
+  if (by.toLowerCase() === SEED_BY) {
+    throw bad("by", `"${by}" is reserved for the starting values written from routes.yaml`);
+  }
+  return by;
+}
+
+function refuseControlCharacters(field: string, text: string): void {
+  const found = CONTROL_CHARACTER.exec(text);
+  if (found === null) return;
+  const code = found[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0");
+  throw bad(
+    field,
+    `must not hold control characters (newlines, tabs, escapes): U+${code} at character ${found.index + 1}`,
+  );
 }
 
 /** The route-level rules: no split or shadow without legacy, no shadowed writes unless allowed. */

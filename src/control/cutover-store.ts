@@ -23,14 +23,15 @@ import {
   checkRouteAllows,
   percentProblem,
   type RollbackRequest,
+  SEED_BY,
 } from "./cutover-rules.js";
 import type { CutoverState, CutoverValues } from "./cutover-state.js";
 
 export const CUTOVER_BUCKET = "turnout_cutover";
 /** Revisions kept per route: the depth of the audit log. */
 export const CUTOVER_HISTORY = 64;
-/** `by` of the value written from routes.yaml when a route has no key yet. */
-export const SEED_BY = "routes.yaml";
+export { SEED_BY } from "./cutover-rules.js";
+
 /** Compare-and-set attempts of one change before answering a conflict. */
 const CHANGE_ATTEMPTS = 5;
 /** The longest wait between two attempts to load the live state, in ms. */
@@ -61,17 +62,26 @@ export function encodeRecord(record: CutoverRecord): Uint8Array {
 
 /** The record in a KV entry, or undefined when it is not a well-formed one. */
 export function decodeRecord(entry: KvEntry): CutoverRevision | undefined {
-  if (entry.operation !== "PUT") return undefined;
+  const decoded = readRecord(entry);
+  return typeof decoded === "string" ? undefined : decoded;
+}
+
+/** The record in a PUT entry, or why it is not a well-formed one. */
+function readRecord(entry: KvEntry): CutoverRevision | string {
+  if (entry.operation !== "PUT") return `a ${entry.operation}, not a value`;
   let value: unknown;
   try {
     value = JSON.parse(decoder.decode(entry.value));
   } catch {
-    return undefined;
+    return "malformed: not JSON";
   }
-  if (typeof value !== "object" || value === null) return undefined;
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return "malformed: not a JSON object";
+  }
   const v = value as Record<string, unknown>;
-  if (percentProblem(v.nats) !== undefined || percentProblem(v.shadow) !== undefined) {
-    return undefined;
+  for (const field of ["nats", "shadow"] as const) {
+    const problem = percentProblem(v[field]);
+    if (problem !== undefined) return `malformed: ${field} ${problem}`;
   }
   return {
     nats: v.nats as number,
@@ -83,6 +93,33 @@ export function decodeRecord(entry: KvEntry): CutoverRevision | undefined {
   };
 }
 
+/**
+ * One row of a route's history (the audit log): a value written (`kind:
+ * "value"`), the key deleted or purged (routes.yaml's values apply from then
+ * on), or a value no replica applies because it is malformed (`ignored`, with
+ * why). `at` of the last two is the time the KV stored them.
+ */
+export type CutoverHistoryRow =
+  | (CutoverRevision & { readonly kind: "value" })
+  | { readonly kind: "deleted" | "purged"; readonly revision: number; readonly at: string }
+  | {
+      readonly kind: "ignored";
+      readonly revision: number;
+      readonly at: string;
+      readonly why: string;
+    };
+
+function historyRow(entry: KvEntry): CutoverHistoryRow {
+  const at = entry.created.toISOString();
+  if (entry.operation === "DEL") return { kind: "deleted", revision: entry.revision, at };
+  if (entry.operation === "PURGE") return { kind: "purged", revision: entry.revision, at };
+  const record = readRecord(entry);
+  if (typeof record === "string") {
+    return { kind: "ignored", revision: entry.revision, at, why: record };
+  }
+  return { kind: "value", ...record };
+}
+
 /** The bucket's operations, for the admin API and the CLI. */
 export class CutoverBucket {
   readonly kv: KV;
@@ -92,12 +129,17 @@ export class CutoverBucket {
   }
 
   /**
-   * Opens the bucket, creating it when missing. Throws
-   * TURNOUT_ERR_CUTOVER_UNAVAILABLE when the server has no JetStream.
+   * Opens the bucket, creating it when missing, and raises the history and
+   * replicas of one made with fewer (`warn` says what it changed, or why it
+   * could not). Throws TURNOUT_ERR_CUTOVER_UNAVAILABLE when the server has no
+   * JetStream.
    */
-  static async open(nc: NatsConnection): Promise<CutoverBucket> {
+  static async open(
+    nc: NatsConnection,
+    warn: (message: string) => void = () => {},
+  ): Promise<CutoverBucket> {
     try {
-      const kv = await openReplicated(nc, CUTOVER_BUCKET, CUTOVER_HISTORY);
+      const kv = await openReplicated(nc, CUTOVER_BUCKET, CUTOVER_HISTORY, warn);
       return new CutoverBucket(kv);
     } catch (error) {
       if (!isJetStreamMissing(error)) throw error;
@@ -206,10 +248,13 @@ export class CutoverBucket {
     }
   }
 
-  /** Every well-formed value the bucket keeps for the route, oldest first. */
-  async history(route: string): Promise<CutoverRevision[]> {
-    const entries = await this.#entries(route);
-    return entries.map(decodeRecord).filter((r): r is CutoverRevision => r !== undefined);
+  /**
+   * Every entry the bucket keeps for the route, oldest first: values, and the
+   * deletes, purges and malformed values between them (see CutoverHistoryRow),
+   * as each of them changed, or did not change, what the replicas apply.
+   */
+  async history(route: string): Promise<CutoverHistoryRow[]> {
+    return (await this.#entries(route)).map(historyRow);
   }
 
   /**
@@ -412,7 +457,7 @@ export class CutoverStore {
   }
 
   async #load(nc: NatsConnection): Promise<void> {
-    const bucket = await CutoverBucket.open(nc);
+    const bucket = await CutoverBucket.open(nc, (message) => this.#log.warn(`cutover: ${message}`));
     if (this.#stopped) return;
     // Read before the watch starts: a bucket re-created after this read is caught by the check.
     const created = await streamCreated(bucket);
@@ -616,16 +661,40 @@ export function kvReplicas(nc: NatsConnection): number {
 }
 
 /**
- * Opens a KV bucket, creating it replicated across the cluster, and scales an
- * existing one made with fewer replicas (by an older version) up to that.
+ * Opens a KV bucket, creating it replicated across the cluster, and raises an
+ * existing one made with fewer replicas (by an older version) or a shorter
+ * history (by hand: `nats kv add` keeps 1 revision) to these. `warn` says
+ * what was raised; a history that cannot be raised (the server refuses, the
+ * user may not update streams, no answer) is warned about and kept: the
+ * bucket works without it, only its history reaches less far back, and the
+ * next open tries again.
  */
-export async function openReplicated(nc: NatsConnection, bucket: string, history: number) {
+export async function openReplicated(
+  nc: NatsConnection,
+  bucket: string,
+  history: number,
+  warn: (message: string) => void = () => {},
+) {
   const replicas = kvReplicas(nc);
   const kv = await new Kvm(nc).create(bucket, { history, replicas });
   const { streamInfo } = await kv.status();
-  if (streamInfo.config.num_replicas < replicas) {
+  const { name, num_replicas: hadReplicas, max_msgs_per_subject: hadHistory } = streamInfo.config;
+  if (hadReplicas < replicas) {
     const jsm = await jetstreamManager(nc);
-    await jsm.streams.update(streamInfo.config.name, { num_replicas: replicas });
+    await jsm.streams.update(name, { num_replicas: replicas });
+    warn(`the KV bucket ${bucket} had ${hadReplicas} replica(s); raised to ${replicas}`);
+  }
+  // 0 or less: no limit, every revision is kept already.
+  if (hadHistory > 0 && hadHistory < history) {
+    try {
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.update(name, { max_msgs_per_subject: history });
+      warn(`the KV bucket ${bucket} kept ${hadHistory} revision(s) per key; raised to ${history}`);
+    } catch (error) {
+      warn(
+        `the KV bucket ${bucket} keeps ${hadHistory} revision(s) per key and raising it to ${history} failed (${describe(error)}): its history shows only the last ${hadHistory}, and a rollback finds no value older than those`,
+      );
+    }
   }
   return kv;
 }

@@ -13,6 +13,7 @@ async function replica(token: string | null = TOKEN): Promise<RunningGateway> {
   const gateway = await startLoopbackGateway({ config, root, adminToken: token ?? undefined });
   t.teardown(() => gateway.close());
   await gateway.connected;
+  await gateway.cutoverStore.settled;
   return gateway;
 }
 
@@ -112,6 +113,28 @@ const badCases: Array<[string, string, string, string]> = [
     "orders.get",
     JSON.stringify({ nats: 90, reason: "x" }),
     "nats",
+  ],
+  [
+    "a newline in the reason (a forged history row)",
+    "users.get",
+    JSON.stringify({ nats: 5, reason: "one\n9  2099-01-01T00:00:00.000Z  ceo  0  0  forged" }),
+    "reason",
+  ],
+  [
+    "an ANSI escape in the reason",
+    "users.get",
+    JSON.stringify({ nats: 5, reason: "red \u001b[31m alert" }),
+    "reason",
+  ],
+  ["a NUL in the reason", "users.get", JSON.stringify({ nats: 5, reason: "a\u0000b" }), "reason"],
+  ["a tab in by", "users.get", JSON.stringify({ nats: 5, reason: "x", by: "a\tb" }), "by"],
+  ["a DEL in by", "users.get", JSON.stringify({ nats: 5, reason: "x", by: "eve\u007f" }), "by"],
+  ["a C1 CSI in by", "users.get", JSON.stringify({ nats: 5, reason: "x", by: "e\u009b2J" }), "by"],
+  [
+    "by routes.yaml (the seed's marker)",
+    "users.get",
+    JSON.stringify({ nats: 5, reason: "x", by: "routes.yaml" }),
+    "by",
   ],
 ];
 for (const [what, route, body, field] of badCases) {
@@ -266,5 +289,67 @@ t.test(
       await within(1000, () => b.cutover.of("users.get").nats === 10),
       "b applies routes.yaml's 10, not the deleted 60",
     );
+  },
+);
+
+t.test(
+  "a rollback refuses control characters in reason and by, and by routes.yaml: 400 naming the field",
+  async (t) => {
+    const before = (await kv().get("users.get"))?.revision;
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ reason: "undo\nforged row" }, "reason"],
+      [{ reason: "\u001b]0;owned\u0007" }, "reason"],
+      [{ by: "eve\u0085" }, "by"],
+      [{ by: "routes.yaml" }, "by"],
+    ];
+    for (const [body, field] of cases) {
+      const res = await call(`${a.adminUrl}/admin/routes/users.get/cutover/rollback`, {
+        method: "POST",
+        body: JSON.stringify(body),
+      });
+      t.equal(res.status, 400, JSON.stringify(body));
+      t.match(res.type, /^application\/problem\+json/);
+      t.equal(res.body.field, field);
+      t.match(
+        res.body.detail,
+        field === "by" && body.by === "routes.yaml" ? /reserved/ : /control/,
+      );
+    }
+    t.equal((await kv().get("users.get"))?.revision, before, "nothing was written");
+  },
+);
+
+t.test(
+  "the history API lists deletes, purges and malformed values as rows of their kind, with revision and time",
+  async (t) => {
+    const url = `${a.adminUrl}/admin/routes/users.create/cutover`;
+    const put = await call(url, { method: "PUT", body: JSON.stringify({ nats: 15, reason: "r" }) });
+    t.equal(put.status, 200);
+    await kv().delete("users.create");
+    await kv().put("users.create", "{nats");
+    await kv().put("users.create", JSON.stringify({ nats: 12.345, shadow: 0 }));
+    const history = await call(`${url}/history`);
+    t.equal(history.status, 200);
+    const rows = history.body.history as Array<Record<string, unknown>>;
+    const at = /^\d{4}-\d\d-\d\dT.*Z$/;
+    t.match(rows.at(-4), { kind: "value", nats: 15, shadow: 0, by: "admin-api", reason: "r", at });
+    t.same(Object.keys(rows.at(-3) ?? {}).sort(), ["at", "kind", "revision"]);
+    t.match(rows.at(-3), { kind: "deleted", revision: Number, at });
+    t.match(rows.at(-2), { kind: "ignored", revision: Number, at, why: "malformed: not JSON" });
+    t.match(rows.at(-1), {
+      kind: "ignored",
+      why: "malformed: nats has at most two decimals, got 12.345",
+    });
+    const revisions = rows.map((row) => row.revision as number);
+    t.same(
+      revisions,
+      [...revisions].sort((x, y) => x - y),
+      "oldest first",
+    );
+
+    await kv().purge("users.create");
+    const purged = await call(`${url}/history`);
+    t.match(purged.body.history, [{ kind: "purged", revision: Number, at }]);
+    t.equal((purged.body.history as unknown[]).length, 1, "a purge drops what came before");
   },
 );
