@@ -35,7 +35,7 @@ import { CONNECTION_FLAGS, type FlagValues, parseFlags, resolveConnection } from
 const USAGE = `usage: turnout dlq <list | replay> [--route R] [--since T] [--limit N] [--after SEQ] [options]
        turnout dlq delete SEQ... [options]
 
-  list     the dead letters (requests that failed on NATS with no fallback)
+  list     the dead letters (requests that failed on NATS and legacy did not serve)
   replay   re-send them to their NATS subject; each one answered ok is deleted
   delete   delete the letters at these stream sequences (the first column of list)
 

@@ -114,13 +114,13 @@ export class GatewayMetrics {
     );
     this.fallbacks = new FastCounter(
       "turnout_fallbacks_total",
-      "Requests the NATS path could not serve that legacy served instead, by reason.",
+      "Requests the NATS path could not serve that were handed to legacy instead (served or not), by reason.",
       ["route", "reason"],
       this.registry,
     );
     this.deadLetters = new FastCounter(
       "turnout_dead_letters_total",
-      "Requests that finally failed on NATS with no fallback, stored in the TURNOUT_DLQ stream.",
+      "Requests that finally failed on NATS and that legacy did not serve instead, stored in the TURNOUT_DLQ stream.",
       ["route"],
       this.registry,
     );

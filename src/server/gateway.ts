@@ -193,18 +193,62 @@ function charsetRefusal(contentType: string | undefined): TurnoutError | undefin
 
 /**
  * Fastify does not read the body of a GET or HEAD, so one sent would be lost
- * on either side (legacy got the request without it): refused instead.
+ * on either side (legacy got the request without it): refused instead. An
+ * empty body is no body: `Content-Length: 0`, or a chunked one that ends
+ * without a byte (`0\r\n\r\n`), which only its end tells.
  */
-const refuseBody: onRequestHookHandler = (req, _reply, done) => {
+const refuseBody: onRequestHookHandler = (req, reply, done) => {
   const { "content-length": length, "transfer-encoding": encoding } = req.headers;
-  if (encoding === undefined && (length === undefined || length === "0")) return done();
-  done(
-    new TurnoutError(
-      "TURNOUT_ERR_BAD_JSON",
-      `a ${req.method} request takes no body (the gateway would drop it)`,
-    ) as FastifyError,
-  );
+  if (encoding !== undefined) return refuseChunkedBody(req, reply, done);
+  if (length === undefined || length === "0") return done();
+  done(bodyRefused(req));
 };
+
+function bodyRefused(req: FastifyRequest): FastifyError {
+  return new TurnoutError(
+    "TURNOUT_ERR_BAD_JSON",
+    `a ${req.method} request takes no body (the gateway would drop it)`,
+  ) as FastifyError;
+}
+
+/**
+ * Reads a chunked body up to its end, or its first byte (refused, like a
+ * declared length: the rest is read and dropped, so the connection serves its
+ * next request). Settled once, whatever comes first: the end, a byte, the
+ * listener's request timeout (a 408 emitted on the body, see
+ * answerInProgress) or a client that leaves (the error handler records it as
+ * gone). A body that failed to arrive closes the connection, as Fastify does
+ * for the bodies it reads: the client may still be sending it.
+ */
+function refuseChunkedBody(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  done: (error?: FastifyError) => void,
+): void {
+  const body = req.raw;
+  const settle = (error?: FastifyError) => {
+    body.off("data", onData).off("end", onEnd).off("error", onError).off("close", onClose);
+    done(error);
+  };
+  const onData = (chunk: Buffer) => {
+    if (chunk.length > 0) settle(bodyRefused(req));
+  };
+  const onEnd = () => settle();
+  const failed = (error: FastifyError) => {
+    reply.header("connection", "close");
+    settle(error);
+  };
+  const onError = (error: Error) => failed(error as FastifyError);
+  const onClose = () => failed(clientLeftMidBody());
+  body.on("data", onData).on("end", onEnd).on("error", onError).on("close", onClose);
+}
+
+function clientLeftMidBody(): FastifyError {
+  return new TurnoutError(
+    "TURNOUT_ERR_MALFORMED_REQUEST",
+    "the connection closed before the request's body ended",
+  ) as FastifyError;
+}
 
 /**
  * Counts every answer and writes its one log line (in place of Fastify's two)

@@ -14,7 +14,7 @@ import { PassThrough, pipeline, Readable } from "node:stream";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { LegacyAnswer, LegacyRequest } from "../backends/legacy/forward.js";
-import type { HeaderMap } from "../backends/legacy/headers.js";
+import { contentTypeKept, type HeaderMap } from "../backends/legacy/headers.js";
 import type { LegacyUpstreams } from "../backends/legacy/upstreams.js";
 import type { DeadLetterStore } from "../backends/nats/dead-letters.js";
 import {
@@ -56,7 +56,7 @@ export interface RouteHandlerDeps {
   readonly mirrors: Mirrors;
   readonly adminToken: AdminToken;
   readonly metrics: GatewayMetrics;
-  /** Where requests that finally failed on NATS with no fallback are kept. */
+  /** Where requests that finally failed on NATS, and that legacy did not serve instead, are kept. */
   readonly deadLetters?: DeadLetterStore;
   readonly isDraining: () => boolean;
   /** True (and recorded) when the client left before its answer: nothing is to be sent. */
@@ -175,8 +175,7 @@ async function serveNats(
       deps.deadLetters?.record(deps.route, input, error);
       throw error;
     }
-    deps.metrics.fallbacks.cell(deps.route.name, reason).inc();
-    return serveLegacy(deps, req, reply, undefined);
+    return fallBack(deps, req, reply, input, error, reason);
   }
   if (!deps.clientGone(req, reply)) {
     closeIfDraining(deps, reply);
@@ -187,6 +186,49 @@ async function serveNats(
   // to a later turn would let every request of this turn past the free-socket check).
   if (mirrored) mirrorNatsOutcome(deps, req, input, comparable(answer));
   return reply;
+}
+
+/**
+ * Legacy serves a request that NATS failed before any worker saw it. Counted
+ * as a fallback when handed to legacy, whether legacy answers or not: the
+ * count is of NATS failures by reason (the cutover plan counts each as a NATS
+ * error, as the request is then recorded under legacy). Legacy answering,
+ * whatever its status, served the request; when legacy fails too (refused,
+ * timed out, reset: no answer at all), the client gets legacy's error and the
+ * request is kept as a dead letter, as it would have been with no legacy upstream.
+ */
+async function fallBack(
+  deps: Compiled,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  input: RouteInput,
+  natsError: unknown,
+  reason: string,
+): Promise<FastifyReply> {
+  deps.metrics.fallbacks.cell(deps.route.name, reason).inc();
+  try {
+    return await serveLegacy(deps, req, reply, undefined);
+  } catch (legacyError) {
+    deps.deadLetters?.record(deps.route, input, alsoFailedOnLegacy(natsError, legacyError));
+    throw legacyError;
+  }
+}
+
+/**
+ * The NATS failure a dead letter records (its code decides whether it is
+ * one), its message followed by the legacy failure that left it unserved.
+ */
+function alsoFailedOnLegacy(natsError: unknown, legacyError: unknown): unknown {
+  if (!(natsError instanceof TurnoutError)) return natsError;
+  const legacy =
+    legacyError instanceof TurnoutError
+      ? `${legacyError.code}: ${legacyError.message}`
+      : String(legacyError);
+  return new TurnoutError(
+    natsError.code,
+    `${natsError.message}; the fallback to legacy failed too (${legacy})`,
+    { status: natsError.status, cause: natsError },
+  );
 }
 
 /**
@@ -220,7 +262,7 @@ async function serveLegacy(
   // The gateway's request id wins over one the upstream sets: it names the request in every log.
   reply.code(answer.status).headers(answer.headers).header("x-request-id", req.id);
   closeIfDraining(deps, reply);
-  const mirror = mirrorOf?.();
+  const mirror = mirrorOf === undefined ? undefined : mirrorUnlessTooLarge(deps, answer, mirrorOf);
   const body = mirror === undefined ? answer.body : keepForComparison(answer, mirror, deps);
   const payload = payloadOf(body, answer.headers);
   if (payload instanceof Readable) deps.watchStream(req, reply, payload);
@@ -228,14 +270,39 @@ async function serveLegacy(
 }
 
 /**
- * The body as Fastify sends it without adding a header of its own: it labels
- * a Buffer that has no Content-Type `application/octet-stream`, so an empty
- * body goes as no payload and one without Content-Type (rare) as a stream.
+ * The body as Fastify sends it without changing a header: it labels a Buffer
+ * `application/octet-stream` when its Content-Type is missing or one it cannot
+ * parse (`json`, `*`, two header lines...), and sends a stream with the headers
+ * as set. So an empty body goes as no payload, and one whose Content-Type
+ * Fastify would replace (rare) as a stream, its Content-Length kept.
  */
 function payloadOf(body: Readable | Buffer, headers: HeaderMap): Readable | Buffer | undefined {
   if (!Buffer.isBuffer(body)) return body;
   if (body.length === 0) return undefined;
-  return headers["content-type"] === undefined ? Readable.from([body]) : body;
+  return contentTypeKept(headers["content-type"]) ? body : Readable.from([body]);
+}
+
+/**
+ * The NATS mirror of a legacy-served request, unless legacy's answer is known
+ * to be over the comparison cap already (a body read whole, or the
+ * Content-Length a streamed one declares): the workers would run a mirror
+ * whose result is only counted `body_too_large`. Counted so now instead.
+ */
+function mirrorUnlessTooLarge(
+  deps: Compiled,
+  answer: LegacyAnswer<Readable | Buffer>,
+  mirrorOf: () => MirrorHandle | undefined,
+): MirrorHandle | undefined {
+  if (knownBytes(answer) <= deps.mirrors.maxBodyBytes) return mirrorOf();
+  deps.mirrors.skipped(deps.route.name, "body_too_large");
+  return undefined;
+}
+
+/** The answer's body length as known before it is read: 0 for a stream that declares none. */
+function knownBytes(answer: LegacyAnswer<Readable | Buffer>): number {
+  if (Buffer.isBuffer(answer.body)) return answer.body.length;
+  const declared = answer.headers["content-length"];
+  return typeof declared === "string" ? Number(declared) : 0;
 }
 
 /** The body to send, while the mirror gets the primary's answer to compare (up to the cap). */
@@ -244,12 +311,11 @@ function keepForComparison(
   mirror: MirrorHandle,
   deps: Compiled,
 ): Readable | Buffer {
-  const maxBytes = deps.mirrors.maxBodyBytes;
   if (!Buffer.isBuffer(answer.body)) {
-    return teeForComparison({ ...answer, body: answer.body }, mirror, maxBytes);
+    return teeForComparison({ ...answer, body: answer.body }, mirror, deps.mirrors.maxBodyBytes);
   }
-  if (answer.body.length > maxBytes) mirror.primaryTooLarge();
-  else mirror.comparePrimary(comparedLegacy(answer.status, answer.headers, answer.body));
+  // Within the cap: mirrorUnlessTooLarge started no mirror otherwise.
+  mirror.comparePrimary(comparedLegacy(answer.status, answer.headers, answer.body));
   return answer.body;
 }
 

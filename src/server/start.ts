@@ -84,7 +84,7 @@ export interface RunningGateway {
   readonly mirrors: Mirrors;
   readonly nats: NatsLink;
   readonly natsStatus: NatsStatus;
-  /** Dead letters (TURNOUT_DLQ): NATS failures with no fallback. */
+  /** Dead letters (TURNOUT_DLQ): NATS failures that legacy did not serve instead. */
   readonly deadLetters: DeadLetterStore;
   /** Resolves once NATS is connected for the first time. */
   readonly connected: Promise<void>;

@@ -1,8 +1,9 @@
 /**
  * One exchange with a legacy upstream over its undici Pool. The answer's shape
  * is what a Fastify reply takes: `reply.code(a.status).headers(a.headers)
- * .send(a.body)`, except that Fastify labels a Buffer without Content-Type (an
- * empty body too) as application/octet-stream (see serveLegacy's payloadOf).
+ * .send(a.body)`, except that Fastify labels a Buffer (an empty body too)
+ * without a Content-Type it can parse as application/octet-stream (see
+ * serveLegacy's payloadOf).
  * Every failure is thrown as a TurnoutError mapped by failures.ts.
  */
 import { EventEmitter } from "node:events";

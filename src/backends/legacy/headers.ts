@@ -100,3 +100,17 @@ function connectionTokens(value: string | string[] | undefined): Set<string> | u
 function joined(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value.join(", ") : value;
 }
+
+/**
+ * A Content-Type that Fastify's `reply.send()` keeps on a Buffer body: one
+ * value, `type/subtype` in tokens, then the end or `;` and parameters (the rule
+ * of its lib/content-type.js, whitespace around them included). Any other value
+ * (`json`, `*`, empty, `application/ json`, two header lines as an array) it
+ * would replace with application/octet-stream; a stream's it leaves as set.
+ */
+const KEPT_CONTENT_TYPE = /^\s*[\w!#$%&'*+.^`|~-]+\/[\w!#$%&'*+.^`|~-]+\s*(?:;|$)/;
+
+/** Whether Fastify sends this Content-Type as it is with a Buffer (see KEPT_CONTENT_TYPE). */
+export function contentTypeKept(value: string | string[] | undefined): boolean {
+  return typeof value === "string" && KEPT_CONTENT_TYPE.test(value);
+}

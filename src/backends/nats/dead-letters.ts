@@ -1,6 +1,7 @@
 /**
- * Dead letters: a request that finally failed on NATS with no fallback (no
- * responders, not connected, timeout, breaker open, after the route's retries)
+ * Dead letters: a request that finally failed on NATS, and that legacy did not
+ * serve instead (no responders, not connected, timeout, breaker open, after
+ * the route's retries)
  * is kept in the JetStream stream `TURNOUT_DLQ` (created when missing, bounded
  * to 7 days and 1 GiB, oldest dropped first), one message per request on
  * `turnout.dlq.<route>`: the original protobuf payload as body, the original
