@@ -305,6 +305,16 @@ function buildParts(options: StartOptions): Parts {
   };
 }
 
+/** What a server without JetStream leaves undone, for /readyz (still 200: the other routes serve). */
+function noJetStreamNotes(config: GatewayConfig): string[] {
+  const publishing = config.routes.filter((route) => route.mode === "publish").map((r) => r.name);
+  const notes = ["cutover: file values (no JetStream)"];
+  if (publishing.length > 0) {
+    notes.push(`publish routes answer 503 (no JetStream): ${publishing.join(", ")}`);
+  }
+  return notes;
+}
+
 function buildAdminListener(
   options: StartOptions,
   parts: Parts,
@@ -326,8 +336,7 @@ function buildAdminListener(
       cutover: { state: parts.cutover, store: cutoverStore, plans: parts.plan },
       deadLetters: parts.deadLetters,
     },
-    readinessNotes: () =>
-      cutoverStore.mode === "file" ? ["cutover: file values (no JetStream)"] : [],
+    readinessNotes: () => (cutoverStore.mode === "file" ? noJetStreamNotes(options.config) : []),
     listener: options.listener,
     logger: options.logger,
     openApi: buildOpenApiDocument(options.config, options.root),

@@ -21,3 +21,15 @@ t.test("no JetStream on the server: a publish is a 503 NO_JETSTREAM saying so", 
   t.match(problem, { code: "TURNOUT_ERR_NO_JETSTREAM", route: "users.create" });
   t.match(problem.detail, /without JetStream.*events\.users\.eu\.created/);
 });
+
+t.test("no JetStream on the server: /readyz stays 200 and names the publish routes", async (t) => {
+  const stack = await startStack(t, writeRoutes(ROUTES), { jetstream: false });
+  const res = await fetch(`${stack.gateway.adminUrl}/readyz`);
+  t.equal(res.status, 200);
+  t.match(await res.json(), {
+    notes: [
+      "cutover: file values (no JetStream)",
+      "publish routes answer 503 (no JetStream): users.create",
+    ],
+  });
+});
