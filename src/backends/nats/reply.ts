@@ -7,6 +7,8 @@
  *   worker that sends it is broken; the body is dropped then, as its type is unknown.
  * - `Http-Status` 200-299 overrides 200. 3xx is refused (502) too: a redirect needs a
  *   Location header and a 304 a conditional request, neither of which the NATS path has.
+ * - `Nats-Service-Error` without a code: 502. The worker meant an error; served as
+ *   a success it would reach the client as an empty 200, past breaker and metrics.
  * - Absent or empty headers: 200.
  */
 import { Match, type Msg, type MsgHdrs } from "@nats-io/transport-node";
@@ -30,7 +32,8 @@ export function interpretReply(msg: Pick<Msg, "headers" | "data">): ReplyOutcome
   const h = msg.headers;
   if (h === undefined) return { kind: "ok", status: 200, data: msg.data };
   const code = header(h, SERVICE_ERROR_CODE);
-  if (code !== "") return serviceError(code, header(h, SERVICE_ERROR), msg.data);
+  const message = header(h, SERVICE_ERROR);
+  if (code !== "" || message !== "") return serviceError(code, message, msg.data);
   const status = header(h, HTTP_STATUS);
   if (status === "") return { kind: "ok", status: 200, data: msg.data };
   const n = parseStatus(status);

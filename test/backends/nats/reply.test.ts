@@ -86,3 +86,21 @@ t.test("an error code without a message gets one naming the status", async (t) =
   });
   t.equal(outcome.kind === "error" ? outcome.message : "", "worker error 418");
 });
+
+t.test(
+  "an error message without a code is a broken worker (502), not an empty success",
+  async (t) => {
+    const cases: Array<Record<string, string>> = [
+      { "Nats-Service-Error": "it broke" },
+      { "Nats-Service-Error-Code": "", "Nats-Service-Error": "it broke" },
+    ];
+    for (const pairs of cases) {
+      const outcome = interpretReply({ headers: hdrs(pairs), data: new Uint8Array(0) });
+      t.has(outcome, { kind: "error", status: 502 });
+      t.match(
+        outcome.kind === "error" ? outcome.message : "",
+        /Nats-Service-Error-Code "".*it broke/,
+      );
+    }
+  },
+);
