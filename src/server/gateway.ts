@@ -31,7 +31,7 @@ import type { RequestSpans } from "../observability/otel.js";
 import { traceIdOf } from "../observability/trace.js";
 import type { Mirrors } from "../shadow/mirror.js";
 import { type ListenerOptions, listenerServerOptions } from "./listener-options.js";
-import { AllowedMethods } from "./method-not-allowed.js";
+import { AllowedMethods, type RefusedParam } from "./method-not-allowed.js";
 import { compileNatsPipeline } from "./nats-pipeline.js";
 import { isInternal, PROBLEM_CONTENT_TYPE, toProblem } from "./problem.js";
 import { compilePublishPipeline } from "./publish-pipeline.js";
@@ -105,24 +105,32 @@ const BACKEND_FAULTS = new Set([
 /** Largest accepted header section and URL, beyond Node's defaults' abuse potential. */
 const MAX_HEADER_BYTES = 16 * 1024;
 
+/** The router refuses a longer path param (decoded) before any route is chosen. */
+const MAX_PARAM_LENGTH = 256;
+
 export function buildGateway(deps: GatewayDeps): FastifyInstance {
   const isDraining = deps.isDraining ?? (() => false);
   const recorder = new RequestRecorder(deps.metrics);
-  const app = createServer(deps, recorder);
+  const paths = new AllowedMethods(deps.config.routes);
+  const app = createServer(deps, recorder, paths);
   app.decorateRequest("backend", "gateway");
   app.decorateRequest("recorded", false);
   // First hook of all when on: the span sets the traceparent every later step passes on.
   deps.spans?.register(app, deps.config.routes);
   acceptJsonOnly(app);
   observeEachRequest(app, recorder);
-  answerProblems(app, deps.config.routes, isDraining, recorder);
+  answerProblems(app, paths, isDraining, recorder);
   for (const route of deps.config.routes) {
     registerRoute(app, route, compileHandler(route, deps, isDraining, recorder), deps.metrics);
   }
   return app;
 }
 
-function createServer(deps: GatewayDeps, recorder: RequestRecorder): FastifyInstance {
+function createServer(
+  deps: GatewayDeps,
+  recorder: RequestRecorder,
+  paths: AllowedMethods,
+): FastifyInstance {
   const app = Fastify({
     logger: deps.logger ?? false,
     // Fastify's two lines a request cost CPU on the hot path; failures are logged by us.
@@ -131,15 +139,22 @@ function createServer(deps: GatewayDeps, recorder: RequestRecorder): FastifyInst
     requestIdHeader: false,
     return503OnClosing: true,
     forceCloseConnections: "idle",
-    routerOptions: { maxParamLength: 256, querystringParser: parseQueryString },
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH, querystringParser: parseQueryString },
     trustProxy: trustProxyOption(deps.trustProxy),
     ...listenerServerOptions(deps.listener ?? {}, { maxHeaderSize: MAX_HEADER_BYTES }),
     // Bad URLs and over-long params are refused by the router before any handler:
-    // answer them as problem+json like every other gateway error. No route, so
-    // no onResponse hook either: counted and logged here.
+    // answer them as problem+json like every other gateway error, naming the
+    // route and param they were for. No route, so no onResponse hook either:
+    // counted and logged here.
     frameworkErrors: (error, req, reply) => {
-      recordWhenSent(recorder, req, reply);
-      return sendProblem(error, req, reply);
+      const refused = paths.refusedParam(req.method, pathOf(req.url), MAX_PARAM_LENGTH);
+      recordWhenSent(recorder, req, reply, refused?.route);
+      return sendProblem(
+        refused === undefined ? error : badParam(refused),
+        req,
+        reply,
+        refused?.route,
+      );
     },
     clientErrorHandler: answerClientError(recorder),
   });
@@ -269,9 +284,13 @@ class RequestRecorder {
     this.#logRequests = log.isLevelEnabled?.("info") ?? false;
   }
 
-  record(req: FastifyRequest, status: number, ms: number): void {
+  record(
+    req: FastifyRequest,
+    status: number,
+    ms: number,
+    route = req.routeOptions.config.routeName ?? UNMATCHED_ROUTE,
+  ): void {
     req.recorded = true;
-    const route = req.routeOptions.config.routeName ?? UNMATCHED_ROUTE;
     this.#metrics.route(route).observeRequest(req.backend, status, ms / 1000);
     if (this.#logRequests) logRequest(req, route, status, ms);
   }
@@ -328,10 +347,26 @@ function observeEachRequest(app: FastifyInstance, recorder: RequestRecorder): vo
 }
 
 /** For an answer made outside any route's hooks: recorded once it is sent. */
-function recordWhenSent(recorder: RequestRecorder, req: FastifyRequest, reply: FastifyReply) {
+function recordWhenSent(
+  recorder: RequestRecorder,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  route?: string,
+) {
   const started = performance.now();
   reply.raw.once("finish", () =>
-    recorder.record(req, reply.statusCode, performance.now() - started),
+    recorder.record(req, reply.statusCode, performance.now() - started, route),
+  );
+}
+
+/** Said without the URL: Fastify's own message quotes it whole, query string included. */
+function badParam(refused: RefusedParam): TurnoutError {
+  return new TurnoutError(
+    "TURNOUT_ERR_BAD_PARAM",
+    `path parameter "${refused.param}" ${refused.why}`,
+    {
+      field: refused.param,
+    },
   );
 }
 
@@ -438,7 +473,7 @@ function logRequest(req: FastifyRequest, route: string, status: number, ms: numb
 /** Every error, unknown path and wrong method is answered as problem+json. */
 function answerProblems(
   app: FastifyInstance,
-  routes: readonly RouteConfig[],
+  paths: AllowedMethods,
   isDraining: () => boolean,
   recorder: RequestRecorder,
 ): void {
@@ -447,9 +482,8 @@ function answerProblems(
     if (isDraining()) reply.header("connection", "close");
     return sendProblem(error, req, reply);
   });
-  const allowed = new AllowedMethods(routes);
   app.setNotFoundHandler((req, reply) => {
-    const methods = allowed.allowed(pathOf(req.url));
+    const methods = paths.allowed(pathOf(req.url));
     // A method the path serves that still got here did not match the router (a bad URL): 404.
     if (methods.length === 0 || methods.includes(req.method)) {
       const error = new TurnoutError(
@@ -509,8 +543,12 @@ function registerRoute(
   });
 }
 
-function sendProblem(error: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const route = req.routeOptions.config.routeName;
+function sendProblem(
+  error: unknown,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  route = req.routeOptions.config.routeName,
+): FastifyReply {
   const problem = toProblem(error, req.id, route);
   reply.header("x-request-id", req.id);
   if (!BACKEND_FAULTS.has(problem.code)) req.backend = "gateway";

@@ -31,10 +31,10 @@ const requestLines = (status: number) =>
     .map((line) => JSON.parse(line) as RequestLine)
     .filter((line) => line.msg === "request" && line.status === status);
 
-async function counted(status: number): Promise<number> {
+async function counted(status: number, route = "_unmatched"): Promise<number> {
   const text = await (await fetch(`${stack.gateway.adminUrl}/metrics`)).text();
   const pattern = new RegExp(
-    `^turnout_requests_total\\{route="_unmatched",backend="gateway",code="${status}"\\} (\\d+)$`,
+    `^turnout_requests_total\\{route="${route}",backend="gateway",code="${status}"\\} (\\d+)$`,
     "m",
   );
   return Number(pattern.exec(text)?.[1] ?? 0);
@@ -54,19 +54,31 @@ async function raw(bytes: string): Promise<string> {
 }
 
 t.test(
-  "a bad percent-encoding and an over-long path param are counted and logged once",
+  "a bad percent-encoding and an over-long path param are a 400 naming route and param, counted and logged once under the route",
   async (t) => {
-    const before = await counted(400);
-    for (const path of ["/v1/regions/eu/users/%zz", `/v1/regions/eu/users/${"a".repeat(300)}`]) {
+    const before = await counted(400, "users.get");
+    const cases = [
+      { path: "/v1/regions/eu/users/%zz?secret=1", why: /"id" is not valid percent-encoding/ },
+      { path: `/v1/regions/eu/users/${"a".repeat(300)}`, why: /"id" is longer than 256/ },
+    ];
+    for (const { path, why } of cases) {
       const res = await fetch(`${stack.gateway.url}${path}`);
       t.equal(res.status, 400, path.slice(0, 40));
       t.match(res.headers.get("content-type"), /^application\/problem\+json/);
+      const problem = (await res.json()) as Record<string, unknown>;
+      t.match(problem, { code: "TURNOUT_ERR_BAD_PARAM", route: "users.get", field: "id" });
+      t.match(problem.detail, why);
+      t.notMatch(problem.detail, /secret/, "the URL is not quoted back");
       const requestId = res.headers.get("x-request-id");
       await waitUntil(() => requestLines(400).some((line) => line.requestId === requestId), 5000);
       const [line] = requestLines(400).filter((line) => line.requestId === requestId);
-      t.match(line, { route: "_unmatched", backend: "gateway", status: 400 }, "one log line");
+      t.match(line, { route: "users.get", backend: "gateway", status: 400 }, "one log line");
     }
-    t.equal(await counted(400), before + 2, "turnout_requests_total counts both, once each");
+    t.equal(
+      await counted(400, "users.get"),
+      before + 2,
+      "turnout_requests_total counts both under the route, once each",
+    );
   },
 );
 
