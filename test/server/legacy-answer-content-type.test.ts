@@ -8,6 +8,7 @@
 import net from "node:net";
 import t from "tap";
 import { listenOnLoopback } from "../helpers/legacy-server.js";
+import { type RawReply, rawExchange } from "../helpers/raw-http.js";
 import { usersLegacyRoute } from "../helpers/route-yaml.js";
 import { startStack, writeRoutes } from "../helpers/stack.js";
 
@@ -52,35 +53,7 @@ const stack = await startStack(
 );
 const port = Number(new URL(stack.gateway.url).port);
 
-interface RawReply {
-  /** Header lines, names lowercased. */
-  readonly head: string[];
-  readonly body: string;
-}
-
-function get(id: string): Promise<RawReply> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, "127.0.0.1", () =>
-      socket.write(`GET /v1/old/eu/users/${id} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n`),
-    );
-    const chunks: Buffer[] = [];
-    const timer = setTimeout(() => socket.destroy(new Error("no answer within 5 s")), 5000);
-    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
-    socket.once("error", reject);
-    socket.once("close", () => {
-      clearTimeout(timer);
-      const text = Buffer.concat(chunks).toString("latin1");
-      const end = text.indexOf("\r\n\r\n");
-      const head = text.slice(0, end).split("\r\n");
-      resolve({
-        head: head.map((line, i) =>
-          i === 0 ? line : line.replace(/^[^:]+/, (n) => n.toLowerCase()),
-        ),
-        body: text.slice(end + 4),
-      });
-    });
-  });
-}
+const get = (id: string) => rawExchange(port, "GET", `/v1/old/eu/users/${id}`);
 
 const contentTypes = (reply: RawReply) =>
   reply.head

@@ -7,6 +7,7 @@
 import net from "node:net";
 import t from "tap";
 import { listenOnLoopback } from "../helpers/legacy-server.js";
+import { rawExchange } from "../helpers/raw-http.js";
 import { usersLegacyRoute } from "../helpers/route-yaml.js";
 import { startStack, writeRoutes } from "../helpers/stack.js";
 
@@ -58,36 +59,8 @@ const legacy = `legacy:\n  users: ${upstreamUrl}/base\n`;
 const stack = await startStack(t, writeRoutes(usersLegacyRoute(), legacy));
 const port = Number(new URL(stack.gateway.url).port);
 
-interface RawReply {
-  readonly raw: Buffer;
-  /** The status line and header lines, names lowercased. */
-  readonly head: string[];
-}
-
 /** Sends `method target`; the gateway closes the connection after its answer. */
-function exchange(method: string, target: string): Promise<RawReply> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, "127.0.0.1", () =>
-      socket.write(`${method} ${target} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n`),
-    );
-    const chunks: Buffer[] = [];
-    const timer = setTimeout(() => socket.destroy(new Error("no answer within 5 s")), 5000);
-    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
-    socket.once("error", reject);
-    socket.once("close", () => {
-      clearTimeout(timer);
-      const raw = Buffer.concat(chunks);
-      const text = raw.toString("latin1");
-      const lines = text.slice(0, text.indexOf("\r\n\r\n")).split("\r\n");
-      resolve({ raw, head: lines.map((line, i) => (i === 0 ? line : lowerName(line))) });
-    });
-  });
-}
-
-function lowerName(line: string): string {
-  const colon = line.indexOf(":");
-  return line.slice(0, colon).toLowerCase() + line.slice(colon);
-}
+const exchange = (method: string, target: string) => rawExchange(port, method, target);
 
 const path = (id: string) => `/v1/old/eu/users/${id}`;
 
