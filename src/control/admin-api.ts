@@ -42,8 +42,9 @@ export function registerAdminApi(app: FastifyInstance, deps: AdminApiDeps): void
   const routes = new KnownRoutes(deps.routeNames);
   app.register(async (admin) => {
     admin.addHook("onRequest", async (req) => authorize(deps.token, req));
-    // The body is parsed here, so that bad JSON is a problem naming the body.
-    admin.removeContentTypeParser("application/json");
+    // The body is parsed here, so that bad JSON is a problem naming the body;
+    // JSON only (else 415): Fastify would hand a text/plain body over as well.
+    admin.removeAllContentTypeParsers();
     admin.addContentTypeParser("application/json", { parseAs: "string" }, (_req, body, done) =>
       done(null, body),
     );

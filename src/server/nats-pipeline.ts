@@ -76,6 +76,7 @@ export function compileNatsPipeline(
     }
     const errorJson = reply.data.length > 0 ? codec.decodeError(reply.data) : undefined;
     if (errorJson !== undefined) {
+      if (!shadow) metrics.observePayload("response", "json", Buffer.byteLength(errorJson));
       return { status: reply.status, contentType: JSON_CONTENT_TYPE, body: errorJson };
     }
     throw new TurnoutError("TURNOUT_ERR_WORKER", reply.message, { status: reply.status });

@@ -207,6 +207,22 @@ t.test("PUT cutover on an unknown route is 404 problem+json naming the route", a
 });
 
 t.test(
+  "PUT cutover with a body that is not application/json is a 415, nothing changed",
+  async (t) => {
+    const before = a.cutover.of("users.get").nats;
+    const res = await call(`${a.adminUrl}/admin/routes/users.get/cutover`, {
+      method: "PUT",
+      body: JSON.stringify({ nats: before === 42 ? 43 : 42, reason: "sent as text" }),
+      type: "text/plain",
+    });
+    t.equal(res.status, 415);
+    t.match(res.type, /^application\/problem\+json/);
+    t.equal(res.body.code, "TURNOUT_ERR_UNSUPPORTED_MEDIA_TYPE");
+    t.equal(a.cutover.of("users.get").nats, before);
+  },
+);
+
+t.test(
   "the cutover calls need the bearer token: 401 without or wrong, 403 when none is configured",
   async (t) => {
     const body = JSON.stringify({ nats: 50, reason: "x" });
