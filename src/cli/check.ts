@@ -5,6 +5,7 @@
  */
 import { loadConfigAndProtos } from "../config/load.js";
 import { ConfigError, type ConfigProblem } from "../errors.js";
+import { reportCommandLine } from "./command-errors.js";
 import { CONNECTION_FLAGS, parseFlags, resolveConnection } from "./settings.js";
 
 export interface Output {
@@ -32,10 +33,7 @@ export async function runCheck(
     }
     settings = resolveConnection(values, env);
   } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    writeProblems(out, error.problems);
-    out.stderr.write(`${USAGE}\n`);
-    return 2;
+    return reportCommandLine(error, "check", USAGE, out);
   }
   try {
     const loaded = loadConfigAndProtos(settings.configFile, { natsUrl: settings.natsUrl });

@@ -7,7 +7,6 @@
  * 2 bad command line or refused values.
  */
 import { hostname, userInfo } from "node:os";
-import { parseArgs } from "node:util";
 import type { GatewayConfig, RouteConfig } from "../config/types.js";
 import {
   checkRouteAllows,
@@ -67,7 +66,6 @@ export async function runCutover(
       out.stdout.write(`${USAGE}\n`);
       return 0;
     }
-    refuseRepeatedFlags(argv);
     [sub, routeName] = readPositionals(parsed.positionals);
     if (sub === "set" && typeof values.nats !== "string")
       throw new UsageError("set needs --nats P");
@@ -154,23 +152,6 @@ function isBadField(error: unknown): error is TurnoutError {
 /** A refused field as the flag that gave it: `--nats must be from 0 to 100, got 200`. */
 function flagProblem(error: TurnoutError): string {
   return `--${error.field} ${error.message.replace(/^\S+ /, "")}`;
-}
-
-/** A flag given twice is refused: taking the last one silently could apply a value nobody meant. */
-function refuseRepeatedFlags(argv: readonly string[]): void {
-  const { tokens } = parseArgs({
-    args: [...argv],
-    options: FLAGS,
-    strict: true,
-    allowPositionals: true,
-    tokens: true,
-  });
-  const seen = new Set<string>();
-  for (const token of tokens) {
-    if (token.kind !== "option") continue;
-    if (seen.has(token.name)) throw new UsageError(`--${token.name} is given more than once`);
-    seen.add(token.name);
-  }
 }
 
 /** The change flags each subcommand takes: any other is refused, not silently dropped. */

@@ -48,11 +48,14 @@ async function main(argv: string[]): Promise<number> {
     case "healthcheck":
       return (await import("./healthcheck.js")).runHealthcheck(rest, process.env, io);
     case undefined:
+      // A usage error like any other: on stderr, so nothing reading stdout takes it for output.
+      io.stderr.write(`${USAGE}\n`);
+      return 2;
     case "help":
     case "--help":
     case "-h":
       io.stdout.write(`${USAGE}\n`);
-      return command === undefined ? 2 : 0;
+      return 0;
     default:
       io.stderr.write(`turnout: unknown command "${command}"\n\n${USAGE}\n`);
       return 2;

@@ -62,20 +62,41 @@ export interface ParsedFlags {
   readonly positionals: string[];
 }
 
-/** Strict parsing: an unknown flag or a missing value is a ConfigError, with a hint. */
+/**
+ * Strict parsing: an unknown flag or a missing value is a ConfigError, with a
+ * hint, and so is a flag given twice (parseArgs would keep the last, a value
+ * the caller may not have meant).
+ */
 export function parseFlags(
   argv: readonly string[],
   options: FlagOptions,
   allowPositionals = false,
 ): ParsedFlags {
+  let parsed: ReturnType<typeof parseWithTokens>;
   try {
-    return parseArgs({ args: [...argv], options, strict: true, allowPositionals });
+    parsed = parseWithTokens(argv, options, allowPositionals);
   } catch (error) {
     const flag = /'(-[^' ]*)/.exec((error as Error).message)?.[1] ?? "(arguments)";
     throw new ConfigError([
       { location: flag, key: flag, message: flagMessage(error as Error, flag, options) },
     ]);
   }
+  const seen = new Set<string>();
+  for (const token of parsed.tokens) {
+    if (token.kind !== "option") continue;
+    if (seen.has(token.name)) {
+      const flag = `--${token.name}`;
+      throw new ConfigError([
+        { location: flag, key: flag, message: "given more than once: give it once" },
+      ]);
+    }
+    seen.add(token.name);
+  }
+  return { values: parsed.values, positionals: parsed.positionals };
+}
+
+function parseWithTokens(argv: readonly string[], options: FlagOptions, allowPositionals: boolean) {
+  return parseArgs({ args: [...argv], options, strict: true, allowPositionals, tokens: true });
 }
 
 function flagMessage(error: Error, flag: string, options: FlagOptions): string {

@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import t from "tap";
 import { runCheck } from "../../src/cli/check.js";
@@ -45,17 +46,40 @@ t.test(
 t.test("check refuses an unknown flag with a hint and exits 2", async (t) => {
   const result = await check(["--confg", EXAMPLE_ROUTES]);
   t.equal(result.code, 2);
-  t.match(result.stderr, /--confg --confg: unknown flag --confg; did you mean --config\?/);
+  t.match(result.stderr, /^--confg: unknown flag --confg; did you mean --config\?\n/);
   t.match(result.stderr, /usage: turnout check/);
 });
 
 t.test("check validates --nats-url as serve would use it", async (t) => {
   const result = await check(["--config", EXAMPLE_ROUTES, "--nats-url", "localhost:4222"]);
   t.equal(result.code, 2);
-  t.match(
-    result.stderr,
-    /--nats-url nats-url: "localhost:4222" needs a scheme: nats:\/\/localhost/,
-  );
+  t.match(result.stderr, /^--nats-url: "localhost:4222" needs a scheme: nats:\/\/localhost/);
+});
+
+t.test("check names a flag once in a usage error, and refuses a flag given twice", async (t) => {
+  const missing = await check(["--config"]);
+  t.equal(missing.code, 2);
+  t.match(missing.stderr, /^--config: Option '--config <value>' argument missing\n/);
+  const twice = await check(["--config", EXAMPLE_ROUTES, "--config", "other.yaml"]);
+  t.equal(twice.code, 2, "not the last one taken");
+  t.match(twice.stderr, /^--config: given more than once: give it once\n/);
+  t.equal(twice.stdout, "");
+});
+
+t.test("turnout with no command prints the usage on stderr and exits 2", async (t) => {
+  const run = spawnSync(process.execPath, ["--import", "tsx", "src/cli/main.ts"], {
+    encoding: "utf8",
+    timeout: 30_000,
+  });
+  t.equal(run.status, 2);
+  t.equal(run.stdout, "", "nothing on stdout, which a caller may read as output");
+  t.match(run.stderr, /^usage: turnout <command>/);
+  const help = spawnSync(process.execPath, ["--import", "tsx", "src/cli/main.ts", "--help"], {
+    encoding: "utf8",
+    timeout: 30_000,
+  });
+  t.equal(help.status, 0);
+  t.match(help.stdout, /^usage: turnout <command>/, "asked for: on stdout");
 });
 
 function escapeRegExp(text: string): string {
