@@ -189,8 +189,14 @@ t.test("cutover set refuses a blank --by with exit 2 instead of recording user@h
 t.test("a flag given twice is refused with exit 2 naming it, not the last one taken", async (t) => {
   const before = await revisionOf("users.get");
   const cases: Array<[string[], RegExp]> = [
-    [["set", "users.get", "--nats", "12", "--nats", "13", "--reason", "x"], /--nats: given more than once/],
-    [["set", "users.get", "--nats=12", "--reason", "a", "--reason=b"], /--reason: given more than once/],
+    [
+      ["set", "users.get", "--nats", "12", "--nats", "13", "--reason", "x"],
+      /--nats: given more than once/,
+    ],
+    [
+      ["set", "users.get", "--nats=12", "--reason", "a", "--reason=b"],
+      /--reason: given more than once/,
+    ],
     [["rollback", "users.get", "--by", "a", "--by", "b"], /--by: given more than once/],
   ];
   for (const [argv, message] of cases) {
