@@ -28,6 +28,7 @@ function spawnServeGroup(
   server: NatsServer,
   ports: { port: number; adminPort: number },
   extra: string[] = [],
+  config?: string,
 ) {
   const gateway = spawn(
     process.execPath,
@@ -38,7 +39,7 @@ function spawnServeGroup(
       "serve",
       "--host",
       "127.0.0.1",
-      ...usersGetServeArgs(server.url, ports),
+      ...usersGetServeArgs(server.url, ports, config),
       ...extra,
     ],
     {
@@ -211,11 +212,8 @@ for (const workers of [[], ["--workers", "2"]]) {
     async (t) => {
       const { server } = await startHoldingWorker(t);
       const pipe = await routesPipe(t);
-      const { gateway, output, exited } = spawnServeGroup(t, server, { port: 0, adminPort: 0 }, [
-        ...workers,
-        "--config",
-        pipe.file,
-      ]);
+      const ports = { port: 0, adminPort: 0 };
+      const { gateway, output, exited } = spawnServeGroup(t, server, ports, workers, pipe.file);
       const timeout = AbortSignal.timeout(20_000);
       const opened = await Promise.race([pipe.opened(), once(timeout, "abort")]);
       if (!("writeFile" in opened))

@@ -39,10 +39,11 @@ export function startIdEchoWorker(nc: NatsConnection, root: protobuf.Root): Work
 export function usersGetServeArgs(
   natsUrl: string,
   ports: { port: number; adminPort: number },
+  config: string = writeRoutes(USERS_GET_ROUTE),
 ): string[] {
   return [
     "--config",
-    writeRoutes(USERS_GET_ROUTE),
+    config,
     "--nats-url",
     natsUrl,
     "--port",
