@@ -153,7 +153,7 @@ class Supervisor {
     this.#up.add(worker.id);
     if (this.#up.size >= this.count) this.#started = true;
     if (this.#retryPauseMs > RESTART_PAUSE_MS) {
-      this.out.stdout.write(`turnout: worker ${worker.process.pid} is serving again\n`);
+      this.out.stderr.write(`turnout: worker ${worker.process.pid} is serving again\n`);
     }
     this.#retryPauseMs = RESTART_PAUSE_MS;
   }
@@ -234,7 +234,7 @@ class Supervisor {
 
 function reportStop(count: number, unclean: readonly string[], out: Output): void {
   if (unclean.length === 0) {
-    out.stdout.write(`turnout: ${count} workers drained\n`);
+    out.stderr.write(`turnout: ${count} workers drained\n`);
     return;
   }
   const drained = count - unclean.length;

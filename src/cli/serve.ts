@@ -98,7 +98,7 @@ export async function runServe(
     const table = tableFiles(config.file, root);
     if (settings.workers > 1 && !isClusterWorker()) {
       if (await stoppedBeforeStart(stop, out)) return 0;
-      out.stdout.write(`turnout: starting ${settings.workers} workers\n`);
+      out.stderr.write(`turnout: starting ${settings.workers} workers\n`);
       return superviseWorkers(settings.workers, { stop, table: fileDigests(table) }, out);
     }
     throwIfTableChanged(table);
@@ -135,13 +135,13 @@ export async function runServe(
     return 1;
   }
   const gateway = gatewayStart;
-  out.stdout.write(`turnout: serving on ${gateway.url}, admin on ${gateway.adminUrl}\n`);
+  out.stderr.write(`turnout: serving on ${gateway.url}, admin on ${gateway.adminUrl}\n`);
 
   // A signal while starting is answered here: the gateway drains once started.
   const signal = await stop.signal;
-  out.stdout.write(`turnout: ${signal} received, draining\n`);
+  out.stderr.write(`turnout: ${signal} received, draining\n`);
   await gateway.close();
-  out.stdout.write("turnout: drained, bye\n");
+  out.stderr.write("turnout: drained, bye\n");
   leaveCluster();
   return 0;
 }
@@ -156,7 +156,7 @@ async function stoppedBeforeStart(stop: StopRequest, out: Output): Promise<boole
   for (let turn = 0; turn < 2; turn++) await new Promise((resolve) => setImmediate(resolve));
   const signal = stop.received();
   if (signal === undefined) return false;
-  out.stdout.write(`turnout: ${signal} received before the gateway started; not starting\n`);
+  out.stderr.write(`turnout: ${signal} received before the gateway started; not starting\n`);
   return true;
 }
 

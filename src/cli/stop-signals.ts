@@ -41,7 +41,7 @@ export function onStopSignals(out: Output): StopRequest {
       controller.abort();
       return;
     }
-    out.stdout.write(`turnout: ${received} received while stopping on ${first}; ignored\n`);
+    out.stderr.write(`turnout: ${received} received while stopping on ${first}; ignored\n`);
   };
   for (const stopSignal of STOP_SIGNALS) process.on(stopSignal, handler);
   return { signal, aborted: controller.signal, received: () => first };
