@@ -96,6 +96,7 @@ export class Binding {
     const message = this.#bindBody(body);
     for (const target of this.#paramTargets) {
       const text = params[target.param];
+      if (text === "") throw emptyParam(target.param);
       if (text !== undefined) setParam(message, target.steps, target.leaf, target.param, text);
     }
     if (this.#mode !== WHOLE_BODY) {
@@ -249,6 +250,17 @@ function setLeaf(target: Plain, field: FieldCodec, name: string, value: unknown)
     target[field.oneof] = field.name;
   }
   target[field.name] = value;
+}
+
+/**
+ * The router matches `/users/` to `/users/:id` with an empty id. A legacy
+ * service's router mostly answers 404 there, and a worker would get the field's
+ * default (an id "" it may well look up): no route is what the client asked for.
+ */
+function emptyParam(param: string): TurnoutError {
+  return new TurnoutError("TURNOUT_ERR_NOT_FOUND", `path parameter "${param}" is empty`, {
+    field: param,
+  });
 }
 
 function setParam(

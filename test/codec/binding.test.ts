@@ -158,6 +158,21 @@ t.test("a path param that doesn't fit its field is a 400 naming the param", asyn
   t.match(error.message, /parameter "filter\.count": invalid int32 value: "ten"/);
 });
 
+t.test(
+  "an empty path param is a 404 naming the param: no route serves an empty segment",
+  async (t) => {
+    const cases: Record<string, string>[] = [{ tenant: "" }, { tenant: "a", "filter.count": "" }];
+    for (const params of cases) {
+      const codec = route({ pathParams: Object.keys(params) });
+      const error = caught(() => codec.encodeRequest(params, {}, undefined));
+      t.equal(error.code, "TURNOUT_ERR_NOT_FOUND");
+      t.equal(error.status, 404);
+      t.equal(error.field, Object.keys(params).at(-1));
+      t.match(error.message, /path parameter "[a-z.]+" is empty/);
+    }
+  },
+);
+
 t.test("a FieldMask query param takes lowerCamel or snake_case paths, not a mix", async (t) => {
   t.same(bound(search, {}, { fields: "page_size,filter.name,pageSize" }), {
     fields: "pageSize,filter.name,pageSize",

@@ -147,6 +147,19 @@ t.test("a path or query param that is not a valid value is a 400 naming it", asy
   t.match(await problemOf(res), { code: "TURNOUT_ERR_BAD_PARAM", field: "page_size" });
 });
 
+t.test("an empty path param is a 404 naming it, and the worker gets nothing", async (t) => {
+  const before = seen.length;
+  const res = await fetch(url("/v1/regions/eu/users/"));
+  t.equal(res.status, 404);
+  t.match(await problemOf(res), {
+    code: "TURNOUT_ERR_NOT_FOUND",
+    route: "users.get",
+    field: "id",
+    detail: /path parameter "id" is empty/,
+  });
+  t.equal(seen.length, before, "no request reached the worker");
+});
+
 t.test("a query value that is not percent-encoded UTF-8 is a 400, not passed on raw", async (t) => {
   for (const bad of ["caf%E9", "%zz", "%E2%82", "a+b%zz"]) {
     const res = await fetch(url(`/v1/regions/eu/users?near.city=${bad}`));
