@@ -113,6 +113,9 @@ export function resolveConnection(values: FlagValues, env: NodeJS.ProcessEnv): C
   const problems: ConfigProblem[] = [];
   const config = pick(values, env, "config", "TURNOUT_CONFIG");
   const natsUrl = pick(values, env, "nats-url", "TURNOUT_NATS_URL");
+  if (config?.value === "") {
+    problems.push(problem(config.source, "config", "is empty: give the routes file's path"));
+  }
   if (natsUrl !== undefined) {
     const servers = splitServers(natsUrl.value);
     if (servers.length === 0) problems.push(problem(natsUrl.source, "nats-url", "lists no server"));

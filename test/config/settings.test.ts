@@ -125,6 +125,12 @@ t.test(
   },
 );
 
+t.test('an empty --config is refused naming the flag, not read as a file named ""', async (t) => {
+  const found = problems(t, () => resolveSettings(["--config", ""], {}));
+  t.match(found, [{ location: "--config", key: "config", message: /^is empty/ }]);
+  t.equal(resolveSettings([], { TURNOUT_CONFIG: "" }).configFile, "./routes.yaml");
+});
+
 t.test("a NATS url that is not nats:// or tls:// is refused at its source", async (t) => {
   const found = problems(t, () =>
     resolveSettings([], { TURNOUT_NATS_URL: "nats://ok:1,http://x" }),
