@@ -64,7 +64,8 @@ export function compileNatsPipeline(
     if (!shadow) metrics.observePayload("request", "protobuf", payload.length);
 
     const headers = headersOf(input.requestId, input.headers, shadow);
-    const send = () => requester.request(subject, payload, headers, route.timeoutMs);
+    const send = (timeoutMs = route.timeoutMs) =>
+      requester.request(subject, payload, headers, timeoutMs);
     // A mirrored request is never retried: it must not add load to a struggling side.
     const reply = interpretReply(await (shadow ? send() : retrying(send)));
 

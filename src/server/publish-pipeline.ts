@@ -64,17 +64,16 @@ export function compilePublishPipeline(
     // Nats-Msg-Id goes into the headers' wire form, not through `msgID`: the
     // JetStream client would set() it on a MsgHdrs, which encodes as UTF-8.
     const headers = headersOf(input.requestId, input.headers, shadow, msgId);
-    const options = { headers, timeout: route.timeoutMs };
 
     // The client is taken per attempt: while NATS reconnects it throws
     // NOT_CONNECTED, which is retried like any publish that reached no one.
     // A timed-out attempt may have been stored: a retry of it is then acked as a
     // duplicate of the client's own request, which was stored once, as asked.
     let unackedAttempt = false;
-    const publish = async () =>
+    const publish = async (timeout = route.timeoutMs) =>
       requester
         .jetstream()
-        .publish(subject, payload, options)
+        .publish(subject, payload, { headers, timeout })
         .catch((err: unknown) => {
           const error = publishError(err, subject);
           if (error.code === "TURNOUT_ERR_TIMEOUT") unackedAttempt = true;

@@ -140,6 +140,11 @@ export function compileRouteHandler(routeDeps: RouteHandlerDeps): RouteHandler {
   };
 }
 
+/** The route as one attempt sees it: its timeout cut to what the deadline leaves. */
+function withTimeout(route: RouteConfig, timeoutMs: number): RouteConfig {
+  return timeoutMs === route.timeoutMs ? route : { ...route, timeoutMs };
+}
+
 function compileLegacyRetry({ route, metrics }: RouteHandlerDeps): Retrying {
   const policy = { ...route.retry, timeoutMs: route.timeoutMs, idempotent: route.idempotent };
   return compileRetry(policy, metrics.route(route.name).retryCounter("legacy"));
@@ -249,7 +254,8 @@ async function serveLegacy(
     // A client that goes away (reply.raw closes) cancels the forward and its retries.
     const options = { mode: "relay", client: reply.raw } as const;
     // Retried before anything reached the client: the request body is kept.
-    const forward = () => deps.legacy.forward(deps.route, legacyRequest(req), options);
+    const forward = (timeoutMs: number) =>
+      deps.legacy.forward(withTimeout(deps.route, timeoutMs), legacyRequest(req), options);
     answer = await deps.breakers.legacy.run(() => deps.retryingLegacy(forward), isServerError);
   } catch (error) {
     if (mirrorOf !== undefined) deps.mirrors.skipped(deps.route.name, "primary_failed");

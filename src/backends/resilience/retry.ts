@@ -1,9 +1,15 @@
 /** Runs an attempt again while the retry policy says so, sleeping its delays. */
 import { setTimeout as sleep } from "node:timers/promises";
 import { failureKind } from "./failures.js";
-import { type RetryPolicy, retryDelay } from "./retry-policy.js";
+import { overallDeadlineMs, type RetryPolicy, retryDelay } from "./retry-policy.js";
 
-export type Retrying = <T>(attempt: () => Promise<T>) => Promise<T>;
+/**
+ * Runs `attempt` until it succeeds or the policy says stop. Each attempt gets its
+ * timeout in ms: the route's, or what is left of the overall deadline when less,
+ * so a retry that starts late cannot carry the request past that deadline (which
+ * operators size the drain grace by).
+ */
+export type Retrying = <T>(attempt: (timeoutMs: number) => Promise<T>) => Promise<T>;
 
 export interface RetryClock {
   readonly now: () => number;
@@ -28,12 +34,15 @@ export function compileRetry(
   onRetry: () => void = noRetryCount,
   clock: RetryClock = REAL_CLOCK,
 ): Retrying {
-  if (policy.attempts === 0) return (attempt) => attempt();
+  if (policy.attempts === 0) return (attempt) => attempt(policy.timeoutMs);
+  const deadlineMs = overallDeadlineMs(policy);
   return async (attempt) => {
     const start = clock.now();
     for (let n = 1; ; n++) {
+      const left = deadlineMs - (clock.now() - start);
       try {
-        return await attempt();
+        // At least 1 ms: retryDelay starts no retry at or past the deadline.
+        return await attempt(Math.max(1, Math.min(policy.timeoutMs, Math.ceil(left))));
       } catch (error) {
         const delay = retryDelay(policy, {
           attempt: n,

@@ -113,3 +113,23 @@ t.test("compileRetry gives up with the last error once the policy says no", asyn
   t.equal(calls, 1, "a timeout on a non-idempotent route is tried once");
   t.equal(retries, 0, "and counted as no retry");
 });
+
+t.test(
+  "a retry that starts late gets only what is left of the overall deadline as its timeout",
+  async (t) => {
+    let now = 0;
+    const clock = { now: () => now, random: () => 0.5, sleep: async (ms: number) => (now += ms) };
+    const timeouts: number[] = [];
+    const retrying = compileRetry({ ...policy, attempts: 2 }, undefined, clock); // deadline 3000 ms
+    await t.rejects(
+      retrying(async (timeoutMs) => {
+        timeouts.push(timeoutMs);
+        now += timeouts.length === 1 ? 2500 : timeoutMs; // slow to fail, then a whole timeout
+        throw new TurnoutError("TURNOUT_ERR_NO_RESPONDERS", "none");
+      }),
+      { code: "TURNOUT_ERR_NO_RESPONDERS" },
+    );
+    t.same(timeouts, [1000, 450], "2500 + 50 ms of backoff leave 450 of the 3000 ms");
+    t.equal(now, 3000, "the request ended at its overall deadline, not past it");
+  },
+);
