@@ -294,7 +294,7 @@ function buildParts(options: StartOptions): Parts {
       limits: options.mirrorLimits,
     }),
     deadLetters: new DeadLetterStore({
-      connection: () => nats.connection,
+      link: nats,
       routes: config.routes,
       root,
       metrics,

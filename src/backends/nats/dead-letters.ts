@@ -213,6 +213,13 @@ interface Log {
   warn(message: string): void;
 }
 
+/** What the store needs of the gateway's NATS link (NatsLink). */
+export interface DeadLetterLink {
+  readonly connection: NatsConnection | undefined;
+  /** Throws NOT_CONNECTED before the first connection, once closed and while reconnecting. */
+  jetstream(): JetStreamClient;
+}
+
 interface CompiledRoute {
   readonly route: RouteConfig;
   readonly subjectOf: (params: Readonly<Record<string, string | undefined>>) => string;
@@ -221,7 +228,7 @@ interface CompiledRoute {
 
 /** The gateway's dead-letter store: records failed requests, lists and replays them. */
 export class DeadLetterStore {
-  readonly #connection: () => NatsConnection | undefined;
+  readonly #link: DeadLetterLink;
   readonly #metrics: GatewayMetrics;
   readonly #log: Log;
   readonly #routes = new Map<string, CompiledRoute>();
@@ -238,7 +245,7 @@ export class DeadLetterStore {
   #lostUnwarned = 0;
 
   constructor(deps: {
-    connection: () => NatsConnection | undefined;
+    link: DeadLetterLink;
     routes: readonly RouteConfig[];
     root: protobuf.Root;
     metrics: GatewayMetrics;
@@ -248,7 +255,7 @@ export class DeadLetterStore {
     /** Monotonic milliseconds; tests pass their own clock. */
     now?: () => number;
   }) {
-    this.#connection = deps.connection;
+    this.#link = deps.link;
     this.#metrics = deps.metrics;
     this.#log = deps.log;
     this.#root = deps.root;
@@ -365,15 +372,15 @@ export class DeadLetterStore {
     h.set(SUBJECT_HEADER, subject);
     h.set(ERROR_CODE_HEADER, error.code);
     h.set(ERROR_HEADER, oneLine(error.message));
-    let nc: NatsConnection;
+    let js: JetStreamClient;
     try {
+      // Refused at once while NATS reconnects: a publish would wait for its ack timeout.
+      js = this.#link.jetstream();
       await this.ensureStream();
-      nc = this.#connected();
     } catch (failure) {
       return { reason: "unavailable", why: errorMessage(failure) };
     }
-    const publish = () =>
-      jetstream(nc).publish(`${DLQ_SUBJECT_PREFIX}${route.name}`, payload, { headers: h });
+    const publish = () => js.publish(`${DLQ_SUBJECT_PREFIX}${route.name}`, payload, { headers: h });
     try {
       await publish();
     } catch (failure) {
@@ -411,7 +418,7 @@ export class DeadLetterStore {
   }
 
   #connected(): NatsConnection {
-    const nc = this.#connection();
+    const nc = this.#link.connection;
     if (nc === undefined || nc.isClosed()) {
       throw new TurnoutError("TURNOUT_ERR_NOT_CONNECTED", "the gateway is not connected to NATS");
     }

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type protobuf from "protobufjs";
@@ -12,6 +15,7 @@ import {
   parseSince,
   replayDeadLetters,
 } from "../../../src/backends/nats/dead-letters.js";
+import { NatsLink } from "../../../src/backends/nats/link.js";
 import { startNatsServer } from "../../../src/devtools/nats-server.js";
 import { TurnoutError } from "../../../src/errors.js";
 import { GatewayMetrics } from "../../../src/observability/metrics.js";
@@ -220,8 +224,10 @@ t.test("a request the worker answers is not a dead letter", async (t) => {
 function storeOn(nc: NatsConnection, options: { maxInFlight?: number; now?: () => number } = {}) {
   const metrics = new GatewayMetrics();
   const warnings: string[] = [];
+  const link = new NatsLink();
+  link.attach(nc);
   const store = new DeadLetterStore({
-    connection: () => nc,
+    link,
     routes: stack.config.routes,
     root: stack.root,
     metrics,
@@ -230,7 +236,15 @@ function storeOn(nc: NatsConnection, options: { maxInFlight?: number; now?: () =
   });
   const lost = (reason: string) => metrics.deadLettersLost.cell("orders.get", reason).value;
   const stored = () => metrics.deadLetters.cell("orders.get").value;
-  return { store, warnings, lost, stored };
+  const reconnecting = () => {
+    try {
+      link.jetstream();
+      return false;
+    } catch {
+      return true;
+    }
+  };
+  return { store, warnings, lost, stored, reconnecting };
 }
 
 const ordersRoute = stack.config.routes.find((r) => r.name === "orders.get")!;
@@ -341,6 +355,37 @@ t.test(
       ["storm-401"],
       "in a new stream",
     );
+  },
+);
+
+t.test(
+  "a letter while NATS reconnects is lost at once as unavailable, not after its ack timeout; stored once NATS is back",
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "turnout-dlq-"));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    let server = await startNatsServer({ jetstream: true, storeDir: dir });
+    t.teardown(() => server.stop());
+    const port = Number(new URL(server.url).port);
+    const nc = await connect({
+      servers: server.url,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 100,
+    });
+    t.teardown(() => nc.close());
+    const { store, lost, stored, reconnecting } = storeOn(nc);
+    await store.ensureStream();
+
+    await server.stop();
+    t.ok(await within(5000, reconnecting), "the link saw the disconnect");
+    store.record(ordersRoute, failedInput(500), noResponders);
+    // A publish would have waited 5 s for its ack (the JetStream timeout), then counted "failed".
+    t.ok(await within(4000, () => lost("unavailable") === 1), "counted unavailable, at once");
+    t.equal(lost("failed"), 0);
+
+    server = await startNatsServer({ jetstream: true, storeDir: dir, port });
+    t.ok(await within(5000, () => !reconnecting()), "and the reconnect");
+    store.record(ordersRoute, failedInput(501), noResponders);
+    t.ok(await within(5000, () => stored() === 1), "the next letter is stored");
   },
 );
 
