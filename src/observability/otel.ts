@@ -4,7 +4,8 @@
  * this module: the SDK is imported on start, and the gateway adds no hook.
  *
  * When on, each request gets one SERVER span, started before any other hook
- * (so 404s and 429s have one too) as a child of the client's `traceparent`,
+ * (so 404s and 429s have one too; a request the router refused, which runs no
+ * hook, gets its span from `refused`) as a child of the client's `traceparent`,
  * if valid. The request's `traceparent` header is then rewritten to name this
  * span as the parent, so every call made for the request (NATS worker,
  * legacy upstream, mirror) hangs under it; trace.ts `ensureTraceparent` keeps
@@ -23,7 +24,7 @@ import type {
   trace,
 } from "@opentelemetry/api";
 import type { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { pathTemplate } from "../config/route-paths.js";
 import type { RouteConfig } from "../config/types.js";
 import { compileSubject, type SubjectBuilder } from "../routing/subject.js";
@@ -73,6 +74,11 @@ declare module "fastify" {
 export interface RequestSpans {
   /** Adds the span hooks to the public server (called once, when it is built). */
   register(app: FastifyInstance, routes: readonly RouteConfig[]): void;
+  /**
+   * A span for a request the router refused (no hook runs for it), on `route`
+   * when the refusal names one; it ends when the answer is sent.
+   */
+  refused(req: FastifyRequest, reply: FastifyReply, route: string | undefined): void;
   /** Exports the spans still buffered and stops the exporter. */
   shutdown(): Promise<void>;
 }
@@ -139,6 +145,7 @@ class OtelRequestSpans implements RequestSpans {
   readonly #api: Api;
   readonly #tracer: Tracer;
   readonly #provider: BasicTracerProvider;
+  #byName = new Map<string, RouteSpan>();
 
   constructor(api: Api, tracer: Tracer, provider: BasicTracerProvider) {
     this.#api = api;
@@ -148,6 +155,7 @@ class OtelRequestSpans implements RequestSpans {
 
   register(app: FastifyInstance, routes: readonly RouteConfig[]): void {
     const byName = new Map(routes.map((route) => [route.name, routeSpan(route)]));
+    this.#byName = byName;
     app.decorateRequest("otelSpan", null);
     // Callback-style hooks, as in gateway.ts: an async hook costs a promise per request.
     app.addHook("onRequest", (req, _reply, done) => {
@@ -171,6 +179,14 @@ class OtelRequestSpans implements RequestSpans {
       }
       done();
     });
+  }
+
+  refused(req: FastifyRequest, reply: FastifyReply, routeName: string | undefined): void {
+    // Undefined, not null, here: a request the router refused may miss the decoration.
+    if (req.otelSpan !== null && req.otelSpan !== undefined) return;
+    const route = routeName === undefined ? undefined : this.#byName.get(routeName);
+    this.#start(req, route);
+    reply.raw.once("finish", () => this.#end(req, reply.statusCode, route));
   }
 
   async shutdown(): Promise<void> {

@@ -149,6 +149,7 @@ function createServer(
     frameworkErrors: (error, req, reply) => {
       const refused = paths.refusedParam(req.method, pathOf(req.url), MAX_PARAM_LENGTH);
       recordWhenSent(recorder, req, reply, refused?.route);
+      deps.spans?.refused(req, reply, refused?.route);
       return sendProblem(
         refused === undefined ? error : badParam(refused),
         req,

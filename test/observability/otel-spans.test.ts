@@ -199,9 +199,12 @@ t.test("on: one server span per request, parent of the worker's and legacy's", a
   const timedOut = await get(running, "/v1/slow/o-1");
   const noWorker = await get(running, "/v1/nobody/o-2");
   const notFound = await get(running, "/nowhere/u-5");
+  const refused = await get(running, "/v1/regions/eu/users/%zz", { traceparent: CLIENT_TRACE });
   t.same(
-    [toNats, started, toLegacy, unsampled, timedOut, noWorker, notFound].map((r) => r.status),
-    [200, 200, 200, 200, 504, 503, 404],
+    [toNats, started, toLegacy, unsampled, timedOut, noWorker, notFound, refused].map(
+      (r) => r.status,
+    ),
+    [200, 200, 200, 200, 504, 503, 404, 400],
   );
   await running.close();
   closed = true;
@@ -212,7 +215,7 @@ t.test("on: one server span per request, parent of the worker's and legacy's", a
     resource?.attributes.find((a) => a.key === "service.name")?.value.stringValue,
     "turnout-test",
   );
-  t.equal(spans.length, 6, "one span per sampled request, the unsampled one not exported");
+  t.equal(spans.length, 7, "one span per sampled request, the unsampled one not exported");
   const bySpanId = (traceparent: string | undefined) => {
     const parsed = parseTraceparent(traceparent);
     return spans.filter((s) => s.spanId === parsed?.parentId);
@@ -226,7 +229,11 @@ t.test("on: one server span per request, parent of the worker's and legacy's", a
   const [natsSpan, ...extra] = bySpanId(natsTrace);
   t.equal(extra.length, 0);
   t.ok(natsSpan, "exactly one exported span is the worker's parent");
-  t.equal(spans.filter((s) => s.traceId === CLIENT_TRACE_ID).length, 2, "nats and legacy calls");
+  t.equal(
+    spans.filter((s) => s.traceId === CLIENT_TRACE_ID).length,
+    3,
+    "nats and legacy calls, and the refused one",
+  );
   t.match(natsSpan, {
     traceId: CLIENT_TRACE_ID,
     parentSpanId: CLIENT_PARENT_ID,
@@ -294,6 +301,19 @@ t.test("on: one server span per request, parent of the worker's and legacy's", a
   t.same(attributesOf(unmatched as OtlpSpan), {
     "http.request.method": "GET",
     "http.response.status_code": 404,
+    "turnout.backend": "gateway",
+  });
+
+  // Refused by the router before any hook ran (a bad percent-escape): its span all the same.
+  const router = spans.filter((s) => attributesOf(s)["http.response.status_code"] === 400);
+  t.equal(router.length, 1, "the router's refusal has a span");
+  t.match(router[0], {
+    traceId: CLIENT_TRACE_ID,
+    parentSpanId: CLIENT_PARENT_ID,
+    name: "GET /v1/regions/{region}/users/{id}",
+  });
+  t.match(attributesOf(router[0] as OtlpSpan), {
+    "turnout.route": "users.get",
     "turnout.backend": "gateway",
   });
 });
