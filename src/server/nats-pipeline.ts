@@ -69,17 +69,26 @@ export function compileNatsPipeline(
     // A mirrored request is never retried: it must not add load to a struggling side.
     const reply = interpretReply(await (shadow ? send() : retrying(send)));
 
-    if (!shadow) metrics.observePayload("response", "protobuf", reply.data.length);
     if (reply.kind === "ok") {
       const json = codec.decodeResponse(reply.data);
-      if (!shadow) metrics.observePayload("response", "json", Buffer.byteLength(json));
+      if (!shadow) observeResponse(metrics, reply.data, json);
       return { status: reply.status, contentType: JSON_CONTENT_TYPE, body: json };
     }
     const errorJson = reply.data.length > 0 ? codec.decodeError(reply.data) : undefined;
     if (errorJson !== undefined) {
-      if (!shadow) metrics.observePayload("response", "json", Buffer.byteLength(errorJson));
+      if (!shadow) observeResponse(metrics, reply.data, errorJson);
       return { status: reply.status, contentType: JSON_CONTENT_TYPE, body: errorJson };
     }
     throw new TurnoutError("TURNOUT_ERR_WORKER", reply.message, { status: reply.status });
   };
+}
+
+/**
+ * Both sides of a reply the client gets as JSON, or neither: a bodiless error
+ * (answered as problem+json) or an undecodable reply would count a protobuf
+ * size with no JSON beside it, and skew the comparison towards protobuf.
+ */
+function observeResponse(metrics: RouteMetrics, protobuf: Uint8Array, json: string): void {
+  metrics.observePayload("response", "protobuf", protobuf.length);
+  metrics.observePayload("response", "json", Buffer.byteLength(json));
 }
