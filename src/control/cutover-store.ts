@@ -15,7 +15,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import type { KV, KvEntry } from "@nats-io/kv";
 import { Kvm, KvWatchInclude } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator, Status } from "@nats-io/nats-core";
-import { isJetStreamMissing } from "../backends/nats/connection.js";
+import { clusterReplicas, isJetStreamMissing } from "../backends/nats/connection.js";
 import type { RouteConfig } from "../config/types.js";
 import { TurnoutError } from "../errors.js";
 import {
@@ -647,19 +647,6 @@ function isStreamMissing(error: unknown): boolean {
   return error instanceof Error && error.name === "StreamNotFoundError";
 }
 
-/** Copies of a KV bucket kept in a cluster: losing one server loses no bucket. */
-const MAX_KV_REPLICAS = 3;
-
-/**
- * The replicas for a KV bucket: one per server of the cluster the connection
- * knows (its INFO's connect_urls, which include the server itself), up to 3.
- */
-export function kvReplicas(nc: NatsConnection): number {
-  const info = nc.info;
-  if (info?.cluster === undefined) return 1;
-  return Math.max(1, Math.min(MAX_KV_REPLICAS, info.connect_urls?.length ?? 1));
-}
-
 /**
  * Opens a KV bucket, creating it replicated across the cluster, and raises an
  * existing one made with fewer replicas (by an older version) or a shorter
@@ -675,7 +662,7 @@ export async function openReplicated(
   history: number,
   warn: (message: string) => void = () => {},
 ) {
-  const replicas = kvReplicas(nc);
+  const replicas = clusterReplicas(nc);
   const kv = await new Kvm(nc).create(bucket, { history, replicas });
   const { streamInfo } = await kv.status();
   const { name, num_replicas: hadReplicas, max_msgs_per_subject: hadHistory } = streamInfo.config;

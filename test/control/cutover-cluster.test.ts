@@ -1,11 +1,13 @@
 /**
- * In a NATS cluster the cutover and lease buckets are replicated (up to 3
- * copies), so losing the server holding one does not stop cutover changes.
+ * In a NATS cluster the cutover and lease buckets, and the dead-letter stream,
+ * are replicated (up to 3 copies), so losing the server holding one does not
+ * stop cutover changes or lose the letters.
  */
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import t from "tap";
+import { DLQ_STREAM, ensureDlqStream } from "../../src/backends/nats/dead-letters.js";
 import { CutoverBucket } from "../../src/control/cutover-store.js";
 import { Lease } from "../../src/control/plan-lease.js";
 import { freePorts, type NatsServer, startNatsServer } from "../../src/devtools/nats-server.js";
@@ -68,6 +70,21 @@ t.test(
     await eventually(() => openReplicated(nc, "turnout_cutover_old", 1));
     const old = await jsm.streams.info("KV_turnout_cutover_old");
     t.equal(old.config.num_replicas, 3, "scaled up from one copy to three");
+  },
+);
+
+t.test(
+  "the dead-letter stream is made with three copies, and an older single-copy one is scaled up",
+  async (t) => {
+    const jsm = await eventually(() => jetstreamManager(nc));
+    await eventually(() => ensureDlqStream(nc));
+    t.equal((await jsm.streams.info(DLQ_STREAM)).config.num_replicas, 3, "made with three");
+
+    await jsm.streams.delete(DLQ_STREAM);
+    await eventually(() => jsm.streams.add({ name: DLQ_STREAM, subjects: ["turnout.dlq.>"] }));
+    t.equal((await jsm.streams.info(DLQ_STREAM)).config.num_replicas, 1, "one copy, by hand");
+    await eventually(() => ensureDlqStream(nc));
+    t.equal((await jsm.streams.info(DLQ_STREAM)).config.num_replicas, 3, "scaled up to three");
   },
 );
 

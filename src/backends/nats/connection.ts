@@ -386,3 +386,17 @@ function readCreds(file: string): Uint8Array {
 export function isJetStreamMissing(error: unknown): boolean {
   return error instanceof Error && error.name === "JetStreamNotEnabled";
 }
+
+/** Copies of a stream the gateway makes, in a cluster: losing one server loses none. */
+const MAX_REPLICAS = 3;
+
+/**
+ * The replicas for a stream or KV bucket the gateway creates: one per server
+ * of the cluster the connection knows (its INFO's connect_urls, which include
+ * the server itself), up to 3.
+ */
+export function clusterReplicas(nc: NatsConnection): number {
+  const info = nc.info;
+  if (info?.cluster === undefined) return 1;
+  return Math.max(1, Math.min(MAX_REPLICAS, info.connect_urls?.length ?? 1));
+}

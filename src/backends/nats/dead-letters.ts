@@ -45,7 +45,7 @@ import { CREDENTIAL_HEADERS } from "../../observability/credential-headers.js";
 import type { GatewayMetrics } from "../../observability/metrics.js";
 import { compileSubject } from "../../routing/subject.js";
 import type { RouteInput } from "../../server/nats-pipeline.js";
-import { isJetStreamMissing } from "./connection.js";
+import { clusterReplicas, isJetStreamMissing } from "./connection.js";
 import { headerText, REQUEST_ID_HEADER, ROUTE_HEADER } from "./headers.js";
 import { interpretReply } from "./reply.js";
 
@@ -429,8 +429,10 @@ export class DeadLetterStore {
 /** Creates `TURNOUT_DLQ` when it does not exist (an existing one is left as it is). */
 export async function ensureDlqStream(nc: NatsConnection): Promise<JetStreamManager> {
   const jsm = await jetstreamManager(nc);
+  const replicas = clusterReplicas(nc);
+  let had: number;
   try {
-    await jsm.streams.info(DLQ_STREAM);
+    had = (await jsm.streams.info(DLQ_STREAM)).config.num_replicas;
   } catch (error) {
     if (!isNotFound(error)) throw error;
     await jsm.streams.add({
@@ -440,7 +442,14 @@ export async function ensureDlqStream(nc: NatsConnection): Promise<JetStreamMana
       max_bytes: DLQ_MAX_BYTES,
       discard: "old" as never,
       storage: "file" as never,
+      num_replicas: replicas,
     });
+    return jsm;
+  }
+  // Made by an older version with one copy: raised, as the KV buckets are. A
+  // refusal (permissions, servers down) keeps it as it is: it works with fewer.
+  if (had < replicas) {
+    await jsm.streams.update(DLQ_STREAM, { num_replicas: replicas }).catch(() => undefined);
   }
   return jsm;
 }
