@@ -325,6 +325,8 @@ export interface BannerFacts {
   readonly plans: readonly string[];
   /** Whether the background load on PLAN_LOAD's route runs (not in a smoke run). */
   readonly load: boolean;
+  /** The demo's nats-server (a free port, not routes.yaml's 4222), for the CLI line. */
+  readonly natsUrl: string;
 }
 
 export function banner(listeners: Listeners, facts: BannerFacts): string {
@@ -370,6 +372,9 @@ export function banner(listeners: Listeners, facts: BannerFacts): string {
     `Fallback: stop the worker (kill ${pid}) and ask again as alice, or for an order:`,
     "NATS has no responders, legacy serves the request, and /metrics counts it in",
     'turnout_fallbacks_total{route,reason="no_responders"}. The rest keeps running.',
+    "",
+    "The turnout CLI (the README's Operator's guide) on this demo's NATS, e.g.:",
+    `  node dist/src/cli/main.js cutover list --config ${quote(facts.routesFile)} --nats-url ${facts.natsUrl}`,
     "",
     "Ctrl-C stops everything. The gateway's request logs: TURNOUT_LOG_LEVEL=info npm run demo",
     "",

@@ -396,6 +396,7 @@ class Supervisor {
         routesFile: routes.file,
         plans: routes.plans,
         load: !this.#smoke,
+        natsUrl: nats.url,
       }),
     );
     // The smoke run does not wait for plan steps; the demo gives the plan traffic.

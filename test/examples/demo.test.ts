@@ -122,6 +122,13 @@ t.test("the demo's --smoke run answers every printed request as expected", async
     t.ok(run.output.includes(`  ${curl}\n`), `the banner prints ${curl}`);
   }
   t.match(run.output, "admin token: demo-token");
+  const natsUrl = /nats-server ready on (nats:\/\/127\.0\.0\.1:\d+)/.exec(run.output)?.[1];
+  t.ok(natsUrl, "the demo says where its nats-server listens");
+  t.match(
+    run.output,
+    new RegExp(`  node dist/src/cli/main\\.js cutover list --config \\S+ --nats-url ${natsUrl}\n`),
+    "the banner's CLI line names the demo's NATS, not routes.yaml's",
+  );
   t.match(run.output, /Fallback: stop the worker \(kill \d+\)/);
   // orders.get has a plan: the banner shows it; a smoke run sends no load and waits for no step.
   t.match(run.output, /orders\.get +nats 0%, shadow 0%, plan \(moves by itself\)\n/);
