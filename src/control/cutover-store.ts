@@ -374,6 +374,10 @@ export class CutoverStore {
   #checkSerial = 0;
   /** The `created` time of the bucket's stream the watch follows: a new one means re-created. */
   #streamCreated: string | undefined;
+  /** The highest stream sequence the watch delivered, or the load read past. */
+  #watchedSeq = 0;
+  /** The stream's last sequence at the previous check: the watch must be past it by now. */
+  #seqAtLastCheck = 0;
   #statuses: (AsyncIterable<Status> & { stop?: () => void }) | undefined;
   /** Failed loads in a row: the retry backs off with them. */
   #failures = 0;
@@ -460,7 +464,7 @@ export class CutoverStore {
     const bucket = await CutoverBucket.open(nc, (message) => this.#log.warn(`cutover: ${message}`));
     if (this.#stopped) return;
     // Read before the watch starts: a bucket re-created after this read is caught by the check.
-    const created = await streamCreated(bucket);
+    const { created } = await streamFacts(bucket);
     // Watch first, then read: a change landing in between is seen by both, and
     // the revision check keeps the newer one.
     const watch = await bucket.kv.watch({ include: KvWatchInclude.UpdatesOnly });
@@ -472,6 +476,9 @@ export class CutoverStore {
     const watching = this.#follow(watch, nc);
     try {
       for (const route of this.#routes.values()) await this.#seed(bucket, route);
+      // Every write up to here was read by the seeds or will come through the watch.
+      this.#watchedSeq = Math.max(this.#watchedSeq, (await streamFacts(bucket)).lastSeq);
+      this.#seqAtLastCheck = 0;
     } catch (error) {
       // The retry opens a watch of its own.
       this.#dropWatch();
@@ -505,6 +512,7 @@ export class CutoverStore {
     for await (const entry of watch) {
       // A dropped watch may still hand out what it had queued: the new load reads it anew.
       if (this.#watch !== watch) break;
+      this.#watchedSeq = Math.max(this.#watchedSeq, entry.revision);
       if (!this.#routes.has(entry.key)) continue;
       if (entry.operation !== "PUT") {
         this.#revert(entry.key, entry.revision);
@@ -561,25 +569,42 @@ export class CutoverStore {
   }
 
   /**
-   * Reloads when the bucket's stream is gone or is another one: the watch then
-   * goes silent instead of ending (nats.js keeps re-creating its consumer past
-   * the old stream's last sequence), so nothing else would notice.
+   * Reloads when the bucket's stream is gone or is another one, or when the
+   * watch has stalled: in each case it goes silent instead of ending (nats.js
+   * keeps re-creating its consumer past the old stream's last sequence; a
+   * consumer lost with a cluster node can stay silent for a minute), so
+   * nothing else would notice. Stalled: it has not delivered, one check
+   * interval later, what the stream already held at the previous check.
    */
   async #check(nc: NatsConnection): Promise<void> {
     const serial = ++this.#checkSerial;
     const bucket = this.#bucket;
     if (!this.#checking || bucket === undefined) return;
-    const lost = await bucketLost(bucket, this.#streamCreated);
+    const found = await bucketLost(bucket, this.#streamCreated);
     // Stopped, a reload began (it checks once loaded), or a newer check superseded this one.
     if (this.#stopped || serial !== this.#checkSerial) return;
-    if (lost === undefined) {
-      this.#scheduleCheck(nc, this.#checkMs);
+    if (found.lost !== undefined) {
+      this.#log.warn(`cutover: the KV bucket ${CUTOVER_BUCKET} ${found.lost}; reloading`);
+      // A re-created bucket numbers revisions from 1 again: the old ones must not outrank them.
+      this.#latest.clear();
+      this.#watchedSeq = 0;
+      this.#reload(nc);
       return;
     }
-    this.#log.warn(`cutover: the KV bucket ${CUTOVER_BUCKET} ${lost}; reloading`);
+    const stalledAt = this.#watchedSeq < this.#seqAtLastCheck ? this.#watchedSeq : undefined;
+    this.#seqAtLastCheck = found.lastSeq ?? this.#seqAtLastCheck;
+    if (stalledAt !== undefined) {
+      this.#log.warn(
+        `cutover: the KV watch stalled (delivered up to rev ${stalledAt}, the bucket holds rev ${this.#seqAtLastCheck}); reloading`,
+      );
+      this.#reload(nc);
+      return;
+    }
+    this.#scheduleCheck(nc, this.#checkMs);
+  }
+
+  #reload(nc: NatsConnection): void {
     this.#dropWatch();
-    // A re-created bucket numbers revisions from 1 again: the old ones must not outrank them.
-    this.#latest.clear();
     this.start(nc);
   }
 
@@ -617,28 +642,31 @@ export class CutoverStore {
   }
 }
 
-/** The bucket's stream's creation time: it tells a re-created bucket from the one watched. */
-async function streamCreated(bucket: CutoverBucket): Promise<string> {
+/**
+ * The bucket's stream's creation time, which tells a re-created bucket from
+ * the one watched, and its last sequence, which a watch keeping up reaches.
+ */
+async function streamFacts(bucket: CutoverBucket): Promise<{ created: string; lastSeq: number }> {
   const { streamInfo } = await bucket.kv.status();
-  return streamInfo.created;
+  return { created: streamInfo.created, lastSeq: streamInfo.state.last_seq };
 }
 
 /**
- * How the bucket was lost ("is gone", "was re-created"), or undefined when it
- * is the one watched or no answer came: a timeout or a JetStream not answering
- * yet proves nothing, and the next check asks again.
+ * How the bucket was lost ("is gone", "was re-created"), else its last
+ * sequence; neither when no answer came: a timeout or a JetStream not
+ * answering yet proves nothing, and the next check asks again.
  */
 async function bucketLost(
   bucket: CutoverBucket,
   watched: string | undefined,
-): Promise<string | undefined> {
+): Promise<{ lost?: string; lastSeq?: number }> {
   try {
-    const created = await streamCreated(bucket);
-    return created === watched ? undefined : "was re-created";
+    const { created, lastSeq } = await streamFacts(bucket);
+    return created === watched ? { lastSeq } : { lost: "was re-created" };
   } catch (error) {
     return isStreamMissing(error)
-      ? "is gone (deleted, or the server lost its JetStream state)"
-      : undefined;
+      ? { lost: "is gone (deleted, or the server lost its JetStream state)" }
+      : {};
   }
 }
 

@@ -109,3 +109,28 @@ t.test("a reconnect checks the bucket at once, not at the next periodic check", 
   await setUsersGet(t, restarted.url, 0);
   t.ok(await within(RECOVERY_MS, applies(state, 0)), "applies a value written after it");
 });
+
+t.test(
+  "a watch that stalls (its consumer lost, as with a cluster node) is noticed and reloaded",
+  async (t) => {
+    const server = await startNatsServer({ jetstream: true });
+    t.teardown(() => server.stop());
+    const { state, warnings } = await liveStore(t, server.url, { checkMs: 150 });
+    await setUsersGet(t, server.url, 50);
+    t.ok(await within(5000, applies(state, 50)), "applies a value through the watch");
+
+    // Deleted on the server, the watch's consumer stays silent: nats.js does not notice.
+    const operator = await connect({ servers: server.url });
+    t.teardown(() => operator.close());
+    const jsm = await jetstreamManager(operator);
+    for await (const consumer of jsm.consumers.list(`KV_${CUTOVER_BUCKET}`)) {
+      await jsm.consumers.delete(`KV_${CUTOVER_BUCKET}`, consumer.name);
+    }
+    await setUsersGet(t, server.url, 0);
+    t.ok(await within(RECOVERY_MS, applies(state, 0)), "applies the value written after it");
+    t.match(
+      warnings.join("\n"),
+      /the KV watch stalled \(delivered up to rev \d+, the bucket holds rev \d+\); reloading/,
+    );
+  },
+);
