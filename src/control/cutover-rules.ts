@@ -23,6 +23,8 @@ export const MAX_REASON_LENGTH = 500;
  * treats such a value as its own (plan-status.ts) instead of pausing.
  */
 export const SEED_BY = "routes.yaml";
+/** `by` of routes.yaml's values seeded into a bucket lost under running replicas: plans pause. */
+export const RESEED_BY = "turnout";
 
 /**
  * Control characters: C0 (newline, tab, ESC...), DEL and C1. A terminal acts

@@ -22,6 +22,7 @@ import {
   type CutoverChange,
   checkRouteAllows,
   percentProblem,
+  RESEED_BY,
   type RollbackRequest,
   SEED_BY,
 } from "./cutover-rules.js";
@@ -219,19 +220,19 @@ export class CutoverBucket {
   }
 
   /**
-   * Writes routes.yaml's values only if the route has no key yet (or it was
-   * deleted); otherwise answers the value running replicas apply, chosen as
-   * #read chooses it (see appliedValue): undefined `live` means routes.yaml's
-   * values. `skipped` names a latest value that is not the one applied
-   * (malformed, or refused by the route's rules).
+   * Writes routes.yaml's values, `by` and `reason` as `origin` says, only if
+   * the route has no key yet; otherwise answers the value running replicas
+   * apply, chosen as #read chooses it (see appliedValue): undefined `live`
+   * means routes.yaml's values. A deleted or purged key is left so: the
+   * replicas apply routes.yaml's values and its plan stays paused, as on the
+   * replicas that saw the delete, rather than start over from the seed.
+   * `skipped` names a latest value that is not the one applied (malformed, or
+   * refused by the route's rules).
    */
-  async seed(route: RouteConfig): Promise<SeededValue> {
-    const record = {
-      ...pickValues(route.cutover),
-      by: SEED_BY,
-      reason: "starting values from routes.yaml",
-      at: now(),
-    };
+  async seed(route: RouteConfig, origin: SeedOrigin = STARTING_SEED): Promise<SeededValue> {
+    const newest = await this.kv.get(route.name);
+    if (newest !== null && newest.operation !== "PUT") return {};
+    const record = { ...pickValues(route.cutover), ...origin, at: now() };
     try {
       const revision = await this.kv.create(route.name, encodeRecord(record));
       return { live: { ...record, revision } };
@@ -335,6 +336,27 @@ export class CutoverBucket {
 
 export type CutoverStoreMode = "starting" | "live" | "file";
 
+/** Who a seed is written by, and why. */
+export interface SeedOrigin {
+  readonly by: string;
+  readonly reason: string;
+}
+
+/** A route's first value: its plan runs from it. */
+const STARTING_SEED: SeedOrigin = { by: SEED_BY, reason: "starting values from routes.yaml" };
+
+/**
+ * A route's value in a bucket re-created under running replicas (the server
+ * lost its JetStream state): the values, pauses and stops held there are gone,
+ * so no plan moves the route again until an operator says so.
+ */
+function lostBucketSeed(why: string): SeedOrigin {
+  return {
+    by: RESEED_BY,
+    reason: `routes.yaml's values: the KV bucket ${why}; its plan waits for a value set --by plan`,
+  };
+}
+
 export interface SeededValue {
   /** The value the replicas apply; undefined: routes.yaml's values. */
   readonly live?: CutoverRevision;
@@ -378,6 +400,8 @@ export class CutoverStore {
   #watchedSeq = 0;
   /** The stream's last sequence at the previous check: the watch must be past it by now. */
   #seqAtLastCheck = 0;
+  /** How the next load seeds missing keys: as at start, or after the bucket was lost. */
+  #seedOrigin: SeedOrigin = STARTING_SEED;
   #statuses: (AsyncIterable<Status> & { stop?: () => void }) | undefined;
   /** Failed loads in a row: the retry backs off with them. */
   #failures = 0;
@@ -475,7 +499,7 @@ export class CutoverStore {
     }
     const watching = this.#follow(watch, nc);
     try {
-      for (const route of this.#routes.values()) await this.#seed(bucket, route);
+      for (const route of this.#routes.values()) await this.#seed(bucket, route, this.#seedOrigin);
       // Every write up to here was read by the seeds or will come through the watch.
       this.#watchedSeq = Math.max(this.#watchedSeq, (await streamFacts(bucket)).lastSeq);
       this.#seqAtLastCheck = 0;
@@ -486,6 +510,7 @@ export class CutoverStore {
     }
     this.#bucket = bucket;
     this.#streamCreated = created;
+    this.#seedOrigin = STARTING_SEED;
     this.#failures = 0;
     const was = this.#mode;
     this.#mode = "live";
@@ -496,8 +521,8 @@ export class CutoverStore {
     await watching;
   }
 
-  async #seed(bucket: CutoverBucket, route: RouteConfig): Promise<void> {
-    const { live, skipped } = await bucket.seed(route);
+  async #seed(bucket: CutoverBucket, route: RouteConfig, origin: SeedOrigin): Promise<void> {
+    const { live, skipped } = await bucket.seed(route, origin);
     if (skipped !== undefined) {
       const applied = live === undefined ? "routes.yaml's values" : `rev ${live.revision}`;
       this.#log.warn(
@@ -588,6 +613,7 @@ export class CutoverStore {
       // A re-created bucket numbers revisions from 1 again: the old ones must not outrank them.
       this.#latest.clear();
       this.#watchedSeq = 0;
+      this.#seedOrigin = lostBucketSeed(found.lost);
       this.#reload(nc);
       return;
     }

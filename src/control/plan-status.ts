@@ -14,7 +14,8 @@ export const PLAN_ROLLBACK_PREFIX = "plan rollback";
 
 /**
  * `running`: it will take `next` when a window's gates pass; `paused`: someone
- * else set the latest value (a value written `by: plan` resumes it); `stopped`:
+ * else set the latest value, or there is none (a value written `by: plan`
+ * resumes it); `stopped`:
  * it rolled back; `done`: at its last step; `blocked`: it would be running, but
  * the lease holder could not write its last step (`detail` says why).
  */
@@ -30,6 +31,9 @@ export interface PlanStatus {
   readonly detail: string;
 }
 
+const NO_LIVE_VALUE =
+  "no live value (key deleted or purged, or live state off): routes.yaml's values apply; a value set --by plan resumes it";
+
 /**
  * The plan's status, or undefined for a route without one. `blocked`: why the
  * lease holder could not write the plan's last step, if it could not.
@@ -42,13 +46,15 @@ export function planStatus(
   const plan = route.cutover.plan;
   if (plan === undefined) return undefined;
   const base = { steps: plan.steps, everyMs: plan.everyMs };
-  if (latest !== undefined && latest.by !== PLAN_BY && latest.by !== SEED_BY) {
+  // The plan writes each step over the key's latest value: with none it cannot move.
+  if (latest === undefined) return { ...base, state: "paused", detail: NO_LIVE_VALUE };
+  if (latest.by !== PLAN_BY && latest.by !== SEED_BY) {
     return { ...base, state: "paused", detail: `set by ${latest.by}: ${latest.reason}` };
   }
-  if (latest?.reason.startsWith(PLAN_ROLLBACK_PREFIX)) {
+  if (latest.reason.startsWith(PLAN_ROLLBACK_PREFIX)) {
     return { ...base, state: "stopped", detail: latest.reason };
   }
-  const current = latest?.nats ?? route.cutover.nats;
+  const current = latest.nats;
   const next = plan.steps.find((step) => step > current);
   if (next === undefined)
     return { ...base, state: "done", detail: `at its last step, ${current}%` };

@@ -75,6 +75,21 @@ async function replicaStore(t: Test) {
 }
 
 t.test(
+  "a new replica leaves a deleted key deleted: routes.yaml's values, no fresh seed for a plan to run from",
+  async (t) => {
+    const { nc, bucket } = await bucketOn();
+    t.teardown(() => nc.close());
+    const route = routeNamed("users.get");
+    await bucket.set(route.name, { nats: 40, shadow: 0, by: "bob", reason: "hold" });
+    await bucket.kv.delete(route.name);
+    const fresh = await replicaStore(t);
+    t.same({ ...fresh.state.of(route.name) }, { nats: 10, shadow: 0, source: "file" });
+    t.equal(fresh.store.latest(route.name), undefined);
+    t.equal((await bucket.kv.get(route.name))?.operation, "DEL", "the key is still deleted");
+  },
+);
+
+t.test(
   "a new replica after a latest value the route refuses applies what running replicas and current() apply",
   async (t) => {
     const { nc, bucket } = await bucketOn();

@@ -11,6 +11,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import t, { type Test } from "tap";
 import { loadConfigAndProtos } from "../../src/config/load.js";
+import { RESEED_BY } from "../../src/control/cutover-rules.js";
 import { CutoverState } from "../../src/control/cutover-state.js";
 import {
   CUTOVER_BUCKET,
@@ -36,7 +37,7 @@ async function liveStore(t: Test, url: string, options: CutoverStoreOptions) {
   store.start(nc);
   t.teardown(() => store.stop());
   t.ok(await within(5000, () => store.mode === "live"), "loads the live state");
-  return { state, warnings };
+  return { state, warnings, store };
 }
 
 /** Writes users.get's values the way `turnout cutover set` does, over a connection of its own. */
@@ -73,11 +74,20 @@ function ownStoreDir(t: Test): string {
 t.test("a server restarted with an empty store: the store follows the new bucket", async (t) => {
   const storeDir = ownStoreDir(t);
   const server = await serverWithStore(t, await freePort(), storeDir);
-  const { state, warnings } = await liveStore(t, server.url, { checkMs: 150 });
+  const { state, warnings, store } = await liveStore(t, server.url, { checkMs: 150 });
   await setUsersGet(t, server.url, 50);
   t.ok(await within(5000, applies(state, 50)), "applies a value before the restart");
 
   const restarted = await restartWithEmptyStore(t, server, storeDir);
+  t.ok(
+    await within(RECOVERY_MS, () => store.latest("users.get")?.by === RESEED_BY),
+    "re-seeds routes.yaml's values by turnout, which pauses plans",
+  );
+  t.match(store.latest("users.get"), {
+    nats: 10,
+    reason:
+      /^routes\.yaml's values: the KV bucket is gone .*; its plan waits for a value set --by plan$/,
+  });
   await setUsersGet(t, restarted.url, 0);
   t.ok(await within(RECOVERY_MS, applies(state, 0)), "applies a value written after it");
   t.match(warnings.join("\n"), /KV bucket turnout_cutover .*; reloading/, "says it reloaded");

@@ -1,4 +1,5 @@
 import t from "tap";
+import { RESEED_BY } from "../../src/control/cutover-rules.js";
 import { SEED_BY } from "../../src/control/cutover-store.js";
 import { PLAN_BY, planStatus } from "../../src/control/plan-status.js";
 
@@ -11,9 +12,29 @@ t.test("no plan, no status", async (t) => {
   t.equal(planStatus(plain, undefined), undefined);
 });
 
-t.test("from the file's value or the seed, the plan runs towards its first step", async (t) => {
-  t.match(planStatus(route, undefined), { state: "running", next: 25, detail: "next step 25%" });
-  t.match(planStatus(route, { nats: 10, by: SEED_BY, reason: "seeded" }), { next: 25 });
+t.test("from the seed, the plan runs towards its first step", async (t) => {
+  t.match(planStatus(route, { nats: 10, by: SEED_BY, reason: "seeded" }), {
+    state: "running",
+    next: 25,
+    detail: "next step 25%",
+  });
+});
+
+t.test(
+  "with no live value (a deleted key, no JetStream) the plan is paused: it has nothing to step over",
+  async (t) => {
+    t.match(planStatus(route, undefined), {
+      state: "paused",
+      detail: /^no live value .*routes\.yaml's values apply; a value set --by plan resumes it$/,
+    });
+    t.equal(planStatus(route, undefined)?.next, undefined);
+  },
+);
+
+t.test("routes.yaml's values re-seeded into a lost bucket pause the plan", async (t) => {
+  t.match(planStatus(route, { nats: 10, by: RESEED_BY, reason: "bucket lost" }), {
+    state: "paused",
+  });
 });
 
 t.test("between steps it names the next one; at the last it is done", async (t) => {
