@@ -24,6 +24,7 @@ import {
   LocalStats,
   latencyBoundsMs,
   STATS_SUBJECT,
+  servedBy,
 } from "./plan-stats.js";
 import { PLAN_BY, type PlanStatus, planStatus } from "./plan-status.js";
 
@@ -101,10 +102,11 @@ export class PlanDriver {
     const stats = new LocalStats(
       this.#deps.metrics,
       this.#routes.map((r) => r.name),
+      (route) => this.#deps.store.latest(route)?.revision ?? 0,
     );
     this.#every(this.#publishMs, () => {
       if (nc.isClosed()) return;
-      nc.publish(STATS_SUBJECT, encodeReport({ replica: this.#replica, routes: stats.take() }));
+      nc.publish(STATS_SUBJECT, encodeReport({ replica: this.#replica, ...stats.take() }));
       for (const route of this.#routes) this.#track(this.#check(route));
     });
     this.#sub = nc.subscribe(STATS_SUBJECT, {
@@ -116,7 +118,10 @@ export class PlanDriver {
         if (report === undefined) return;
         for (const [route, figures] of Object.entries(report.routes)) {
           const window = this.#windows.get(route);
-          if (window !== undefined) addFigures(window.figures, figures);
+          // Figures of a replica still on the previous split are not this window's.
+          if (window !== undefined && servedBy(report, route, window.revision)) {
+            addFigures(window.figures, figures);
+          }
         }
       },
     });

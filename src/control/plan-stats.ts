@@ -13,7 +13,17 @@ export const STATS_SUBJECT = "turnout.stats";
 export interface StatsReport {
   readonly replica: string;
   readonly routes: Record<string, WindowFigures>;
+  /**
+   * Per route, the revision of the cutover value the replica served by over
+   * the whole interval (0: routes.yaml's values; MIXED: it changed meanwhile),
+   * so the leader judges a window on figures of its split alone. Absent from
+   * reports of versions before it: counted as they always were.
+   */
+  readonly revisions?: Record<string, number>;
 }
+
+/** A report interval over which the replica's cutover value changed. */
+export const MIXED = -1;
 
 /** Bucket upper bounds (ms) of the NATS latency figures: those of the duration histogram. */
 export function latencyBoundsMs(metrics: GatewayMetrics): number[] {
@@ -23,24 +33,43 @@ export function latencyBoundsMs(metrics: GatewayMetrics): number[] {
 export class LocalStats {
   readonly #metrics: GatewayMetrics;
   readonly #routes: readonly string[];
+  readonly #revisionOf: (route: string) => number;
   #previous = new Map<string, WindowFigures>();
+  #previousRevisions = new Map<string, number>();
 
-  constructor(metrics: GatewayMetrics, routes: readonly string[]) {
+  /** `revisionOf`: the revision of the cutover value the replica serves the route by now. */
+  constructor(
+    metrics: GatewayMetrics,
+    routes: readonly string[],
+    revisionOf: (route: string) => number,
+  ) {
     this.#metrics = metrics;
     this.#routes = routes;
+    this.#revisionOf = revisionOf;
     this.#previous = this.#totals();
+    this.#previousRevisions = this.#revisions();
   }
 
   /** The figures since the previous call (the first call: since construction). */
-  take(): Record<string, WindowFigures> {
+  take(): Pick<StatsReport, "routes" | "revisions"> {
     const totals = this.#totals();
-    const out: Record<string, WindowFigures> = {};
+    const revisions = this.#revisions();
+    const routes: Record<string, WindowFigures> = {};
+    const served: Record<string, number> = {};
     for (const [route, now] of totals) {
       const before = this.#previous.get(route);
-      out[route] = before === undefined ? now : subtract(now, before);
+      routes[route] = before === undefined ? now : subtract(now, before);
+      const revision = revisions.get(route)!;
+      // A value applied just before this tick may have served a request just before it too.
+      served[route] = revision === this.#previousRevisions.get(route) ? revision : MIXED;
     }
     this.#previous = totals;
-    return out;
+    this.#previousRevisions = revisions;
+    return { routes, revisions: served };
+  }
+
+  #revisions(): Map<string, number> {
+    return new Map(this.#routes.map((route) => [route, this.#revisionOf(route)]));
   }
 
   #totals(): Map<string, WindowFigures> {
@@ -122,7 +151,29 @@ export function decodeReport(data: Uint8Array): StatsReport | undefined {
       latency: f.latency as number[],
     };
   }
-  return { replica: v.replica, routes };
+  const revisions = decodeRevisions(v.revisions);
+  return revisions === undefined
+    ? { replica: v.replica, routes }
+    : { replica: v.replica, routes, revisions };
+}
+
+/** Undefined when absent; a route whose revision is not an integer counts as MIXED. */
+function decodeRevisions(raw: unknown): Record<string, number> | undefined {
+  if (raw === undefined) return undefined;
+  const revisions: Record<string, number> = {};
+  if (typeof raw !== "object" || raw === null) return revisions;
+  for (const [route, revision] of Object.entries(raw as Record<string, unknown>)) {
+    revisions[route] = Number.isSafeInteger(revision) ? (revision as number) : MIXED;
+  }
+  return revisions;
+}
+
+/**
+ * Whether a report's figures for `route` were all served by the value at
+ * `revision`: a report without revisions (an older replica) is taken as so.
+ */
+export function servedBy(report: StatsReport, route: string, revision: number): boolean {
+  return report.revisions === undefined || report.revisions[route] === revision;
 }
 
 function isCount(value: unknown): boolean {

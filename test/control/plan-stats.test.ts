@@ -1,0 +1,48 @@
+import t from "tap";
+import {
+  decodeReport,
+  encodeReport,
+  LocalStats,
+  MIXED,
+  servedBy,
+} from "../../src/control/plan-stats.js";
+import { GatewayMetrics } from "../../src/observability/metrics.js";
+
+t.test(
+  "a report names the revision each route was served by, or MIXED when it changed within it",
+  async (t) => {
+    let revision = 5;
+    const stats = new LocalStats(new GatewayMetrics(), ["users.get"], () => revision);
+    t.same(stats.take().revisions, { "users.get": 5 });
+    revision = 6;
+    t.same(stats.take().revisions, { "users.get": MIXED }, "the value changed since the last");
+    t.same(stats.take().revisions, { "users.get": 6 });
+  },
+);
+
+t.test("the leader counts a report's figures only for the window's revision", async (t) => {
+  const routes = {
+    "users.get": { requests: 3, errors: 0, compared: 0, mismatches: 0, latency: [3, 0] },
+  };
+  const tagged = decodeReport(
+    encodeReport({ replica: "r", routes, revisions: { "users.get": 6 } }),
+  );
+  t.ok(tagged && servedBy(tagged, "users.get", 6));
+  t.notOk(tagged && servedBy(tagged, "users.get", 5), "another revision: not this window's");
+  const mixed = decodeReport(
+    encodeReport({ replica: "r", routes, revisions: { "users.get": MIXED } }),
+  );
+  t.notOk(mixed && servedBy(mixed, "users.get", 6));
+  const junk = decodeReport(
+    new TextEncoder().encode(
+      JSON.stringify({ replica: "r", routes, revisions: { "users.get": "6" } }),
+    ),
+  );
+  t.notOk(
+    junk && servedBy(junk, "users.get", 6),
+    "a revision that is not an integer counts as mixed",
+  );
+  const older = decodeReport(encodeReport({ replica: "r", routes }));
+  t.equal(older?.revisions, undefined);
+  t.ok(older && servedBy(older, "users.get", 6), "a report of an older version counts, as before");
+});
