@@ -118,8 +118,10 @@ export class PlanDriver {
         if (report === undefined) return;
         for (const [route, figures] of Object.entries(report.routes)) {
           const window = this.#windows.get(route);
-          // Figures of a replica still on the previous split are not this window's.
-          if (window !== undefined && servedBy(report, route, window.revision)) {
+          // Figures of a replica still on the previous split are not this window's;
+          // latencies in other buckets come from a replica with other plan gates.
+          const sameBuckets = figures.latency.length === this.#bounds.length + 1;
+          if (window !== undefined && sameBuckets && servedBy(report, route, window.revision)) {
             addFigures(window.figures, figures);
           }
         }

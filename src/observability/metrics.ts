@@ -5,7 +5,7 @@
  * `inc()`/`observe()` on a ready child, never hashes label sets.
  */
 import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
-import { DURATION_BUCKETS } from "./buckets.js";
+import { durationBuckets } from "./buckets.js";
 import {
   type CounterCell,
   FastCounter,
@@ -91,7 +91,10 @@ export class GatewayMetrics {
   readonly breakerState: Gauge<"route" | "backend">;
   readonly #routes = new Map<string, RouteMetrics>();
 
-  constructor(options: { processMetrics?: boolean } = {}) {
+  /** `extraDurationBoundsS`: more bounds of the duration histogram, in seconds (plan gates). */
+  constructor(
+    options: { processMetrics?: boolean; extraDurationBoundsS?: readonly number[] } = {},
+  ) {
     this.requests = new FastCounter(
       "turnout_requests_total",
       "HTTP requests answered, by route, backend that answered and status code.",
@@ -102,7 +105,7 @@ export class GatewayMetrics {
       "turnout_request_duration_seconds",
       "Time from request received to answer sent, by route and backend.",
       ["route", "backend"],
-      DURATION_BUCKETS,
+      durationBuckets(options.extraDurationBoundsS),
       this.registry,
     );
     this.payloadBytes = new FastHistogram(

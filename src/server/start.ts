@@ -13,7 +13,7 @@ import { NatsLink } from "../backends/nats/link.js";
 import { NatsStatus } from "../backends/nats/status.js";
 import { overallDeadlineMs } from "../backends/resilience/retry-policy.js";
 import { MAX_TIMER_MS } from "../config/timer-limit.js";
-import type { GatewayConfig } from "../config/types.js";
+import type { GatewayConfig, RouteConfig } from "../config/types.js";
 import { AdminToken } from "../control/admin-token.js";
 import { CutoverState } from "../control/cutover-state.js";
 import { CutoverStore } from "../control/cutover-store.js";
@@ -260,9 +260,17 @@ interface Parts {
   readonly log: DeferredLog;
 }
 
+/** Every plan's maxP99, in seconds: bounds of the duration histogram (see durationBuckets). */
+function planGateBounds(routes: readonly RouteConfig[]): number[] {
+  return routes.flatMap((route) => {
+    const plan = route.cutover.plan;
+    return plan === undefined ? [] : [plan.gates.maxP99Ms / 1000];
+  });
+}
+
 function buildParts(options: StartOptions): Parts {
   const { config, root } = options;
-  const metrics = new GatewayMetrics();
+  const metrics = new GatewayMetrics({ extraDurationBoundsS: planGateBounds(config.routes) });
   const nats = new NatsLink();
   const log = new DeferredLog();
   const cutover = new CutoverState(config.routes);
