@@ -53,10 +53,11 @@ export function compileNatsPipeline(
   );
 
   return async (input, shadow = false) => {
-    const subject = subjectOf(input.params);
     const body =
       input.body === undefined || input.body === "" ? undefined : parseJsonBody(input.body);
+    // Bound first: an empty path param is a 404 (no route), also where the subject uses it.
     const payload = codec.encodeRequest(input.params, input.query, body);
+    const subject = subjectOf(input.params);
     // Payload sizes describe what clients send and get: a mirror is neither.
     if (input.body !== undefined && !shadow) {
       metrics.observePayload("request", "json", Buffer.byteLength(input.body));

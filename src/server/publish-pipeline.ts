@@ -47,10 +47,11 @@ export function compilePublishPipeline(
   const retryingUnkeyed = compileRetry({ ...policy, idempotent: false }, countRetry);
 
   return async (input, shadow = false) => {
-    const subject = subjectOf(input.params);
     const body =
       input.body === undefined || input.body === "" ? undefined : parseJsonBody(input.body);
+    // Bound first: an empty path param is a 404 (no route), also where the subject uses it.
     const payload = codec.encodeRequest(input.params, input.query, body);
+    const subject = subjectOf(input.params);
     if (input.body !== undefined) {
       metrics.observePayload("request", "json", Buffer.byteLength(input.body));
     }
