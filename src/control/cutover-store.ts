@@ -201,13 +201,21 @@ export class CutoverBucket {
   async #writeAt(route: string, record: CutoverRecord, last: number): Promise<number | undefined> {
     try {
       return last === 0
-        ? await this.kv.create(route, encodeRecord(record))
+        ? await this.#createOnly(route, encodeRecord(record))
         : await this.kv.update(route, encodeRecord(record), last);
     } catch (error) {
       if (isRevisionConflict(error)) return undefined;
       // A timeout may hide a write that landed: the caller reads before trying again.
       throw kvFailure(`the cutover of ${route} may or may not have been written`, error);
     }
+  }
+
+  /**
+   * Writes only where the key has no entry at all. Not `kv.create`, which also
+   * writes over a delete marker: a delete landing just before would be undone.
+   */
+  #createOnly(route: string, data: Uint8Array): Promise<number> {
+    return this.kv.put(route, data, { previousSeq: 0 });
   }
 
   /**
@@ -230,11 +238,9 @@ export class CutoverBucket {
    * refused by the route's rules).
    */
   async seed(route: RouteConfig, origin: SeedOrigin = STARTING_SEED): Promise<SeededValue> {
-    const newest = await this.kv.get(route.name);
-    if (newest !== null && newest.operation !== "PUT") return {};
     const record = { ...pickValues(route.cutover), ...origin, at: now() };
     try {
-      const revision = await this.kv.create(route.name, encodeRecord(record));
+      const revision = await this.#createOnly(route.name, encodeRecord(record));
       return { live: { ...record, revision } };
     } catch (error) {
       // Another replica (or the CLI) wrote it first: take what the replicas apply.
@@ -489,6 +495,14 @@ export class CutoverStore {
     if (this.#stopped) return;
     // Read before the watch starts: a bucket re-created after this read is caught by the check.
     const { created } = await streamFacts(bucket);
+    if (this.#streamCreated !== undefined && created !== this.#streamCreated) {
+      // Re-created since the last load, whether or not a check saw it go (a
+      // reload for a stalled watch, a retry, may land on a new one): its
+      // revisions start from 1 again, so the old ones must not outrank them.
+      this.#latest.clear();
+      if (this.#seedOrigin === STARTING_SEED) this.#seedOrigin = lostBucketSeed("was re-created");
+    }
+    this.#watchedSeq = 0;
     // Watch first, then read: a change landing in between is seen by both, and
     // the revision check keeps the newer one.
     const watch = await bucket.kv.watch({ include: KvWatchInclude.UpdatesOnly });
@@ -500,7 +514,7 @@ export class CutoverStore {
     const watching = this.#follow(watch, nc);
     try {
       for (const route of this.#routes.values()) await this.#seed(bucket, route, this.#seedOrigin);
-      // Every write up to here was read by the seeds or will come through the watch.
+      // Every write up to here was read by the seeds or comes through the watch.
       this.#watchedSeq = Math.max(this.#watchedSeq, (await streamFacts(bucket)).lastSeq);
       this.#seqAtLastCheck = 0;
     } catch (error) {
@@ -610,9 +624,6 @@ export class CutoverStore {
     if (this.#stopped || serial !== this.#checkSerial) return;
     if (found.lost !== undefined) {
       this.#log.warn(`cutover: the KV bucket ${CUTOVER_BUCKET} ${found.lost}; reloading`);
-      // A re-created bucket numbers revisions from 1 again: the old ones must not outrank them.
-      this.#latest.clear();
-      this.#watchedSeq = 0;
       this.#seedOrigin = lostBucketSeed(found.lost);
       this.#reload(nc);
       return;

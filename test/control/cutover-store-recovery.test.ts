@@ -144,3 +144,41 @@ t.test(
     );
   },
 );
+
+t.test(
+  "a reload for a stalled watch that lands on a re-created bucket follows it, revisions from 1 again",
+  async (t) => {
+    const server = await startNatsServer({ jetstream: true });
+    t.teardown(() => server.stop());
+    const { state, warnings, store } = await liveStore(t, server.url, { checkMs: 150 });
+    await setUsersGet(t, server.url, 50);
+    t.ok(await within(5000, applies(state, 50)), "applies a value through the watch");
+
+    const operator = await connect({ servers: server.url });
+    t.teardown(() => operator.close());
+    const jsm = await jetstreamManager(operator);
+    const stream = `KV_${CUTOVER_BUCKET}`;
+    // The bucket is deleted right after the check that finds the watch stalled
+    // has read it: that check reloads for the stall, onto a bucket made anew.
+    const kv = store.bucket!.kv as unknown as { status: () => Promise<unknown> };
+    const status = kv.status.bind(kv);
+    let checks = -1;
+    kv.status = async () => {
+      const answer = await status();
+      if (checks >= 0 && ++checks === 2) await jsm.streams.delete(stream);
+      return answer;
+    };
+    for await (const consumer of jsm.consumers.list(stream)) {
+      await jsm.consumers.delete(stream, consumer.name);
+    }
+    await setUsersGet(t, server.url, 30);
+    checks = 0;
+    t.ok(await within(RECOVERY_MS, () => warnings.some((w) => /watch stalled/.test(w))));
+    t.ok(
+      await within(RECOVERY_MS, () => store.latest("users.get")?.by === RESEED_BY),
+      "seeds the new bucket by turnout: plans pause",
+    );
+    await setUsersGet(t, server.url, 0);
+    t.ok(await within(RECOVERY_MS, applies(state, 0)), "applies a low revision of the new bucket");
+  },
+);
