@@ -24,6 +24,7 @@ import {
   LocalStats,
   latencyBoundsMs,
   STATS_SUBJECT,
+  sameBounds,
   servedBy,
 } from "./plan-stats.js";
 import { PLAN_BY, type PlanStatus, planStatus } from "./plan-status.js";
@@ -106,7 +107,8 @@ export class PlanDriver {
     );
     this.#every(this.#publishMs, () => {
       if (nc.isClosed()) return;
-      nc.publish(STATS_SUBJECT, encodeReport({ replica: this.#replica, ...stats.take() }));
+      const report = { replica: this.#replica, bounds: this.#bounds, ...stats.take() };
+      nc.publish(STATS_SUBJECT, encodeReport(report));
       for (const route of this.#routes) this.#track(this.#check(route));
     });
     this.#sub = nc.subscribe(STATS_SUBJECT, {
@@ -118,10 +120,15 @@ export class PlanDriver {
         if (report === undefined) return;
         for (const [route, figures] of Object.entries(report.routes)) {
           const window = this.#windows.get(route);
-          // Figures of a replica still on the previous split are not this window's;
-          // latencies in other buckets come from a replica with other plan gates.
-          const sameBuckets = figures.latency.length === this.#bounds.length + 1;
-          if (window !== undefined && sameBuckets && servedBy(report, route, window.revision)) {
+          // Figures of a replica still on the previous split are not this
+          // window's; nor those of one with other latency buckets (other plan
+          // gates: another routes.yaml), whose counts would land in the wrong
+          // buckets, and without them a p99 gate would judge blind.
+          if (
+            window !== undefined &&
+            servedBy(report, route, window.revision) &&
+            sameBounds(report, this.#bounds)
+          ) {
             addFigures(window.figures, figures);
           }
         }

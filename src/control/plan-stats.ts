@@ -4,6 +4,8 @@
  * the cumulative counters since the last tick. The figures travel as JSON on
  * NATS subject `turnout.stats` so the leader can sum all replicas.
  */
+
+import { DURATION_BUCKETS } from "../observability/buckets.js";
 import type { GatewayMetrics } from "../observability/metrics.js";
 import { emptyFigures, type WindowFigures } from "./plan-evaluate.js";
 
@@ -20,6 +22,11 @@ export interface StatsReport {
    * reports of versions before it: counted as they always were.
    */
   readonly revisions?: Record<string, number>;
+  /**
+   * The upper bounds (ms) of the latency buckets: a replica on another
+   * routes.yaml has other plan gates among them. Absent: DURATION_BUCKETS's.
+   */
+  readonly bounds?: readonly number[];
 }
 
 /** A report interval over which the replica's cutover value changed. */
@@ -27,7 +34,21 @@ export const MIXED = -1;
 
 /** Bucket upper bounds (ms) of the NATS latency figures: those of the duration histogram. */
 export function latencyBoundsMs(metrics: GatewayMetrics): number[] {
-  return metrics.duration.buckets.map((s) => s * 1000);
+  return metrics.duration.buckets.map(secondsToMs);
+}
+
+/** Rounded to the µs: 2.007 * 1000 is 2007.0000000000002, which a 2007 ms gate would fail. */
+function secondsToMs(seconds: number): number {
+  return Math.round(seconds * 1e6) / 1e3;
+}
+
+/** The bounds of reports that carry none (versions before plan gates became bounds). */
+const DEFAULT_BOUNDS_MS = DURATION_BUCKETS.map(secondsToMs);
+
+/** Whether a report's latency buckets are `bounds`, so that its counts add up bucket by bucket. */
+export function sameBounds(report: StatsReport, bounds: readonly number[]): boolean {
+  const theirs = report.bounds ?? DEFAULT_BOUNDS_MS;
+  return theirs.length === bounds.length && theirs.every((bound, i) => bound === bounds[i]);
 }
 
 export class LocalStats {
@@ -152,9 +173,14 @@ export function decodeReport(data: Uint8Array): StatsReport | undefined {
     };
   }
   const revisions = decodeRevisions(v.revisions);
-  return revisions === undefined
-    ? { replica: v.replica, routes }
-    : { replica: v.replica, routes, revisions };
+  const bounds = Array.isArray(v.bounds) && v.bounds.every(isCount) ? v.bounds : undefined;
+  return {
+    replica: v.replica,
+    routes,
+    ...(revisions === undefined ? {} : { revisions }),
+    // Malformed bounds match none: the report's latencies are not summed.
+    ...(v.bounds === undefined ? {} : { bounds: bounds ?? [] }),
+  };
 }
 
 /** Undefined when absent; a route whose revision is not an integer counts as MIXED. */

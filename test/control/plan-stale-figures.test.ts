@@ -9,6 +9,7 @@ import { loadConfigAndProtos } from "../../src/config/load.js";
 import { CutoverBucket } from "../../src/control/cutover-store.js";
 import { latencyBoundsMs, MIXED, STATS_SUBJECT } from "../../src/control/plan-stats.js";
 import { startNatsServer } from "../../src/devtools/nats-server.js";
+import { durationBuckets } from "../../src/observability/buckets.js";
 import { GatewayMetrics } from "../../src/observability/metrics.js";
 import { within } from "../helpers/cutover-fixture.js";
 import { usersGetRoute } from "../helpers/route-yaml.js";
@@ -42,14 +43,19 @@ t.teardown(() => nc.close());
 const bucket = await CutoverBucket.open(nc);
 
 const buckets = latencyBoundsMs(new GatewayMetrics()).length + 1;
-/** 20 healthy NATS requests, as another replica would report them, served by `revision`. */
-function healthyReport(revision: number): string {
+/**
+ * 20 healthy NATS requests, as another replica would report them, served by
+ * `revision`; `bounds` as a replica on another routes.yaml would send them
+ * (a version before plan gates became bounds sends none).
+ */
+function healthyReport(revision: number, bounds?: number[]): string {
   const figures = { requests: 20, errors: 0, compared: 0, mismatches: 0 };
   const latency = Array.from({ length: buckets }, (_, i) => (i === 0 ? 20 : 0));
   return JSON.stringify({
     replica: "other",
     routes: { "users.get": { ...figures, latency } },
     revisions: { "users.get": revision },
+    ...(bounds === undefined ? {} : { bounds }),
   });
 }
 
@@ -70,7 +76,11 @@ t.test(
     t.equal(seed.nats, 20);
     await reportFor(healthyReport(seed.revision + 7), 1500);
     await reportFor(healthyReport(MIXED), 1500);
-    t.equal(gateway.cutover.of("users.get").nats, 20, "still 20 after ten windows");
+    // Another routes.yaml's plan gate among the buckets: its latencies would land in the wrong ones.
+    const otherBounds = durationBuckets([0.4]).map((s) => s * 1000);
+    t.equal(otherBounds.length, buckets, "as many buckets, other bounds");
+    await reportFor(healthyReport(seed.revision, otherBounds), 1500);
+    t.equal(gateway.cutover.of("users.get").nats, 20, "still 20 after fifteen windows");
     t.same(
       (await bucket.history("users.get")).map((row) => (row.kind === "value" ? row.by : row.kind)),
       ["routes.yaml"],

@@ -3,9 +3,12 @@ import {
   decodeReport,
   encodeReport,
   LocalStats,
+  latencyBoundsMs,
   MIXED,
+  sameBounds,
   servedBy,
 } from "../../src/control/plan-stats.js";
+import { DURATION_BUCKETS } from "../../src/observability/buckets.js";
 import { GatewayMetrics } from "../../src/observability/metrics.js";
 
 t.test(
@@ -45,4 +48,25 @@ t.test("the leader counts a report's figures only for the window's revision", as
   const older = decodeReport(encodeReport({ replica: "r", routes }));
   t.equal(older?.revisions, undefined);
   t.ok(older && servedBy(older, "users.get", 6), "a report of an older version counts, as before");
+});
+
+t.test("latency bounds in ms are exact for a gate like 2007ms", async (t) => {
+  const bounds = latencyBoundsMs(new GatewayMetrics({ extraDurationBoundsS: [2007 / 1000] }));
+  t.ok(bounds.includes(2007), "not 2007.0000000000002");
+});
+
+t.test("a report's latencies are comparable only over the same bucket bounds", async (t) => {
+  const routes = {};
+  const defaults = DURATION_BUCKETS.map((s) => Math.round(s * 1e6) / 1e3);
+  const withGate = latencyBoundsMs(new GatewayMetrics({ extraDurationBoundsS: [0.45] }));
+  const older = decodeReport(encodeReport({ replica: "r", routes }))!;
+  t.ok(sameBounds(older, defaults), "a report without bounds has the default ones");
+  t.notOk(sameBounds(older, withGate));
+  const tagged = decodeReport(encodeReport({ replica: "r", routes, bounds: withGate }))!;
+  t.ok(sameBounds(tagged, withGate));
+  t.notOk(sameBounds(tagged, defaults));
+  const junk = decodeReport(
+    new TextEncoder().encode(JSON.stringify({ replica: "r", routes, bounds: ["x"] })),
+  )!;
+  t.notOk(sameBounds(junk, defaults), "malformed bounds match none");
 });
