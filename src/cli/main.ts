@@ -62,12 +62,20 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    io.stderr.write(`turnout: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exitCode = 1;
-  },
-);
+/**
+ * Once a command is done, the process ends even if a handle lingers: nats.js's
+ * close() can leave the socket of a reconnect attempt open (a NATS server that
+ * is frozen), which kept a drained `serve` running until it was SIGKILLed.
+ * Unreferenced: a process with nothing left exits at once, as before.
+ */
+const EXIT_AFTER_MS = 2000;
+
+function finish(code: number): void {
+  process.exitCode = code;
+  setTimeout(() => process.exit(), EXIT_AFTER_MS).unref();
+}
+
+main(process.argv.slice(2)).then(finish, (error: unknown) => {
+  io.stderr.write(`turnout: ${error instanceof Error ? error.message : String(error)}\n`);
+  finish(1);
+});

@@ -14,7 +14,9 @@ import t, { type Test } from "tap";
 import { freePortPair, type NatsServer } from "../../src/devtools/nats-server.js";
 import { startHoldingWorker } from "../helpers/routes-and-workers.js";
 import {
+  exitCode,
   servingUrls,
+  spawnServe,
   startUsersGetWorker,
   USERS_GET_ROUTE,
   usersGetServeArgs,
@@ -277,5 +279,26 @@ t.test(
     t.equal(code, 0, `exit 0 (signal ${signal}); output:\n${output.text}`);
     t.match(output.text, "turnout: SIGTERM received before the gateway started; not starting");
     t.notMatch(output.text, /serving on/, "nothing started");
+  },
+);
+
+t.test(
+  "SIGTERM while the NATS server is frozen (its socket open, nothing answered): serve drains within its NATS limit and exits 0",
+  async (t) => {
+    const server = await startUsersGetWorker(t);
+    const { gateway, output } = spawnServe(
+      t,
+      usersGetServeArgs(server.url, { port: 0, adminPort: 0 }),
+    );
+    const { adminUrl } = await servingUrls(output, 40_000);
+    await waitUntil(async () => (await fetch(`${adminUrl}/readyz`)).status === 200, 20_000);
+
+    server.process.kill("SIGSTOP");
+    t.teardown(() => server.process.kill("SIGCONT")); // before its stop, registered earlier
+    gateway.kill("SIGTERM");
+    // nats.js alone waited ~40 s for its stale-ping check, then kept a socket open for good.
+    const code = await exitCode(gateway, 30_000);
+    t.equal(code, 0, `output:\n${output.text}`);
+    t.match(output.text, /drained, bye/);
   },
 );

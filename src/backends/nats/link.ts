@@ -26,6 +26,22 @@ export function hasJetStream(requester: Requester): requester is Requester & Jet
   return typeof (requester as Partial<JetStreamSource>).jetstream === "function";
 }
 
+/** How long a shutdown waits for nats.js to drain the connection before closing it. */
+export const NATS_DRAIN_LIMIT_MS = 5000;
+
+/** `promise`, or a rejection once `ms` pass first. */
+async function settledWithin(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`not done within ${ms} ms`)), ms);
+  });
+  try {
+    await Promise.race([promise, limit]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export class NatsLink implements Requester, JetStreamSource {
   #connection: NatsConnection | undefined;
   #requester: NatsRequester | undefined;
@@ -77,7 +93,10 @@ export class NatsLink implements Requester, JetStreamSource {
 
   /**
    * Waits for in-flight requests' replies, then drains and closes the connection;
-   * never throws, so a shutdown completes even while NATS is unreachable.
+   * never throws, so a shutdown completes even while NATS is unreachable, and
+   * gives the drain NATS_DRAIN_LIMIT_MS: a server that holds the socket open
+   * but answers nothing (frozen, or a dead one behind a proxy) left nats.js's
+   * drain waiting for its stale-ping check, about 40 s.
    */
   async drain(): Promise<void> {
     const nc = this.#connection;
@@ -85,7 +104,7 @@ export class NatsLink implements Requester, JetStreamSource {
     try {
       // The requester first: nc.drain() would unsubscribe the reply inbox under it.
       await this.#requester?.drain();
-      await nc.drain();
+      await settledWithin(nc.drain(), NATS_DRAIN_LIMIT_MS);
     } catch {
       // Draining needs the server (NATS down at shutdown): nothing to flush, just close.
       await nc.close();
