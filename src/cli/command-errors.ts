@@ -6,7 +6,7 @@
  */
 
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { natsConnectOptions } from "../backends/nats/connection.js";
+import { natsConnectOptions, natsSettingProblems } from "../backends/nats/connection.js";
 import { loadConfig } from "../config/load.js";
 import type { GatewayConfig, NatsConfig, RouteConfig } from "../config/types.js";
 import { ConfigError } from "../errors.js";
@@ -35,7 +35,12 @@ export function loadCommandConfig(
   out: Output,
 ): GatewayConfig | undefined {
   try {
-    return loadConfig(connection.configFile, { natsUrl: connection.natsUrl });
+    return loadConfig(connection.configFile, {
+      natsUrl: connection.natsUrl,
+      // As `serve` does: a secret or file it cannot use is a problem at its key,
+      // not a "cannot connect" after the command got that far.
+      checkNats: (nats) => natsSettingProblems(nats, connection.configFile),
+    });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     out.stderr.write(`${error.message}\n`);
