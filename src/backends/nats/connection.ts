@@ -177,23 +177,47 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
  * object makes it require TLS (and refuse a server that does not offer it,
  * before the CONNECT carrying the credentials is sent). So a `tls://` address
  * without a `nats.tls` block means TLS with the system CAs, as it says.
- * The files are read and parsed now, so a bad one fails the start; nats.js
- * reads them again on each reconnect (rotation works).
+ * The files are read and parsed now, so a bad one fails the start, and again
+ * on each dial (nats.js reads `ca`, `cert` and `key` from the object each
+ * time), so rotated ones are used; one that cannot be read or used then gives
+ * its last good value. Handing nats.js the paths instead made a file missing
+ * mid-rotation fail every reconnect, with nats.js saying nothing of why.
  */
 function tlsOptions(config: NatsConfig, resolver: Resolver): Pick<NodeConnectionOptions, "tls"> {
   const { tls } = config;
   if (tls === undefined) return config.servers.some(isTlsUrl) ? { tls: {} } : {};
-  const ca = resolver.get(() => readPem(tls.ca, "nats.tls.ca", checkCa));
-  const cert = resolver.get(() => readPem(tls.cert, "nats.tls.cert", checkCert));
-  const key = resolver.get(() => readPem(tls.key, "nats.tls.key", checkKey));
+  const readCa = () => readPem(tls.ca, "nats.tls.ca", checkCa);
+  const readCert = () => readPem(tls.cert, "nats.tls.cert", checkCert);
+  const readKey = () => readPem(tls.key, "nats.tls.key", checkKey);
+  const ca = resolver.get(readCa);
+  const cert = resolver.get(readCert);
+  const key = resolver.get(readKey);
   if (cert !== undefined && key !== undefined) {
     resolver.get(() => checkPair(cert, tls.cert ?? "", key, tls.key ?? ""));
   }
+  const readPair = () => {
+    const pair = { cert: readCert(), key: readKey() };
+    if (pair.cert !== undefined && pair.key !== undefined) {
+      checkPair(pair.cert, tls.cert ?? "", pair.key, tls.key ?? "");
+    }
+    return pair;
+  };
+  const currentCa = latest(ca, readCa);
+  // The cert and key of one read: a pair half rotated is not sent.
+  const currentPair = latest({ cert, key }, readPair);
+  let dialPair = currentPair();
   return {
     tls: {
-      caFile: ca === undefined ? undefined : tls.ca,
-      certFile: cert === undefined ? undefined : tls.cert,
-      keyFile: key === undefined ? undefined : tls.key,
+      get ca() {
+        return currentCa()?.toString();
+      },
+      get cert() {
+        dialPair = currentPair(); // nats.js reads cert, then key, on each dial
+        return dialPair.cert?.toString();
+      },
+      get key() {
+        return dialPair.key?.toString();
+      },
     },
   };
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type NatsConnection, nkeys } from "@nats-io/transport-node";
@@ -144,3 +144,37 @@ t.test("nkey auth over TLS: the seed from a file signs the server's nonce", asyn
   t.match(status.lastError, /Authorization/i, "an unknown nkey is refused");
   t.equal((refused as Error | undefined)?.name, "TimeoutError", "and retried until stopped");
 });
+
+t.test(
+  "a CA file missing when NATS comes back: the reconnect uses its last good content",
+  async (t) => {
+    const caCopy = join(dir, "rotating-ca.pem");
+    writeFileSync(caCopy, readFileSync(certs.ca.cert));
+    let server = await startNatsServer({ args: serverTls });
+    const port = server.port;
+    t.teardown(() => server.stop());
+    const nc = await connectNats(config(server.url, { ca: caCopy }));
+    t.teardown(() => nc.close());
+    await echoWorks(t, nc);
+
+    rmSync(caCopy); // mid-rotation: the old file removed, the new one not there yet
+    await server.stop();
+    server = await startNatsServer({ args: serverTls, port });
+    const reconnected = async () => {
+      const until = Date.now() + 15_000;
+      while (Date.now() < until) {
+        if (
+          await nc.flush().then(
+            () => nc.info !== undefined,
+            () => false,
+          )
+        )
+          return true;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      return false;
+    };
+    t.ok(await reconnected(), "reconnected without the file, on the CA read before");
+    await echoWorks(t, nc);
+  },
+);
