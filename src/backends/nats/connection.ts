@@ -151,12 +151,35 @@ export async function connectNats(
       opts.status?.attach(nc);
       return nc;
     } catch (err) {
-      opts.status?.failed(err);
-      if (err instanceof Error && err.name === "AbortError") throw err;
+      if (err instanceof Error && err.name === "AbortError") {
+        opts.status?.failed(err);
+        throw err;
+      }
+      opts.status?.failed(await explainedTimeout(err, options));
     }
     await sleep(wait + Math.random() * (options.reconnectJitter ?? 0), opts.signal);
   }
 }
+
+/**
+ * A TLS connect that nats.js reports as a timeout may be a handshake the
+ * server refused (no client certificate, a wrong one): with reconnecting on,
+ * nats.js waits out its timeout and says only that. One attempt without
+ * reconnecting gets the server's alert, which the log and /readyz then name.
+ */
+async function explainedTimeout(err: unknown, options: NodeConnectionOptions): Promise<unknown> {
+  const timedOut = err instanceof Error && /timeout/i.test(err.message);
+  if (!timedOut || options.tls === undefined) return err;
+  try {
+    await (await connect({ ...options, reconnect: false, timeout: PROBE_TIMEOUT_MS })).close();
+    return err;
+  } catch (probe) {
+    return probe instanceof Error && /timeout/i.test(probe.message) ? err : probe;
+  }
+}
+
+/** The diagnostic attempt's limit: a handshake refusal comes in milliseconds. */
+const PROBE_TIMEOUT_MS = 2000;
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve, reject) => {

@@ -178,3 +178,24 @@ t.test(
     await echoWorks(t, nc);
   },
 );
+
+t.test(
+  "a client certificate the server requires but is not given: the status names the handshake, not a timeout",
+  async (t) => {
+    const server = await startNatsServer({ args: verifyTls });
+    t.teardown(() => server.stop());
+    const status = new NatsStatus();
+    const abort = new AbortController();
+    const connecting = connectNats(config(server.url, { ca: certs.ca.cert }), {
+      status,
+      signal: abort.signal,
+    }).catch(() => undefined);
+    const until = Date.now() + 20_000;
+    while (status.lastError === undefined && Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    abort.abort();
+    await connecting;
+    t.match(status.lastError, /bad certificate|certificate required|ECONNRESET/i);
+  },
+);
