@@ -63,16 +63,20 @@ async function main(argv: string[]): Promise<number> {
 }
 
 /**
- * Once a command is done, the process ends even if a handle lingers: nats.js's
- * close() can leave the socket of a reconnect attempt open (a NATS server that
- * is frozen), which kept a drained `serve` running until it was SIGKILLed.
- * Unreferenced: a process with nothing left exits at once, as before.
+ * Once a command is done and its output handed to the OS, the process ends
+ * even if a handle lingers: nats.js's close() can leave the socket of a
+ * reconnect attempt open (a NATS server that is frozen), which kept a drained
+ * `serve` running until it was SIGKILLed. Output to a pipe is written
+ * asynchronously: the timer starts only once stdout and stderr have flushed,
+ * so a slow reader (`| less`, ssh) still gets all of it. Unreferenced: a
+ * process with nothing left exits at once, as before.
  */
 const EXIT_AFTER_MS = 2000;
 
 function finish(code: number): void {
   process.exitCode = code;
-  setTimeout(() => process.exit(), EXIT_AFTER_MS).unref();
+  const exitLater = () => setTimeout(() => process.exit(), EXIT_AFTER_MS).unref();
+  process.stdout.write("", () => process.stderr.write("", exitLater));
 }
 
 main(process.argv.slice(2)).then(finish, (error: unknown) => {
