@@ -168,18 +168,32 @@ export async function connectNats(
  * reconnecting gets the server's alert, which the log and /readyz then name.
  */
 async function explainedTimeout(err: unknown, options: NodeConnectionOptions): Promise<unknown> {
-  const timedOut = err instanceof Error && /timeout/i.test(err.message);
-  if (!timedOut || options.tls === undefined) return err;
-  try {
-    await (await connect({ ...options, reconnect: false, timeout: PROBE_TIMEOUT_MS })).close();
-    return err;
-  } catch (probe) {
-    return probe instanceof Error && /timeout/i.test(probe.message) ? err : probe;
+  if (!isTimeout(err) || options.tls === undefined) return err;
+  let reset: unknown;
+  // Under TLS 1.3 the server's alert and its reset race: a second try mostly gets the alert.
+  for (let attempt = 0; attempt < PROBE_ATTEMPTS; attempt++) {
+    try {
+      await (await connect({ ...options, reconnect: false, timeout: PROBE_TIMEOUT_MS })).close();
+      return err;
+    } catch (probe) {
+      if (isTimeout(probe)) return err;
+      if (!(probe instanceof Error) || !/ECONNRESET/.test(probe.message)) return probe;
+      reset = probe;
+    }
   }
+  const message = reset instanceof Error ? reset.message : String(reset);
+  return new Error(
+    `the server reset the TLS connection after the handshake (${message}): does it require a client certificate that is missing or refused?`,
+  );
+}
+
+function isTimeout(err: unknown): boolean {
+  return err instanceof Error && /timeout/i.test(err.message);
 }
 
 /** The diagnostic attempt's limit: a handshake refusal comes in milliseconds. */
 const PROBE_TIMEOUT_MS = 2000;
+const PROBE_ATTEMPTS = 3;
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
