@@ -148,7 +148,7 @@ export async function connectNats(
         await nc.close();
         opts.signal.throwIfAborted();
       }
-      opts.status?.attach(nc);
+      opts.status?.attach(nc, () => attemptError(options));
       return nc;
     } catch (err) {
       if (err instanceof Error && err.name === "AbortError") {
@@ -158,6 +158,16 @@ export async function connectNats(
       opts.status?.failed(await explainedTimeout(err, options));
     }
     await sleep(wait + Math.random() * (options.reconnectJitter ?? 0), opts.signal);
+  }
+}
+
+/** One connect attempt without reconnecting: its error (explained as below), or undefined. */
+async function attemptError(options: NodeConnectionOptions): Promise<unknown> {
+  try {
+    await (await connect({ ...options, reconnect: false, timeout: PROBE_TIMEOUT_MS })).close();
+    return undefined;
+  } catch (err) {
+    return explainedTimeout(err, options);
   }
 }
 

@@ -37,6 +37,9 @@ export class NatsStatus {
   /** Each error logged while not connected, and when (ms): cleared on connecting. */
   readonly #logged = new Map<string, number>();
   #lastWarnAt = 0;
+  /** One attempt of its own at the connection's servers: its error, or undefined. */
+  #diagnose: (() => Promise<unknown>) | undefined;
+  #diagnosedAt = Number.NEGATIVE_INFINITY;
 
   /**
    * `onChange` hears every change of state (the `turnout_nats_connected` gauge);
@@ -70,8 +73,14 @@ export class NatsStatus {
     this.#warnError(message, isRefusal(err));
   }
 
-  /** Follows `nc` from now on; ends by itself when the connection closes. */
-  attach(nc: NatsConnection): void {
+  /**
+   * Follows `nc` from now on; ends by itself when the connection closes.
+   * `diagnose` tells why reconnecting fails: nats.js keeps its reconnect
+   * attempts' errors (connection refused, a TLS refusal) to itself, so an
+   * outage would otherwise be logged and shown on /readyz without a cause.
+   */
+  attach(nc: NatsConnection, diagnose?: () => Promise<unknown>): void {
+    this.#diagnose = diagnose;
     this.#enter("connected", nc.getServer());
     void this.#follow(nc);
     void nc.closed().then((err) => {
@@ -126,6 +135,7 @@ export class NatsStatus {
   #logChange(was: NatsState, since: Date): void {
     if (this.#state === "connected") {
       this.#logged.clear();
+      this.#diagnosedAt = Number.NEGATIVE_INFINITY;
       if (was === "disconnected") {
         const seconds = ((this.#now().getTime() - since.getTime()) / 1000).toFixed(1);
         this.#log?.info(`NATS: reconnected to ${this.#server} after ${seconds} s disconnected`);
@@ -164,11 +174,22 @@ export class NatsStatus {
     );
   }
 
-  /** During a long outage, one line every NATS_LOG_REPEAT_MS says it goes on. */
+  /** During a long outage, one line every NATS_LOG_REPEAT_MS says it goes on, and why. */
   #remindDisconnected(): void {
     if (this.#state !== "disconnected") return;
+    this.#diagnoseOutage();
     if (this.#now().getTime() - this.#lastWarnAt < NATS_LOG_REPEAT_MS) return;
     this.#warn(`${this.describe()}; still reconnecting`);
+  }
+
+  /** At the first reconnect attempt of an outage, then every NATS_LOG_REPEAT_MS. */
+  #diagnoseOutage(): void {
+    const now = this.#now().getTime();
+    if (this.#diagnose === undefined || now - this.#diagnosedAt < NATS_LOG_REPEAT_MS) return;
+    this.#diagnosedAt = now;
+    void this.#diagnose().then((err) => {
+      if (err !== undefined && this.#state === "disconnected") this.failed(err);
+    });
   }
 
   #warn(message: string): void {

@@ -163,3 +163,17 @@ t.test("an abort signal stops the first-connect loop", async (t) => {
   const err = await pending;
   t.equal((err as Error).name, "AbortError");
 });
+
+t.test(
+  "while reconnecting, the status names why the attempts fail: nats.js keeps its reconnect errors to itself",
+  async (t) => {
+    const server = await startNatsServer();
+    const status = new NatsStatus();
+    const nc = await connectNats(config(server.url), { status, reconnectTimeWaitMs: 100 });
+    t.teardown(() => nc.close());
+    t.equal(status.lastError, undefined);
+    await server.stop();
+    await waitUntil(() => /refused/i.test(status.lastError ?? ""), 10_000);
+    t.match(status.describe(), /^NATS disconnected since .* \(last error: .*refused/i);
+  },
+);

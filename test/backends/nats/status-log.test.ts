@@ -80,7 +80,7 @@ t.test("a long outage gets one reminder per while, and its end one info line", a
 });
 
 t.test(
-  "a gateway logs losing NATS once at warn, whatever the attempts, and its reconnect at info",
+  "a gateway logs losing NATS once at warn, and why once, whatever the attempts, and its reconnect at info",
   async (t) => {
     const server = await startNatsServer();
     t.teardown(() => server.stop());
@@ -102,13 +102,18 @@ t.test(
     t.teardown(() => again.stop());
     await waitUntil(() => nats().some((l) => /reconnected to/.test(l)), 10_000);
 
-    const [connected, lost, reconnected, ...more] = nats();
+    const [connected, lost, cause, reconnected, ...more] = nats();
     t.match(connected, /"level":30,.*"msg":"NATS: connected to .*:\d+"/);
     t.match(lost, /"level":40,.*"msg":"NATS: lost the connection to .*; reconnecting"/);
+    t.match(
+      cause,
+      /"level":40,.*"msg":"NATS: reconnect attempt failed: .*refused/i,
+      "why, once: the gateway's own attempt (nats.js's are silent)",
+    );
     t.match(
       reconnected,
       /"level":30,.*"msg":"NATS: reconnected to .* after \d+\.\d s disconnected"/,
     );
-    t.same(more, [], "nothing else: one line per change, not per attempt");
+    t.same(more, [], "nothing else: one line per change and cause, not per attempt");
   },
 );
