@@ -628,8 +628,13 @@ export class CutoverStore {
       this.#reload(nc);
       return;
     }
+    if (found.lastSeq === undefined) {
+      // No answer (NATS away, JetStream slow): it proves nothing; ask again next time.
+      this.#scheduleCheck(nc, this.#checkMs);
+      return;
+    }
     const stalledAt = this.#watchedSeq < this.#seqAtLastCheck ? this.#watchedSeq : undefined;
-    this.#seqAtLastCheck = found.lastSeq ?? this.#seqAtLastCheck;
+    this.#seqAtLastCheck = found.lastSeq;
     if (stalledAt !== undefined) {
       this.#log.warn(
         `cutover: the KV watch stalled (delivered up to rev ${stalledAt}, the bucket holds rev ${this.#seqAtLastCheck}); reloading`,
