@@ -161,10 +161,15 @@ export async function connectNats(
   }
 }
 
-/** One connect attempt without reconnecting: its error (explained as below), or undefined. */
+/** One connect attempt without reconnecting, closed at once when it succeeds. */
+async function probe(options: NodeConnectionOptions): Promise<void> {
+  await (await connect({ ...options, reconnect: false, timeout: PROBE_TIMEOUT_MS })).close();
+}
+
+/** A probe's error (explained as below), or undefined when it connects. */
 async function attemptError(options: NodeConnectionOptions): Promise<unknown> {
   try {
-    await (await connect({ ...options, reconnect: false, timeout: PROBE_TIMEOUT_MS })).close();
+    await probe(options);
     return undefined;
   } catch (err) {
     return explainedTimeout(err, options);
@@ -183,12 +188,12 @@ async function explainedTimeout(err: unknown, options: NodeConnectionOptions): P
   // Under TLS 1.3 the server's alert and its reset race: a second try mostly gets the alert.
   for (let attempt = 0; attempt < PROBE_ATTEMPTS; attempt++) {
     try {
-      await (await connect({ ...options, reconnect: false, timeout: PROBE_TIMEOUT_MS })).close();
+      await probe(options);
       return err;
-    } catch (probe) {
-      if (isTimeout(probe)) return err;
-      if (!(probe instanceof Error) || !/ECONNRESET/.test(probe.message)) return probe;
-      reset = probe;
+    } catch (failure) {
+      if (isTimeout(failure)) return err;
+      if (!(failure instanceof Error) || !/ECONNRESET/.test(failure.message)) return failure;
+      reset = failure;
     }
   }
   const message = reset instanceof Error ? reset.message : String(reset);
