@@ -6,22 +6,15 @@ import { CutoverBucket } from "../../src/control/cutover-store.js";
 import { startNatsServer } from "../../src/devtools/nats-server.js";
 import type { RunningGateway } from "../../src/server/start.js";
 import { ServiceError, startWorker } from "../../src/worker/index.js";
-import { call, TOKEN, within } from "../helpers/cutover-fixture.js";
+import { call, FAST_PLAN, TOKEN, within } from "../helpers/cutover-fixture.js";
 import { sendJson, startLegacyServer } from "../helpers/legacy-server.js";
 import { usersCreateRoute, usersGetRoute, usersListRoute } from "../helpers/route-yaml.js";
 import { startLoopbackGateway, writeRoutes } from "../helpers/stack.js";
 
-const CUTOVER = `
-      nats: 20
-      plan:
-        steps: [40, 60, 80]
-        every: 300ms
-        gates: { maxErrorRate: 0.1, maxP99: 1s, maxMismatchRate: 1, minRequests: 5 }`;
-
 const ROUTES =
-  usersGetRoute({ legacy: "users", cutover: CUTOVER }) +
-  usersListRoute({ legacy: "users", cutover: CUTOVER }) +
-  usersCreateRoute({ legacy: "users", cutover: CUTOVER });
+  usersGetRoute({ legacy: "users", cutover: FAST_PLAN }) +
+  usersListRoute({ legacy: "users", cutover: FAST_PLAN }) +
+  usersCreateRoute({ legacy: "users", cutover: FAST_PLAN });
 
 const server = await startNatsServer({ jetstream: true });
 t.teardown(() => server.stop());

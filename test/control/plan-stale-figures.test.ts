@@ -11,22 +11,15 @@ import { latencyBoundsMs, MIXED, STATS_SUBJECT } from "../../src/control/plan-st
 import { startNatsServer } from "../../src/devtools/nats-server.js";
 import { durationBuckets } from "../../src/observability/buckets.js";
 import { GatewayMetrics } from "../../src/observability/metrics.js";
-import { within } from "../helpers/cutover-fixture.js";
+import { FAST_PLAN, within } from "../helpers/cutover-fixture.js";
 import { usersGetRoute } from "../helpers/route-yaml.js";
 import { startLoopbackGateway, writeRoutes } from "../helpers/stack.js";
-
-const CUTOVER = `
-      nats: 20
-      plan:
-        steps: [40, 60, 80]
-        every: 300ms
-        gates: { maxErrorRate: 0.1, maxP99: 1s, maxMismatchRate: 1, minRequests: 5 }`;
 
 const server = await startNatsServer({ jetstream: true });
 t.teardown(() => server.stop());
 // No request is sent: the legacy upstream only has to exist in the table.
 const routesFile = writeRoutes(
-  usersGetRoute({ legacy: "users", cutover: CUTOVER }),
+  usersGetRoute({ legacy: "users", cutover: FAST_PLAN }),
   "legacy:\n  users: http://127.0.0.1:9\n",
 );
 const { config, root } = loadConfigAndProtos(routesFile, { natsUrl: server.url });

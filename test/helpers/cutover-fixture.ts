@@ -9,6 +9,14 @@ const ROUTES =
   usersCreateRoute({ legacy: "users", cutover: "{ nats: 0, shadow: 0 }" }) +
   ordersGetRoute({ cutover: "{ nats: 100, shadow: 0 }" });
 
+/** A route's `cutover:` with a plan that steps every 300 ms on 5 requests: 20 -> 40 -> 60 -> 80. */
+export const FAST_PLAN = `
+      nats: 20
+      plan:
+        steps: [40, 60, 80]
+        every: 300ms
+        gates: { maxErrorRate: 0.1, maxP99: 1s, maxMismatchRate: 1, minRequests: 5 }`;
+
 export function cutoverRoutes(): string {
   return writeRoutes(ROUTES, "legacy:\n  users: http://127.0.0.1:1\n");
 }
