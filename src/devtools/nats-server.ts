@@ -73,6 +73,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   if (storeDir !== undefined) args.push("-js", "-sd", storeDir);
 
   const child = spawn("nats-server", args, { stdio: ["ignore", "ignore", "pipe"] });
+  killedOnExit(child);
   await waitForReady(child, port);
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
 
@@ -91,6 +92,26 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       if (ownStore && storeDir !== undefined) rmSync(storeDir, { recursive: true, force: true });
     },
   };
+}
+
+/** The servers started here and still running, for the exit handler below. */
+const running = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/**
+ * A process that ends without stopping its servers (a test file that throws
+ * at import, an uncaught error) kills them as it exits, rather than leave
+ * them running, parented to init, with their ports and store folders.
+ */
+function killedOnExit(child: ChildProcess): void {
+  if (!exitHookInstalled) process.once("exit", killRunning);
+  exitHookInstalled = true;
+  running.add(child);
+  child.once("exit", () => running.delete(child));
+}
+
+function killRunning(): void {
+  for (const child of running) child.kill("SIGKILL");
 }
 
 /** Resolves once the server logs that it accepts clients; rejects if it exits first. */
