@@ -210,15 +210,6 @@ t.test("encodeRequest produces the bytes the worker decodes", async (t) => {
 t.test(
   "a body nested past protobuf's limit is a 400, not a 500 that trips the breaker",
   async (t) => {
-    const wellKnown = compileRouteCodec(root, {
-      name: "deep",
-      request: "codectest.v1.WellKnown",
-      response: "codectest.v1.WellKnown",
-      error: undefined,
-      body: "*",
-      pathParams: [],
-      json: LEGACY,
-    });
     const nested = (levels: number) =>
       JSON.parse(`{"list":${"[".repeat(levels)}${"]".repeat(levels)}}`);
     t.ok(wellKnown.encodeRequest({}, {}, nested(20)).length > 0, "20 levels are fine");
