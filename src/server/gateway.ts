@@ -191,7 +191,25 @@ function acceptJsonOnly(app: FastifyInstance): void {
   // Fastify also parses text/plain by default; a JSON gateway takes JSON only (else 415).
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("application/json", { parseAs: "buffer" }, utf8Text);
-  app.addContentTypeParser(/^application\/[\w.+-]+\+json$/, { parseAs: "buffer" }, utf8Text);
+  // Fastify tests this against the whole header, parameters included.
+  app.addContentTypeParser(
+    /^application\/[\w.+-]+\+json(?:\s*;.*)?$/i,
+    { parseAs: "buffer" },
+    utf8Text,
+  );
+  app.addContentTypeParser("*", (req, _payload, done) => done(mediaTypeRefusal(req), undefined));
+}
+
+/** Names what was sent and what is taken (Fastify's own 415 says only "Unsupported Media Type"). */
+function mediaTypeRefusal(req: FastifyRequest): TurnoutError {
+  const type = req.headers["content-type"];
+  const taken = "send application/json or application/*+json, in UTF-8";
+  return new TurnoutError(
+    "TURNOUT_ERR_UNSUPPORTED_MEDIA_TYPE",
+    type === undefined || type.trim() === ""
+      ? `a request body needs a Content-Type: ${taken}`
+      : `content type ${JSON.stringify(type)} is not supported: ${taken}`,
+  );
 }
 
 const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)/i;

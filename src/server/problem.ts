@@ -46,12 +46,19 @@ export function toProblem(error: unknown, requestId: string, route?: string): Pr
   return problem;
 }
 
+/** Fastify's messages that name too little for a client to act on. */
+const FASTIFY_DETAILS: Readonly<Record<string, string>> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE:
+    "the Content-Type header is not a media type: send application/json or application/*+json, in UTF-8",
+};
+
 function asTurnoutError(error: unknown): TurnoutError {
   if (error instanceof TurnoutError) return error;
   const fastifyCode = (error as { code?: unknown } | null)?.code;
   if (typeof fastifyCode === "string" && fastifyCode in FASTIFY_CODES) {
     const code = FASTIFY_CODES[fastifyCode]!;
-    const message = error instanceof Error ? error.message : String(error);
+    const message =
+      FASTIFY_DETAILS[fastifyCode] ?? (error instanceof Error ? error.message : String(error));
     return new TurnoutError(code, message, { cause: error });
   }
   return new TurnoutError("TURNOUT_ERR_INTERNAL", "unexpected error; see the gateway's log", {

@@ -253,6 +253,8 @@ t.test(
     for (const contentType of [
       "application/json; charset=UTF-8",
       'application/json;charset="utf8"',
+      "application/merge-patch+json; charset=utf-8",
+      "Application/Vnd.Api+JSON ; charset=UTF-8",
     ]) {
       const res = await post(contentType, utf8);
       t.equal(res.status, 201, contentType);
@@ -286,14 +288,30 @@ t.test("a GET with a body is a 400, not served with the body dropped", async (t)
   t.equal((await get("GET", { "content-length": "0" })).status, 200, "an empty body is no body");
 });
 
-t.test("a body that is not JSON is a 415", async (t) => {
-  const res = await fetch(url("/v1/regions/eu/users"), {
-    method: "POST",
-    headers: { "content-type": "text/plain" },
-    body: "hello",
+t.test("a body that is not JSON is a 415 naming its type and the ones taken", async (t) => {
+  const post = (headers: Record<string, string>) =>
+    fetch(url("/v1/regions/eu/users"), { method: "POST", headers, body: "hello" });
+  const text = await post({ "content-type": "text/plain" });
+  t.equal(text.status, 415);
+  t.match(await problemOf(text), {
+    code: "TURNOUT_ERR_UNSUPPORTED_MEDIA_TYPE",
+    detail: /content type "text\/plain" is not supported: .*application\/json/,
   });
-  t.equal(res.status, 415);
-  t.match(await problemOf(res), { code: "TURNOUT_ERR_UNSUPPORTED_MEDIA_TYPE" });
+  const malformed = await post({ "content-type": "" });
+  t.equal(malformed.status, 415);
+  t.match(await problemOf(malformed), { detail: /the Content-Type header is not a media type/ });
+  const untyped = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = request(url("/v1/regions/eu/users"), { method: "POST" }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => (body += chunk));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on("error", reject);
+    req.end("{}");
+  });
+  t.equal(untyped.status, 415);
+  t.match(JSON.parse(untyped.body), { detail: /a request body needs a Content-Type/ });
 });
 
 t.test(
@@ -324,11 +342,11 @@ t.test("metrics count requests by route, backend and code, with payload sizes", 
   t.match(text, /turnout_request_duration_seconds_count\{route="users.get",backend="nats"\} [1-9]/);
   t.match(
     text,
-    /turnout_payload_bytes_count\{route="users.create",direction="request",format="json"\} 3/,
+    /turnout_payload_bytes_count\{route="users.create",direction="request",format="json"\} 5/,
   );
   t.match(
     text,
-    /turnout_payload_bytes_count\{route="users.create",direction="request",format="protobuf"\} 3/,
+    /turnout_payload_bytes_count\{route="users.create",direction="request",format="protobuf"\} 5/,
   );
   t.match(
     text,
