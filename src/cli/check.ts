@@ -3,8 +3,12 @@
  * exactly as `serve` would, and lists every problem one a line, for CI.
  * Exit codes: 0 valid, 1 problems in the configuration, 2 bad command line.
  */
+import type protobuf from "protobufjs";
+import { compileRouteCodec } from "../codec/index.js";
 import { loadConfigAndProtos } from "../config/load.js";
-import { ConfigError, type ConfigProblem } from "../errors.js";
+import type { GatewayConfig } from "../config/types.js";
+import { ConfigError, type ConfigProblem, TurnoutError } from "../errors.js";
+import { buildOpenApiDocument } from "../openapi/index.js";
 import { reportCommandLine } from "./command-errors.js";
 import { CONNECTION_FLAGS, parseFlags, resolveConnection } from "./settings.js";
 
@@ -37,6 +41,11 @@ export async function runCheck(
   }
   try {
     const loaded = loadConfigAndProtos(settings.configFile, { natsUrl: settings.natsUrl });
+    const refused = compileAsServeWould(loaded.config, loaded.root);
+    if (refused !== undefined) {
+      out.stderr.write(`${settings.configFile}: ${refused.message}\n`);
+      return 1;
+    }
     const routes = loaded.config.routes.length;
     out.stdout.write(`ok: ${routes} routes, ${loaded.messageTypes} proto types\n`);
     return 0;
@@ -45,6 +54,21 @@ export async function runCheck(
     writeProblems(out, error.problems);
     out.stderr.write(`${error.problems.length} problem(s) in ${settings.configFile}\n`);
     return 1;
+  }
+}
+
+/**
+ * What `serve` compiles at start beyond the table's own checks (the codecs and
+ * the OpenAPI document), so a table that passes here does not fail to start.
+ */
+function compileAsServeWould(config: GatewayConfig, root: protobuf.Root): TurnoutError | undefined {
+  try {
+    for (const route of config.routes) compileRouteCodec(root, route);
+    buildOpenApiDocument(config, root);
+    return undefined;
+  } catch (error) {
+    if (error instanceof TurnoutError && error.code === "TURNOUT_ERR_CONFIG") return error;
+    throw error;
   }
 }
 

@@ -26,6 +26,7 @@ export function normalizeLegacyUrl(text: string): string {
       `"${maskedUrl(url)}" holds credentials, which are not sent upstream; give the legacy service its credentials another way`,
     );
   }
+  if (url.port === "0") throw new Error(`"${text}" has port 0, where no server listens`);
   if (url.search !== "" || url.hash !== "") {
     throw new Error(`"${text}" is a base URL: it cannot carry a query or a fragment`);
   }
@@ -34,13 +35,14 @@ export function normalizeLegacyUrl(text: string): string {
 
 export interface LegacyUpstreams {
   /** Name -> normalized base URL, for the names whose URL is valid. */
-  readonly urls: Record<string, string>;
+  readonly urls: ReadonlyMap<string, string>;
   /** Every name declared, valid URL or not (a bad URL is reported once, at the map). */
   readonly names: readonly string[];
 }
 
 export function readLegacyMap(f: Field): LegacyUpstreams {
-  const upstreams = { urls: {} as Record<string, string>, names: [] as string[] };
+  // A Map: a name such as "__proto__" is a name, not a property of Object.prototype.
+  const upstreams = { urls: new Map<string, string>(), names: [] as string[] };
   if (!f.present) return upstreams;
   if (!f.isMap) {
     f.problem(`must be a map of names to URLs, got ${f.describe()}`);
@@ -51,7 +53,7 @@ export function readLegacyMap(f: Field): LegacyUpstreams {
     if (upstreams.names.includes(key)) continue;
     upstreams.names.push(key);
     const url = readUrl(field);
-    if (url !== undefined) upstreams.urls[key] = url;
+    if (url !== undefined) upstreams.urls.set(key, url);
   }
   return upstreams;
 }
@@ -62,7 +64,7 @@ export function readRouteLegacy(f: Field, upstreams: LegacyUpstreams): string | 
   if (value === undefined) return undefined;
   if (value.includes("://")) return readUrl(f);
   const { names } = upstreams;
-  if (names.includes(value)) return upstreams.urls[value];
+  if (names.includes(value)) return upstreams.urls.get(value);
   const known = names.length === 0 ? "the legacy: map is empty" : `known: ${names.join(", ")}`;
   f.problem(
     `"${value}" is neither a name from legacy: nor an absolute URL${didYouMean(value, names)}; ${known}`,

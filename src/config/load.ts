@@ -70,7 +70,7 @@ export function loadConfigAndProtos(file: string, overrides: ConfigOverrides = {
     file: resolve(file),
     protos: protos.paths,
     nats,
-    legacy: legacy.urls,
+    legacy: Object.fromEntries(legacy.urls),
     routes: routes.map((route) => toRouteConfig(route.draft)),
   };
   return {

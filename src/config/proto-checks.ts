@@ -4,6 +4,7 @@
  * body. A mismatch is a config error at start, never a runtime surprise.
  */
 import protobuf from "protobufjs";
+import { MessageKind, messageKindOf } from "../codec/message-codec.js";
 import { findMessage } from "../codec/protos.js";
 import { WRAPPERS } from "../codec/well-known.js";
 import type { Field } from "./field.js";
@@ -27,12 +28,21 @@ export function checkRouteProtos(route: ReadRoute, protos: RouteProtos): void {
   findType(field.child("response"), draft.response, protos);
   findType(field.child("error"), draft.error, protos);
   if (request === undefined) return;
+  if (!(messageKindOf(request) instanceof MessageKind)) {
+    field
+      .child("request")
+      .problem(
+        `${draft.request} is a well-known type with a JSON form of its own: use a message of your own that holds it`,
+      );
+    return;
+  }
   const params = draft.pathParams ?? [];
   for (const param of params) {
     const problem = paramProblem(request, param);
     if (problem !== undefined) field.child("path").problem(`:${param} ${problem}`);
   }
-  for (const problem of oneofProblems(request, params)) field.child("path").problem(problem);
+  const body = draft.body === "*" ? undefined : draft.body;
+  for (const problem of oneofProblems(request, params, body)) field.child("path").problem(problem);
   if (draft.body !== undefined && draft.body !== "*") {
     const problem = bodyProblem(request, draft.body);
     if (problem !== undefined) field.child("body").problem(problem);
@@ -50,7 +60,7 @@ export function resolveFieldPath(
   let current = type;
   const parts = dotted.split(".");
   for (const [i, part] of parts.entries()) {
-    const field = current.fields[part];
+    const field = ownField(current, part);
     if (field === undefined) {
       const hint = didYouMean(part, Object.keys(current.fields));
       return { problem: `matches no field of ${current.fullName.slice(1)}${hint}` };
@@ -75,29 +85,40 @@ function paramProblem(request: protobuf.Type, param: string): string | undefined
   return `binds to "${field.name}", a ${type.fullName.slice(1)} message: one path segment can't fill it`;
 }
 
+/** A field by its .proto name; never a property Object.prototype lends (`constructor`). */
+function ownField(type: protobuf.Type, name: string): protobuf.Field | undefined {
+  return Object.hasOwn(type.fields, name) ? type.fields[name] : undefined;
+}
+
 /**
  * Every request fills every path param, so two params bound to members of one
  * oneof would set two of its members at once: the codec refuses that, and the
- * route would answer every request 400.
+ * route would answer every request 400. A body field is filled by every
+ * request that has a body, so it counts as a member too.
  */
-function oneofProblems(request: protobuf.Type, params: readonly string[]): string[] {
+function oneofProblems(
+  request: protobuf.Type,
+  params: readonly string[],
+  body: string | undefined,
+): string[] {
   const byOneof = new Map<protobuf.OneOf, string[]>();
-  for (const param of params) {
-    const field = resolveFieldPath(request, param);
+  const bound: Array<readonly [string, string]> = params.map((param) => [param, `:${param}`]);
+  if (body !== undefined) bound.push([body, `the body field "${body}"`]);
+  for (const [path, name] of bound) {
+    const field = resolveFieldPath(request, path);
     const oneof = field instanceof protobuf.Field ? field.partOf : null;
-    if (oneof !== null) byOneof.set(oneof, [...(byOneof.get(oneof) ?? []), param]);
+    if (oneof !== null) byOneof.set(oneof, [...(byOneof.get(oneof) ?? []), name]);
   }
   return [...byOneof]
     .filter(([, members]) => members.length > 1)
     .map(([oneof, members]) => {
       const owner = oneof.parent?.fullName.slice(1) ?? request.fullName.slice(1);
-      const names = members.map((m) => `:${m}`).join(" and ");
-      return `${names} bind to members of the oneof "${oneof.name}" of ${owner}, which holds one of them at most: every request would be refused (400)`;
+      return `${members.join(" and ")} bind to members of the oneof "${oneof.name}" of ${owner}, which holds one of them at most: every request would be refused (400)`;
     });
 }
 
 function bodyProblem(request: protobuf.Type, body: string): string | undefined {
-  const field = request.fields[body];
+  const field = ownField(request, body);
   const typeName = request.fullName.slice(1);
   if (field === undefined) {
     const hint = didYouMean(body, Object.keys(request.fields));

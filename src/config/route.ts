@@ -28,6 +28,8 @@ export interface RouteContext {
 
 /** A route name is a NATS KV key (the live cutover) and a metrics label. */
 const ROUTE_NAME = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
+/** Route label for requests that matched no route (bounded: never the raw path); no route's name. */
+export const UNMATCHED_ROUTE = "_unmatched";
 /** Methods whose repetition has the same effect (RFC 9110 9.2.2), so retries and shadows are safe. */
 const IDEMPOTENT: readonly HttpMethod[] = ["GET", "HEAD", "PUT", "DELETE", "OPTIONS"];
 /** RFC 9110 gives a body on these no meaning; proxies and caches may drop it. */
@@ -88,6 +90,10 @@ export function toRouteConfig(d: RouteDraft): RouteConfig {
 
 function readName(f: Field): string | undefined {
   const name = readString(f);
+  if (name === UNMATCHED_ROUTE) {
+    f.problem(`"${name}" is reserved: it labels the requests that match no route in the metrics`);
+    return undefined;
+  }
   if (name === undefined || ROUTE_NAME.test(name)) return name;
   f.problem(
     `"${name}" must be dot-separated words of letters, digits, "_" and "-" (it is a NATS KV key)`,

@@ -17,8 +17,7 @@ export type Backend = "nats" | "legacy" | "gateway";
 export type PayloadFormat = "json" | "protobuf";
 export type PayloadDirection = "request" | "response";
 
-/** Route label for requests that matched no route (bounded: never the raw path). */
-export const UNMATCHED_ROUTE = "_unmatched";
+export { UNMATCHED_ROUTE } from "../config/route.js";
 
 const BYTE_BUCKETS = [64, 128, 256, 512, 1024, 4096, 16384, 65536, 262144, 1048576];
 

@@ -43,6 +43,37 @@ t.test(
   },
 );
 
+t.test(
+  "check refuses what serve would refuse at start: a type named like the gateway's own schema",
+  async (t) => {
+    const dir = t.testdir({
+      "routes.yaml": `version: 1
+protos: [./p]
+nats: { servers: ["nats://127.0.0.1:4222"] }
+routes:
+  - name: problems.get
+    method: GET
+    path: /v1/problems/:id
+    subject: svc.problems.get
+    request: turnout.GetProblem
+    response: turnout.Problem
+`,
+      p: {
+        "t.proto": `syntax = "proto3";
+package turnout;
+message GetProblem { string id = 1; }
+message Problem { string id = 1; }
+`,
+      },
+    });
+    const file = join(dir, "routes.yaml");
+    const result = await check(["--config", file]);
+    t.equal(result.code, 1);
+    t.equal(result.stdout, "");
+    t.match(result.stderr, `${file}: openapi: a protobuf type is named turnout.Problem`);
+  },
+);
+
 t.test("check refuses an unknown flag with a hint and exits 2", async (t) => {
   const result = await check(["--confg", EXAMPLE_ROUTES]);
   t.equal(result.code, 2);

@@ -111,12 +111,27 @@ t.test("auth takes exactly one method; user and pass go together", async (t) => 
 t.test("legacy: upstream URLs are absolute http(s) base URLs", async (t) => {
   const yaml = table(route()).replace(
     "  users: http://users-legacy:8080",
-    "  users: users-legacy:8080\n  old: ftp://x",
+    "  users: users-legacy:8080\n  old: ftp://x\n  zero: http://x:0",
   );
   t.match(problemsFor(t, yaml), [
     { key: "legacy.users", message: /must use http:\/\/ or https:\/\// },
     { key: "legacy.old", message: /must use http:\/\/ or https:\/\// },
+    { key: "legacy.zero", message: /"http:\/\/x:0" has port 0, where no server listens/ },
   ]);
+});
+
+t.test("a legacy upstream named __proto__ is a name like any other", async (t) => {
+  const yaml = table(route({ legacy: "__proto__" })).replace(
+    "  users: http://users-legacy:8080",
+    "  __proto__: http://proto-legacy:8080",
+  );
+  const loaded = loadConfig(writeTable(t, yaml));
+  t.equal(loaded.routes[0]!.legacy, "http://proto-legacy:8080");
+  t.equal(
+    Object.getOwnPropertyDescriptor(loaded.legacy, "__proto__")?.value,
+    "http://proto-legacy:8080",
+  );
+  t.notOk(Object.isFrozen(Object.prototype), "Object.prototype is not frozen with the config");
 });
 
 t.test("credentials in an upstream or server URL are refused, and not printed back", async (t) => {

@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import t, { type Test } from "tap";
 import { DLQ_SUBJECT_PREFIX } from "../../src/backends/nats/dead-letters.js";
 import { loadProtos } from "../../src/codec/protos.js";
@@ -142,6 +143,65 @@ t.test(
       firstRoute(t, route({ ...post, method: "DELETE", body: '"*"' })).body,
       "*",
       "DELETE may",
+    );
+  },
+);
+
+t.test(
+  "names Object.prototype holds (constructor, toString) are no fields: a param or body naming one is refused",
+  async (t) => {
+    t.match(problemsFor(t, route({ path: "/v1/users/:id/:constructor" })), [
+      {
+        key: "routes[0].path",
+        message: /:constructor matches no field of users.v1.GetUserRequest/,
+      },
+    ]);
+    const post = { method: "POST", path: "/v1/users", request: "users.v1.CreateUserRequest" };
+    t.match(problemsFor(t, route({ ...post, body: "toString" })), [
+      { key: "routes[0].body", message: /"toString" is not a field of users.v1.CreateUserRequest/ },
+    ]);
+  },
+);
+
+t.test(
+  "a well-known type as the request is refused where it is named, not at serve's start",
+  async (t) => {
+    t.match(problemsFor(t, route({ request: "google.protobuf.Struct", path: "/v1/users" })), [
+      { key: "routes[0].request", message: /google.protobuf.Struct is a well-known type/ },
+    ]);
+  },
+);
+
+t.test(
+  "a body field and a path param in one oneof are refused: every request with a body would set both",
+  async (t) => {
+    const proto = {
+      "o.proto": `syntax = "proto3";
+package o.v1;
+message Payload { string note = 1; }
+message Req { oneof target { string id = 1; Payload payload = 2; } }
+message Res { string id = 1; }
+`,
+    };
+    const yaml = table(
+      route({
+        method: "POST",
+        path: "/o/:id",
+        request: "o.v1.Req",
+        response: "o.v1.Res",
+        body: "payload",
+      }),
+    ).replace(/protos: \[.*\]/, "protos: [./p]");
+    const dir = t.testdir({ "routes.yaml": yaml, p: proto });
+    t.match(
+      problemsOf(t, () => loadConfig(join(dir, "routes.yaml"))),
+      [
+        {
+          key: "routes[0].path",
+          message:
+            /^:id and the body field "payload" bind to members of the oneof "target" of o.v1.Req/,
+        },
+      ],
     );
   },
 );
@@ -357,6 +417,12 @@ t.test("required route keys, methods, modes and names are checked", async (t) =>
   ]);
   t.match(problemsFor(t, route({ name: '"users get"' })), [
     { key: "routes[0].name", route: "routes[0]", message: /NATS KV key/ },
+  ]);
+  t.match(problemsFor(t, route({ name: "_unmatched" })), [
+    {
+      key: "routes[0].name",
+      message: /"_unmatched" is reserved: it labels the requests that match no route/,
+    },
   ]);
 });
 
