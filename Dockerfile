@@ -18,7 +18,8 @@ RUN npm prune --omit=dev
 # The code stays root's (read-only for the gateway's user): a compromised
 # process cannot rewrite what it runs.
 FROM node:20-bookworm-slim AS runtime
-ENV NODE_ENV=production
+# The bundled table is a default: TURNOUT_CONFIG (or --config) names another.
+ENV NODE_ENV=production TURNOUT_CONFIG=/app/routes.yaml
 WORKDIR /app
 RUN groupadd --system --gid 10001 turnout \
  && useradd --system --uid 10001 --gid turnout --home-dir /app --shell /usr/sbin/nologin turnout
@@ -32,4 +33,4 @@ EXPOSE 8080 9090
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "dist/src/cli/main.js", "healthcheck"]
 ENTRYPOINT ["node", "dist/src/cli/main.js"]
-CMD ["serve", "--config", "/app/routes.yaml"]
+CMD ["serve"]

@@ -64,41 +64,46 @@ function stages(): Array<{ from: string; name: string | undefined; body: string[
   return out;
 }
 
-t.test("the Dockerfile: two stages, non-root, health check, entrypoint", async (t) => {
-  const [build, runtime, ...more] = stages();
-  t.equal(more.length, 0, "exactly two stages");
-  t.equal(build?.from, "node:20-bookworm-slim");
-  t.equal(build?.name, "build");
-  t.equal(runtime?.from, "node:20-bookworm-slim");
-  const runs = (build?.body ?? []).filter((line) => line.startsWith("RUN "));
-  t.same(runs, ["RUN npm ci", "RUN npm run build", "RUN npm prune --omit=dev"]);
+t.test(
+  "the Dockerfile: two stages, non-root, health check, entrypoint, a table TURNOUT_CONFIG can replace",
+  async (t) => {
+    const [build, runtime, ...more] = stages();
+    t.equal(more.length, 0, "exactly two stages");
+    t.equal(build?.from, "node:20-bookworm-slim");
+    t.equal(build?.name, "build");
+    t.equal(runtime?.from, "node:20-bookworm-slim");
+    const runs = (build?.body ?? []).filter((line) => line.startsWith("RUN "));
+    t.same(runs, ["RUN npm ci", "RUN npm run build", "RUN npm prune --omit=dev"]);
 
-  const body = runtime?.body ?? [];
-  const user = body.filter((line) => line.startsWith("USER "));
-  t.equal(user.length, 1, "one USER");
-  t.notMatch(user[0], /^USER\s+(root|0)(:|$)/, "the runtime user is not root");
-  t.ok(
-    body.some((line) => line.startsWith("RUN ") && line.includes("useradd")),
-    "the user is created",
-  );
-  t.ok(body.includes("EXPOSE 8080 9090"));
-  const health = body.find((line) => line.startsWith("HEALTHCHECK "));
-  // `turnout healthcheck` reads the same TURNOUT_* settings as serve: port, host, HTTPS.
-  t.match(health, /CMD \["node", "dist\/src\/cli\/main\.js", "healthcheck"\]$/);
-  t.ok(body.includes('ENTRYPOINT ["node", "dist/src/cli/main.js"]'));
-  t.ok(body.includes('CMD ["serve", "--config", "/app/routes.yaml"]'));
+    const body = runtime?.body ?? [];
+    const user = body.filter((line) => line.startsWith("USER "));
+    t.equal(user.length, 1, "one USER");
+    t.notMatch(user[0], /^USER\s+(root|0)(:|$)/, "the runtime user is not root");
+    t.ok(
+      body.some((line) => line.startsWith("RUN ") && line.includes("useradd")),
+      "the user is created",
+    );
+    t.ok(body.includes("EXPOSE 8080 9090"));
+    const health = body.find((line) => line.startsWith("HEALTHCHECK "));
+    // `turnout healthcheck` reads the same TURNOUT_* settings as serve: port, host, HTTPS.
+    t.match(health, /CMD \["node", "dist\/src\/cli\/main\.js", "healthcheck"\]$/);
+    t.ok(body.includes('ENTRYPOINT ["node", "dist/src/cli/main.js"]'));
+    // A --config in CMD would beat TURNOUT_CONFIG (flags beat the environment), silently.
+    t.ok(body.includes('CMD ["serve"]'), "serve without --config");
+    t.ok(body.includes("ENV NODE_ENV=production TURNOUT_CONFIG=/app/routes.yaml"));
 
-  // The runtime stage holds only the build output, production modules, protos,
-  // the route table and package.json.
-  const copies = body.filter((line) => line.startsWith("COPY "));
-  const targets = copies.map((line) => line.split(/\s+/).at(-1)?.replace(/^\.\//, ""));
-  t.same(targets.sort(), ["dist", "node_modules", "package.json", "proto", "routes.yaml"]);
-  t.same(
-    copies.filter((line) => line.includes("--chown")),
-    [],
-    "the code stays root's: the gateway's user cannot rewrite what it runs",
-  );
-});
+    // The runtime stage holds only the build output, production modules, protos,
+    // the route table and package.json.
+    const copies = body.filter((line) => line.startsWith("COPY "));
+    const targets = copies.map((line) => line.split(/\s+/).at(-1)?.replace(/^\.\//, ""));
+    t.same(targets.sort(), ["dist", "node_modules", "package.json", "proto", "routes.yaml"]);
+    t.same(
+      copies.filter((line) => line.includes("--chown")),
+      [],
+      "the code stays root's: the gateway's user cannot rewrite what it runs",
+    );
+  },
+);
 
 t.test("every file the Dockerfile copies from the context exists", async (t) => {
   const ignored = readFileSync(resolve(ROOT, ".dockerignore"), "utf8")
