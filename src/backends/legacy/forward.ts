@@ -97,14 +97,17 @@ export async function forwardTo(
   const path = target.prefix + originForm(request.url);
   const abort = new RequestAbort(timeoutMs, options);
   try {
-    const response = await target.pool.request({
-      method: request.method as Dispatcher.HttpMethod,
-      path,
-      headers: requestHeaders(request, target.host),
-      body: request.body ?? null,
-      signal: abort,
-      bodyTimeout: timeoutMs,
-    });
+    const response = await headBefore(
+      abort,
+      target.pool.request({
+        method: request.method as Dispatcher.HttpMethod,
+        path,
+        headers: requestHeaders(request, target.host),
+        body: request.body ?? null,
+        signal: abort,
+        bodyTimeout: timeoutMs,
+      }),
+    );
     checkStatus(response);
     const headers = responseHeaders(response.headers);
     const body = await answerBody(response, headers, request.method, options, abort);
@@ -115,6 +118,34 @@ export async function forwardTo(
     abort.release();
     throw upstreamFailure(error);
   }
+}
+
+/**
+ * The response head, or the abort's reason as soon as it fires. undici only
+ * acts on an abort once the request has a connection: one waiting for a
+ * pooled socket (all busy on slow answers) or for its connect would be failed
+ * late, after the deadline. It is still dropped unsent when its turn comes; a
+ * head that arrives after all the same is discarded, freeing its socket.
+ */
+function headBefore(
+  abort: RequestAbort,
+  head: Promise<Dispatcher.ResponseData>,
+): Promise<Dispatcher.ResponseData> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(abort.reason);
+    abort.once("abort", onAbort);
+    head.then(
+      (response) => {
+        abort.off("abort", onAbort);
+        if (abort.aborted) discard(response.body);
+        resolve(response);
+      },
+      (error: unknown) => {
+        abort.off("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
 }
 
 /** An answer that has no body: one shared Buffer, never written to. */

@@ -95,6 +95,32 @@ t.test("an upstream that never answers is a 504 after the route timeout", async 
 });
 
 t.test(
+  "the route timeout covers the wait for a pooled connection: a request queued behind slow answers fails at its deadline, unsent",
+  async (t) => {
+    const seen: string[] = [];
+    const server = http.createServer((req) => seen.push(req.url ?? ""));
+    const base = await listenOnLoopback(t, server);
+    const slow = { name: "reports", legacy: base, timeoutMs: 5000 };
+    const fast = { name: "users", legacy: base, timeoutMs: 200 };
+    const upstreams = new LegacyUpstreams([slow, fast], { connections: 1 });
+    t.teardown(() => upstreams.close());
+    const held = upstreams.forward(slow, { ...PLAIN_GET, url: "/slow" }, BUFFER);
+    held.catch(() => {});
+    const started = performance.now();
+    const error = await forwardFailure(
+      upstreams.forward(fast, { ...PLAIN_GET, url: "/fast" }, BUFFER),
+    );
+    const elapsed = performance.now() - started;
+    t.equal(error.code, "TURNOUT_ERR_UPSTREAM_TIMEOUT");
+    t.ok(
+      elapsed >= 190 && elapsed < 1500,
+      `failed after ${Math.round(elapsed)} ms, not the slow answer's 5 s`,
+    );
+    t.strictSame(seen, ["/slow"], "the queued request never reached the upstream");
+  },
+);
+
+t.test(
   "a streamed body that stalls longer than the route timeout fails as a timeout",
   async (t) => {
     const server = http.createServer((_req, res) => {
