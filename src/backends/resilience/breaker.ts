@@ -46,6 +46,21 @@ function isBackendAnswer(error: unknown): boolean {
   );
 }
 
+/**
+ * A breaker that closes starts a fresh window. opossum keeps the old one: the
+ * failures that opened it would reopen it at the next few errors (10% errors
+ * tripped a 50% breaker), and the calls it refused while open count as
+ * successful calls, so a backend still broken after the probe got hundreds
+ * of requests before it opened again. The buckets are zeroed in place (the
+ * window array is a copy; its buckets are opossum's own).
+ */
+function forgetWindow(circuit: CircuitBreaker): void {
+  for (const bucket of circuit.status.window as unknown as Record<string, unknown>[]) {
+    for (const [key, value] of Object.entries(bucket))
+      if (typeof value === "number") bucket[key] = 0;
+  }
+}
+
 export function createBreaker(
   name: string,
   options: BreakerOptions,
@@ -75,7 +90,10 @@ export function createBreaker(
   });
   circuit.on("open", () => onState("open"));
   circuit.on("halfOpen", () => onState("halfOpen"));
-  circuit.on("close", () => onState("closed"));
+  circuit.on("close", () => {
+    forgetWindow(circuit);
+    onState("closed");
+  });
   onState("closed");
 
   return {

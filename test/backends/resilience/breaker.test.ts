@@ -83,6 +83,47 @@ t.test(
   },
 );
 
+t.test(
+  "a breaker that closes forgets its window: the calls it refused are no successes, the old failures no failures",
+  async (t) => {
+    const opened = async (breaker: ReturnType<typeof createBreaker>) => {
+      for (let i = 0; i < 4; i++) await breaker.run(async () => ({ status: 500 }), isServerError);
+      t.equal(breaker.state, "open");
+    };
+    const closeAfterReset = async (breaker: ReturnType<typeof createBreaker>) => {
+      await sleep(options.resetAfterMs + 30);
+      await breaker.run(async () => ({ status: 200 }), isServerError);
+      t.equal(breaker.state, "closed");
+    };
+
+    const refusedMany = createBreaker("r/nats", options);
+    await opened(refusedMany);
+    for (let i = 0; i < 100; i++) {
+      await refusedMany.run(async () => ({ status: 200 }), isServerError).catch(() => {});
+    }
+    await closeAfterReset(refusedMany);
+    let reached = 0;
+    for (let i = 0; i < 20 && refusedMany.state === "closed"; i++) {
+      reached++;
+      await refusedMany.run(async () => ({ status: 500 }), isServerError);
+    }
+    t.equal(reached, 4, "still failing: open again after `volume` failures, not 100 later");
+
+    // 20 failures in flight at once, all let through while it was still closed.
+    const fewFailures = createBreaker("r/nats", options);
+    const failing = async () => {
+      await sleep(5);
+      return { status: 500 };
+    };
+    await Promise.all(Array.from({ length: 20 }, () => fewFailures.run(failing, isServerError)));
+    t.equal(fewFailures.state, "open");
+    await closeAfterReset(fewFailures);
+    for (let i = 0; i < 9; i++) await fewFailures.run(async () => ({ status: 200 }), isServerError);
+    await fewFailures.run(async () => ({ status: 500 }), isServerError);
+    t.equal(fewFailures.state, "closed", "1 failure in 10 after the close stays under 50%");
+  },
+);
+
 t.test("4xx answers and errors, and unreached workers, never open it", async (t) => {
   const breaker = createBreaker("r/nats", options);
   for (let i = 0; i < 5; i++) {
