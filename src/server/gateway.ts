@@ -121,7 +121,7 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   observeEachRequest(app, recorder);
   answerProblems(app, paths, isDraining, recorder);
   for (const route of deps.config.routes) {
-    registerRoute(app, route, compileHandler(route, deps, isDraining, recorder), deps.metrics);
+    registerRoute(app, route, compileHandler(app, route, deps, isDraining, recorder), deps.metrics);
   }
   return app;
 }
@@ -521,6 +521,7 @@ function answerProblems(
 }
 
 function compileHandler(
+  app: FastifyInstance,
   route: RouteConfig,
   deps: GatewayDeps,
   isDraining: () => boolean,
@@ -537,6 +538,7 @@ function compileHandler(
     adminToken: deps.adminToken,
     metrics: deps.metrics,
     deadLetters: deps.deadLetters,
+    log: app.log,
     isDraining,
     clientGone: recorder.recordIfGone,
     watchStream: recorder.watchStream,

@@ -33,8 +33,12 @@ export interface Answer {
   readonly body: string;
 }
 
-/** Calls the route's NATS workers; `shadow` marks a mirrored request. */
-export type RouteCall = (input: RouteInput, shadow?: boolean) => Promise<Answer>;
+/**
+ * Binds and encodes a request at once (its 4xx thrown then, before any breaker
+ * or retry sees it), and returns the call to the route's NATS workers;
+ * `shadow` marks a mirrored request.
+ */
+export type RouteCall = (input: RouteInput, shadow?: boolean) => () => Promise<Answer>;
 
 export const JSON_CONTENT_TYPE = "application/json; charset=utf-8";
 
@@ -52,7 +56,7 @@ export function compileNatsPipeline(
     metrics.retryCounter("nats"),
   );
 
-  return async (input, shadow = false) => {
+  return (input, shadow = false) => {
     const body =
       input.body === undefined || input.body === "" ? undefined : parseJsonBody(input.body);
     // Bound first: an empty path param is a 404 (no route), also where the subject uses it.
@@ -67,20 +71,21 @@ export function compileNatsPipeline(
     const headers = headersOf(input.requestId, input.headers, shadow);
     const send = (timeoutMs = route.timeoutMs) =>
       requester.request(subject, payload, headers, timeoutMs);
-    // A mirrored request is never retried: it must not add load to a struggling side.
-    const reply = interpretReply(await (shadow ? send() : retrying(send)));
-
-    if (reply.kind === "ok") {
-      const json = codec.decodeResponse(reply.data);
-      if (!shadow) observeResponse(metrics, reply.data, json);
-      return { status: reply.status, contentType: JSON_CONTENT_TYPE, body: json };
-    }
-    const errorJson = reply.data.length > 0 ? codec.decodeError(reply.data) : undefined;
-    if (errorJson !== undefined) {
-      if (!shadow) observeResponse(metrics, reply.data, errorJson);
-      return { status: reply.status, contentType: JSON_CONTENT_TYPE, body: errorJson };
-    }
-    throw new TurnoutError("TURNOUT_ERR_WORKER", reply.message, { status: reply.status });
+    return async () => {
+      // A mirrored request is never retried: it must not add load to a struggling side.
+      const reply = interpretReply(await (shadow ? send() : retrying(send)));
+      if (reply.kind === "ok") {
+        const json = codec.decodeResponse(reply.data);
+        if (!shadow) observeResponse(metrics, reply.data, json);
+        return { status: reply.status, contentType: JSON_CONTENT_TYPE, body: json };
+      }
+      const errorJson = reply.data.length > 0 ? codec.decodeError(reply.data) : undefined;
+      if (errorJson !== undefined) {
+        if (!shadow) observeResponse(metrics, reply.data, errorJson);
+        return { status: reply.status, contentType: JSON_CONTENT_TYPE, body: errorJson };
+      }
+      throw new TurnoutError("TURNOUT_ERR_WORKER", reply.message, { status: reply.status });
+    };
   };
 }
 

@@ -27,7 +27,12 @@ import type { RouteConfig } from "../config/types.js";
 import { TurnoutError } from "../errors.js";
 import type { RouteMetrics } from "../observability/metrics.js";
 import { compileSubject } from "../routing/subject.js";
-import { JSON_CONTENT_TYPE, type RouteCall } from "./nats-pipeline.js";
+import {
+  type Answer,
+  JSON_CONTENT_TYPE,
+  type RouteCall,
+  type RouteInput,
+} from "./nats-pipeline.js";
 
 export const IDEMPOTENCY_KEY_HEADER = "idempotency-key";
 
@@ -46,7 +51,7 @@ export function compilePublishPipeline(
   const retryingKeyed = compileRetry({ ...policy, idempotent: true }, countRetry);
   const retryingUnkeyed = compileRetry({ ...policy, idempotent: false }, countRetry);
 
-  return async (input, shadow = false) => {
+  return (input, shadow = false) => {
     const body =
       input.body === undefined || input.body === "" ? undefined : parseJsonBody(input.body);
     // Bound first: an empty path param is a 404 (no route), also where the subject uses it.
@@ -56,7 +61,15 @@ export function compilePublishPipeline(
       metrics.observePayload("request", "json", Buffer.byteLength(input.body));
     }
     metrics.observePayload("request", "protobuf", payload.length);
+    return () => publishOnce(input, subject, payload, shadow);
+  };
 
+  async function publishOnce(
+    input: RouteInput,
+    subject: string,
+    payload: Uint8Array,
+    shadow: boolean,
+  ): Promise<Answer> {
     if (!hasJetStream(requester)) {
       throw new TurnoutError("TURNOUT_ERR_NOT_CONNECTED", "JetStream is not available");
     }
@@ -91,7 +104,7 @@ export function compilePublishPipeline(
     const duplicate = ack.duplicate && !unackedAttempt;
     const json = JSON.stringify({ stream: ack.stream, seq: ack.seq, duplicate });
     return { status: 202, contentType: JSON_CONTENT_TYPE, body: json };
-  };
+  }
 }
 
 /**

@@ -12,7 +12,7 @@
  */
 import { PassThrough, pipeline, Readable } from "node:stream";
 import { setImmediate as nextTurn } from "node:timers/promises";
-import type { FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from "fastify";
 import type { LegacyAnswer, LegacyRequest } from "../backends/legacy/forward.js";
 import { contentTypeKept, type HeaderMap } from "../backends/legacy/headers.js";
 import type { LegacyUpstreams } from "../backends/legacy/upstreams.js";
@@ -58,6 +58,8 @@ export interface RouteHandlerDeps {
   readonly metrics: GatewayMetrics;
   /** Where requests that finally failed on NATS, and that legacy did not serve instead, are kept. */
   readonly deadLetters?: DeadLetterStore;
+  /** Where the breakers' state changes are logged. */
+  readonly log: FastifyBaseLogger;
   readonly isDraining: () => boolean;
   /** True (and recorded) when the client left before its answer: nothing is to be sent. */
   readonly clientGone: (req: FastifyRequest, reply: FastifyReply) => boolean;
@@ -150,15 +152,40 @@ function compileLegacyRetry({ route, metrics }: RouteHandlerDeps): Retrying {
   return compileRetry(policy, metrics.route(route.name).retryCounter("legacy"));
 }
 
-function compileBreakers({ route, metrics }: RouteHandlerDeps): Record<Side, Breaker> {
-  const breaker = (backend: Side) =>
-    createBreaker(`${route.name}/${backend}`, route.breaker, (state) =>
-      metrics.breakerState.set({ route: route.name, backend }, STATE_VALUE[state]),
-    );
+function compileBreakers({ route, metrics, log }: RouteHandlerDeps): Record<Side, Breaker> {
+  const breaker = (backend: Side) => {
+    let previous: BreakerState | undefined;
+    return createBreaker(`${route.name}/${backend}`, route.breaker, (state) => {
+      metrics.breakerState.set({ route: route.name, backend }, STATE_VALUE[state]);
+      // The gauge is sampled at scrape time and misses a short opening; the log does not.
+      if (previous !== undefined) logBreaker(log, route, backend, state);
+      previous = state;
+    });
+  };
   return {
     nats: breaker("nats"),
     legacy: route.legacy === undefined ? NO_BREAKER : breaker("legacy"),
   };
+}
+
+function logBreaker(
+  log: FastifyBaseLogger,
+  route: RouteConfig,
+  backend: Side,
+  state: BreakerState,
+) {
+  const fields = { route: route.name, backend, breaker: state };
+  if (state === "open") {
+    const { errorPercent, volume, resetAfterMs } = route.breaker;
+    log.warn(
+      fields,
+      `circuit breaker open: over ${errorPercent}% of at least ${volume} requests failed; requests to ${backend} are refused for ${resetAfterMs} ms`,
+    );
+  } else if (state === "halfOpen") {
+    log.info(fields, "circuit breaker half-open: the next request probes the backend");
+  } else {
+    log.info(fields, "circuit breaker closed: the probe was answered");
+  }
 }
 
 async function serveNats(
@@ -172,7 +199,9 @@ async function serveNats(
   req.backend = "nats";
   let answer: Answer;
   try {
-    answer = await deps.breakers.nats.run(() => deps.natsCall(input), isServerError);
+    // Bound and encoded before the breaker: bad input is the client's 400,
+    // open breaker or not, and never a dead letter.
+    answer = await deps.breakers.nats.run(deps.natsCall(input), isServerError);
   } catch (error) {
     const reason = mayFallBack ? fallbackReason(deps.route, error) : undefined;
     if (mirrored) mirrorNatsOutcome(deps, req, input, workerAnswerOf(deps.route, req, error));
@@ -392,7 +421,7 @@ function startMirror(
   const call =
     primary === "nats"
       ? () => mirrorLegacy(deps, req)
-      : () => nextTurn().then(() => deps.natsCall(input, true).then(comparable));
+      : () => nextTurn().then(() => deps.natsCall(input, true)().then(comparable));
   return deps.mirrors.start(deps.route.name, primary, request, call);
 }
 

@@ -257,7 +257,7 @@ t.test("a publish refused while NATS reconnects is retried per the route's polic
     query: {},
     body: JSON.stringify({ id: "u-12" }),
     headers: {},
-  });
+  })();
   t.equal(answer.status, 202, "the second attempt is published");
   t.match(JSON.parse(answer.body), { stream: "USER_EVENTS", duplicate: false });
   t.match(

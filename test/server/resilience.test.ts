@@ -2,6 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import t from "tap";
 import { ServiceError, startWorker, type Worker } from "../../src/worker/index.js";
 import { downPort, sendJson, startLegacyServer } from "../helpers/legacy-server.js";
+import { infoLogLines } from "../helpers/log-lines.js";
 import { waitUntil } from "../helpers/serve-process.js";
 import { startStack, writeRoutes } from "../helpers/stack.js";
 
@@ -14,7 +15,15 @@ const ROUTES = `  - name: brk.get
     method: GET
     path: /v1/brk/:id
     subject: svc.brk.get
-${ORDER}${BREAKER}  - name: four.get
+${ORDER}${BREAKER}  - name: brk.create
+    method: POST
+    path: /v1/brk
+    subject: svc.brk.create
+    request: orders.v1.CreateOrderRequest
+    response: orders.v1.Order
+    error: orders.v1.Error
+    body: order
+${BREAKER}  - name: four.get
     method: GET
     path: /v1/four/:id
     subject: svc.four.get
@@ -67,10 +76,18 @@ const SHADOWED_ROUTE = legacyRoute(
   "{ nats: 100, shadow: 100 }",
 );
 
+const { logger, lines: logLines } = infoLogLines();
 const stack = await startStack(
   t,
   writeRoutes(ROUTES + FALLBACK_ROUTE + DOWN_ROUTE + SHADOWED_ROUTE),
+  { logger },
 );
+/** The breaker lines logged for a route, as `backend state`. */
+const breakerLog = (route: string) =>
+  logLines
+    .map((line) => JSON.parse(line) as { route?: string; backend?: string; breaker?: string })
+    .filter((line) => line.route === route && line.breaker !== undefined)
+    .map((line) => `${line.backend} ${line.breaker}`);
 const workers: Worker[] = [];
 t.teardown(async () => {
   for (const worker of workers) await worker.stop();
@@ -146,7 +163,45 @@ t.test("worker 500s open the breaker, which then fails fast and closes on recove
   t.same(await healed.json(), { id: "o-back" });
   t.equal(await breakerState("brk.get"), "0", "closed again after one success");
   t.equal(published, 6);
+  t.strictSame(breakerLog("brk.get"), ["nats open", "nats halfOpen", "nats closed"]);
+  const opened = logLines.find((line) =>
+    line.includes('"route":"brk.get","backend":"nats","breaker":"open"'),
+  );
+  t.match(opened, /"level":40.*circuit breaker open: over 50% of at least 5 requests failed/);
 });
+
+t.test(
+  "with the breaker open, bad input is still the client's 400 naming the field, and no dead letter",
+  async (t) => {
+    orderWorker("svc.brk.create", () => {
+      throw new ServiceError(500, "db down", { code: "internal", detail: "db down" });
+    });
+    await stack.nc.flush();
+    const post = (body: string) =>
+      fetch(url("/v1/brk"), {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body,
+      });
+    for (let i = 0; i < 5; i++) await (await post(`{"id":"o-${i}"}`)).arrayBuffer();
+    const open = await post('{"id":"o-open"}');
+    t.equal(open.status, 503);
+    t.match(await open.json(), { code: "TURNOUT_ERR_BREAKER_OPEN" });
+
+    const badField = await post('{"id":5}');
+    t.equal(badField.status, 400);
+    t.match(await badField.json(), { code: "TURNOUT_ERR_BAD_FIELD", field: "$.id" });
+    const badJson = await post("{not json");
+    t.equal(badJson.status, 400);
+    t.match(await badJson.json(), { code: "TURNOUT_ERR_BAD_JSON" });
+    const metrics = await (await fetch(`${stack.gateway.adminUrl}/metrics`)).text();
+    t.notMatch(
+      metrics,
+      /turnout_dead_letters_lost_total\{route="brk.create",reason="failed"\}/,
+      "bad input is no dead letter that failed to store",
+    );
+  },
+);
 
 t.test("worker 4xx answers never open the breaker", async (t) => {
   let calls = 0;
