@@ -15,6 +15,7 @@
  * own `config` (its `routeName`).
  */
 import fastifyRateLimit, {
+  normalizeIP,
   type RateLimitOptions as PluginRateLimitOptions,
 } from "@fastify/rate-limit";
 import type {
@@ -39,6 +40,12 @@ interface PendingLimiter {
   readonly options: PluginRateLimitOptions;
   handler: ((req: FastifyRequest, reply: FastifyReply) => Promise<void>) | undefined;
 }
+
+const NO_HEADERS_WHEN_SERVED = {
+  "x-ratelimit-limit": false,
+  "x-ratelimit-remaining": false,
+  "x-ratelimit-reset": false,
+} as const;
 
 /** The limiters of one app, created once the plugin has loaded. */
 const pendingByApp = new WeakMap<FastifyInstance, PendingLimiter[]>();
@@ -81,7 +88,10 @@ function pendersOf(app: FastifyInstance): PendingLimiter[] {
   if (pending !== undefined) return pending;
   pending = [];
   pendingByApp.set(app, pending);
-  app.register(fastifyRateLimit, { global: false });
+  // Only the 429 (the gateway's own answer) says what the limit is: on an
+  // answer that is served, the plugin's x-ratelimit-* headers would tell a
+  // NATS-served answer from legacy's, or mix with legacy's own of that name.
+  app.register(fastifyRateLimit, { global: false, addHeadersOnExceeding: NO_HEADERS_WHEN_SERVED });
   const all = pending;
   app.addHook("onReady", function makeLimiters(done) {
     for (const limiter of all) {
@@ -101,13 +111,22 @@ function pendersOf(app: FastifyInstance): PendingLimiter[] {
  * in a separate key space so that no header value can pose as an address.
  */
 function keyGenerator(limit: RateLimitOptions): (req: FastifyRequest) => string {
-  if (!limit.key.startsWith("header:")) return (req) => `ip:${req.ip}`;
+  if (!limit.key.startsWith("header:")) return addressKey;
   const name = limit.key.slice("header:".length).toLowerCase();
   return (req) => {
     const value = req.headers[name];
     const text = Array.isArray(value) ? value.join(",") : value;
-    return text === undefined || text === "" ? `ip:${req.ip}` : `h:${text}`;
+    return text === undefined || text === "" ? addressKey(req) : `h:${text}`;
   };
+}
+
+/**
+ * An IPv6 client is its /64 (as the plugin's own default key has it): one
+ * client usually holds a whole /64, and would otherwise get a budget per
+ * address, and push every other client's count out of the key cache.
+ */
+function addressKey(req: FastifyRequest): string {
+  return `ip:${normalizeIP(req.ip)}`;
 }
 
 function rateLimitedError(route: string, limit: RateLimitOptions, afterS: number): TurnoutError {

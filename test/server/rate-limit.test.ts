@@ -36,7 +36,8 @@ t.test("the (max+1)th request of a key in the window is 429 problem+json", async
   for (let i = 0; i < 3; i++) {
     const res = await getUser("key-a");
     t.equal(res.status, 200, `request ${i + 1} of 3 is served`);
-    t.equal(res.headers.get("x-ratelimit-limit"), "3");
+    t.equal(res.headers.get("x-ratelimit-limit"), null, "a served answer gets no headers of ours");
+    t.equal(res.headers.get("x-ratelimit-remaining"), null);
     await res.arrayBuffer();
   }
   const seenBefore = seen.length;
@@ -45,6 +46,7 @@ t.test("the (max+1)th request of a key in the window is 429 problem+json", async
   t.match(res.headers.get("content-type"), /^application\/problem\+json/);
   const retryAfter = Number(res.headers.get("retry-after"));
   t.equal(retryAfter, 1, "Retry-After: the rest of the 1s window, rounded up to seconds");
+  t.equal(res.headers.get("x-ratelimit-limit"), "3", "the 429 names the limit");
   t.ok(res.headers.get("x-request-id"), "the request id comes back as on every problem");
   const problem = (await res.json()) as Record<string, unknown>;
   t.match(problem, {
@@ -95,8 +97,7 @@ t.test("after the window passes, requests flow again", async (t) => {
   await res.arrayBuffer();
   await sleep(wait * 1000 + 100);
   const again = await getUser("key-a");
-  t.equal(again.status, 200);
-  t.equal(again.headers.get("x-ratelimit-remaining"), "2", "a fresh window");
+  t.equal(again.status, 200, "a fresh window");
   await again.arrayBuffer();
 });
 
@@ -175,6 +176,16 @@ t.test(
       ],
       [200, 200, 429, 200],
       "the second client is not limited by the first",
+    );
+    t.same(
+      [
+        await listFor(trusted, "2001:db8:1:2::1"),
+        await listFor(trusted, "2001:db8:1:2::2"),
+        await listFor(trusted, "2001:db8:1:2:ffff::3"),
+        await listFor(trusted, "2001:db8:1:3::1"),
+      ],
+      [200, 200, 429, 200],
+      "IPv6 clients are counted by /64: one budget for 2001:db8:1:2::/64, another for the next /64",
     );
     await sleep(1100); // a fresh window on the untrusting gateway
     const untrusted = stack.gateway.url;
