@@ -204,7 +204,12 @@ async function serveNats(
     answer = await deps.breakers.nats.run(deps.natsCall(input), isServerError);
   } catch (error) {
     const reason = mayFallBack ? fallbackReason(deps.route, error) : undefined;
-    if (mirrored) mirrorNatsOutcome(deps, req, input, workerAnswerOf(deps.route, req, error));
+    // The answer the client gets is compared: a worker's error status, or a
+    // 4xx the gateway made (bad input, a bad subject token), as a mirror's
+    // would be. Those clients would regress once moved to NATS; only the
+    // gateway's own 5xx (no responders, a timeout) are failures, not answers.
+    if (mirrored)
+      mirrorNatsOutcome(deps, req, input, answerOfFailure(error, req.id, deps.route.name));
     if (reason === undefined) {
       deps.deadLetters?.record(deps.route, input, error);
       throw error;
@@ -453,17 +458,6 @@ function legacyMirrorSkip(deps: RouteHandlerDeps, primary: ComparedAnswer): Skip
   // It would only queue behind other mirrors, holding its in-flight slot, and time out.
   if (!deps.legacy.hasFreeMirrorSocket(deps.route)) return "in_flight_cap";
   return undefined;
-}
-
-/** A worker's error status (without a body the route can print) is its answer, compared as such. */
-function workerAnswerOf(
-  route: RouteConfig,
-  req: FastifyRequest,
-  error: unknown,
-): ComparedAnswer | undefined {
-  return error instanceof TurnoutError && error.code === "TURNOUT_ERR_WORKER"
-    ? answerOfFailure(error, req.id, route.name)
-    : undefined;
 }
 
 /**

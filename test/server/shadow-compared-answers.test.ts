@@ -118,6 +118,30 @@ t.test(
 );
 
 t.test(
+  "a request the gateway refuses on the NATS side (a 400) is compared whichever side is primary",
+  async (t) => {
+    await workerFor(t, () => ({ id: "u1", region: "e.u" }));
+    legacyAnswer = (_request, res) => sendJson(res, 200, { id: "u1", region: "e.u" });
+    stack.gateway.mismatches.clear();
+    for (const [route, path, nats] of [
+      ["users.get", "/v1/regions/e.u/users/u1", 100],
+      ["users.legacy", "/v1/old/e.u/users/u1", 0],
+    ] as const) {
+      shadow(t, route, nats);
+      const before = await counter("turnout_shadow_total", route, 'result="mismatch"');
+      const res = await mirrored(path);
+      t.equal(res.status, nats === 100 ? 400 : 200, `${route}: the primary's answer`);
+      t.equal(await counter("turnout_shadow_total", route, 'result="mismatch"'), before + 1, route);
+      const [entry] = await mismatchesOf(route);
+      t.ok(
+        entry?.diffs.some((diff) => diff.path === "$status"),
+        `${route}: the status differs (400 vs 200)`,
+      );
+    }
+  },
+);
+
+t.test(
   "an error answer's requestId never decides a comparison: legacy's problem+json with its own id matches",
   async (t) => {
     await workerFor(t, notFound);
