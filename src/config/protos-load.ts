@@ -8,7 +8,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, relative, resolve } from "node:path";
 import protobuf from "protobufjs";
-import { listProtoFiles, loadProtos } from "../codec/protos.js";
+import { findImport, includeDirsOf, listProtoFiles, loadProtos } from "../codec/protos.js";
 import type { Field } from "./field.js";
 import { readList, readString, required } from "./read.js";
 
@@ -36,22 +36,24 @@ export function loadListedProtos(f: Field, dir: string): LoadedProtos {
   if (f.isList && f.items().length === 0) f.problem("must list at least one .proto file or folder");
   const files = listProtoFiles(paths);
   if (paths.length > 0 && files.length === 0) f.problem("holds no .proto files");
-  const parsed = new Map(files.map((file) => [file, parseAlone(f, file)]));
+  const includeDirs = includeDirsOf(paths);
+  const parsed = new Map(files.map((file) => [file, parseAlone(f, file, includeDirs)]));
   const complete = f.ctx.problems.count === before;
   const usable = files.filter((file) => parsed.get(file) !== undefined);
-  return { paths, root: compile(f, usable, parsed, complete), complete, files };
+  return { paths, root: compile(f, usable, includeDirs, parsed, complete), complete, files };
 }
 
 /** The files that parse, compiled; a resolve error is reported only when no entry failed. */
 function compile(
   f: Field,
   files: readonly string[],
+  includeDirs: readonly string[],
   parsed: ReadonlyMap<string, protobuf.Root | undefined>,
   complete: boolean,
 ): protobuf.Root | undefined {
   if (files.length === 0) return undefined;
   try {
-    return loadProtos(files);
+    return loadProtos(files, includeDirs);
   } catch (error) {
     // Without every entry, a type may not resolve for want of one that failed.
     if (complete) reportLoadError(f, error as Error, parsed);
@@ -83,13 +85,17 @@ function readProtoPath(item: Field, dir: string): string | undefined {
 }
 
 /** Parses one file on its own; reports a syntax error or a missing import (then: undefined). */
-function parseAlone(f: Field, file: string): protobuf.Root | undefined {
+function parseAlone(
+  f: Field,
+  file: string,
+  includeDirs: readonly string[],
+): protobuf.Root | undefined {
   try {
     const result = protobuf.parse(readFileSync(file, "utf8"), new protobuf.Root(), {
       keepCase: true,
     });
     const imports = [...(result.imports ?? []), ...(result.weakImports ?? [])];
-    const found = imports.map((target) => checkImport(f, file, target));
+    const found = imports.map((target) => checkImport(f, file, target, includeDirs));
     return found.includes(false) ? undefined : result.root;
   } catch (error) {
     const message = (error as Error).message;
@@ -101,15 +107,26 @@ function parseAlone(f: Field, file: string): protobuf.Root | undefined {
   }
 }
 
-/** protobufjs resolves imports against the importing file's folder and bundles google/protobuf. */
-function checkImport(f: Field, file: string, target: string): boolean {
-  if (target.startsWith("google/protobuf/")) return true;
-  const path = resolve(dirname(file), target);
-  if (existsSync(path)) return true;
+/** The well-known types protobufjs bundles (no file: it serves them itself). */
+const BUNDLED = new Set(
+  ["any", "duration", "empty", "field_mask", "struct", "timestamp", "wrappers"].map(
+    (name) => `google/protobuf/${name}.proto`,
+  ),
+);
+
+/** An import is found beside the file, under a protos folder, or among the google/protobuf files protobufjs has. */
+function checkImport(
+  f: Field,
+  file: string,
+  target: string,
+  includeDirs: readonly string[],
+): boolean {
+  if (BUNDLED.has(target) || findImport(file, target, includeDirs) !== undefined) return true;
+  const looked = [dirname(file), ...includeDirs.filter((dir) => dir !== dirname(file))];
   f.ctx.problems.addAt(
     display(file),
     f.path,
-    `imports "${target}", which does not exist (${path})${TYPES_WAIT}`,
+    `imports "${target}", which is in none of ${looked.map(display).join(", ")}: list its folder (or the folder its import path starts from) under protos${TYPES_WAIT}`,
   );
   return false;
 }

@@ -2,7 +2,7 @@ import { join } from "node:path";
 import t, { type Test } from "tap";
 import { parseDocument } from "yaml";
 import { Field } from "../../src/config/field.js";
-import { loadConfig } from "../../src/config/load.js";
+import { loadConfig, loadConfigAndProtos } from "../../src/config/load.js";
 import { Problems } from "../../src/config/problems.js";
 import { checkKeys } from "../../src/config/read.js";
 import { CANONICAL_JSON } from "../../src/config/types.js";
@@ -245,10 +245,51 @@ t.test("a .proto syntax error is reported in its own file, with the line", async
     {
       key: "protos",
       location: /importer\.proto$/,
-      message: /imports "nowhere.proto", which does not exist/,
+      message: /imports "nowhere.proto", which is in none of .*proto: list its folder/,
     },
   ]);
 });
+
+t.test(
+  "imports resolve as protoc -I has them: from a protos folder, and google/protobuf files protobufjs ships",
+  async (t) => {
+    const routes = route({
+      request: "users.v1.GetUserRequest",
+      response: "users.v1.User",
+    });
+    const dir = t.testdir({
+      "routes.yaml": table(routes).replace(`protos: [${EXAMPLE_PROTOS}]`, "protos: [./proto]"),
+      proto: {
+        common: {
+          v1: {
+            "common.proto":
+              'syntax = "proto3";\npackage common.v1;\nmessage Money { int64 cents = 1; }\n',
+          },
+        },
+        users: {
+          v1: {
+            "users.proto": `syntax = "proto3";
+package users.v1;
+import "common/v1/common.proto";
+import "google/protobuf/descriptor.proto";
+extend google.protobuf.FieldOptions { string label = 50001; }
+message GetUserRequest { string id = 1 [(label) = "id"]; }
+message User { string id = 1; common.v1.Money balance = 2; }
+`,
+          },
+        },
+      },
+    });
+    const loaded = loadConfigAndProtos(join(dir, "routes.yaml"));
+    const user = loaded.root.lookupType("users.v1.User");
+    t.equal(user.fields.balance?.resolvedType?.fullName, ".common.v1.Money");
+    t.equal(
+      loaded.messageTypes,
+      3,
+      "the listed files' own types: the imported common one counted once",
+    );
+  },
+);
 
 t.test(
   "a .proto that parses but doesn't resolve is reported in the file defining the type",
