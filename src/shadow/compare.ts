@@ -15,7 +15,7 @@ import {
   removeIgnored,
   removeIgnoredKeys,
 } from "./ignore.js";
-import { diffJson, type FieldDiff, preview } from "./json-diff.js";
+import { diffJson, type FieldDiff, MAX_DIFFS, preview } from "./json-diff.js";
 import type { Normalizer } from "./normalize.js";
 
 export { compileIgnorePaths, type IgnorePaths } from "./ignore.js";
@@ -93,7 +93,10 @@ function compareJson(
   removeIgnoredKeys(b, ignore);
   const normalA = normalizer.normalize(status, a);
   const normalB = normalizer.normalize(status, b);
+  let spelled: FieldDiff[] = [];
   if (normalA !== undefined && normalB !== undefined) {
+    // What normalizing hides: "1" for 1, null for [] (ignored fields are gone already).
+    spelled = normalizer.spellingDiffs(status, a, b, MAX_DIFFS + 1);
     a = normalA;
     b = normalB;
   }
@@ -101,8 +104,11 @@ function compareJson(
   // normalizer printed back in place of removed fields.
   removeIgnored(a, ignore);
   removeIgnored(b, ignore);
-  const { diffs, truncated } = diffJson(a, b);
-  return diffs.length === 0 ? MATCH : { result: "mismatch", diffs, truncated };
+  const found = diffJson(a, b);
+  const diffs = [...found.diffs, ...spelled];
+  if (diffs.length === 0) return MATCH;
+  const truncated = found.truncated || diffs.length > MAX_DIFFS;
+  return { result: "mismatch", diffs: diffs.slice(0, MAX_DIFFS), truncated };
 }
 
 /** Both bodies parsed, or undefined when either is not valid JSON (then bytes are compared). */

@@ -62,11 +62,11 @@ function walk(a: unknown, b: unknown, path: string, out: Collector): void {
     }
   } else if (isJsonObject(a) && isJsonObject(b)) {
     for (const key of Object.keys(a)) {
-      if (Object.hasOwn(b, key)) walk(a[key], b[key], child(path, key), out);
-      else add(out, child(path, key), "missing", a[key], undefined);
+      if (Object.hasOwn(b, key)) walk(a[key], b[key], childPath(path, key), out);
+      else add(out, childPath(path, key), "missing", a[key], undefined);
     }
     for (const key of Object.keys(b)) {
-      if (!Object.hasOwn(a, key)) add(out, child(path, key), "extra", undefined, b[key]);
+      if (!Object.hasOwn(a, key)) add(out, childPath(path, key), "extra", undefined, b[key]);
     }
   } else if (!sameScalar(a, b)) {
     add(out, path, "changed", a, b);
@@ -80,7 +80,8 @@ function sameScalar(a: unknown, b: unknown): boolean {
   return numeric(a) && numeric(b) && String(a) === String(b);
 }
 
-function child(path: string, key: string): string {
+/** `path` and `key` joined as FieldDiff paths have them. */
+export function childPath(path: string, key: string): string {
   if (key.length > MAX_KEY_CHARS) {
     return `${path}[${JSON.stringify(`${key.slice(0, MAX_KEY_CHARS)}…`)}]`;
   }
@@ -92,6 +93,16 @@ function add(out: Collector, path: string, kind: FieldDiff["kind"], a: unknown, 
     out.truncated = true;
     return;
   }
+  out.diffs.push(fieldDiff(path, a, b, kind));
+}
+
+/** One diff, its values shown as FieldDiff says. */
+export function fieldDiff(
+  path: string,
+  a: unknown,
+  b: unknown,
+  kind: FieldDiff["kind"] = "changed",
+): FieldDiff {
   const diff: { -readonly [K in keyof FieldDiff]: FieldDiff[K] } = { path: cutPath(path), kind };
   if (kind !== "extra") {
     diff.primary = preview(a);
@@ -101,7 +112,7 @@ function add(out: Collector, path: string, kind: FieldDiff["kind"], a: unknown, 
     diff.mirror = preview(b);
     if (isJsonText(b)) diff.mirrorIsJson = true;
   }
-  out.diffs.push(diff);
+  return diff;
 }
 
 /** Whether `preview` shows `value` as its JSON text. */

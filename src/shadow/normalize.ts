@@ -10,6 +10,8 @@ import type protobuf from "protobufjs";
 import { compileMessageCodec, findMessage, type MessageCodec } from "../codec/index.js";
 import { CANONICAL_JSON, type RouteConfig } from "../config/types.js";
 import { TurnoutError } from "../errors.js";
+import type { FieldDiff } from "./json-diff.js";
+import { spellingDiffs } from "./spelling.js";
 
 export interface Normalizer {
   /**
@@ -18,10 +20,12 @@ export interface Normalizer {
    * the response type below 400, the route's `error` type from 400 on.
    */
   normalize(status: number, value: unknown): unknown;
+  /** The fields two bodies that normalize spell as different JSON types (see spelling.ts). */
+  spellingDiffs(status: number, primary: unknown, mirror: unknown, limit: number): FieldDiff[];
 }
 
 /** A normalizer that never applies: bodies are compared as plain JSON. */
-export const PLAIN_JSON: Normalizer = { normalize: () => undefined };
+export const PLAIN_JSON: Normalizer = { normalize: () => undefined, spellingDiffs: () => [] };
 
 export function compileNormalizer(
   root: protobuf.Root,
@@ -30,7 +34,14 @@ export function compileNormalizer(
   const response = canonicalizer(root, route.name, route.response);
   const error =
     route.error === undefined ? undefined : canonicalizer(root, route.name, route.error);
-  return { normalize: (status, value) => (status < 400 ? response : error)?.(value) };
+  const typeFor = (status: number) => (status < 400 ? response : error);
+  return {
+    normalize: (status, value) => typeFor(status)?.canonical(value),
+    spellingDiffs: (status, primary, mirror, limit) => {
+      const type = typeFor(status)?.type;
+      return type === undefined ? [] : spellingDiffs(type, primary, mirror, limit);
+    },
+  };
 }
 
 function canonicalizer(root: protobuf.Root, route: string, name: string) {
@@ -42,7 +53,7 @@ function canonicalizer(root: protobuf.Root, route: string, name: string) {
     );
   }
   const codec = compileMessageCodec(type);
-  return (value: unknown) => canonical(type, codec, value);
+  return { type, canonical: (value: unknown) => canonical(type, codec, value) };
 }
 
 function canonical(type: protobuf.Type, codec: MessageCodec, value: unknown): unknown {

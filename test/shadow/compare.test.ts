@@ -60,6 +60,55 @@ t.test("default-valued fields emitted or omitted match", async (t) => {
   t.same(compareAnswers(json(a), json({ id: "u1" }), users, NONE), { result: "match" });
 });
 
+t.test(
+  "a value spelled as another JSON type is a mismatch: a 32-bit int or a double as a string, null for a list, a bool or a map",
+  async (t) => {
+    const numbers = compareAnswers(
+      json({ id: "o1", items: [{ sku: "a", quantity: 1 }], discountRate: 0.05 }),
+      json({ id: "o1", items: [{ sku: "a", quantity: "1" }], discount_rate: "0.05" }),
+      orders,
+      NONE,
+    );
+    t.match(numbers, {
+      result: "mismatch",
+      diffs: [
+        { path: "$.items[0].quantity", kind: "changed", primary: 1, mirror: "1" },
+        { path: "$.discountRate", kind: "changed", primary: 0.05, mirror: "0.05" },
+      ],
+    });
+    t.equal(numbers.result === "mismatch" && numbers.diffs.length, 2);
+    const nulls = compareAnswers(
+      json({ id: "u1", tags: [], verified: false, labels: {} }),
+      json({ id: "u1", tags: null, verified: null, labels: null }),
+      users,
+      NONE,
+    );
+    t.match(nulls, {
+      result: "mismatch",
+      diffs: [
+        { path: "$.tags", primary: "[]", mirror: null },
+        { path: "$.verified", primary: false, mirror: null },
+        { path: "$.labels", primary: "{}", mirror: null },
+      ],
+    });
+    t.same(
+      compareAnswers(json({ id: "u1", tags: null }), json({ id: "u1" }), users, NONE),
+      { result: "match" },
+      "null or absent: a default printed or not, as before",
+    );
+    t.same(
+      compareAnswers(
+        json({ id: "o1", discountRate: "NaN", totalCents: "5" }),
+        json({ id: "o1", discountRate: "NaN", totalCents: 5 }),
+        orders,
+        NONE,
+      ),
+      { result: "match" },
+      "int64 as string or number, and NaN (a string in ProtoJSON), still match",
+    );
+  },
+);
+
 t.test("proto names and lowerCamel names match, nested too", async (t) => {
   const a = {
     display_name: "Ann",
@@ -326,6 +375,7 @@ t.test("compileNormalizer refuses a type the protos don't have", async (t) => {
 t.test("byte-identical bodies match without being parsed or normalized", async (t) => {
   let normalized = 0;
   const counting = {
+    ...users,
     normalize: (status: number, value: unknown) => {
       normalized++;
       return users.normalize(status, value);
