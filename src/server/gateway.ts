@@ -29,6 +29,7 @@ import { type ErrorCode, TurnoutError } from "../errors.js";
 import { type Backend, type GatewayMetrics, UNMATCHED_ROUTE } from "../observability/metrics.js";
 import type { RequestSpans } from "../observability/otel.js";
 import { traceIdOf } from "../observability/trace.js";
+import { codingsOf, type DecodeFailure, undoCodings } from "../shadow/content-coding.js";
 import type { Mirrors } from "../shadow/mirror.js";
 import { type ListenerOptions, listenerServerOptions } from "./listener-options.js";
 import { AllowedMethods, type RefusedParam } from "./method-not-allowed.js";
@@ -181,6 +182,15 @@ function acceptJsonOnly(app: FastifyInstance): void {
   ) => {
     const refused = charsetRefusal(req.headers["content-type"]);
     if (refused !== undefined) return done(refused);
+    const codings = codingsOf(req.headers["content-encoding"]);
+    if (codings.length > 0) {
+      const limit = req.routeOptions.bodyLimit;
+      const decoded = undoCodings(codings, body, limit);
+      if (!Buffer.isBuffer(decoded)) return done(codingRefusal(decoded, limit));
+      body = decoded;
+      // The decoded body is what goes on, to legacy too: without its coding.
+      delete req.headers["content-encoding"];
+    }
     if (!isUtf8(body)) {
       return done(
         new TurnoutError("TURNOUT_ERR_BAD_JSON", "the request body is not valid UTF-8 (RFC 8259)"),
@@ -209,6 +219,31 @@ function mediaTypeRefusal(req: FastifyRequest): TurnoutError {
     type === undefined || type.trim() === ""
       ? `a request body needs a Content-Type: ${taken}`
       : `content type ${JSON.stringify(type)} is not supported: ${taken}`,
+  );
+}
+
+/**
+ * A body sent compressed (Content-Encoding gzip, deflate or br, as legacy
+ * stacks such as Express's body-parser take them) is decoded, up to the
+ * route's bodyLimit; any other coding is a 415 naming it (RFC 9110 section 8.4.1).
+ */
+function codingRefusal(failure: DecodeFailure, limit: number): TurnoutError {
+  const { failed, coding } = failure;
+  if (failed === "unknown") {
+    return new TurnoutError(
+      "TURNOUT_ERR_UNSUPPORTED_MEDIA_TYPE",
+      `content coding "${coding}" is not supported: send the body as is, or with gzip, deflate or br`,
+    );
+  }
+  if (failed === "too_large") {
+    return new TurnoutError(
+      "TURNOUT_ERR_BODY_TOO_LARGE",
+      `the request body decodes (${coding}) to more than the route's limit of ${limit} bytes`,
+    );
+  }
+  return new TurnoutError(
+    "TURNOUT_ERR_BAD_JSON",
+    `the request body is not valid ${coding} data, as its Content-Encoding says`,
   );
 }
 

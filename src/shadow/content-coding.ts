@@ -23,7 +23,7 @@ const inflateEither: Decoder = (body, options) => {
   }
 };
 
-const DECODERS: Readonly<Record<string, Decoder>> = {
+const DECODERS: Readonly<Record<string, Decoder | undefined>> = {
   gzip: gunzipSync,
   "x-gzip": gunzipSync,
   deflate: inflateEither,
@@ -34,21 +34,41 @@ const DECODERS: Readonly<Record<string, Decoder>> = {
 export function decodedForComparison(answer: Answer, maxBytes: number): Answer | NotDecoded {
   const codings = codingsOf(answer.contentEncoding);
   if (codings.length === 0 || answer.body === undefined || answer.body.length === 0) return answer;
-  let body = bodyBytes(answer.body);
-  try {
-    // Listed in the order they were applied: the last one is undone first.
-    for (const coding of codings.reverse()) {
-      const decode = DECODERS[coding];
-      if (decode === undefined) return "undecodable";
-      body = decode(body, { maxOutputLength: maxBytes });
-    }
-  } catch (error) {
-    return isOverCap(error) ? "body_too_large" : "undecodable";
-  }
-  return { status: answer.status, contentType: answer.contentType, body };
+  const decoded = undoCodings(codings, bodyBytes(answer.body), maxBytes);
+  if (!Buffer.isBuffer(decoded))
+    return decoded.failed === "too_large" ? "body_too_large" : "undecodable";
+  return { status: answer.status, contentType: answer.contentType, body: decoded };
 }
 
-function codingsOf(header: string | undefined): string[] {
+/** Why a body could not be decoded; `coding` names the one that failed or is unknown. */
+export interface DecodeFailure {
+  readonly failed: "unknown" | "corrupt" | "too_large";
+  readonly coding: string;
+}
+
+/**
+ * `body` with `codings` (as listed in Content-Encoding, in the order they were
+ * applied) undone, at most `maxBytes` of output, or why not.
+ */
+export function undoCodings(
+  codings: readonly string[],
+  body: Buffer,
+  maxBytes: number,
+): Buffer | DecodeFailure {
+  for (const coding of [...codings].reverse()) {
+    const decode = Object.hasOwn(DECODERS, coding) ? DECODERS[coding] : undefined;
+    if (decode === undefined) return { failed: "unknown", coding };
+    try {
+      body = decode(body, { maxOutputLength: maxBytes });
+    } catch (error) {
+      return { failed: isOverCap(error) ? "too_large" : "corrupt", coding };
+    }
+  }
+  return body;
+}
+
+/** The codings a Content-Encoding header lists, lowercased, `identity` left out. */
+export function codingsOf(header: string | undefined): string[] {
   if (header === undefined) return [];
   return header
     .toLowerCase()
