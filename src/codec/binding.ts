@@ -208,9 +208,9 @@ export class Binding {
   }
 }
 
-/** No body, or one that says nothing: null, "" or {}. */
+/** No body, or one that says nothing: null or {} (the JSON string "" is a value, refused like 0). */
 function isEmptyBody(body: unknown): boolean {
-  if (body === undefined || body === null || body === "") return true;
+  if (body === undefined || body === null) return true;
   if (!isJsonObject(body)) return false;
   for (const _ in body) return false;
   return true;
