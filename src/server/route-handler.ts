@@ -218,13 +218,22 @@ async function serveNats(
   }
   if (!deps.clientGone(req, reply)) {
     closeIfDraining(deps, reply);
-    reply.code(answer.status).header("content-type", answer.contentType).send(answer.body);
+    sendAnswer(reply, answer);
   }
   // After the answer is written: the mirror's dispatch (about 110 µs) never
   // delays it, and it still sees the mirror pool as it is (a dispatch put off
   // to a later turn would let every request of this turn past the free-socket check).
   if (mirrored) mirrorNatsOutcome(deps, req, input, comparable(answer));
   return reply;
+}
+
+/** 204 and 205 carry no content (RFC 9110 sections 15.3.5, 15.3.6), whatever the reply held. */
+function sendAnswer(reply: FastifyReply, answer: Answer): void {
+  if (answer.status === 204 || answer.status === 205) {
+    reply.code(answer.status).removeHeader("content-length").send();
+    return;
+  }
+  reply.code(answer.status).header("content-type", answer.contentType).send(answer.body);
 }
 
 /**

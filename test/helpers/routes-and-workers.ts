@@ -163,9 +163,14 @@ export function startOrdersResponder(nc: NatsConnection, root: protobuf.Root): v
         h.set("Nats-Service-Error", "not an HTTP status");
         return void msg.respond(new Uint8Array(0), { headers: h });
       }
-      if (id === "accepted") {
+      const statusById: Record<string, string> = {
+        accepted: "202",
+        "no-content": "204",
+        "reset-content": "205",
+      };
+      if (Object.hasOwn(statusById, id)) {
         const h = natsHeaders();
-        h.set("Http-Status", "202");
+        h.set("Http-Status", statusById[id]!);
         return void msg.respond(orderType.encode({ id }).finish(), { headers: h });
       }
       msg.respond(

@@ -204,6 +204,42 @@ t.test("Http-Status from the worker sets a success status", async (t) => {
   t.equal(await res.text(), '{"id":"accepted"}', "camel names without defaults on this route");
 });
 
+t.test(
+  "Http-Status 204 or 205 is answered without content, whatever the worker's reply holds",
+  async (t) => {
+    for (const [id, status] of [
+      ["no-content", 204],
+      ["reset-content", 205],
+    ] as const) {
+      for (const method of ["GET", "HEAD"]) {
+        const res = await new Promise<{
+          status: number;
+          headers: Record<string, unknown>;
+          body: string;
+        }>((resolve, reject) => {
+          const req = request(url(`/v1/orders/${id}`), { method }, (answer) => {
+            let body = "";
+            answer.setEncoding("utf8");
+            answer.on("data", (chunk: string) => (body += chunk));
+            answer.on("end", () =>
+              resolve({ status: answer.statusCode ?? 0, headers: answer.headers, body }),
+            );
+          });
+          req.on("error", reject);
+          req.end();
+        });
+        t.equal(res.status, status, `${method} ${id}`);
+        t.equal(res.body, "", `${method} ${id}: no content`);
+        t.equal(res.headers["content-type"], undefined, `${method} ${id}: no content type`);
+        t.notOk(
+          Number(res.headers["content-length"] ?? 0) > 0,
+          `${method} ${id}: no length of content that is not sent`,
+        );
+      }
+    }
+  },
+);
+
 t.test("no responders is a 503 at once; a silent worker is a 504 after the timeout", async (t) => {
   let started = performance.now();
   const none = await fetch(url("/v1/ghosts/g-1"));
