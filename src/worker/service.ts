@@ -138,12 +138,34 @@ function checkIdentity(identity: ServiceIdentity, endpoints: readonly ServiceEnd
   }
   if (endpoints.length === 0) throw wrong(`${identity.name} has no endpoint`);
   const seen = new Set<string>();
-  for (const { name } of endpoints) {
+  for (const { name, subject, queueGroup } of endpoints) {
     if (!NAME.test(name)) {
       throw wrong(`endpoint ${JSON.stringify(name)} must be letters, digits, "-" or "_"`);
+    }
+    // Checked here, before anything is subscribed: nats.js would throw at the
+    // endpoint's subscribe, after the others (and $SRV) were already serving.
+    if (!subject.split(".").every(isPlainToken)) {
+      throw wrong(
+        `endpoint ${name}: subject ${JSON.stringify(subject)} is not a NATS subject (dot-separated tokens, no spaces or control characters)`,
+      );
+    }
+    if (!isPlainToken(queueGroup)) {
+      throw wrong(
+        `endpoint ${name}: queue group ${JSON.stringify(queueGroup)} holds spaces or control characters`,
+      );
     }
     // STATS and INFO tell endpoints apart by name only.
     if (seen.has(name)) throw wrong(`endpoint ${JSON.stringify(name)} is named twice`);
     seen.add(name);
   }
+}
+
+/** Non-empty, without spaces or control characters (wildcards are fine: a worker may subscribe to them). */
+function isPlainToken(token: string): boolean {
+  if (token === "") return false;
+  for (let i = 0; i < token.length; i++) {
+    const code = token.charCodeAt(i);
+    if (code <= 0x20 || code === 0x7f || /\s/.test(token[i]!)) return false;
+  }
+  return true;
 }

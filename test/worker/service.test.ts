@@ -265,3 +265,34 @@ t.test(
     t.same(await discover("$SRV.PING.refused"), []);
   },
 );
+
+t.test(
+  "an endpoint subject that is no NATS subject is refused naming it, before any endpoint serves",
+  async (t) => {
+    const endpoint = (subject: string, name: string) => ({
+      subject,
+      endpoint: name,
+      requestType: "test.v1.GetUserRequest",
+      responseType: "test.v1.User",
+      handle: () => ({}),
+    });
+    for (const bad of ["t.badsub bad", "t..badsub", "t.badsub.", "t.bad\u0000sub"]) {
+      t.throws(
+        () =>
+          startService({
+            nc,
+            root,
+            service: { name: "badsub", version: "1.0.0" },
+            endpoints: [endpoint("t.badsub.ok", "first"), endpoint(bad, "second")],
+          }),
+        {
+          code: "TURNOUT_ERR_CONFIG",
+          message: `endpoint second: subject ${JSON.stringify(bad)} is not a NATS subject`,
+        },
+        JSON.stringify(bad),
+      );
+    }
+    await t.rejects(nc.request("t.badsub.ok", Empty, { timeout: 500 }), /no responders/i);
+    t.same(await discover("$SRV.PING.badsub"), [], "not registered either");
+  },
+);
