@@ -111,3 +111,46 @@ export function checkUnknowns(
     }
   }
 }
+
+const wireTypesByType = new WeakMap<protobuf.Type, Map<number, number>>();
+
+/**
+ * `bytes` decoded as `type`, refused (an Error) when a known field, here or in
+ * a message inside, arrived with the wrong wire type: protobufjs's `decode`
+ * sets such a field aside (kept only when unknowns are) instead of failing, so
+ * a message of another type would pass with the field missing.
+ */
+export function decodeStrictly(type: protobuf.Type, bytes: Uint8Array): protobuf.Message {
+  const reader = protobuf.Reader.create(bytes);
+  reader.discardUnknown = false;
+  const message = type.decode(reader);
+  try {
+    checkWireTypes(type, message);
+  } catch (error) {
+    // Outside the printer, BadReply (internal) becomes an Error like decode's own.
+    throw error instanceof BadReply ? new Error(error.detail) : error;
+  }
+  return message;
+}
+
+function checkWireTypes(type: protobuf.Type, message: object): void {
+  let allowed = wireTypesByType.get(type);
+  if (allowed === undefined) {
+    allowed = allowedWireTypes(type);
+    wireTypesByType.set(type, allowed);
+  }
+  const unknowns = (message as { $unknowns?: Uint8Array[] }).$unknowns;
+  if (unknowns !== undefined) checkUnknowns(type, allowed, unknowns);
+  for (const field of type.fieldsArray) {
+    const inner = field.resolvedType;
+    if (!(inner instanceof protobuf.Type) || !Object.hasOwn(message, field.name)) continue;
+    const value = (message as Record<string, unknown>)[field.name];
+    const nested = field.map
+      ? Object.values(value as object)
+      : field.repeated
+        ? (value as unknown[])
+        : [value];
+    for (const item of nested)
+      if (item !== null && typeof item === "object") checkWireTypes(inner, item);
+  }
+}

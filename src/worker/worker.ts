@@ -9,6 +9,7 @@ import { headers, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/t
 import type protobuf from "protobufjs";
 import { REQUEST_ID_HEADER, ROUTE_HEADER } from "../backends/nats/headers.js";
 import { HTTP_STATUS, SERVICE_ERROR, SERVICE_ERROR_CODE } from "../backends/nats/reply.js";
+import { decodeStrictly } from "../codec/printer.js";
 import { TurnoutError } from "../errors.js";
 import { type EndpointStats, type ServiceIdentity, ServiceRegistration } from "./service.js";
 import { ServiceError } from "./service-error.js";
@@ -222,7 +223,7 @@ function compileServe<Req, Res extends object>(
     const ctx = contextOf(msg, performance.now());
     let request: Req;
     try {
-      request = types.request.decode(msg.data) as Req;
+      request = decodeStrictly(types.request, msg.data) as Req;
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
       replyError(msg, ctx, 400, `undecodable ${endpoint.requestType}: ${why}`);

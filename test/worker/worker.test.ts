@@ -177,6 +177,20 @@ t.test("an undecodable request is answered 400 without calling the handler", asy
   t.has(reply, { kind: "error", status: 400 });
   t.match(reply.kind === "error" ? reply.message : "", /undecodable test\.v1\.GetUserRequest/);
   t.equal(called, false);
+  // field 1 (a string) as a varint: protobufjs alone would drop it and call the handler with id ""
+  const mistyped = await requester.request(
+    "t.garbage",
+    new Uint8Array([0x08, 0x05]),
+    undefined,
+    2000,
+  );
+  const refused = interpretReply(mistyped);
+  t.has(refused, { kind: "error", status: 400 });
+  t.match(
+    refused.kind === "error" ? refused.message : "",
+    /undecodable test\.v1\.GetUserRequest: field id \(number 1\) has wire type 0, which does not fit it/,
+  );
+  t.equal(called, false, "a field of the wrong wire type is not taken for a missing one");
 });
 
 t.test("two workers in the default queue group share the requests", async (t) => {
