@@ -39,6 +39,12 @@ export interface SampleResult {
   readonly status: number;
   /** `code` and `detail` of the gateway's problem+json answer, when it was one. */
   readonly problem: { readonly code: string; readonly detail: string } | undefined;
+  /**
+   * The start of the answer's body when its status differs from the recorded
+   * one and it is no problem+json (a worker's error in the route's error type
+   * says why there, not in a code).
+   */
+  readonly answerBody?: string;
   readonly diffs: readonly FieldDiff[];
   /** More differences than were kept. */
   readonly truncated: boolean;
@@ -128,7 +134,18 @@ function comparerFor(
 ): Comparer | undefined {
   if (route !== undefined) return comparers.get(route);
   const code = problemOf(answer)?.code;
+  // An answer to HEAD has no body to carry a code: its status tells.
+  if (code === undefined && isBodiless(answer)) {
+    return NO_ROUTE_STATUSES.has(answer.status) ? undefined : UNROUTED;
+  }
   return code === undefined || NO_ROUTE_CODES.has(code) ? undefined : UNROUTED;
+}
+
+/** The statuses of NO_ROUTE_CODES. */
+const NO_ROUTE_STATUSES = new Set([404, 405]);
+
+function isBodiless(answer: Answer): boolean {
+  return answer.body === undefined || answer.body.length === 0;
 }
 
 function routeComparer(root: protobuf.Root, route: RouteConfig): Comparer {
@@ -193,7 +210,22 @@ function judge(
   };
   const comparison = compareAnswers(recorded, answer, comparer.normalizer, comparer.ignore);
   if (comparison.result === "match") return { ...base, result: "ok", diffs: [], truncated: false };
-  return { ...base, result: "fail", diffs: comparison.diffs, truncated: comparison.truncated };
+  const statusChanged = answer.status !== sample.status;
+  return {
+    ...base,
+    result: "fail",
+    diffs: comparison.diffs,
+    truncated: comparison.truncated,
+    ...(statusChanged && base.problem === undefined && !isBodiless(answer)
+      ? { answerBody: bodyStart(answer) }
+      : {}),
+  };
+}
+
+/** The first 200 characters of an answer's body, as text. */
+function bodyStart(answer: Answer): string {
+  const text = Buffer.from(answer.body ?? "").toString("utf8");
+  return text.length <= 200 ? text : `${text.slice(0, 200)}…`;
 }
 
 /** The gateway's own error (problem+json with a TURNOUT_ERR_* code), if the answer is one. */

@@ -49,12 +49,19 @@ function refusedBeforeRouting(r: SampleResult): string {
   return `refused before any route ran: the gateway answered ${r.status}${problemText(r)}`;
 }
 
-/** `$.email changed: recorded "a", got "b"`; a status change adds the gateway's error code. */
+/**
+ * `$.email changed: recorded "a", got "b"`; a status change adds the gateway's
+ * error code, or the answer's body (a worker's error body says why).
+ */
 function diffLine(diff: FieldDiff, r: SampleResult): string {
   const recorded = diff.kind === "extra" ? "nothing" : shown(diff.primary, diff.primaryIsJson);
   const got = diff.kind === "missing" ? "nothing" : shown(diff.mirror, diff.mirrorIsJson);
-  const code = diff.path === "$status" ? problemText(r) : "";
-  return `${diff.path} ${diff.kind}: recorded ${recorded}, got ${got}${code}`;
+  const why = diff.path === "$status" ? problemText(r) + bodyText(r) : "";
+  return `${diff.path} ${diff.kind}: recorded ${recorded}, got ${got}${why}`;
+}
+
+function bodyText(r: SampleResult): string {
+  return r.answerBody === undefined ? "" : ` with body ${r.answerBody}`;
 }
 
 function problemText(r: SampleResult): string {
@@ -93,6 +100,7 @@ export function jsonReport(results: readonly SampleResult[]): string {
       recordedStatus: r.sample.status,
       status: r.status,
       ...(r.problem === undefined ? {} : { code: r.problem.code, detail: r.problem.detail }),
+      ...(r.answerBody === undefined ? {} : { body: r.answerBody }),
       diffs: r.diffs.map((d) => ({
         path: d.path,
         kind: d.kind,

@@ -247,6 +247,32 @@ t.test(
 );
 
 t.test(
+  "a HEAD the router refuses before any route ran is judged by its status, not called routeless",
+  async (t) => {
+    const badEscape = "/v1/regions/eu/users/%E0%A4%A";
+    const refused = { method: "HEAD", path: badEscape, status: 400 };
+    const nowhere = { method: "HEAD", path: "/v1/nowhere", status: 200 };
+    const run = await cli(["--samples", samplesFile(refused, nowhere)]);
+    t.match(run.stdout, `ok   line 2 HEAD ${badEscape}\n`, "the same refusal as recorded passes");
+    t.match(run.stdout, /FAIL line 3 HEAD \/v1\/nowhere\n {5}no route: .*answered 404/);
+  },
+);
+
+t.test(
+  "a status change on a route with an error type shows the worker's error body: it says why",
+  async (t) => {
+    const run = await cli(["--samples", samplesFile({ ...MISSING, status: 200, response: {} })]);
+    t.equal(run.code, 1);
+    t.match(
+      run.stdout,
+      '$status changed: recorded 200, got 404 with body {"error":"not_found","message":"no user missing"}\n',
+    );
+    const json = await cli(["--samples", samplesFile({ ...MISSING, status: 200 }), "--json"]);
+    t.match(json.stdout, /"body": "\{\\"error\\":\\"not_found\\"/);
+  },
+);
+
+t.test(
   "in a plain-JSON comparison a big number and an object print as JSON, never like the string beside them",
   async (t) => {
     // A legacy-only `links` leaves the proto's normalising out: plain JSON.
