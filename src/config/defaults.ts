@@ -43,11 +43,26 @@ export function readTunables(f: Field, base: Tunables): Tunables {
     retry: readRetry(f.child("retry"), base.retry),
     json: readJson(f.child("json"), base.json),
     breaker: readBreaker(f.child("breaker"), base.breaker),
-    bodyLimitBytes: readSize(f.child("bodyLimit")) ?? base.bodyLimitBytes,
+    bodyLimitBytes: readBodyLimit(f.child("bodyLimit")) ?? base.bodyLimitBytes,
   };
   // A timeout already refused is not reported again through its product.
   if (timeoutMs !== undefined || !f.child("timeout").present) checkOverallDeadline(f, tunables);
   return tunables;
+}
+
+/**
+ * A body is held in memory whole and read as one string: past V8's longest
+ * (about 512 MiB) every body over that size would be a 500, not a 413.
+ */
+const MAX_BODY_LIMIT_BYTES = 256 * 1024 * 1024;
+
+function readBodyLimit(f: Field): number | undefined {
+  const bytes = readSize(f);
+  if (bytes === undefined || bytes <= MAX_BODY_LIMIT_BYTES) return bytes;
+  f.problem(
+    `must be at most 256MiB (a body is held in memory and read as one string), got ${f.describe()}`,
+  );
+  return undefined;
 }
 
 /**

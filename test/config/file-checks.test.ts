@@ -188,7 +188,7 @@ t.test(
 t.test("tunables are range-checked in defaults and routes alike", async (t) => {
   const defaults = "defaults:\n  timeout: 0s\n  bodyLimit: 1.5\n";
   const yaml = table(
-    route({ retry: "{ attempts: 1.5 }", breaker: "{ errorPercent: 101 }" }),
+    route({ retry: "{ attempts: 1.5 }", breaker: "{ errorPercent: 101 }", bodyLimit: "1GiB" }),
     defaults,
   );
   t.match(problemsFor(t, yaml), [
@@ -196,6 +196,7 @@ t.test("tunables are range-checked in defaults and routes alike", async (t) => {
     { key: "defaults.bodyLimit", message: /whole number of bytes/ },
     { key: "routes[0].retry.attempts", message: /whole number/ },
     { key: "routes[0].breaker.errorPercent", message: /must be below 100/ },
+    { key: "routes[0].bodyLimit", message: /must be at most 256MiB .*, got "1GiB"/ },
   ]);
 });
 
