@@ -28,7 +28,7 @@ export interface FieldCodec {
   readonly kind: ValueKind;
   readonly repeated: boolean;
   readonly map: MapKey | undefined;
-  /** Singular with tracked presence: a message, a oneof member or a proto3 `optional`. */
+  /** Singular with tracked presence: a message, a oneof member, a proto3 `optional`, a proto2 field. */
   readonly presence: boolean;
   /** The real (not proto3-optional) oneof this field belongs to. */
   readonly oneof: string | undefined;
@@ -80,7 +80,8 @@ export function compileField(field: protobuf.Field, kind: ValueKind): FieldCodec
     kind,
     repeated,
     map,
-    presence: !repeated && map === undefined && (kind.isMessage || partOf !== null),
+    // hasPresence: a oneof member, a proto3 `optional`, a proto2 optional or required.
+    presence: !repeated && map === undefined && (kind.isMessage || field.hasPresence),
     oneof: partOf === null || synthetic ? undefined : partOf.name,
     read: map !== undefined ? mapReader(map, kind) : repeated ? listReader(kind) : kind.read,
   };

@@ -36,6 +36,14 @@ export function checkRouteProtos(route: ReadRoute, protos: RouteProtos): void {
       );
     return;
   }
+  const required = requiredField(request, new Set());
+  if (required !== undefined) {
+    field
+      .child("request")
+      .problem(
+        `${draft.request} has a proto2 required field, ${required}: a request without it would be sent with the default in its place, silently; make it optional`,
+      );
+  }
   const params = draft.pathParams ?? [];
   for (const param of params) {
     const problem = paramProblem(request, param);
@@ -83,6 +91,20 @@ function paramProblem(request: protobuf.Type, param: string): string | undefined
     return undefined;
   }
   return `binds to "${field.name}", a ${type.fullName.slice(1)} message: one path segment can't fill it`;
+}
+
+/** The dotted path of a required field in `type` or a message it holds, if any. */
+function requiredField(type: protobuf.Type, seen: Set<protobuf.Type>): string | undefined {
+  seen.add(type);
+  for (const field of type.fieldsArray) {
+    if (field.required) return field.name;
+    const inner = field.resolvedType;
+    if (inner instanceof protobuf.Type && !seen.has(inner)) {
+      const below = requiredField(inner, seen);
+      if (below !== undefined) return `${field.name}.${below}`;
+    }
+  }
+  return undefined;
 }
 
 /** A field by its .proto name; never a property Object.prototype lends (`constructor`). */

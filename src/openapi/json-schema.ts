@@ -89,7 +89,7 @@ export function keyOf(field: protobuf.Field, names: JsonOptions["names"]): strin
 /** A proto3 field without tracked presence: printed at its default under emitDefaults. */
 export function isImplicit(field: protobuf.Field): boolean {
   if (field.repeated || field.map) return true;
-  if (field.partOf !== null) return false;
+  if (field.partOf !== null || field.hasPresence) return false;
   return !(field.resolve().resolvedType instanceof protobuf.Type);
 }
 

@@ -133,6 +133,20 @@ t.test("a oneof member set to its default is printed: presence is what counts", 
   t.equal(roundTrip(S, '{"choiceInner":{}}'), '{"choiceInner":{}}');
 });
 
+t.test(
+  "proto2 fields track presence: unset ones (their [default] too) are omitted, set ones printed even at 0",
+  async (t) => {
+    const legacy = codec("codectest.v2.Legacy");
+    const message = legacy.type.decode(legacy.type.encode({ b: 0, r: 1 }).finish());
+    t.equal(legacy.toJson(message, CANONICAL), '{"b":0,"r":1}');
+    t.equal(
+      legacy.toJson(message, { ...CANONICAL, emitDefaults: true }),
+      '{"b":0,"r":1,"list":[]}',
+    );
+    t.equal(roundTrip("codectest.v2.Legacy", '{"a":0,"s":"","r":2}'), '{"a":0,"s":"","r":2}');
+  },
+);
+
 t.test("nested and repeated messages print with the same options", async (t) => {
   const json =
     '{"inner":{"name":"a","child":{"count":2}},"inners":[{},{"name":"b"}],"innerByName":{"k":{"count":1}}}';

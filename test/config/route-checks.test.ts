@@ -206,6 +206,33 @@ message Res { string id = 1; }
   },
 );
 
+t.test(
+  "a request type holding a proto2 required field is refused: a request without it would be sent as 0",
+  async (t) => {
+    const proto = {
+      "l.proto": `syntax = "proto2";
+package l.v1;
+message Inner { required int32 count = 1; }
+message Req { optional string id = 1; optional Inner inner = 2; }
+message Res { required string id = 1; }
+`,
+    };
+    const yaml = table(
+      route({ path: "/l/:id", request: "l.v1.Req", response: "l.v1.Res" }),
+    ).replace(/protos: \[.*\]/, "protos: [./p]");
+    const dir = t.testdir({ "routes.yaml": yaml, p: proto });
+    t.match(
+      problemsOf(t, () => loadConfig(join(dir, "routes.yaml"))),
+      [
+        {
+          key: "routes[0].request",
+          message: /^l.v1.Req has a proto2 required field, inner.count: .*make it optional$/,
+        },
+      ],
+    );
+  },
+);
+
 t.test("unknown message types are refused with the closest name", async (t) => {
   t.match(problemsFor(t, route({ request: "users.v2.GetUserRequest", error: "users.v1.Eror" })), [
     {
