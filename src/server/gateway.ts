@@ -599,13 +599,23 @@ function registerRoute(
   });
 }
 
+/** Fastify's 413 says "Request body is too large": the client is told the limit. */
+function namingTheLimit(error: unknown, req: FastifyRequest): unknown {
+  if ((error as { code?: unknown } | null)?.code !== "FST_ERR_CTP_BODY_TOO_LARGE") return error;
+  return new TurnoutError(
+    "TURNOUT_ERR_BODY_TOO_LARGE",
+    `the request body is larger than the route's limit of ${req.routeOptions.bodyLimit} bytes`,
+    { cause: error },
+  );
+}
+
 function sendProblem(
   error: unknown,
   req: FastifyRequest,
   reply: FastifyReply,
   route = req.routeOptions.config.routeName,
 ): FastifyReply {
-  const problem = toProblem(error, req.id, route);
+  const problem = toProblem(namingTheLimit(error, req), req.id, route);
   reply.header("x-request-id", req.id);
   if (!BACKEND_FAULTS.has(problem.code)) req.backend = "gateway";
   if (isInternal(problem)) req.log.error({ err: error, requestId: req.id }, "request failed");
