@@ -5,7 +5,7 @@
  * Field paths are resolved at start; per request only map lookups remain.
  */
 import { TurnoutError } from "../errors.js";
-import { type FieldCodec, isJsonObject, ownField } from "./fields.js";
+import { type FieldCodec, isJsonObject, ownField, setKey } from "./fields.js";
 import { MessageKind, twoOfOneof } from "./message-codec.js";
 import { readWith } from "./message-json.js";
 import { BadValue, badParamError } from "./problems.js";
@@ -142,12 +142,15 @@ export class Binding {
   ): void {
     const chain = this.#chain;
     chain.length = 0;
+    // `labels[team]=core` sets one entry of a map field, as grpc-gateway reads it.
+    const entry = key.charCodeAt(key.length - 1) === CLOSE_BRACKET ? MAP_ENTRY.exec(key) : null;
+    const path = entry === null ? key : entry[1]!;
     let kind = this.#root;
     let start = 0;
     for (;;) {
-      const dot = key.indexOf(".", start);
+      const dot = path.indexOf(".", start);
       const field = kind.byKey.get(
-        dot === -1 ? (start === 0 ? key : key.slice(start)) : key.slice(start, dot),
+        dot === -1 ? (start === 0 ? path : path.slice(start)) : path.slice(start, dot),
       );
       if (field === undefined) return; // unknown query params are ignored, as grpc-gateway does
       chain.push(field);
@@ -163,10 +166,14 @@ export class Binding {
       throw badParamError(key, "the value is not valid percent-encoded UTF-8");
     }
     const leaf = chain[chain.length - 1]!;
-    if (leaf.map || leaf.kind.readParam === undefined) {
+    const steps = chain.length - 1;
+    if (entry !== null || leaf.map !== undefined) {
+      bindMapEntry(walk(message, chain, steps, key), leaf, key, entry?.[2], value);
+      return;
+    }
+    if (leaf.kind.readParam === undefined) {
       throw badParamError(key, `a ${leaf.kind.label} field cannot be set from a query parameter`);
     }
-    const steps = chain.length - 1;
     if (leaf.repeated) {
       const target = walk(message, chain, steps, key);
       let list = ownField(target, leaf.name) as unknown[] | undefined;
@@ -214,6 +221,46 @@ function isEmptyBody(body: unknown): boolean {
   if (!isJsonObject(body)) return false;
   for (const _ in body) return false;
   return true;
+}
+
+const CLOSE_BRACKET = 0x5d;
+/** `path[key]`: the key holds no bracket (grpc-gateway's valuesKeyRegexp, anchored). */
+const MAP_ENTRY = /^([^[\]]+)\[([^[\]]*)\]$/;
+
+/** One map entry from `name[key]=value`; a map named without a key is refused, saying how. */
+function bindMapEntry(
+  target: Plain,
+  leaf: FieldCodec,
+  name: string,
+  key: string | undefined,
+  value: string | string[],
+): void {
+  const map = leaf.map;
+  if (map === undefined) throw badParamError(name, `${leaf.protoName} is not a map field`);
+  if (key === undefined) {
+    throw badParamError(name, `${leaf.protoName} is a map: set its entries as ${name}[KEY]=VALUE`);
+  }
+  if (leaf.kind.readParam === undefined) {
+    throw badParamError(name, `a map of ${leaf.kind.label} cannot be set from query parameters`);
+  }
+  if (typeof value !== "string") {
+    if (value.length !== 1) throw badParamError(name, `given ${value.length} times`);
+    value = value[0]!;
+  }
+  let mapKey: string;
+  try {
+    mapKey = map.read(key);
+  } catch (error) {
+    if (error instanceof BadValue) throw badParamError(name, error.detail);
+    throw error;
+  }
+  let entries = ownField(target, leaf.name) as Plain | undefined;
+  if (entries === undefined) {
+    entries = {};
+    setLeaf(target, leaf, name, entries);
+  }
+  if (Object.hasOwn(entries, mapKey)) throw badParamError(name, `map key ${mapKey} is given twice`);
+  setKey(entries, mapKey, convert(leaf, name, value));
 }
 
 function convert(leaf: FieldCodec, name: string, text: string): unknown {

@@ -192,6 +192,41 @@ t.test("query keys for message or map fields are a 400, not silently dropped", a
   }
 });
 
+t.test("map entries bind from key[mapkey]=value, as grpc-gateway reads them", async (t) => {
+  t.same(bound(search, { tenant: "a" }, { "attrs[team]": "core", "attrs[tier]": "gold" }), {
+    tenant: "a",
+    attrs: { team: "core", tier: "gold" },
+  });
+  t.same(
+    bound(
+      route({ request: "codectest.v1.Scalars", response: "codectest.v1.Scalars", pathParams: [] }),
+      {},
+      { "by_int[-7]": "x", "byName[n]": "3" },
+    ),
+    { byInt: { "-7": "x" }, byName: { n: 3 } },
+    "map keys and values converted per their types, by either name",
+  );
+  const cases: Array<[Record<string, string | string[]>, string, RegExp]> = [
+    [{ attrs: "x" }, "attrs", /attrs is a map: set its entries as attrs\[KEY\]=VALUE/],
+    [{ "attrs[a]": ["x", "y"] }, "attrs[a]", /given 2 times/],
+    [{ "tags[0]": "x" }, "tags[0]", /tags is not a map field/],
+  ];
+  for (const [query, field, message] of cases) {
+    const error = caught(() => search.encodeRequest({}, query, undefined));
+    t.equal(error.code, "TURNOUT_ERR_BAD_PARAM", field);
+    t.equal(error.field, field);
+    t.match(error.message, message, field);
+  }
+  const badKey = caught(() =>
+    route({
+      request: "codectest.v1.Scalars",
+      response: "codectest.v1.Scalars",
+      pathParams: [],
+    }).encodeRequest({}, { "by_int[x]": "v" }, undefined),
+  );
+  t.match(badKey, { code: "TURNOUT_ERR_BAD_PARAM", field: "by_int[x]" });
+});
+
 t.test("two members of one oneof through query params is a 400", async (t) => {
   const error = caught(() => search.encodeRequest({}, { user_id: "u", groupId: "g" }, undefined));
   t.equal(error.code, "TURNOUT_ERR_BAD_PARAM");
