@@ -403,12 +403,17 @@ function teeForComparison(
   let overCap = false;
   const out = new PassThrough();
   answer.body.on("data", (chunk: Buffer) => {
+    if (overCap) return;
     size += chunk.length;
-    if (size > maxBytes) overCap = true;
-    else chunks.push(chunk);
+    if (size <= maxBytes) return void chunks.push(chunk);
+    // Known now, not at the end: a client reading slowly (or not at all)
+    // would hold the mirror's in-flight slot for the whole download.
+    overCap = true;
+    chunks.length = 0;
+    mirror.primaryTooLarge();
   });
   answer.body.once("end", () => {
-    if (overCap) return mirror.primaryTooLarge();
+    if (overCap) return;
     mirror.comparePrimary(
       comparedLegacy(answer.status, answer.headers, Buffer.concat(chunks, size)),
     );

@@ -2,8 +2,10 @@
  * A legacy primary whose answer is over the comparison cap before it is read
  * (a body read whole that is longer, or a streamed one whose Content-Length
  * says so) is mirrored nowhere: the workers would run a mirror whose result
- * is only counted body_too_large. Counted with that reason all the same.
+ * is only counted body_too_large. Counted with that reason all the same. A
+ * streamed answer found over the cap as it passes lets go of its mirror then.
  */
+import { request as httpGet, type IncomingMessage, type ServerResponse } from "node:http";
 import { connect } from "@nats-io/transport-node";
 import t from "tap";
 import { loadConfigAndProtos } from "../../src/config/load.js";
@@ -21,8 +23,25 @@ const NAME_BYTES: Record<string, number> = { small: 10, whole: 8 * 1024, streame
 
 const legacy = await startLegacyServer((request, res) => {
   const id = request.url.split("/").at(-1) ?? "";
+  if (id === "chunked") return sendChunked(res, 4 * 1024 * 1024);
   sendJson(res, 200, { id, display_name: "x".repeat(NAME_BYTES[id] ?? 0) });
 });
+
+/** A JSON answer of about `bytes`, chunked (no Content-Length), written as fast as it drains. */
+function sendChunked(res: ServerResponse, bytes: number): void {
+  res.writeHead(200, { "content-type": "application/json" });
+  const chunk = "x".repeat(64 * 1024);
+  let left = Math.ceil(bytes / chunk.length);
+  res.write('{"id":"chunked","display_name":"');
+  const more = () => {
+    while (left > 0) {
+      left--;
+      if (!res.write(chunk)) return void res.once("drain", more);
+    }
+    res.end('"}');
+  };
+  more();
+}
 t.teardown(() => legacy.close());
 
 const server = await startNatsServer();
@@ -75,5 +94,34 @@ t.test(
       t.equal(mirrored.length, before.mirrored, `${id}: no mirror reached the workers`);
       t.equal(tooLarge(), before.tooLarge + 1, `${id}: counted body_too_large`);
     }
+  },
+);
+
+t.test(
+  "a streamed answer lets go of its mirror slot once it passes the cap, not when a slow client has read it all",
+  async (t) => {
+    const before = tooLarge();
+    const { res, done } = await new Promise<{
+      res: IncomingMessage;
+      done: Promise<number>;
+    }>((resolve, reject) => {
+      const req = httpGet(`${gateway.url}/v1/old/eu/users/chunked`, (res) => {
+        const done = new Promise<number>((finish) => {
+          let length = 0;
+          res.on("data", (chunk: Buffer) => (length += chunk.length));
+          res.on("end", () => finish(length));
+        });
+        res.pause(); // the client reads nothing for now
+        resolve({ res, done });
+      });
+      req.on("error", reject);
+      req.end();
+    });
+    t.equal(res.statusCode, 200);
+    await waitUntil(() => gateway.mirrors.inFlight === 0, 3000);
+    t.equal(gateway.mirrors.inFlight, 0, "the slot is free while the client still reads nothing");
+    t.equal(tooLarge(), before + 1, "counted body_too_large");
+    res.resume();
+    t.ok((await done) > 4 * 1024 * 1024, "the client still gets the whole answer");
   },
 );
