@@ -137,6 +137,7 @@ function reportLoadError(
   error: Error,
   parsed: ReadonlyMap<string, protobuf.Root | undefined>,
 ): void {
+  if (reportDuplicate(f, error, parsed)) return;
   const typeName = /in \w+ \.(\S+)/.exec(error.message)?.[1];
   for (const [file, root] of parsed) {
     if (typeName !== undefined && root?.lookup(typeName)) {
@@ -145,6 +146,38 @@ function reportLoadError(
     }
   }
   f.problem(`the protos don't compile: ${error.message}`);
+}
+
+/**
+ * protobufjs names the namespace of a name defined twice, not the files: each
+ * file defining it again is reported, naming the first.
+ */
+function reportDuplicate(
+  f: Field,
+  error: Error,
+  parsed: ReadonlyMap<string, protobuf.Root | undefined>,
+): boolean {
+  const duplicate = /^duplicate name '([^']+)' in \w+ \.(\S+)$/.exec(error.message);
+  if (duplicate === null) return false;
+  const name = `${duplicate[2]}.${duplicate[1]}`;
+  const files = [...parsed].filter(([, root]) => defines(root, name)).map(([file]) => file);
+  if (files.length < 2) return false;
+  for (const file of files.slice(1)) {
+    f.ctx.problems.addAt(
+      display(file),
+      f.path,
+      `defines ${name}, which ${display(files[0]!)} defines already`,
+    );
+  }
+  return true;
+}
+
+function defines(root: protobuf.Root | undefined, name: string): boolean {
+  try {
+    return root?.lookup(name) != null;
+  } catch {
+    return false;
+  }
 }
 
 /** Relative to the working directory when below it, as a compiler would print it. */

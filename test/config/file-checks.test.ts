@@ -251,6 +251,27 @@ t.test("a .proto syntax error is reported in its own file, with the line", async
   ]);
 });
 
+t.test("a type defined in two files is reported in the second, naming the first", async (t) => {
+  const thing = 'syntax = "proto3";\npackage shared.v1;\nmessage Thing { string id = 1; }\n';
+  const dir = t.testdir({
+    "routes.yaml": table(route()).replace(
+      `protos: [${EXAMPLE_PROTOS}]`,
+      `protos: [${EXAMPLE_PROTOS}, ./p]`,
+    ),
+    p: { a: { "x.proto": thing }, b: { "y.proto": thing } },
+  });
+  t.match(
+    problemsOf(t, () => loadConfig(join(dir, "routes.yaml"))),
+    [
+      {
+        key: "protos",
+        location: /p\/b\/y\.proto$/,
+        message: /^defines shared\.v1\.Thing, which .*p\/a\/x\.proto defines already$/,
+      },
+    ],
+  );
+});
+
 t.test(
   "imports resolve as protoc -I has them: from a protos folder, and google/protobuf files protobufjs ships",
   async (t) => {
