@@ -196,7 +196,10 @@ function acceptJsonOnly(app: FastifyInstance): void {
         new TurnoutError("TURNOUT_ERR_BAD_JSON", "the request body is not valid UTF-8 (RFC 8259)"),
       );
     }
-    done(null, body.toString("utf8"));
+    // A byte order mark is no part of JSON, which parsers may ignore (RFC 8259
+    // section 8.1): some clients (.NET's UTF8Encoding(true)) send one.
+    const start = hasByteOrderMark(body) ? 3 : 0;
+    done(null, body.toString("utf8", start));
   };
   // Fastify also parses text/plain by default; a JSON gateway takes JSON only (else 415).
   app.removeAllContentTypeParsers();
@@ -220,6 +223,10 @@ function mediaTypeRefusal(req: FastifyRequest): TurnoutError {
       ? `a request body needs a Content-Type: ${taken}`
       : `content type ${JSON.stringify(type)} is not supported: ${taken}`,
   );
+}
+
+function hasByteOrderMark(body: Buffer): boolean {
+  return body.length >= 3 && body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf;
 }
 
 /**

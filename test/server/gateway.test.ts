@@ -288,6 +288,9 @@ t.test(
     const declared = await post("application/json; charset=ISO-8859-1", latin1);
     t.equal(declared.status, 415);
     t.match(await problemOf(declared), { detail: /charset "iso-8859-1" is not supported/ });
+    const withBom = await post("application/json", Buffer.from('\ufeff{"display_name":"café"}'));
+    t.equal(withBom.status, 201, "a leading byte order mark is ignored, as RFC 8259 allows");
+    t.match(lastSeen().request, { user: { display_name: "café" } });
     const utf8 = Buffer.from('{"display_name":"café"}');
     for (const contentType of [
       "application/json; charset=UTF-8",
@@ -381,11 +384,11 @@ t.test("metrics count requests by route, backend and code, with payload sizes", 
   t.match(text, /turnout_request_duration_seconds_count\{route="users.get",backend="nats"\} [1-9]/);
   t.match(
     text,
-    /turnout_payload_bytes_count\{route="users.create",direction="request",format="json"\} 5/,
+    /turnout_payload_bytes_count\{route="users.create",direction="request",format="json"\} 6/,
   );
   t.match(
     text,
-    /turnout_payload_bytes_count\{route="users.create",direction="request",format="protobuf"\} 5/,
+    /turnout_payload_bytes_count\{route="users.create",direction="request",format="protobuf"\} 6/,
   );
   t.match(
     text,
