@@ -160,13 +160,23 @@ function findType(
   if (type?.fullName === `.${name}`) return type;
   // The type meant may be in the protos entry that failed (reported, saying so).
   if (!complete) return undefined;
-  if (type === undefined) {
+  if (type === undefined && isEnum(root, name)) {
+    f.problem(`"${name}" is an enum: a request, response or error type is a message`);
+  } else if (type === undefined) {
     f.problem(`no message type "${name}" in the protos${typeHint(name, root)}`);
   } else {
     // protobufjs also finds partial names (`v1.User`), which turn ambiguous as protos are added.
     f.problem(`"${name}" must be the fully qualified name: ${type.fullName.slice(1)}`);
   }
   return undefined;
+}
+
+function isEnum(root: protobuf.Root, name: string): boolean {
+  try {
+    return root.lookup(name) instanceof protobuf.Enum;
+  } catch {
+    return false;
+  }
 }
 
 const messageNames = new WeakMap<protobuf.Root, string[]>();

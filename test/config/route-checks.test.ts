@@ -241,6 +241,9 @@ t.test("unknown message types are refused with the closest name", async (t) => {
     },
     { key: "routes[0].error", message: /"users.v1.Eror".*did you mean "users.v1.Error"/ },
   ]);
+  t.match(problemsFor(t, route({ response: "users.v1.Tier" })), [
+    { key: "routes[0].response", message: /^"users.v1.Tier" is an enum: .* is a message$/ },
+  ]);
 });
 
 t.test(
