@@ -182,7 +182,8 @@ function acceptJsonOnly(app: FastifyInstance): void {
   ) => {
     const refused = charsetRefusal(req.headers["content-type"]);
     if (refused !== undefined) return done(refused);
-    const codings = codingsOf(req.headers["content-encoding"]);
+    const encoding = req.headers["content-encoding"];
+    const codings = encoding === undefined ? NO_CODINGS : codingsOf(encoding);
     if (codings.length > 0) {
       const limit = req.routeOptions.bodyLimit;
       const decoded = undoCodings(codings, body, limit);
@@ -224,6 +225,9 @@ function mediaTypeRefusal(req: FastifyRequest): TurnoutError {
       : `content type ${JSON.stringify(type)} is not supported: ${taken}`,
   );
 }
+
+/** Shared: most bodies come without a Content-Encoding, and need no array of their own. */
+const NO_CODINGS: readonly string[] = [];
 
 function hasByteOrderMark(body: Buffer): boolean {
   return body.length >= 3 && body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf;
