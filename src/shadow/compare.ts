@@ -95,7 +95,10 @@ function compareJson(
   const normalB = normalizer.normalize(status, b);
   let spelled: FieldDiff[] = [];
   if (normalA !== undefined && normalB !== undefined) {
-    // What normalizing hides: "1" for 1, null for [] (ignored fields are gone already).
+    // What normalizing hides: "1" for 1, null for []. The raw bodies are
+    // normalized already, so ignored array elements can be marked in them now.
+    removeIgnored(a, ignore);
+    removeIgnored(b, ignore);
     spelled = normalizer.spellingDiffs(status, a, b, MAX_DIFFS + 1);
     a = normalA;
     b = normalB;
@@ -105,7 +108,9 @@ function compareJson(
   removeIgnored(a, ignore);
   removeIgnored(b, ignore);
   const found = diffJson(a, b);
-  const diffs = [...found.diffs, ...spelled];
+  // A null against a message is also a canonical diff at that path: shown once.
+  const seen = new Set(found.diffs.map((diff) => diff.path));
+  const diffs = [...found.diffs, ...spelled.filter((diff) => !seen.has(diff.path))];
   if (diffs.length === 0) return MATCH;
   const truncated = found.truncated || diffs.length > MAX_DIFFS;
   return { result: "mismatch", diffs: diffs.slice(0, MAX_DIFFS), truncated };

@@ -12,6 +12,7 @@
 import { isLosslessNumber } from "lossless-json";
 import protobuf from "protobufjs";
 import { isJsonObject } from "../codec/fields.js";
+import { IGNORED } from "./ignore.js";
 import { childPath, type FieldDiff, fieldDiff } from "./json-diff.js";
 
 type Spelling = "null" | "string" | "number" | "boolean" | "any";
@@ -56,6 +57,7 @@ function walkMessage(
   out: FieldDiff[],
   limit: number,
 ): void {
+  // isJsonObject is false for an IGNORED array element: it is not walked.
   if (!isJsonObject(a) || !isJsonObject(b)) return;
   for (const field of type.fieldsArray) {
     const inA = fieldValue(a, field);
@@ -87,6 +89,7 @@ function walkValue(
   out: FieldDiff[],
   limit: number,
 ): void {
+  if (a === IGNORED || b === IGNORED) return;
   const type = field.resolvedType;
   if (type instanceof protobuf.Type && !WRAPPED.has(type.fullName)) {
     // Well-known types other than wrappers have one spelling each, or hold any JSON.

@@ -106,6 +106,25 @@ t.test(
       { result: "match" },
       "int64 as string or number, and NaN (a string in ProtoJSON), still match",
     );
+    const items = (quantity: unknown) => json({ id: "o1", items: [{ sku: "a", quantity }] });
+    for (const path of ["$.items[*]", "$.items[0]", "$.items[*].quantity"]) {
+      t.same(
+        compareAnswers(items(1), items("1"), orders, compileIgnorePaths([path])),
+        { result: "match" },
+        `ignored by ${path}`,
+      );
+    }
+    const address = compareAnswers(
+      json({ id: "u1", address: null }),
+      json({ id: "u1", address: {} }),
+      users,
+      NONE,
+    );
+    t.equal(
+      address.result === "mismatch" && address.diffs.filter((d) => d.path === "$.address").length,
+      1,
+      "a null against a message is one diff, not one from each check",
+    );
   },
 );
 
