@@ -125,7 +125,7 @@ export function decodeStrictly(type: protobuf.Type, bytes: Uint8Array): protobuf
   reader.discardUnknown = false;
   const message = type.decode(reader);
   try {
-    checkWireTypes(type, message);
+    checkAndDropUnknowns(type, message);
   } catch (error) {
     // Outside the printer, BadReply (internal) becomes an Error like decode's own.
     throw error instanceof BadReply ? new Error(error.detail) : error;
@@ -133,14 +133,22 @@ export function decodeStrictly(type: protobuf.Type, bytes: Uint8Array): protobuf
   return message;
 }
 
-function checkWireTypes(type: protobuf.Type, message: object): void {
+/**
+ * The unknown fields are kept only to be checked here, then dropped, as a
+ * plain decode drops them: a handler that echoes part of its request must not
+ * send back fields it never saw.
+ */
+function checkAndDropUnknowns(type: protobuf.Type, message: object): void {
   let allowed = wireTypesByType.get(type);
   if (allowed === undefined) {
     allowed = allowedWireTypes(type);
     wireTypesByType.set(type, allowed);
   }
-  const unknowns = (message as { $unknowns?: Uint8Array[] }).$unknowns;
-  if (unknowns !== undefined) checkUnknowns(type, allowed, unknowns);
+  const held = message as { $unknowns?: Uint8Array[] };
+  if (held.$unknowns !== undefined) {
+    checkUnknowns(type, allowed, held.$unknowns);
+    delete held.$unknowns;
+  }
   for (const field of type.fieldsArray) {
     const inner = field.resolvedType;
     if (!(inner instanceof protobuf.Type) || !Object.hasOwn(message, field.name)) continue;
@@ -151,6 +159,6 @@ function checkWireTypes(type: protobuf.Type, message: object): void {
         ? (value as unknown[])
         : [value];
     for (const item of nested)
-      if (item !== null && typeof item === "object") checkWireTypes(inner, item);
+      if (item !== null && typeof item === "object") checkAndDropUnknowns(inner, item);
   }
 }

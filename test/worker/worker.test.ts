@@ -193,6 +193,26 @@ t.test("an undecodable request is answered 400 without calling the handler", asy
   t.equal(called, false, "a field of the wrong wire type is not taken for a missing one");
 });
 
+t.test(
+  "unknown fields of a request are dropped: a handler echoing it sends none back",
+  async (t) => {
+    const worker = startWorker<Req, object>({
+      nc,
+      root,
+      subject: "t.echo-unknown",
+      ...types,
+      handle: (req) => req,
+    });
+    t.teardown(() => worker.stop());
+    await nc.flush();
+    // id "u1", then field 9 (unknown) as a varint
+    const bytes = new Uint8Array([0x0a, 0x02, 0x75, 0x31, 0x48, 0x2a]);
+    const reply = interpretReply(await requester.request("t.echo-unknown", bytes, undefined, 2000));
+    t.has(reply, { kind: "ok" });
+    t.same(reply.kind === "ok" ? [...reply.data] : [], [0x0a, 0x02, 0x75, 0x31]);
+  },
+);
+
 t.test("two workers in the default queue group share the requests", async (t) => {
   const counts = { a: 0, b: 0 };
   const make = (name: "a" | "b") =>
