@@ -74,9 +74,11 @@ export function loadProtos(
   includeDirs: readonly string[] = includeDirsOf(paths),
 ): protobuf.Root {
   const root = new protobuf.Root();
+  // A listed file is named as protobufjs's own resolver names it (normalized:
+  // `./a.proto` is `a.proto`), so that an import reaching it is the same file.
   root.resolvePath = (origin, target) =>
     origin === ""
-      ? target
+      ? protobuf.util.path.resolve(origin, target)
       : (findImport(origin, target, includeDirs) ?? protobuf.util.path.resolve(origin, target));
   root.loadSync(listProtoFiles(paths), { keepCase: true });
   root.resolveAll();
