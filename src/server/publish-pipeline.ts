@@ -57,10 +57,11 @@ export function compilePublishPipeline(
     // Bound first: an empty path param is a 404 (no route), also where the subject uses it.
     const payload = codec.encodeRequest(input.params, input.query, body);
     const subject = subjectOf(input.params);
-    if (input.body !== undefined) {
+    // Payload sizes describe what clients send: a mirror is not counted.
+    if (input.body !== undefined && !shadow) {
       metrics.observePayload("request", "json", Buffer.byteLength(input.body));
     }
-    metrics.observePayload("request", "protobuf", payload.length);
+    if (!shadow) metrics.observePayload("request", "protobuf", payload.length);
     return () => publishOnce(input, subject, payload, shadow);
   };
 

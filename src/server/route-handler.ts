@@ -204,12 +204,7 @@ async function serveNats(
     answer = await deps.breakers.nats.run(deps.natsCall(input), isServerError);
   } catch (error) {
     const reason = mayFallBack ? fallbackReason(deps.route, error) : undefined;
-    // The answer the client gets is compared: a worker's error status, or a
-    // 4xx the gateway made (bad input, a bad subject token), as a mirror's
-    // would be. Those clients would regress once moved to NATS; only the
-    // gateway's own 5xx (no responders, a timeout) are failures, not answers.
-    if (mirrored)
-      mirrorNatsOutcome(deps, req, input, answerOfFailure(error, req.id, deps.route.name));
+    if (mirrored) mirrorNatsOutcome(deps, req, input, comparedFailure(error, req.id, deps.route));
     if (reason === undefined) {
       deps.deadLetters?.record(deps.route, input, error);
       throw error;
@@ -228,8 +223,12 @@ async function serveNats(
 }
 
 /** 204 and 205 carry no content (RFC 9110 sections 15.3.5, 15.3.6), whatever the reply held. */
+function isContentless(status: number): boolean {
+  return status === 204 || status === 205;
+}
+
 function sendAnswer(reply: FastifyReply, answer: Answer): void {
-  if (answer.status === 204 || answer.status === 205) {
+  if (isContentless(answer.status)) {
     reply.code(answer.status).removeHeader("content-length").send();
     return;
   }
@@ -497,7 +496,30 @@ function closeIfDraining(deps: RouteHandlerDeps, reply: FastifyReply): void {
   if (deps.isDraining()) reply.header("connection", "close");
 }
 
+/**
+ * A NATS-side failure compared as the answer the client gets: a worker's
+ * error status, or the gateway refusing the request's input (a bad field, a
+ * bad subject token), as a mirror's would be: those clients would regress
+ * once moved to NATS. Not the gateway's own 5xx (no responders, a timeout:
+ * failures, not answers), nor a refused Idempotency-Key reuse, which legacy
+ * would run as a new write.
+ */
+function comparedFailure(
+  error: unknown,
+  requestId: string,
+  route: RouteConfig,
+): ComparedAnswer | undefined {
+  if (error instanceof TurnoutError && error.code === "TURNOUT_ERR_IDEMPOTENCY_KEY_REUSED") {
+    return undefined;
+  }
+  return answerOfFailure(error, requestId, route.name);
+}
+
+/** The answer as the client gets it (see sendAnswer), to compare. */
 function comparable(answer: Answer): ComparedAnswer {
+  if (isContentless(answer.status)) {
+    return { status: answer.status, body: undefined, contentType: undefined };
+  }
   return { status: answer.status, body: answer.body, contentType: answer.contentType };
 }
 

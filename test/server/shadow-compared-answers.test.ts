@@ -142,6 +142,41 @@ t.test(
 );
 
 t.test(
+  "a worker's 204 or 205 is compared as the contentless answer the client gets: legacy's bodiless one matches",
+  async (t) => {
+    for (const status of [204, 205]) {
+      const worker = usersGetWorker(
+        stack.nc,
+        stack.root,
+        (_req: unknown, ctx: { httpStatus?: number }) => {
+          ctx.httpStatus = status;
+          return { id: "u1", region: "eu" };
+        },
+      );
+      await stack.nc.flush();
+      legacyAnswer = (_request, res) => {
+        res.writeHead(status);
+        res.end();
+      };
+      for (const [route, path, nats] of [
+        ["users.get", "/v1/regions/eu/users/u1", 100],
+        ["users.legacy", "/v1/old/eu/users/u1", 0],
+      ] as const) {
+        shadow(t, route, nats);
+        const before = await counter("turnout_shadow_total", route, 'result="match"');
+        t.equal((await mirrored(path)).status, status);
+        t.equal(
+          await counter("turnout_shadow_total", route, 'result="match"'),
+          before + 1,
+          `${status} ${route}`,
+        );
+      }
+      await worker.stop();
+    }
+  },
+);
+
+t.test(
   "an error answer's requestId never decides a comparison: legacy's problem+json with its own id matches",
   async (t) => {
     await workerFor(t, notFound);
