@@ -180,6 +180,8 @@ function acceptJsonOnly(app: FastifyInstance): void {
     body: Buffer,
     done: (error: Error | null, text?: string) => void,
   ) => {
+    // No route: the answer is a 404 or 405, whatever the body (unread here).
+    if (req.is404) return done(null);
     const refused = charsetRefusal(req.headers["content-type"]);
     if (refused !== undefined) return done(refused);
     const encoding = req.headers["content-encoding"];
@@ -211,7 +213,9 @@ function acceptJsonOnly(app: FastifyInstance): void {
     { parseAs: "buffer" },
     utf8Text,
   );
-  app.addContentTypeParser("*", (req, _payload, done) => done(mediaTypeRefusal(req), undefined));
+  app.addContentTypeParser("*", (req, _payload, done) =>
+    req.is404 ? done(null, undefined) : done(mediaTypeRefusal(req), undefined),
+  );
 }
 
 /** Names what was sent and what is taken (Fastify's own 415 says only "Unsupported Media Type"). */

@@ -371,6 +371,25 @@ t.test(
     t.equal(encoded.headers.get("allow"), "POST");
     const slash = await fetch(url("/v1/orders/"), { method: "POST" });
     t.equal(slash.status, 404, "a trailing slash is another path: 404, not 405 'use POST'");
+    const bodies: Record<string, string>[] = [
+      { "content-type": "text/plain" },
+      { "content-type": "application/json", "content-encoding": "zstd" },
+      { "content-type": "application/json; charset=latin1" },
+    ];
+    for (const headers of bodies) {
+      const what = JSON.stringify(headers);
+      const unknown = await fetch(url("/v2/nothing"), { method: "POST", headers, body: "x" });
+      t.equal(unknown.status, 404, `no route is a 404 whatever the body: ${what}`);
+      await unknown.arrayBuffer();
+      const otherMethod = await fetch(url("/v1/orders/o-1"), {
+        method: "POST",
+        headers,
+        body: "x",
+      });
+      t.equal(otherMethod.status, 405, `another method is a 405 whatever the body: ${what}`);
+      t.ok(otherMethod.headers.get("allow"), "with Allow");
+      await otherMethod.arrayBuffer();
+    }
   },
 );
 
@@ -380,7 +399,7 @@ t.test("metrics count requests by route, backend and code, with payload sizes", 
   t.match(text, /turnout_requests_total\{route="orders.create",backend="gateway",code="400"\} 11/);
   t.match(text, /turnout_requests_total\{route="ghost.get",backend="gateway",code="503"\} 1/);
   t.match(text, /turnout_requests_total\{route="orders.get",backend="nats",code="504"\} 1/);
-  t.match(text, /turnout_requests_total\{route="_unmatched",backend="gateway",code="404"\} 2/);
+  t.match(text, /turnout_requests_total\{route="_unmatched",backend="gateway",code="404"\} 5/);
   t.match(text, /turnout_request_duration_seconds_count\{route="users.get",backend="nats"\} [1-9]/);
   t.match(
     text,
