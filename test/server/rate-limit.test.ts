@@ -187,6 +187,15 @@ t.test(
       [200, 200, 429, 200],
       "IPv6 clients are counted by /64: one budget for 2001:db8:1:2::/64, another for the next /64",
     );
+    t.same(
+      [
+        await listFor(trusted, "203.0.113.9"),
+        await listFor(trusted, "::ffff:203.0.113.9"),
+        await listFor(trusted, "203.0.113.9"),
+      ],
+      [200, 200, 429],
+      "an IPv4-mapped address is its IPv4 client",
+    );
     await sleep(1100); // a fresh window on the untrusting gateway
     const untrusted = stack.gateway.url;
     t.same(
