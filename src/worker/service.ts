@@ -144,12 +144,13 @@ function checkIdentity(identity: ServiceIdentity, endpoints: readonly ServiceEnd
     }
     // Checked here, before anything is subscribed: nats.js would throw at the
     // endpoint's subscribe, after the others (and $SRV) were already serving.
-    if (!subject.split(".").every(isPlainToken)) {
+    if (!isSubject(subject)) {
       throw wrong(
-        `endpoint ${name}: subject ${JSON.stringify(subject)} is not a NATS subject (dot-separated tokens, no spaces or control characters)`,
+        `endpoint ${name}: subject ${JSON.stringify(subject)} is not a NATS subject (dot-separated tokens, no spaces or control characters, ">" only as the last token)`,
       );
     }
-    if (!isPlainToken(queueGroup)) {
+    // "" is no queue group (each instance gets every request), as nats.js takes it.
+    if (queueGroup !== "" && !isPlainToken(queueGroup)) {
       throw wrong(
         `endpoint ${name}: queue group ${JSON.stringify(queueGroup)} holds spaces or control characters`,
       );
@@ -160,7 +161,13 @@ function checkIdentity(identity: ServiceIdentity, endpoints: readonly ServiceEnd
   }
 }
 
-/** Non-empty, without spaces or control characters (wildcards are fine: a worker may subscribe to them). */
+/** Wildcards are fine (a worker may subscribe to them), but `>` only ends a subject. */
+function isSubject(subject: string): boolean {
+  const tokens = subject.split(".");
+  return tokens.every(isPlainToken) && !tokens.slice(0, -1).includes(">");
+}
+
+/** Non-empty, without spaces or control characters. */
 function isPlainToken(token: string): boolean {
   if (token === "") return false;
   for (let i = 0; i < token.length; i++) {

@@ -276,7 +276,7 @@ t.test(
       responseType: "test.v1.User",
       handle: () => ({}),
     });
-    for (const bad of ["t.badsub bad", "t..badsub", "t.badsub.", "t.bad\u0000sub"]) {
+    for (const bad of ["t.badsub bad", "t..badsub", "t.badsub.", "t.bad\u0000sub", "t.>.badsub"]) {
       t.throws(
         () =>
           startService({
@@ -294,5 +294,14 @@ t.test(
     }
     await t.rejects(nc.request("t.badsub.ok", Empty, { timeout: 500 }), /no responders/i);
     t.same(await discover("$SRV.PING.badsub"), [], "not registered either");
+    const noQueue = startService({
+      nc,
+      root,
+      queue: "",
+      service: { name: "noqueue", version: "1.0.0" },
+      endpoints: [endpoint("t.noqueue", "first")],
+    });
+    t.ok(noQueue.serviceId, 'queue "" (no queue group) is still taken');
+    await noQueue.stop();
   },
 );
