@@ -157,9 +157,10 @@ function reportDuplicate(
   error: Error,
   parsed: ReadonlyMap<string, protobuf.Root | undefined>,
 ): boolean {
-  const duplicate = /^duplicate name '([^']+)' in \w+ \.(\S+)$/.exec(error.message);
+  // `in Namespace .a.b`, or `in Root` for a file without a package.
+  const duplicate = /^duplicate name '([^']+)' in \w+(?: \.(\S+))?$/.exec(error.message);
   if (duplicate === null) return false;
-  const name = `${duplicate[2]}.${duplicate[1]}`;
+  const name = duplicate[2] === undefined ? duplicate[1]! : `${duplicate[2]}.${duplicate[1]}`;
   const files = [...parsed].filter(([, root]) => defines(root, name)).map(([file]) => file);
   if (files.length < 2) return false;
   for (const file of files.slice(1)) {

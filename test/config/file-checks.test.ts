@@ -270,6 +270,23 @@ t.test("a type defined in two files is reported in the second, naming the first"
       },
     ],
   );
+  const unpackaged = 'syntax = "proto3";\nmessage Thing { string id = 1; }\n';
+  const bare = t.testdir({
+    "routes.yaml": table(route()).replace(
+      `protos: [${EXAMPLE_PROTOS}]`,
+      `protos: [${EXAMPLE_PROTOS}, ./p]`,
+    ),
+    p: { a: { "x.proto": unpackaged }, b: { "y.proto": unpackaged } },
+  });
+  t.match(
+    problemsOf(t, () => loadConfig(join(bare, "routes.yaml"))),
+    [
+      {
+        location: /p\/b\/y\.proto$/,
+        message: /^defines Thing, which .*p\/a\/x\.proto defines already$/,
+      },
+    ],
+  );
 });
 
 t.test(
