@@ -1,8 +1,8 @@
 /**
  * Puts an answer's JSON into one canonical form before it is compared, so
  * two services that print the same message differently (key order, int64 as
- * string or number, enum name or number, defaults present or omitted, proto or
- * lowerCamel names) compare equal: the body is read as the route's protobuf
+ * string or number, enum name or number, defaults present or omitted on
+ * fields without presence, proto or lowerCamel names) compare equal: the body is read as the route's protobuf
  * type, put through binary (what the NATS path does to a reply) and printed
  * back as canonical ProtoJSON.
  */
