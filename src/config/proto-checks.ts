@@ -36,7 +36,8 @@ export function checkRouteProtos(route: ReadRoute, protos: RouteProtos): void {
       );
     return;
   }
-  const required = requiredField(request, new Set());
+  // A path param fills its field in every request: required there is fine.
+  const required = requiredField(request, new Set(draft.pathParams ?? []), "", new Set());
   if (required !== undefined) {
     field
       .child("request")
@@ -93,15 +94,21 @@ function paramProblem(request: protobuf.Type, param: string): string | undefined
   return `binds to "${field.name}", a ${type.fullName.slice(1)} message: one path segment can't fill it`;
 }
 
-/** The dotted path of a required field in `type` or a message it holds, if any. */
-function requiredField(type: protobuf.Type, seen: Set<protobuf.Type>): string | undefined {
+/** The dotted path of a required field in `type` or a message it holds that no path param fills, if any. */
+function requiredField(
+  type: protobuf.Type,
+  filled: ReadonlySet<string>,
+  prefix: string,
+  seen: Set<protobuf.Type>,
+): string | undefined {
   seen.add(type);
   for (const field of type.fieldsArray) {
-    if (field.required) return field.name;
+    const path = `${prefix}${field.name}`;
+    if (field.required && !filled.has(path)) return path;
     const inner = field.resolvedType;
     if (inner instanceof protobuf.Type && !seen.has(inner)) {
-      const below = requiredField(inner, seen);
-      if (below !== undefined) return `${field.name}.${below}`;
+      const below = requiredField(inner, filled, `${path}.`, seen);
+      if (below !== undefined) return below;
     }
   }
   return undefined;

@@ -213,7 +213,7 @@ t.test(
       "l.proto": `syntax = "proto2";
 package l.v1;
 message Inner { required int32 count = 1; }
-message Req { optional string id = 1; optional Inner inner = 2; }
+message Req { required string id = 1; optional Inner inner = 2; }
 message Res { required string id = 1; }
 `,
     };
@@ -229,6 +229,11 @@ message Res { required string id = 1; }
           message: /^l.v1.Req has a proto2 required field, inner.count: .*make it optional$/,
         },
       ],
+    );
+    t.equal(
+      problemsOf(t, () => loadConfig(join(dir, "routes.yaml"))).length,
+      1,
+      "id, required but filled by the :id path param in every request, is fine",
     );
   },
 );
