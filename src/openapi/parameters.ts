@@ -117,8 +117,13 @@ function collectQuery(
   out: Parameter[],
 ): void {
   for (const field of type.fieldsArray) {
-    if (bound.has(field) || field.map) continue;
+    if (bound.has(field)) continue;
     const name = prefix + keyOf(field, names);
+    if (field.map) {
+      const entries = mapParameter(name, field);
+      if (entries !== undefined) out.push(withDescription(entries, field));
+      continue;
+    }
     const resolved = field.resolve().resolvedType;
     if (resolved instanceof protobuf.Type && specialName(resolved) === undefined) {
       // A recursive message would give endless names; a repeated one has no dotted form.
@@ -130,6 +135,19 @@ function collectQuery(
     if (schema === undefined) continue;
     out.push(withDescription(queryParameter(name, schema, field.repeated), field));
   }
+}
+
+/** `name[KEY]=VALUE` per entry (OpenAPI's deepObject), for a map of values a query can carry. */
+function mapParameter(name: string, field: protobuf.Field): Parameter | undefined {
+  const values = paramSchema(field);
+  if (values === undefined) return undefined;
+  return {
+    name,
+    in: "query",
+    style: "deepObject",
+    explode: true,
+    schema: { type: "object", additionalProperties: values },
+  };
 }
 
 function queryParameter(name: string, schema: JsonSchema, repeated: boolean): Parameter {

@@ -128,6 +128,47 @@ t.test(
   },
 );
 
+t.test(
+  "a map field of scalars is a deepObject query parameter (name[KEY]=VALUE), as the binding reads it",
+  async (t) => {
+    const dir = t.testdir({
+      "routes.yaml": `version: 1
+protos: [./p]
+nats: { servers: ["nats://127.0.0.1:4222"] }
+routes:
+  - name: things.list
+    method: GET
+    path: /v1/things
+    subject: svc.things.list
+    request: m.v1.ListThings
+    response: m.v1.Things
+`,
+      p: {
+        "m.proto": `syntax = "proto3";
+package m.v1;
+message Inner { string a = 1; }
+message ListThings { map<string, string> attrs = 1; map<string, int32> counts = 2; map<string, Inner> nested = 3; }
+message Things { repeated string ids = 1; }
+`,
+      },
+    });
+    const loaded = loadConfigAndProtos(`${dir}/routes.yaml`);
+    const params = parametersOf(
+      buildOpenApiDocument(loaded.config, loaded.root),
+      "/v1/things",
+      "get",
+    );
+    t.match(params.get("attrs"), {
+      in: "query",
+      style: "deepObject",
+      explode: true,
+      schema: { type: "object", additionalProperties: { type: "string" } },
+    });
+    t.match(params.get("counts"), { schema: { additionalProperties: { type: "integer" } } });
+    t.notOk(params.has("nested"), "a map of messages cannot be set from a query");
+  },
+);
+
 t.test("GET routes without a body document no 413 or 415; body routes do", async (t) => {
   const get = responsesOf(doc, USER, "get");
   const post = responsesOf(doc, USERS, "post");
