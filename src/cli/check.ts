@@ -42,8 +42,9 @@ export async function runCheck(
   try {
     const loaded = loadConfigAndProtos(settings.configFile, { natsUrl: settings.natsUrl });
     const refused = compileAsServeWould(loaded.config, loaded.root);
-    if (refused !== undefined) {
-      out.stderr.write(`${settings.configFile}: ${refused.message}\n`);
+    if (refused.length > 0) {
+      for (const error of refused) out.stderr.write(`${settings.configFile}: ${error.message}\n`);
+      out.stderr.write(`${refused.length} problem(s) in ${settings.configFile}\n`);
       return 1;
     }
     const routes = loaded.config.routes.length;
@@ -61,15 +62,19 @@ export async function runCheck(
  * What `serve` compiles at start beyond the table's own checks (the codecs and
  * the OpenAPI document), so a table that passes here does not fail to start.
  */
-function compileAsServeWould(config: GatewayConfig, root: protobuf.Root): TurnoutError | undefined {
-  try {
-    for (const route of config.routes) compileRouteCodec(root, route);
-    buildOpenApiDocument(config, root);
-    return undefined;
-  } catch (error) {
-    if (error instanceof TurnoutError && error.code === "TURNOUT_ERR_CONFIG") return error;
-    throw error;
-  }
+function compileAsServeWould(config: GatewayConfig, root: protobuf.Root): TurnoutError[] {
+  const refused: TurnoutError[] = [];
+  const attempt = (compile: () => unknown) => {
+    try {
+      compile();
+    } catch (error) {
+      if (!(error instanceof TurnoutError && error.code === "TURNOUT_ERR_CONFIG")) throw error;
+      refused.push(error);
+    }
+  };
+  for (const route of config.routes) attempt(() => compileRouteCodec(root, route));
+  attempt(() => buildOpenApiDocument(config, root));
+  return refused;
 }
 
 /** `file:line:col route NAME key: message`, the route part only inside a route. */

@@ -71,6 +71,11 @@ message Problem { string id = 1; }
     t.equal(result.code, 1);
     t.equal(result.stdout, "");
     t.match(result.stderr, `${file}: openapi: a protobuf type is named turnout.Problem`);
+    t.match(
+      result.stderr,
+      /\n1 problem\(s\) in .*routes\.yaml\n$/,
+      "with the count line, as for other problems",
+    );
   },
 );
 
