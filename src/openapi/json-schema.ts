@@ -284,7 +284,9 @@ export class SchemaRegistry {
       if (omit.has(field.name)) continue;
       const key = keyOf(field, style.names);
       properties[key] = this.#property(field, style);
-      if (style.required && isImplicit(field)) required.push(key);
+      // A proto2 required field is in every reply (it does not decode without it);
+      // a request type cannot hold one that a path param does not fill (refused at load).
+      if ((style.required && isImplicit(field)) || field.required) required.push(key);
       const others = oneofPeers(field, style.names, omit);
       if (others.length > 0) dependentSchemas[key] = exclusive(others);
     }

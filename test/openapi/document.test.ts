@@ -169,6 +169,35 @@ message Things { repeated string ids = 1; }
   },
 );
 
+t.test(
+  "a proto2 required field of a reply is listed as required, whatever emitDefaults",
+  async (t) => {
+    const dir = t.testdir({
+      "routes.yaml": `version: 1
+protos: [./p]
+nats: { servers: ["nats://127.0.0.1:4222"] }
+routes:
+  - name: legacy.get
+    method: GET
+    path: /v1/legacy/:id
+    subject: svc.legacy.get
+    request: l.v1.Get
+    response: l.v1.Thing
+`,
+      p: {
+        "l.proto": `syntax = "proto2";
+package l.v1;
+message Get { required string id = 1; }
+message Thing { required string id = 1; optional int32 count = 2; }
+`,
+      },
+    });
+    const loaded = loadConfigAndProtos(`${dir}/routes.yaml`);
+    const doc = buildOpenApiDocument(loaded.config, loaded.root);
+    t.strictSame(component(doc, "l.v1.Thing")?.required, ["id"]);
+  },
+);
+
 t.test("GET routes without a body document no 413 or 415; body routes do", async (t) => {
   const get = responsesOf(doc, USER, "get");
   const post = responsesOf(doc, USERS, "post");
