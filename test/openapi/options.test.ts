@@ -134,15 +134,15 @@ t.test("path params are `in: path`; the rest are query params, dotted and explod
   t.match(params.get("sink.times"), { schema: { type: "array", items: { format: "date-time" } } });
   t.match(params.get("filter.nodeName"), { in: "query" });
   t.match(params.get("color"), { schema: { enum: ["COLOR_UNSPECIFIED", "RED", "GREEN"] } });
-  for (const absent of [
-    "sink.countsByName",
-    "sink.extra",
-    "filter.parent.nodeName",
-    "filter.children",
-  ]) {
+  t.match(params.get("sink.countsByName"), {
+    in: "query",
+    style: "deepObject",
+    schema: { type: "object", additionalProperties: { type: "integer", format: "int64" } },
+  });
+  for (const absent of ["sink.extra", "filter.parent.nodeName", "filter.children"]) {
     t.notOk(
       params.has(absent),
-      `${absent}: maps, Struct, recursion and repeated messages are not params`,
+      `${absent}: Struct, recursion and repeated messages are not params`,
     );
   }
 });
