@@ -402,6 +402,11 @@ export class CutoverStore {
   #checkSerial = 0;
   /** The `created` time of the bucket's stream the watch follows: a new one means re-created. */
   #streamCreated: string | undefined;
+  /**
+   * Set once the bucket opened: JetStream is there, so a read failing after
+   * that (a timeout, a leader election) is no reason to fall back to the file.
+   */
+  #bucketOpened = false;
   /** The highest stream sequence the watch delivered, or the load read past. */
   #watchedSeq = 0;
   /** The stream's last sequence at the previous check: the watch must be past it by now. */
@@ -467,7 +472,8 @@ export class CutoverStore {
   #retryLater(nc: NatsConnection, error: unknown): void {
     const delay = Math.min(this.#retryMs * 2 ** this.#failures, MAX_RETRY_MS);
     this.#failures++;
-    if ((isJetStreamMissing(error) || isUnavailable(error)) && this.#mode === "starting") {
+    const noJetStream = isJetStreamMissing(error) || isUnavailable(error);
+    if (noJetStream && this.#mode === "starting" && !this.#bucketOpened) {
       this.#mode = "file";
       this.#markSettled();
       this.#log.warn(
@@ -492,6 +498,7 @@ export class CutoverStore {
 
   async #load(nc: NatsConnection): Promise<void> {
     const bucket = await CutoverBucket.open(nc, (message) => this.#log.warn(`cutover: ${message}`));
+    this.#bucketOpened = true;
     if (this.#stopped) return;
     // Read before the watch starts: a bucket re-created after this read is caught by the check.
     const { created } = await streamFacts(bucket);

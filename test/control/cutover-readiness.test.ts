@@ -2,10 +2,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Kvm } from "@nats-io/kv";
+import { errors } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import t from "tap";
 import { loadConfigAndProtos } from "../../src/config/load.js";
-import { CUTOVER_BUCKET } from "../../src/control/cutover-store.js";
+import { CutoverState } from "../../src/control/cutover-state.js";
+import { CUTOVER_BUCKET, CutoverBucket, CutoverStore } from "../../src/control/cutover-store.js";
 import { freePort, startNatsServer } from "../../src/devtools/nats-server.js";
 import { call, cutoverRoutes, TOKEN, within } from "../helpers/cutover-fixture.js";
 import { startLoopbackGateway, startStack } from "../helpers/stack.js";
@@ -151,5 +153,51 @@ t.test(
     );
     t.equal(second.cutover.of("users.get").nats, 30, "the last well-formed value applies");
     t.equal(second.cutover.of("users.create").nats, 0, "routes.yaml's value when none is good");
+  },
+);
+
+t.test(
+  "a KV read that times out at start keeps a replica not ready, not on routes.yaml's values: JetStream is there",
+  async (t) => {
+    const server = await startNatsServer({ jetstream: true });
+    t.teardown(() => server.stop());
+    const { config } = loadConfigAndProtos(routesFile, { natsUrl: server.url });
+    const nc = await connect({ servers: server.url });
+    t.teardown(() => nc.close());
+    const writer = await CutoverBucket.open(nc);
+    const route = config.routes.find((r) => r.name === "users.get")!;
+    await writer.seed(route);
+    await writer.set("users.get", { nats: 0, shadow: 0, by: "ops", reason: "back to legacy" });
+
+    // The first history read times out, as a JetStream electing a leader would.
+    const open = CutoverBucket.open;
+    let failures = 1;
+    CutoverBucket.open = (async (...args: Parameters<typeof open>) => {
+      const bucket = await open(...args);
+      const history = bucket.kv.history.bind(bucket.kv);
+      bucket.kv.history = (async (...a: Parameters<typeof history>) => {
+        if (failures-- > 0) throw new errors.TimeoutError();
+        return history(...a);
+      }) as typeof history;
+      return bucket;
+    }) as typeof open;
+    t.teardown(() => {
+      CutoverBucket.open = open;
+    });
+
+    const state = new CutoverState(config.routes);
+    const lines: string[] = [];
+    const log = { info: (m: string) => lines.push(m), warn: (m: string) => lines.push(m) };
+    const store = new CutoverStore(state, config.routes, log, { retryMs: 200 });
+    t.teardown(() => store.stop());
+    store.start(nc);
+    t.ok(await within(1000, () => failures < 0), "the read failed once");
+    t.equal(store.mode, "starting", "not ready: the fleet's values are not known yet");
+    t.notOk(
+      lines.some((line) => /has no JetStream/.test(line)),
+      "not taken for a server without JetStream",
+    );
+    t.ok(await within(5000, () => store.mode === "live"), "loaded on the retry");
+    t.equal(state.of("users.get").nats, 0, "the live value, never routes.yaml's");
   },
 );
