@@ -27,6 +27,7 @@ import {
   UsageError,
 } from "./command-errors.js";
 import { CONNECTION_FLAGS, type FlagValues, parseFlags, resolveConnection } from "./settings.js";
+import { shown } from "./terminal-text.js";
 
 const USAGE = `usage: turnout cutover <list | set | history | rollback> [options]
 
@@ -312,14 +313,6 @@ function defaultBy(env: NodeJS.ProcessEnv): string {
 
 function pct(value: number): string {
   return String(value);
-}
-
-/**
- * Control characters as `\u001b`: records written before they were refused,
- * or straight into the KV, must not reach the terminal (forged rows, escapes).
- */
-function shown(text: string): string {
-  return text.replace(/\p{Cc}/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 function table(cells: string[][]): string {

@@ -31,6 +31,7 @@ import {
   UsageError,
 } from "./command-errors.js";
 import { CONNECTION_FLAGS, type FlagValues, parseFlags, resolveConnection } from "./settings.js";
+import { shown } from "./terminal-text.js";
 
 const USAGE = `usage: turnout dlq <list | replay> [--route R] [--since T] [--limit N] [--after SEQ] [options]
        turnout dlq delete SEQ... [options]
@@ -129,9 +130,8 @@ function parseCommand(positionals: readonly string[], values: FlagValues, now: n
 async function list(nc: NatsConnection, filter: DeadLetterFilter, out: Output): Promise<number> {
   const letters = await listDeadLetters(nc, filter);
   for (const l of letters) {
-    out.stdout.write(
-      `${l.seq}\t${l.at}\t${l.route}\t${l.requestId}\t${l.subject}\t${l.errorCode}\t${l.error}\n`,
-    );
+    const cells = [l.at, l.route, l.requestId, l.subject, l.errorCode, l.error].map(shown);
+    out.stdout.write(`${[l.seq, ...cells].join("\t")}\n`);
   }
   out.stdout.write(`${letters.length} dead letter(s)\n`);
   return 0;
@@ -151,7 +151,8 @@ async function replay(
   const count = { ok: 0, failed: 0, skipped: 0 };
   for (const o of report.outcomes) {
     count[o.result]++;
-    out.stdout.write(`${o.seq}\t${o.route}\t${o.requestId}\t${outcomeText(o)}\n`);
+    const cells = [o.route, o.requestId, outcomeText(o)].map(shown);
+    out.stdout.write(`${[o.seq, ...cells].join("\t")}\n`);
   }
   // Skipped letters are another replay's to report.
   const skipped = count.skipped === 0 ? "" : `, ${count.skipped} skipped`;

@@ -1,5 +1,5 @@
 import { jetstreamManager } from "@nats-io/jetstream";
-import type { Msg } from "@nats-io/transport-node";
+import { type Msg, headers as natsHeaders } from "@nats-io/transport-node";
 import type protobuf from "protobufjs";
 import t from "tap";
 import { DLQ_STREAM, listDeadLetters } from "../../src/backends/nats/dead-letters.js";
@@ -176,6 +176,28 @@ t.test(
     t.notMatch(fromCli.stdout, /failed [A-Z]/, "no letter reported failed");
     t.match(fromCli.stdout, /replayed \d: \d ok, 0 failed/);
     t.same(await listDeadLetters(stack.nc), []);
+  },
+);
+
+t.test(
+  "a worker's error text is printed with its control characters escaped: no terminal escape, no extra column",
+  async (t) => {
+    await letters("evil-1");
+    const sub = stack.nc.subscribe("svc.orders.get", {
+      callback: (_err, msg) => {
+        const h = natsHeaders();
+        h.set("Nats-Service-Error-Code", "500");
+        h.set("Nats-Service-Error", "boom\u001b[2J\tcol");
+        msg.respond(new Uint8Array(0), { headers: h });
+      },
+    });
+    t.teardown(() => sub.unsubscribe());
+    await stack.nc.flush();
+    const run = await cli("replay");
+    t.equal(run.code, 1);
+    t.notOk(run.stdout.includes("\u001b"), "no escape reaches the terminal");
+    t.match(run.stdout, /\tevil-1\tfailed 500: boom\\u001b\[2J\\u0009col \(kept\)\n/);
+    t.equal(run.stdout.split("\n")[0]!.split("\t").length, 4, "four columns");
   },
 );
 
