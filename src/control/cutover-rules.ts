@@ -16,6 +16,8 @@ export interface CutoverChange extends CutoverValues {
 
 /** The longest reason kept in the history. */
 export const MAX_REASON_LENGTH = 500;
+/** Who made a change: a name, an address, a tool; not a document in every history row. */
+export const MAX_BY_LENGTH = 200;
 
 /**
  * `by` of the value written from routes.yaml when a route has no key yet. No
@@ -110,6 +112,7 @@ function byOf(input: Record<string, unknown>, defaultBy: string): string {
     throw bad("by", "must be a non-empty string");
   }
   const by = input.by.trim();
+  if (by.length > MAX_BY_LENGTH) throw bad("by", `is longer than ${MAX_BY_LENGTH} characters`);
   refuseControlCharacters("by", by);
   // Case aside too: "Routes.yaml" would still pass for the seed in the history.
   if (by.toLowerCase() === SEED_BY) {

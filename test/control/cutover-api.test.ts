@@ -309,7 +309,7 @@ t.test(
 );
 
 t.test(
-  "a rollback refuses control characters in reason and by, and by routes.yaml: 400 naming the field",
+  "a rollback refuses control characters in reason and by, by routes.yaml, and either too long: 400 naming the field",
   async (t) => {
     const before = (await kv().get("users.get"))?.revision;
     const cases: Array<[Record<string, unknown>, string]> = [
@@ -317,6 +317,8 @@ t.test(
       [{ reason: "\u001b]0;owned\u0007" }, "reason"],
       [{ by: "eve\u0085" }, "by"],
       [{ by: "routes.yaml" }, "by"],
+      [{ by: "x".repeat(201) }, "by"],
+      [{ reason: "x".repeat(501) }, "reason"],
     ];
     for (const [body, field] of cases) {
       const res = await call(`${a.adminUrl}/admin/routes/users.get/cutover/rollback`, {
@@ -326,9 +328,14 @@ t.test(
       t.equal(res.status, 400, JSON.stringify(body));
       t.match(res.type, /^application\/problem\+json/);
       t.equal(res.body.field, field);
+      const long = String(body[field]).length > 200;
       t.match(
         res.body.detail,
-        field === "by" && body.by === "routes.yaml" ? /reserved/ : /control/,
+        long
+          ? /is longer than/
+          : field === "by" && body.by === "routes.yaml"
+            ? /reserved/
+            : /control/,
       );
     }
     t.equal((await kv().get("users.get"))?.revision, before, "nothing was written");
