@@ -7,7 +7,7 @@
  * Every failure is thrown as a TurnoutError mapped by failures.ts.
  */
 import { EventEmitter } from "node:events";
-import type { Readable } from "node:stream";
+import { pipeline, type Readable, Transform } from "node:stream";
 import type { Dispatcher, Pool } from "undici";
 import { TurnoutError } from "../../errors.js";
 import { clientGone, deadlineError, upstreamFailure } from "./failures.js";
@@ -93,6 +93,7 @@ export async function forwardTo(
   request: LegacyRequest,
   timeoutMs: number,
   options: ForwardOptions,
+  stallMs = CLIENT_STALL_MS,
 ): Promise<LegacyAnswer<Readable | Buffer>> {
   const path = target.prefix + originForm(request.url);
   const abort = new RequestAbort(timeoutMs, options);
@@ -110,7 +111,7 @@ export async function forwardTo(
     );
     checkStatus(response);
     const headers = responseHeaders(response.headers);
-    const body = await answerBody(response, headers, request.method, options, abort);
+    const body = await answerBody(response, headers, request.method, options, abort, stallMs);
     // A body read whole is done with; a streamed one lets go once it closes.
     if (Buffer.isBuffer(body)) abort.release();
     return { status: response.statusCode, headers, body };
@@ -158,12 +159,13 @@ function answerBody(
   method: string,
   options: ForwardOptions,
   abort: RequestAbort,
+  stallMs: number,
 ): Promise<Readable | Buffer> | Readable | Buffer {
   if (method === "HEAD" || response.statusCode === 204 || response.statusCode === 304) {
     return noBody(response.body, method, options, abort);
   }
   if (options.mode === "relay" && !declaresAtMost(headers, RELAY_WHOLE_MAX_BYTES)) {
-    return streamed(response.body, abort);
+    return streamed(response.body, abort, stallMs);
   }
   const cap = options.mode === "relay" ? RELAY_WHOLE_MAX_BYTES : options.maxBodyBytes;
   return collect(response.body, headers, cap);
@@ -195,13 +197,49 @@ function noBody(
  * still a coded 504/502 (counted by the breaker), not a cut or a 500 carrying
  * the upstream's headers. The chunk stays in the stream.
  */
-async function streamed(body: Readable, abort: RequestAbort): Promise<Readable | Buffer> {
+async function streamed(
+  body: Readable,
+  abort: RequestAbort,
+  stallMs: number,
+): Promise<Readable | Buffer> {
   abort.stopTimer();
   // A caller's cancel still applies to the body, until the body is done.
   body.once("close", () => abort.release());
-  if (await firstChunk(body)) return body;
+  if (await firstChunk(body)) return cutWhenStalled(body, stallMs);
   discard(body); // ended empty: the exchange is complete
   return NO_BODY;
+}
+
+/**
+ * How long a streamed answer may stop moving before it is cut: about as long
+ * as the listener gives a slow client to send its request (30 s).
+ */
+export const CLIENT_STALL_MS = 30_000;
+
+/**
+ * Cuts a streamed answer whose chunks stop moving for `stallMs`. A client that
+ * stops reading pauses the upstream body, and undici's body timeout does not
+ * run while it is paused: without this the pooled connection was held for as
+ * long as the client liked, and 64 such clients held every connection to the
+ * origin. A slow client that still reads keeps it moving.
+ */
+function cutWhenStalled(body: Readable, stallMs: number): Readable {
+  const relay = new Transform({
+    transform(chunk, _encoding, done) {
+      timer.refresh();
+      done(null, chunk);
+    },
+  });
+  const timer = setTimeout(() => relay.destroy(stalled(stallMs)), stallMs);
+  pipeline(body, relay, () => clearTimeout(timer));
+  return relay;
+}
+
+function stalled(stallMs: number): TurnoutError {
+  return new TurnoutError(
+    "TURNOUT_ERR_UPSTREAM_TIMEOUT",
+    `the streamed answer did not move for ${stallMs} ms (the client stopped reading, or the upstream stalled): cut to free its connection`,
+  );
 }
 
 /** True once the body has a chunk buffered, false when it ended empty; rejects with its failure. */

@@ -12,6 +12,7 @@ import type { RouteConfig } from "../../config/types.js";
 import { TurnoutError } from "../../errors.js";
 import {
   type BufferOptions,
+  CLIENT_STALL_MS,
   type ForwardOptions,
   forwardTo,
   type LegacyAnswer,
@@ -38,15 +39,19 @@ export interface LegacyPoolOptions {
    * Node's 5 s server default so the upstream never closes a socket we reuse).
    */
   readonly keepAliveTimeoutMs?: number;
+  /** How long a streamed answer may stop moving before it is cut (default CLIENT_STALL_MS). */
+  readonly stallMs?: number;
 }
 
 export class LegacyUpstreams {
   readonly #clients: Pools;
   /** Its pools are made on a route's first mirror: most upstreams are never mirrored to. */
   readonly #mirrors: Pools;
+  readonly #stallMs: number;
   #closing: Promise<void> | undefined;
 
   constructor(routes: readonly Pick<RouteConfig, "legacy">[], options: LegacyPoolOptions = {}) {
+    this.#stallMs = options.stallMs ?? CLIENT_STALL_MS;
     const clients = poolOptions(options);
     this.#clients = new Pools(clients);
     this.#mirrors = new Pools({ ...clients, connections: mirrorConnections(options) });
@@ -76,7 +81,8 @@ export class LegacyUpstreams {
     request: LegacyRequest,
     options: ForwardOptions,
   ): Promise<LegacyAnswer<Readable | Buffer>> {
-    return forwardTo(this.#open(this.#clients, route), request, route.timeoutMs, options);
+    const target = this.#open(this.#clients, route);
+    return forwardTo(target, request, route.timeoutMs, options, this.#stallMs);
   }
 
   /**

@@ -1,5 +1,6 @@
 import { once } from "node:events";
 import http from "node:http";
+import type { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import t, { type Test } from "tap";
 import { LegacyUpstreams } from "../../../src/backends/legacy/upstreams.js";
@@ -123,6 +124,36 @@ t.test(
       await new Promise(setImmediate);
     }
     t.equal(up.connections(), 1);
+  },
+);
+
+t.test(
+  "a streamed answer nobody reads is cut once it stops moving, freeing its pooled connection",
+  async (t) => {
+    const chunk = Buffer.alloc(64 * 1024, "a");
+    const up = await upstream(t, (req, res) => {
+      if (req.url === "/small") return void res.end('{"ok":true}');
+      res.writeHead(200, { "content-type": "application/octet-stream" });
+      let left = 3200; // 200 MiB at most, written only as fast as it drains
+      const more = () => {
+        while (left-- > 0) if (!res.write(chunk)) return void res.once("drain", more);
+        res.end();
+      };
+      res.on("close", () => {
+        left = 0;
+      });
+      more();
+    });
+    const route = { name: "files", legacy: up.url, timeoutMs: 2000 };
+    const upstreams = new LegacyUpstreams([route], { connections: 1, stallMs: 300 });
+    t.teardown(() => upstreams.close());
+    const answer = await upstreams.forward(route, { ...PLAIN_GET, url: "/big" }, { mode: "relay" });
+    const body = answer.body as Readable;
+    // Never read: it stops moving at once. Bounded, so a body never cut fails the test.
+    const [error] = await Promise.race([once(body, "error"), sleep(3000).then(() => [])]);
+    t.match(error, { code: "TURNOUT_ERR_UPSTREAM_TIMEOUT", message: /did not move for 300 ms/ });
+    const next = await upstreams.forward(route, { ...PLAIN_GET, url: "/small" }, { mode: "relay" });
+    t.equal(next.status, 200, "the one pooled connection serves the next request");
   },
 );
 
