@@ -126,6 +126,9 @@ class RouteMirror {
   }
 }
 
+const SHADOW_RESULTS = ["match", "mismatch", "error"] as const;
+type ShadowResult = (typeof SHADOW_RESULTS)[number];
+
 export class Mirrors {
   readonly #routes = new Map<string, RouteMirror>();
   readonly #limits: MirrorLimits;
@@ -142,7 +145,10 @@ export class Mirrors {
     this.#metrics = deps.metrics;
     this.#log = deps.log;
     for (const route of routes) {
-      if (route.legacy !== undefined) this.#routes.set(route.name, new RouteMirror(root, route));
+      if (route.legacy === undefined) continue;
+      this.#routes.set(route.name, new RouteMirror(root, route));
+      // At 0 from the start: a match rate with no match series would be no line, not 0%.
+      for (const result of SHADOW_RESULTS) this.#metrics.shadow.cell(route.name, result);
     }
   }
 
@@ -254,7 +260,7 @@ export class Mirrors {
     }
   }
 
-  #count(route: string, result: "match" | "mismatch" | "error"): void {
+  #count(route: string, result: ShadowResult): void {
     this.#metrics.shadow.cell(route, result).inc();
   }
 

@@ -52,6 +52,21 @@ function setUp() {
 const refused = () =>
   Promise.reject(new TurnoutError("TURNOUT_ERR_UPSTREAM_REFUSED", "connection refused"));
 
+t.test(
+  "a shadowed route's match, mismatch and error counts are exported at 0 before any mirror",
+  async (t) => {
+    const metrics = new GatewayMetrics();
+    new Mirrors(root, config.routes, { metrics, log: new MismatchLog() });
+    const text = await metrics.registry.metrics();
+    for (const result of ["match", "mismatch", "error"]) {
+      t.match(
+        text,
+        new RegExp(`^turnout_shadow_total\\{route="${ROUTE}",result="${result}"\\} 0$`, "m"),
+      );
+    }
+  },
+);
+
 t.test("mirrors to a side that keeps refusing stop once its breaker opens", async (t) => {
   const { mirror, sample, calls } = setUp();
   for (let i = 0; i < 5; i++) t.ok(await mirror(refused), `mirror ${i} is tried`);

@@ -97,7 +97,8 @@ export const DLQ_RETRY_AFTER_MS = 5000;
 export const DLQ_WARN_EVERY_MS = 10_000;
 
 /** `turnout_dead_letters_lost_total` reasons. */
-export type LostReason = "overloaded" | "unavailable" | "failed";
+const LOST_REASONS = ["overloaded", "unavailable", "failed"] as const;
+export type LostReason = (typeof LOST_REASONS)[number];
 
 export interface DeadLetter {
   readonly seq: number;
@@ -262,6 +263,13 @@ export class DeadLetterStore {
     this.#configs = new Map(deps.routes.map((r) => [r.name, r]));
     this.#maxInFlight = deps.maxInFlight ?? DLQ_MAX_IN_FLIGHT;
     this.#now = deps.now ?? (() => performance.now());
+    // Exported at 0 from the start: a series that first appears at N is an
+    // increase of 0 to Prometheus, and the first burst would raise no alert.
+    for (const route of deps.routes) {
+      if (route.mode !== "request") continue;
+      this.#metrics.deadLetters.cell(route.name);
+      for (const reason of LOST_REASONS) this.#metrics.deadLettersLost.cell(route.name, reason);
+    }
   }
 
   /** Whether this failure of this route makes a dead letter. */

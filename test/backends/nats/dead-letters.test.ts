@@ -46,6 +46,24 @@ async function failOne(id: string): Promise<Response> {
 }
 
 t.test(
+  "the dead-letter counters are exported at 0 from the start, so the first letters are an increase",
+  async (t) => {
+    const text = await gw.metrics.registry.metrics();
+    t.match(text, /^turnout_dead_letters_total\{route="orders.get"\} 0$/m);
+    for (const reason of ["overloaded", "unavailable", "failed"]) {
+      t.match(
+        text,
+        new RegExp(
+          `^turnout_dead_letters_lost_total\\{route="orders.get",reason="${reason}"\\} 0$`,
+          "m",
+        ),
+        reason,
+      );
+    }
+  },
+);
+
+t.test(
   "a request with no worker and no legacy is answered 503 and kept in TURNOUT_DLQ",
   async (t) => {
     const res = await failOne("o-1");
