@@ -121,6 +121,29 @@ t.test("the dashboard has a route variable and the expected panels", async (t) =
   }
 });
 
+t.test(
+  "the cutover panel shows the highest and the lowest replica; the match-rate panel keeps req/s off its percent axis",
+  async (t) => {
+    const byTitle = (title: string) =>
+      panels.find((panel) => panel.title === title) as Panel & {
+        fieldConfig?: { overrides?: Array<{ matcher: { options: string }; properties: object[] }> };
+      };
+    const cutover = byTitle("Cutover percentages");
+    const exprs = (cutover.targets ?? []).map((target) => target.expr ?? "");
+    t.ok(
+      exprs.some((e) => e.startsWith("max by (route, kind)")),
+      "the highest replica",
+    );
+    t.ok(
+      exprs.some((e) => e.startsWith("min by (route, kind)")),
+      "and the lowest: one that disagrees shows",
+    );
+    const match = byTitle("Shadow match rate");
+    const skipped = match.fieldConfig?.overrides?.find((o) => o.matcher.options === "B");
+    t.match(skipped?.properties, [{ id: "unit", value: "reqps" }], "skipped mirrors in req/s");
+  },
+);
+
 t.test("every referenced turnout_* metric is exported by a running gateway", async (t) => {
   const legacy = await startLegacyServer((_request, res) =>
     sendJson(res, 200, { id: "o-1", status: "STATUS_UNSPECIFIED" }),
