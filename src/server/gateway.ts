@@ -506,8 +506,10 @@ function answerClientError(recorder: RequestRecorder) {
 /**
  * The error hit a request Fastify already has (its headers arrived, its body
  * had not), which answers and records it, once: a body that stops arriving
- * fails the body read with the 408, answered on its route like any refusal
- * (with `Connection: close`); a client that broke off is recorded as gone (499).
+ * (408) or does not parse (a bad chunk size: 400) fails the body read,
+ * answered on its route like any refusal (with `Connection: close`). Past
+ * that (no body being read, or the answer started) the connection is cut, and
+ * a client that broke off is recorded as gone (499).
  */
 function answerInProgress(
   response: ServerResponse,
@@ -515,8 +517,9 @@ function answerInProgress(
   socket: Socket,
 ): void {
   const body = response.req;
-  const timedOut = error.code === "ERR_HTTP_REQUEST_TIMEOUT";
-  if (timedOut && !response.headersSent && body.listenerCount("error") > 0) {
+  // The stream ending mid-body is the client leaving, not bytes that do not parse.
+  const gone = error.code === "HPE_INVALID_EOF_STATE";
+  if (!gone && !response.headersSent && body.listenerCount("error") > 0) {
     body.emit("error", clientErrorOf(error));
     return;
   }

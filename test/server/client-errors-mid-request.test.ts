@@ -1,9 +1,9 @@
 /**
  * Errors Node reports on a connection whose request Fastify already has (its
  * headers arrived, its body has not): the request is answered and recorded
- * once, on its route. A body that stops arriving is a 408 problem+json; a
- * client that breaks off is recorded as gone (499), not also as a refused
- * request of its own.
+ * once, on its route. A body that stops arriving is a 408 problem+json, one
+ * that does not parse a 400; a client that breaks off is recorded as gone
+ * (499), not also as a refused request of its own.
  */
 import { once } from "node:events";
 import { type Socket, connect as tcpConnect } from "node:net";
@@ -107,5 +107,34 @@ t.test(
       "no refused request of its own beside it",
     );
     t.equal(requestLines().length, logged + 1, "one log line");
+  },
+);
+
+t.test(
+  "a body that does not parse (a bad chunk size) is answered 400 problem+json on its route, not cut as gone",
+  async (t) => {
+    const before = await requestCounts();
+    const socket = tcpConnect(Number(new URL(stack.gateway.url).port), "127.0.0.1");
+    t.teardown(() => socket.destroy());
+    let answer = "";
+    socket.on("data", (chunk: Buffer) => (answer += chunk.toString()));
+    socket.on("error", () => {});
+    await once(socket, "connect");
+    socket.write(
+      "POST /v1/regions/eu/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" +
+        "Transfer-Encoding: chunked\r\n\r\nzz\r\n",
+    );
+    await Promise.race([once(socket, "close"), new Promise((r) => setTimeout(r, 5000))]);
+    const [head = "", body = ""] = answer.split("\r\n\r\n");
+    t.match(head, /^HTTP\/1\.1 400 /, "a 400");
+    t.match(head, /\r\nconnection: close\r\n/i);
+    t.match(JSON.parse(body), { code: "TURNOUT_ERR_MALFORMED_REQUEST", route: "users.create" });
+    await waitUntil(
+      async () => Object.keys(changed(before, await requestCounts())).length > 0,
+      5000,
+    );
+    t.same(changed(before, await requestCounts()), {
+      '{route="users.create",backend="gateway",code="400"}': 1,
+    });
   },
 );
