@@ -11,6 +11,7 @@ import {
   parseSince,
   shownLetter,
 } from "../backends/nats/dead-letters.js";
+import { jsonText } from "../codec/json-text.js";
 import type { RouteConfig } from "../config/types.js";
 import { TurnoutError } from "../errors.js";
 import type { MismatchLog } from "../shadow/mismatch-log.js";
@@ -45,9 +46,12 @@ export function registerAdminApi(app: FastifyInstance, deps: AdminApiDeps): void
     // The body is parsed here, so that bad JSON is a problem naming the body;
     // JSON only (else 415): Fastify would hand a text/plain body over as well.
     admin.removeAllContentTypeParsers();
-    admin.addContentTypeParser("application/json", { parseAs: "string" }, (_req, body, done) =>
-      done(null, body),
-    );
+    admin.addContentTypeParser("application/json", { parseAs: "buffer" }, (req, body, done) => {
+      const text = jsonText(req.headers["content-type"], body as Buffer);
+      if (text instanceof TurnoutError) done(text);
+      else done(null, text);
+    });
+    admin.addContentTypeParser("*", (req, _payload, done) => done(notJson(req), undefined));
     admin.get("/admin/routes/:name/mismatches", async (req) => {
       const route = routes.named(req);
       return { route, mismatches: deps.mismatches.list(route) };
@@ -55,6 +59,18 @@ export function registerAdminApi(app: FastifyInstance, deps: AdminApiDeps): void
     if (deps.deadLetters !== undefined) registerDeadLetters(admin, deps.deadLetters, routes);
     if (deps.cutover !== undefined) registerCutover(admin, deps.cutover, routes);
   });
+}
+
+function notJson(req: FastifyRequest): TurnoutError {
+  const type = req.headers["content-type"];
+  const sent =
+    type === undefined || type.trim() === ""
+      ? "a body without a Content-Type"
+      : `content type ${JSON.stringify(type)}`;
+  return new TurnoutError(
+    "TURNOUT_ERR_UNSUPPORTED_MEDIA_TYPE",
+    `${sent} is not supported: the admin API takes application/json, in UTF-8`,
+  );
 }
 
 /** The route names the API knows; a call naming another is a 404. */

@@ -3,7 +3,6 @@
  * listening (tests `inject()` or listen on port 0). Each route's pipeline is
  * compiled here once; the handler only moves data through it.
  */
-import { isUtf8 } from "node:buffer";
 import { randomUUID } from "node:crypto";
 import { type ServerResponse, STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
@@ -22,6 +21,7 @@ import type { LegacyUpstreams } from "../backends/legacy/upstreams.js";
 import type { DeadLetterStore } from "../backends/nats/dead-letters.js";
 import type { Requester } from "../backends/nats/link.js";
 import { parseQueryString } from "../codec/index.js";
+import { charsetRefusal, jsonText } from "../codec/json-text.js";
 import type { GatewayConfig, RouteConfig } from "../config/types.js";
 import type { AdminToken } from "../control/admin-token.js";
 import type { CutoverState } from "../control/cutover-state.js";
@@ -194,15 +194,9 @@ function acceptJsonOnly(app: FastifyInstance): void {
       // The decoded body is what goes on, to legacy too: without its coding.
       delete req.headers["content-encoding"];
     }
-    if (!isUtf8(body)) {
-      return done(
-        new TurnoutError("TURNOUT_ERR_BAD_JSON", "the request body is not valid UTF-8 (RFC 8259)"),
-      );
-    }
-    // A byte order mark is no part of JSON, which parsers may ignore (RFC 8259
-    // section 8.1): some clients (.NET's UTF8Encoding(true)) send one.
-    const start = hasByteOrderMark(body) ? 3 : 0;
-    done(null, body.toString("utf8", start));
+    const text = jsonText(req.headers["content-type"], body);
+    if (text instanceof TurnoutError) return done(text);
+    done(null, text);
   };
   // Fastify also parses text/plain by default; a JSON gateway takes JSON only (else 415).
   app.removeAllContentTypeParsers();
@@ -233,10 +227,6 @@ function mediaTypeRefusal(req: FastifyRequest): TurnoutError {
 /** Shared: most bodies come without a Content-Encoding, and need no array of their own. */
 const NO_CODINGS: readonly string[] = [];
 
-function hasByteOrderMark(body: Buffer): boolean {
-  return body.length >= 3 && body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf;
-}
-
 /**
  * A body sent compressed (Content-Encoding gzip, deflate or br, as legacy
  * stacks such as Express's body-parser take them) is decoded, up to the
@@ -259,19 +249,6 @@ function codingRefusal(failure: DecodeFailure, limit: number): TurnoutError {
   return new TurnoutError(
     "TURNOUT_ERR_BAD_JSON",
     `the request body is not valid ${coding} data, as its Content-Encoding says`,
-  );
-}
-
-const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)/i;
-
-/** JSON is UTF-8: a body declared in another charset is a 415, not decoded as if it were. */
-function charsetRefusal(contentType: string | undefined): TurnoutError | undefined {
-  if (contentType === undefined || !contentType.includes(";")) return undefined;
-  const charset = CHARSET.exec(contentType)?.[1]?.toLowerCase();
-  if (charset === undefined || charset === "utf-8" || charset === "utf8") return undefined;
-  return new TurnoutError(
-    "TURNOUT_ERR_UNSUPPORTED_MEDIA_TYPE",
-    `charset "${charset}" is not supported: JSON bodies are UTF-8 (RFC 8259)`,
   );
 }
 

@@ -48,8 +48,7 @@ export function toProblem(error: unknown, requestId: string, route?: string): Pr
 
 /** Fastify's messages that name too little for a client to act on. */
 const FASTIFY_DETAILS: Readonly<Record<string, string>> = {
-  FST_ERR_CTP_INVALID_MEDIA_TYPE:
-    "the Content-Type header is not a media type: send application/json or application/*+json, in UTF-8",
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: "the Content-Type header is not a valid media type",
 };
 
 function asTurnoutError(error: unknown): TurnoutError {

@@ -218,6 +218,22 @@ t.test(
     t.equal(res.status, 415);
     t.match(res.type, /^application\/problem\+json/);
     t.equal(res.body.code, "TURNOUT_ERR_UNSUPPORTED_MEDIA_TYPE");
+    t.match(
+      res.body.detail,
+      /"text\/plain" is not supported: the admin API takes application\/json/,
+    );
+    const latin1 = await call(`${a.adminUrl}/admin/routes/users.get/cutover`, {
+      method: "PUT",
+      body: Buffer.from('{"nats":42,"reason":"caf\xe9"}', "latin1"),
+      type: "application/json; charset=iso-8859-1",
+    });
+    t.equal(latin1.status, 415, "another charset is refused, not decoded lossily");
+    t.match(latin1.body.detail, /charset "iso-8859-1" is not supported/);
+    const invalid = await call(`${a.adminUrl}/admin/routes/users.get/cutover`, {
+      method: "PUT",
+      body: Buffer.from('{"nats":42,"reason":"caf\xe9"}', "latin1"),
+    });
+    t.equal(invalid.status, 400, "bytes that are not UTF-8 are a 400");
     t.equal(a.cutover.of("users.get").nats, before);
   },
 );

@@ -29,7 +29,7 @@ export interface Answer {
 
 export async function call(
   url: string,
-  init: { method?: string; body?: string; token?: string | null; type?: string } = {},
+  init: { method?: string; body?: string | Uint8Array; token?: string | null; type?: string } = {},
 ): Promise<Answer> {
   const headers: Record<string, string> = {};
   const token = init.token === undefined ? TOKEN : init.token;
