@@ -341,7 +341,9 @@ t.test("a body that is not JSON is a 415 naming its type and the ones taken", as
   });
   const malformed = await post({ "content-type": "" });
   t.equal(malformed.status, 415);
-  t.match(await problemOf(malformed), { detail: /the Content-Type header is not a valid media type/ });
+  t.match(await problemOf(malformed), {
+    detail: /the Content-Type header is not a valid media type/,
+  });
   const untyped = await new Promise<{ status: number; body: string }>((resolve, reject) => {
     const req = request(url("/v1/regions/eu/users"), { method: "POST" }, (res) => {
       let body = "";
