@@ -137,7 +137,11 @@ function shadowSummary(body: string): string {
     { route: "users.get" },
     "result",
   );
-  const counts = [...results].map(([result, count]) => `${result} ${count}`).join(", ");
+  // Every result is exported from the start: the ones still at 0 say nothing here.
+  const counts = [...results]
+    .filter(([, count]) => count > 0)
+    .map(([result, count]) => `${result} ${count}`)
+    .join(", ");
   return `users.get shadow: ${counts || "none"}`;
 }
 
