@@ -79,6 +79,12 @@ export interface RequestSpans {
    * when the refusal names one; it ends when the answer is sent.
    */
   refused(req: FastifyRequest, reply: FastifyReply, route: string | undefined): void;
+  /**
+   * Ends the request's span, if still open, with `status`: for an answer
+   * recorded outside onResponse (a client gone, a stream cut short), which
+   * Fastify follows with no hook.
+   */
+  ended(req: FastifyRequest, status: number): void;
   /** Exports the spans still buffered and stops the exporter. */
   shutdown(): Promise<void>;
 }
@@ -187,6 +193,13 @@ class OtelRequestSpans implements RequestSpans {
     const route = routeName === undefined ? undefined : this.#byName.get(routeName);
     this.#start(req, route);
     reply.raw.once("finish", () => this.#end(req, reply.statusCode, route));
+  }
+
+  ended(req: FastifyRequest, status: number): void {
+    // Undefined when the router refused the request before the decoration.
+    if (req.otelSpan === null || req.otelSpan === undefined) return;
+    const routeName = req.routeOptions.config.routeName;
+    this.#end(req, status, routeName === undefined ? undefined : this.#byName.get(routeName));
   }
 
   async shutdown(): Promise<void> {

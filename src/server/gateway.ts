@@ -111,7 +111,7 @@ const MAX_PARAM_LENGTH = 256;
 
 export function buildGateway(deps: GatewayDeps): FastifyInstance {
   const isDraining = deps.isDraining ?? (() => false);
-  const recorder = new RequestRecorder(deps.metrics);
+  const recorder = new RequestRecorder(deps.metrics, deps.spans);
   const paths = new AllowedMethods(deps.config.routes);
   const app = createServer(deps, recorder, paths);
   app.decorateRequest("backend", "gateway");
@@ -318,10 +318,12 @@ function clientLeftMidBody(): FastifyError {
  */
 class RequestRecorder {
   readonly #metrics: GatewayMetrics;
+  readonly #spans: RequestSpans | undefined;
   #logRequests = false;
 
-  constructor(metrics: GatewayMetrics) {
+  constructor(metrics: GatewayMetrics, spans: RequestSpans | undefined) {
     this.#metrics = metrics;
+    this.#spans = spans;
   }
 
   /** The level is checked once, here: pino's method (Fastify's base logger type lacks it). */
@@ -351,6 +353,7 @@ class RequestRecorder {
     if (!reply.raw.destroyed && req.raw.socket?.destroyed !== true) return false;
     reply.hijack();
     this.record(req, CLIENT_CLOSED_REQUEST, reply.elapsedTime);
+    this.#spans?.ended(req, CLIENT_CLOSED_REQUEST);
     return true;
   };
 
@@ -369,6 +372,7 @@ class RequestRecorder {
       if (reply.raw.writableFinished || req.recorded) return;
       const status = upstreamBrokeOff ? UPSTREAM_BROKE_OFF : CLIENT_CLOSED_REQUEST;
       this.record(req, status, reply.elapsedTime);
+      this.#spans?.ended(req, status);
     });
   };
 

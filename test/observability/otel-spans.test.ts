@@ -4,6 +4,7 @@
  * decodes the JSON it is sent. The gateway's span must be the parent named in
  * the `traceparent` its worker and legacy upstream get.
  */
+import { request } from "node:http";
 import { connect } from "@nats-io/transport-node";
 import type protobuf from "protobufjs";
 import t from "tap";
@@ -37,6 +38,14 @@ const ROUTES =
     subject: svc.orders.nobody
     request: orders.v1.GetOrderRequest
     response: orders.v1.Order
+  - name: orders.hold
+    method: POST
+    path: /v1/hold
+    subject: svc.orders.slow
+    request: orders.v1.CreateOrderRequest
+    response: orders.v1.Order
+    body: order
+    timeout: 1s
 `;
 
 // ---- the real parts: OTLP receiver, legacy upstream, nats-server, workers ----
@@ -317,6 +326,34 @@ t.test("on: one server span per request, parent of the worker's and legacy's", a
     "turnout.backend": "gateway",
   });
 });
+
+t.test(
+  "a client that leaves after sending its whole body still gets its span, ended as 499",
+  async (t) => {
+    receiver.seen.length = 0;
+    const running = await gateway({
+      url: `${receiver.url}/v1/traces`,
+      serviceName: "turnout-test",
+    });
+    const req = request(`${running.url}/v1/hold`, {
+      method: "POST",
+      headers: { "content-type": "application/json", traceparent: CLIENT_TRACE },
+    });
+    req.on("error", () => {});
+    req.end('{"id":"o-9"}');
+    // The worker holds it (svc.orders.slow never answers); the client gives up.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    req.destroy();
+    const gone = () => running.metrics.requests.cell("orders.hold", "nats", "499").value === 1;
+    // Recorded once the NATS call ends (its 1 s timeout), the client long gone.
+    for (let i = 0; i < 200 && !gone(); i++) await new Promise((r) => setTimeout(r, 20));
+    t.ok(gone(), "recorded as 499");
+    await running.close(); // flushes the spans
+    const held = spansOf(receiver.seen).filter((span) => span.name === "POST /v1/hold");
+    t.equal(held.length, 1, "one span");
+    t.match(attributesOf(held[0] as OtlpSpan), { "http.response.status_code": 499 });
+  },
+);
 
 t.test("off: nothing is exported and the client's traceparent passes unchanged", async (t) => {
   receiver.seen.length = 0;
