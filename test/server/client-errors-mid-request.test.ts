@@ -45,16 +45,19 @@ function changed(before: Map<string, number>, after: Map<string, number>): Recor
   return diff;
 }
 
-async function sendPartly(): Promise<{ socket: Socket; answer: () => string }> {
+/** Writes `bytes` on a raw connection to the gateway; `answer` is what came back so far. */
+async function sendRaw(bytes: string): Promise<{ socket: Socket; answer: () => string }> {
   const socket = tcpConnect(Number(new URL(stack.gateway.url).port), "127.0.0.1");
   t.teardown(() => socket.destroy());
   let answer = "";
   socket.on("data", (chunk: Buffer) => (answer += chunk.toString()));
   socket.on("error", () => {});
   await once(socket, "connect");
-  socket.write(`${HEAD}{"user":{"display`);
+  socket.write(bytes);
   return { socket, answer: () => answer };
 }
+
+const sendPartly = () => sendRaw(`${HEAD}{"user":{"display`);
 
 const requestLines = () =>
   lines
@@ -114,18 +117,12 @@ t.test(
   "a body that does not parse (a bad chunk size) is answered 400 problem+json on its route, not cut as gone",
   async (t) => {
     const before = await requestCounts();
-    const socket = tcpConnect(Number(new URL(stack.gateway.url).port), "127.0.0.1");
-    t.teardown(() => socket.destroy());
-    let answer = "";
-    socket.on("data", (chunk: Buffer) => (answer += chunk.toString()));
-    socket.on("error", () => {});
-    await once(socket, "connect");
-    socket.write(
+    const { socket, answer } = await sendRaw(
       "POST /v1/regions/eu/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" +
         "Transfer-Encoding: chunked\r\n\r\nzz\r\n",
     );
     await Promise.race([once(socket, "close"), new Promise((r) => setTimeout(r, 5000))]);
-    const [head = "", body = ""] = answer.split("\r\n\r\n");
+    const [head = "", body = ""] = answer().split("\r\n\r\n");
     t.match(head, /^HTTP\/1\.1 400 /, "a 400");
     t.match(head, /\r\nconnection: close\r\n/i);
     t.match(JSON.parse(body), { code: "TURNOUT_ERR_MALFORMED_REQUEST", route: "users.create" });
