@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import t from "tap";
 import { runCheck } from "../../src/cli/check.js";
-import { EXAMPLE_ROUTES, FIXTURES } from "../config/fixtures/helpers.js";
+import { EXAMPLE_ROUTES, FIXTURES, tableWithOwnProtos } from "../config/fixtures/helpers.js";
 import { captured } from "../helpers/cli-output.js";
 
 /** Runs `turnout check` with captured output. */
@@ -46,27 +46,23 @@ t.test(
 t.test(
   "check refuses what serve would refuse at start: a type named like the gateway's own schema",
   async (t) => {
-    const dir = t.testdir({
-      "routes.yaml": `version: 1
-protos: [./p]
-nats: { servers: ["nats://127.0.0.1:4222"] }
-routes:
-  - name: problems.get
-    method: GET
-    path: /v1/problems/:id
-    subject: svc.problems.get
-    request: turnout.GetProblem
-    response: turnout.Problem
-`,
-      p: {
+    const file = tableWithOwnProtos(
+      t,
+      {
         "t.proto": `syntax = "proto3";
 package turnout;
 message GetProblem { string id = 1; }
 message Problem { string id = 1; }
 `,
       },
-    });
-    const file = join(dir, "routes.yaml");
+      `  - name: problems.get
+    method: GET
+    path: /v1/problems/:id
+    subject: svc.problems.get
+    request: turnout.GetProblem
+    response: turnout.Problem
+`,
+    );
     const result = await check(["--config", file]);
     t.equal(result.code, 1);
     t.equal(result.stdout, "");

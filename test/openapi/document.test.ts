@@ -4,6 +4,7 @@ import Fastify from "fastify";
 import t from "tap";
 import { loadConfigAndProtos } from "../../src/config/load.js";
 import { buildOpenApiDocument, registerOpenApi } from "../../src/openapi/index.js";
+import { tableWithOwnProtos } from "../config/fixtures/helpers.js";
 import {
   component,
   danglingRefs,
@@ -131,19 +132,9 @@ t.test(
 t.test(
   "a map field of scalars is a deepObject query parameter (name[KEY]=VALUE), as the binding reads it",
   async (t) => {
-    const dir = t.testdir({
-      "routes.yaml": `version: 1
-protos: [./p]
-nats: { servers: ["nats://127.0.0.1:4222"] }
-routes:
-  - name: things.list
-    method: GET
-    path: /v1/things
-    subject: svc.things.list
-    request: m.v1.ListThings
-    response: m.v1.Things
-`,
-      p: {
+    const file = tableWithOwnProtos(
+      t,
+      {
         "m.proto": `syntax = "proto3";
 package m.v1;
 message Inner { string a = 1; }
@@ -151,8 +142,15 @@ message ListThings { map<string, string> attrs = 1; map<string, int32> counts = 
 message Things { repeated string ids = 1; }
 `,
       },
-    });
-    const loaded = loadConfigAndProtos(`${dir}/routes.yaml`);
+      `  - name: things.list
+    method: GET
+    path: /v1/things
+    subject: svc.things.list
+    request: m.v1.ListThings
+    response: m.v1.Things
+`,
+    );
+    const loaded = loadConfigAndProtos(file);
     const params = parametersOf(
       buildOpenApiDocument(loaded.config, loaded.root),
       "/v1/things",
@@ -172,27 +170,24 @@ message Things { repeated string ids = 1; }
 t.test(
   "a proto2 required field of a reply is listed as required, whatever emitDefaults",
   async (t) => {
-    const dir = t.testdir({
-      "routes.yaml": `version: 1
-protos: [./p]
-nats: { servers: ["nats://127.0.0.1:4222"] }
-routes:
-  - name: legacy.get
-    method: GET
-    path: /v1/legacy/:id
-    subject: svc.legacy.get
-    request: l.v1.Get
-    response: l.v1.Thing
-`,
-      p: {
+    const file = tableWithOwnProtos(
+      t,
+      {
         "l.proto": `syntax = "proto2";
 package l.v1;
 message Get { required string id = 1; }
 message Thing { required string id = 1; optional int32 count = 2; }
 `,
       },
-    });
-    const loaded = loadConfigAndProtos(`${dir}/routes.yaml`);
+      `  - name: legacy.get
+    method: GET
+    path: /v1/legacy/:id
+    subject: svc.legacy.get
+    request: l.v1.Get
+    response: l.v1.Thing
+`,
+    );
+    const loaded = loadConfigAndProtos(file);
     const doc = buildOpenApiDocument(loaded.config, loaded.root);
     t.strictSame(component(doc, "l.v1.Thing")?.required, ["id"]);
   },
