@@ -453,7 +453,7 @@ async function main(): Promise<number> {
   say(
     `turnout bench: ${cli.runs} run(s) x ${cli.durationS} s per scenario after a ${WARMUP_S} s warm-up, ` +
       `${THREADS} thread, ${CONNECTIONS} connections, ${USER_JSON.length}-byte JSON body, 127.0.0.1, ` +
-      `${cpus().length} CPUs`,
+      `${cpus().length} CPUs (${cpus()[0]?.model ?? "unknown model"}, Linux ${release()})`,
   );
 
   const loadAtStart = loadavg()[0] ?? 0;
