@@ -403,6 +403,12 @@ export class CutoverStore {
   /** The `created` time of the bucket's stream the watch follows: a new one means re-created. */
   #streamCreated: string | undefined;
   /**
+   * The `created` time of the stream #latest's revisions were read from, set
+   * as a load begins: a load that fails half way leaves its revisions behind,
+   * and they must not outrank those of a bucket re-created before the retry.
+   */
+  #revisionsFrom: string | undefined;
+  /**
    * Set once the bucket opened: JetStream is there, so a read failing after
    * that (a timeout, a leader election) is no reason to fall back to the file.
    */
@@ -502,12 +508,14 @@ export class CutoverStore {
     if (this.#stopped) return;
     // Read before the watch starts: a bucket re-created after this read is caught by the check.
     const { created } = await streamFacts(bucket);
-    if (this.#streamCreated !== undefined && created !== this.#streamCreated) {
-      // Re-created since the last load, whether or not a check saw it go (a
-      // reload for a stalled watch, a retry, may land on a new one): its
-      // revisions start from 1 again, so the old ones must not outrank them.
-      this.#latest.clear();
-      if (this.#seedOrigin === STARTING_SEED) this.#seedOrigin = lostBucketSeed("was re-created");
+    // Re-created since the last load, whether or not a check saw it go (a
+    // reload for a stalled watch, a retry, may land on a new one): its
+    // revisions start from 1 again, so the old ones must not outrank them.
+    if (this.#revisionsFrom !== undefined && created !== this.#revisionsFrom) this.#latest.clear();
+    this.#revisionsFrom = created;
+    const lostSinceLoaded = this.#streamCreated !== undefined && created !== this.#streamCreated;
+    if (lostSinceLoaded && this.#seedOrigin === STARTING_SEED) {
+      this.#seedOrigin = lostBucketSeed("was re-created");
     }
     this.#watchedSeq = 0;
     // Watch first, then read: a change landing in between is seen by both, and

@@ -182,3 +182,40 @@ t.test(
     t.ok(await within(RECOVERY_MS, applies(state, 0)), "applies a low revision of the new bucket");
   },
 );
+
+t.test(
+  "a first load that fails half way and retries on a re-created bucket drops the old bucket's revisions",
+  async (t) => {
+    const server = await startNatsServer({ jetstream: true });
+    t.teardown(() => server.stop());
+    const operator = await connect({ servers: server.url });
+    t.teardown(() => operator.close());
+    const old = await CutoverBucket.open(operator);
+    // users.get reaches a revision the new bucket's first writes stay below.
+    for (let nats = 41; nats <= 48; nats++) {
+      await old.set("users.get", { nats, shadow: 0, by: "op", reason: `to ${nats}` });
+    }
+    await old.set("users.create", { nats: 5, shadow: 0, by: "op", reason: "to 5" });
+    // The load reads users.get, then the bucket is lost as users.create's read fails.
+    const kvClass = Object.getPrototypeOf(old.kv) as { history: (o: { key?: string }) => unknown };
+    const history = kvClass.history;
+    let lost = false;
+    kvClass.history = async function (this: unknown, opts: { key?: string }) {
+      if (!lost && opts.key === "users.create") {
+        lost = true;
+        await (await jetstreamManager(operator)).streams.delete(`KV_${CUTOVER_BUCKET}`);
+        throw new Error("the read timed out");
+      }
+      return history.call(this, opts);
+    };
+    t.teardown(() => {
+      kvClass.history = history;
+    });
+
+    const { state } = await liveStore(t, server.url, { checkMs: 150 });
+    t.ok(lost, "the first load failed half way");
+    t.equal(state.of("users.get").nats, 10, "applies the new bucket's value, not the lost 48");
+    await setUsersGet(t, server.url, 0);
+    t.ok(await within(RECOVERY_MS, applies(state, 0)), "applies the next change to the new bucket");
+  },
+);
