@@ -74,10 +74,17 @@ const META_HEADERS = new Set(
 const DEFAULT_REPLAY_TIMEOUT_MS = 5000;
 
 /**
- * A replayer's claim on letter N is a message on `turnout.dlq.$claim.N`, in the
- * same stream: no route name holds "$", so no letter is ever on it.
+ * A replayer's claim on letter N is a message on `turnout.dlq-claim.N`, in a
+ * stream of its own: in TURNOUT_DLQ, full and discarding its oldest, the
+ * claim on the oldest letter (replays go oldest first) removed that letter.
  */
-export const DLQ_CLAIM_PREFIX = `${DLQ_SUBJECT_PREFIX}$claim.`;
+export const DLQ_CLAIMS_STREAM = "TURNOUT_DLQ_CLAIMS";
+export const DLQ_CLAIM_PREFIX = "turnout.dlq-claim.";
+/** Claims are released within a route's timeout: a day keeps any left behind long enough. */
+const DLQ_CLAIM_MAX_AGE_MS = 24 * 3600 * 1000;
+const DLQ_CLAIMS_MAX_BYTES = 64 * 1024 ** 2;
+/** Where earlier versions kept their claims, in TURNOUT_DLQ: never a letter. */
+const OLD_CLAIM_PREFIX = `${DLQ_SUBJECT_PREFIX}$claim.`;
 /**
  * A claim older than its letter's timeout plus this was left by a replayer that
  * died (or lost NATS) before releasing it: another replayer may take it over.
@@ -437,29 +444,51 @@ export class DeadLetterStore {
 /** Creates `TURNOUT_DLQ` when it does not exist (an existing one is left as it is). */
 export async function ensureDlqStream(nc: NatsConnection): Promise<JetStreamManager> {
   const jsm = await jetstreamManager(nc);
-  const replicas = clusterReplicas(nc);
+  await ensureStream(jsm, clusterReplicas(nc), {
+    name: DLQ_STREAM,
+    subject: `${DLQ_SUBJECT_PREFIX}>`,
+    maxAgeMs: DLQ_MAX_AGE_MS,
+    maxBytes: DLQ_MAX_BYTES,
+  });
+  return jsm;
+}
+
+/** Creates `TURNOUT_DLQ_CLAIMS` when it does not exist: the first replay does. */
+export function ensureClaimsStream(nc: NatsConnection, jsm: JetStreamManager): Promise<void> {
+  return ensureStream(jsm, clusterReplicas(nc), {
+    name: DLQ_CLAIMS_STREAM,
+    subject: `${DLQ_CLAIM_PREFIX}>`,
+    maxAgeMs: DLQ_CLAIM_MAX_AGE_MS,
+    maxBytes: DLQ_CLAIMS_MAX_BYTES,
+  });
+}
+
+async function ensureStream(
+  jsm: JetStreamManager,
+  replicas: number,
+  stream: { name: string; subject: string; maxAgeMs: number; maxBytes: number },
+): Promise<void> {
   let had: number;
   try {
-    had = (await jsm.streams.info(DLQ_STREAM)).config.num_replicas;
+    had = (await jsm.streams.info(stream.name)).config.num_replicas;
   } catch (error) {
     if (!isNotFound(error)) throw error;
     await jsm.streams.add({
-      name: DLQ_STREAM,
-      subjects: [`${DLQ_SUBJECT_PREFIX}>`],
-      max_age: DLQ_MAX_AGE_MS * 1_000_000,
-      max_bytes: DLQ_MAX_BYTES,
+      name: stream.name,
+      subjects: [stream.subject],
+      max_age: stream.maxAgeMs * 1_000_000,
+      max_bytes: stream.maxBytes,
       discard: "old" as never,
       storage: "file" as never,
       num_replicas: replicas,
     });
-    return jsm;
+    return;
   }
   // Made by an older version with one copy: raised, as the KV buckets are. A
   // refusal (permissions, servers down) keeps it as it is: it works with fewer.
   if (had < replicas) {
-    await jsm.streams.update(DLQ_STREAM, { num_replicas: replicas }).catch(() => undefined);
+    await jsm.streams.update(stream.name, { num_replicas: replicas }).catch(() => undefined);
   }
-  return jsm;
 }
 
 /** The stored letters matching the filter, oldest first; none when the stream is missing. */
@@ -539,7 +568,7 @@ async function* matchingLetters(
     const stored = await nextStored(jsm, seq, subject);
     if (stored === null || stored.seq > state.last_seq) return;
     seq = stored.seq + 1;
-    if (stored.subject.startsWith(DLQ_CLAIM_PREFIX)) continue;
+    if (stored.subject.startsWith(OLD_CLAIM_PREFIX)) continue;
     // Past the seek, only a server clock set back could leave an older one.
     if (since !== undefined && stored.time.getTime() < since) continue;
     yield toLetter(stored.seq, stored.time, stored.header, stored.data);
@@ -604,7 +633,7 @@ async function letterAt(jsm: JetStreamManager, seq: number): Promise<DeadLetter 
     if (isNotFound(error)) return undefined;
     throw error;
   }
-  if (stored === null || stored.subject.startsWith(DLQ_CLAIM_PREFIX)) return undefined;
+  if (stored === null || stored.subject.startsWith(OLD_CLAIM_PREFIX)) return undefined;
   return toLetter(stored.seq, stored.time, stored.header, stored.data);
 }
 
@@ -674,6 +703,8 @@ async function replayMatching(nc: NatsConnection, options: ReplayOptions): Promi
   let after: number | undefined;
   for await (const letter of matchingLetters(jsm, options)) {
     if (outcomes.length === options.limit) return { outcomes, more: true, after };
+    // Made with the first letter to replay: none while there are none.
+    if (after === undefined) await ensureClaimsStream(nc, jsm);
     outcomes.push(await replayOne(replayer, letter));
     after = letter.seq;
   }
@@ -740,7 +771,7 @@ async function claimLetter(
     held = heldClaim(error);
     if (held === undefined) throw error;
   }
-  const stored = await replayer.jsm.streams.getMessage(DLQ_STREAM, { seq: held });
+  const stored = await replayer.jsm.streams.getMessage(DLQ_CLAIMS_STREAM, { seq: held });
   // Gone: its replayer just released it, having re-sent the letter or kept it.
   if (stored === null || replayer.now() - stored.time.getTime() < leaseMs) return undefined;
   let ours: number;
@@ -764,7 +795,7 @@ function heldClaim(error: unknown): number | undefined {
 /** Never throws: a claim left behind is taken over once it is old (see replayOne). */
 async function releaseClaim(jsm: JetStreamManager, claim: number): Promise<void> {
   try {
-    await jsm.streams.deleteMessage(DLQ_STREAM, claim, false);
+    await jsm.streams.deleteMessage(DLQ_CLAIMS_STREAM, claim, false);
   } catch {
     // Left for the lease to expire.
   }

@@ -9,7 +9,10 @@ import t, { type Test } from "tap";
 import {
   DLQ_CLAIM_MARGIN_MS,
   DLQ_CLAIM_PREFIX,
+  DLQ_CLAIMS_STREAM,
+  DLQ_MAX_BYTES,
   DLQ_STREAM,
+  ensureClaimsStream,
   listDeadLetters,
   type ReplayOutcome,
   replayDeadLetters,
@@ -88,7 +91,7 @@ t.test(
       t.match(o, { result: "skipped", message: /another replay/ });
     }
     t.same(await listDeadLetters(stack.nc), [], "every letter deleted");
-    t.equal((await jsm.streams.info(DLQ_STREAM)).state.messages, 0, "no claim left behind");
+    t.equal((await jsm.streams.info(DLQ_CLAIMS_STREAM)).state.messages, 0, "no claim left behind");
   },
 );
 
@@ -99,6 +102,7 @@ t.test(
     const seen = startWorker(t);
     await stack.nc.flush();
     // What a replayer that died after its claim leaves behind.
+    await ensureClaimsStream(stack.nc, jsm);
     await jetstream(stack.nc).publish(`${DLQ_CLAIM_PREFIX}${seq}`, Empty);
     const held = await replayDeadLetters(stack.nc, { timeoutOf: () => 300 });
     t.match(held.outcomes, [{ seq, result: "skipped" }]);
@@ -109,7 +113,33 @@ t.test(
     const taken = await replayDeadLetters(stack.nc, { timeoutOf: () => 300, now: () => later });
     t.match(taken.outcomes, [{ seq, result: "ok", status: 200 }]);
     t.equal(seen.length, 1, "sent once the claim is stale");
-    t.equal((await jsm.streams.info(DLQ_STREAM)).state.messages, 0, "letter and claims gone");
+    t.equal((await jsm.streams.info(DLQ_STREAM)).state.messages, 0, "letter gone");
+    t.equal((await jsm.streams.info(DLQ_CLAIMS_STREAM)).state.messages, 0, "claims gone");
+  },
+);
+
+t.test(
+  "a replay of a full stream re-sends its oldest letter: the claim does not push it out",
+  async (t) => {
+    const [oldest, ...rest] = await letters("f-1", "f-2", "f-3");
+    // Full as a storm leaves it: less room than one more message takes.
+    const full = (await jsm.streams.info(DLQ_STREAM)).state.bytes + 10;
+    await jsm.streams.update(DLQ_STREAM, { max_bytes: full });
+    t.teardown(() => jsm.streams.update(DLQ_STREAM, { max_bytes: DLQ_MAX_BYTES }));
+    const seen = startWorker(t);
+    await stack.nc.flush();
+    const replay = await replayDeadLetters(stack.nc, { limit: 1 });
+    t.match(replay.outcomes, [{ seq: oldest, result: "ok", status: 200 }]);
+    t.same(
+      seen.map((msg) => msg.headers?.get("X-Request-Id")),
+      ["req-f-1"],
+      "the worker got it",
+    );
+    t.same(
+      (await listDeadLetters(stack.nc)).map((letter) => letter.seq),
+      rest,
+      "the others are kept",
+    );
   },
 );
 
