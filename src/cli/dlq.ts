@@ -159,8 +159,11 @@ async function replay(
   out.stdout.write(
     `replayed ${report.outcomes.length}: ${count.ok} ok, ${count.failed} failed${skipped}\n`,
   );
+  if (report.stopped !== undefined) {
+    out.stderr.write(`turnout dlq: replay stopped: ${report.stopped}\n`);
+  }
   if (report.more) out.stdout.write(`more letters left: go on with --after ${report.after}\n`);
-  return count.failed === 0 ? 0 : 1;
+  return count.failed === 0 && report.stopped === undefined ? 0 : 1;
 }
 
 function outcomeText(o: ReplayOutcome): string {

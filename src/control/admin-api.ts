@@ -113,13 +113,13 @@ function registerDeadLetters(
   admin.post("/admin/dlq/replay", async (req) => {
     refuseQuery(req.query as Record<string, unknown>);
     const filter = dlqFilter(optionalJsonBody(req.body), routes);
-    const { outcomes, more, after } = await deadLetters.replay(filter);
+    const { outcomes, more, after, stopped } = await deadLetters.replay(filter);
     req.log.info(
-      { route: filter.route, replayed: outcomes.length, more },
+      { route: filter.route, replayed: outcomes.length, more, stopped },
       "dead letters replayed through the admin API",
     );
     // Failed letters stay where they are: the next page must start after them.
-    return { outcomes, more, after: more ? after : undefined };
+    return { outcomes, more, after: more ? after : undefined, stopped };
   });
   admin.delete("/admin/dlq/:seq", async (req) => {
     const seq = dlqSeq((req.params as { seq: string }).seq, "seq");

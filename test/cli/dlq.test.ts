@@ -1,8 +1,12 @@
-import { jetstreamManager } from "@nats-io/jetstream";
-import { type Msg, headers as natsHeaders } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { connect, type Msg, headers as natsHeaders } from "@nats-io/transport-node";
 import type protobuf from "protobufjs";
 import t from "tap";
-import { DLQ_STREAM, listDeadLetters } from "../../src/backends/nats/dead-letters.js";
+import {
+  DLQ_STREAM,
+  ensureDlqStream,
+  listDeadLetters,
+} from "../../src/backends/nats/dead-letters.js";
 import { runDlq } from "../../src/cli/dlq.js";
 import { startNatsServer } from "../../src/devtools/nats-server.js";
 import { captured } from "../helpers/cli-output.js";
@@ -215,5 +219,45 @@ t.test(
       t.equal(run.code, 1, command);
       t.match(run.stderr, /^turnout dlq: dead letters unavailable: .*no JetStream/, command);
     }
+  },
+);
+
+t.test(
+  "a replay cut short by a NATS outage still reports the letters it re-sent, then exits 1",
+  async (t) => {
+    const server = await startNatsServer({ jetstream: true });
+    t.teardown(() => server.stop());
+    const nc = await connect({ servers: server.url, reconnect: false });
+    t.teardown(() => nc.close());
+    await ensureDlqStream(nc);
+    const js = jetstream(nc);
+    for (const id of ["cut-1", "cut-2", "cut-3", "cut-4", "cut-5", "cut-6"]) {
+      const h = natsHeaders();
+      h.set("Turnout-Route", "orders.get");
+      h.set("X-Request-Id", id);
+      h.set("Turnout-Subject", "svc.orders.get");
+      await js.publish("turnout.dlq.orders.get", getType.encode({ id }).finish(), { headers: h });
+    }
+    // Slow answers; NATS goes away once two letters have been answered.
+    const answered: string[] = [];
+    nc.subscribe("svc.orders.get", {
+      callback: (_err, msg: Msg) => {
+        const reply = orderType.encode(orderType.fromObject({ id: "o" })).finish();
+        setTimeout(() => {
+          msg.respond(reply);
+          answered.push(msg.headers?.get("X-Request-Id") ?? "");
+          if (answered.length === 2) setTimeout(() => void server.stop(), 20);
+        }, 50);
+      },
+    });
+    await nc.flush();
+    const replay = await captured((out) =>
+      runDlq(["replay", "--config", routesFile], out, { TURNOUT_NATS_URL: server.url }),
+    );
+    t.equal(replay.code, 1, "exits 1");
+    t.match(replay.stdout, /\torders\.get\tcut-1\tok 200 \(deleted\)\n/, "the re-sent letters");
+    t.match(replay.stdout, /\torders\.get\tcut-2\tok 200 \(deleted\)\n/);
+    t.match(replay.stderr, /^turnout dlq: replay stopped: dead letters unavailable: /m);
+    t.match(replay.stdout, /more letters left: go on with --after \d+\n$/);
   },
 );

@@ -152,6 +152,12 @@ export interface ReplayReport {
   readonly more: boolean;
   /** The sequence of the last letter this call took, when it took any. */
   readonly after: number | undefined;
+  /**
+   * Why the replay stopped before the end, after re-sending some letters (NATS
+   * or JetStream went away): the letters past `after` were not tried. A replay
+   * that took no letter fails instead.
+   */
+  readonly stopped?: string;
 }
 
 export interface DeadLetterFilter {
@@ -701,12 +707,20 @@ async function replayMatching(nc: NatsConnection, options: ReplayOptions): Promi
   };
   const outcomes: ReplayOutcome[] = [];
   let after: number | undefined;
-  for await (const letter of matchingLetters(jsm, options)) {
-    if (outcomes.length === options.limit) return { outcomes, more: true, after };
-    // Made with the first letter to replay: none while there are none.
-    if (after === undefined) await ensureClaimsStream(nc, jsm);
-    outcomes.push(await replayOne(replayer, letter));
-    after = letter.seq;
+  try {
+    for await (const letter of matchingLetters(jsm, options)) {
+      if (outcomes.length === options.limit) return { outcomes, more: true, after };
+      // Made with the first letter to replay: none while there are none.
+      if (after === undefined) await ensureClaimsStream(nc, jsm);
+      outcomes.push(await replayOne(replayer, letter));
+      after = letter.seq;
+    }
+  } catch (error) {
+    // The letters re-sent (and deleted) so far must still be reported.
+    if (outcomes.length === 0) throw error;
+    const why = unavailableWhy(error) ?? (error instanceof Error ? error.message : String(error));
+    const stopped = `dead letters unavailable: ${why}`;
+    return { outcomes, more: true, after, stopped };
   }
   return { outcomes, more: false, after };
 }
