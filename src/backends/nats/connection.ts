@@ -148,6 +148,7 @@ export async function connectNats(
         await nc.close();
         opts.signal.throwIfAborted();
       }
+      keepListedServers(nc, config.servers);
       opts.status?.attach(nc, () => attemptError(options));
       return nc;
     } catch (err) {
@@ -159,6 +160,21 @@ export async function connectNats(
     }
     await sleep(wait + Math.random() * (options.reconnectJitter ?? 0), opts.signal);
   }
+}
+
+/**
+ * nats.js drops from its pool every server that failed before its first
+ * connect succeeded: a replica started while a listed server was down (a
+ * rolling restart) would never fail over to it, and a cluster that does not
+ * advertise its servers never names it again. Puts the listed ones back,
+ * keeping those the cluster advertised.
+ */
+function keepListedServers(nc: NatsConnection, listed: readonly string[]): void {
+  const advertised = nc
+    .getServers()
+    .filter((server) => server.gossiped)
+    .map((server) => server.listen);
+  nc.setServers([...listed, ...advertised]);
 }
 
 /** One connect attempt without reconnecting, closed at once when it succeeds. */

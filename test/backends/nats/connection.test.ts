@@ -177,3 +177,35 @@ t.test(
     t.match(status.describe(), /^NATS disconnected since .* \(last error: .*refused/i);
   },
 );
+
+t.test(
+  "a listed server that was down at the first connect is failed over to later (nats.js drops it from its pool)",
+  async (t) => {
+    const up = await startNatsServer();
+    t.teardown(() => up.stop());
+    const downPort = await freePort();
+    const listed: NatsConfig = {
+      ...config(`nats://127.0.0.1:${downPort}`),
+      servers: [`nats://127.0.0.1:${downPort}`, up.url],
+    };
+    // nats.js shuffles the list: of four connections, most tried the down one first.
+    const statuses: NatsStatus[] = [];
+    for (let i = 0; i < 4; i++) {
+      const status = new NatsStatus();
+      const nc = await connectNats(listed, { status, reconnectTimeWaitMs: 50 });
+      t.teardown(() => nc.close());
+      statuses.push(status);
+    }
+    const later = await startNatsServer({ port: downPort });
+    t.teardown(() => later.stop());
+    await up.stop();
+    const onLater = (status: NatsStatus) =>
+      status.isConnected() && (status.snapshot().server ?? "").endsWith(`:${downPort}`);
+    await until(
+      "every connection on the server that came up",
+      () => statuses.every(onLater),
+      10_000,
+    );
+    t.equal(statuses.filter(onLater).length, 4);
+  },
+);
