@@ -331,7 +331,7 @@ function buildAdminListener(
   const { natsStatus, cutoverStore } = parts;
   const readiness: ReadinessCheck[] = [
     () => (isDraining() ? "shutting down" : undefined),
-    () => (natsStatus.isConnected() ? undefined : natsStatus.describe()),
+    () => (natsStatus.isConnected() ? parts.nats.problem : natsStatus.describe()),
     () => (cutoverStore.mode === "starting" ? "live cutover state not loaded yet" : undefined),
   ];
   return buildAdmin({

@@ -51,6 +51,11 @@ export class NatsLink implements Requester, JetStreamSource {
     return this.#connection;
   }
 
+  /** Why requests are refused while connected (the reply inbox refused), for /readyz. */
+  get problem(): string | undefined {
+    return this.#requester?.problem;
+  }
+
   /** Starts using `nc` (once it is connected for the first time). */
   attach(nc: NatsConnection): void {
     this.#connection = nc;

@@ -13,6 +13,7 @@ import {
   type MsgHdrs,
   type NatsConnection,
   type Status,
+  type Subscription,
 } from "@nats-io/transport-node";
 import { TurnoutError } from "../../errors.js";
 import { type DeadlineEntry, DeadlineQueues } from "./deadlines.js";
@@ -45,35 +46,46 @@ export interface NatsRequesterOptions {
    * and in nats-server. The cost is at most one event-loop turn of latency.
    */
   coalesce?: boolean;
+  /** How often a refused reply inbox is tried again (default INBOX_RETRY_MS). */
+  inboxRetryMs?: number;
 }
 
+/** While the server refuses the reply inbox, a new subscription is tried this often. */
+export const INBOX_RETRY_MS = 5000;
+
 /**
- * A request the requester let go of when it closed. One still in the outbox
- * never left: NOT_CONNECTED, safe to retry or to serve from legacy. One sent
- * may have reached its worker: coded as the timeout it is from the caller's
- * side, so only an idempotent route retries it or falls back, never a write.
+ * A request the requester let go of (`why`: it closed, its inbox was refused).
+ * One still in the outbox never left: NOT_CONNECTED, safe to retry or to serve
+ * from legacy. One sent may have reached its worker: coded as the timeout it
+ * is from the caller's side, so only an idempotent route retries it or falls
+ * back, never a write.
  */
-function abandoned(p: Pending): TurnoutError {
+function abandoned(p: Pending, why: string): TurnoutError {
   if (p.payload !== undefined) {
     return new TurnoutError(
       "TURNOUT_ERR_NOT_CONNECTED",
-      `request to ${p.subject} not sent: the NATS requester closed`,
+      `request to ${p.subject} not sent: ${why}`,
     );
   }
   return new TurnoutError(
     "TURNOUT_ERR_TIMEOUT",
-    `request to ${p.subject} abandoned in flight: the NATS requester closed before the reply (the worker may have received it)`,
+    `request to ${p.subject} abandoned in flight: ${why} before the reply (the worker may have received it)`,
   );
 }
 
 export class NatsRequester {
   readonly #nc: NatsConnection;
-  /** `_INBOX.<nuid>.`: unique to this requester, so no other reply can match. */
-  readonly #prefix: string;
+  /** `_INBOX.<nuid>.`: unique to this requester's subscription, so no other reply can match. */
+  #prefix = "";
+  #inbox: Subscription | undefined;
+  /** Why the server refused the reply inbox subscription; undefined while it is fine. */
+  #inboxRefused: string | undefined;
+  #inboxRetry: NodeJS.Timeout | undefined;
   readonly #pending = new Map<string, Pending>();
   readonly #deadlines = new DeadlineQueues<Pending>((p) => this.#expire(p));
   readonly #status: AsyncIterable<Status> & { stop?: () => void };
   readonly #coalesce: boolean;
+  readonly #inboxRetryMs: number;
   #outbox: Pending[] = [];
   #seq = 0;
   #connected: boolean;
@@ -85,14 +97,23 @@ export class NatsRequester {
   constructor(nc: NatsConnection, opts: NatsRequesterOptions = {}) {
     this.#nc = nc;
     this.#coalesce = opts.coalesce ?? true;
+    this.#inboxRetryMs = opts.inboxRetryMs ?? INBOX_RETRY_MS;
     // nats.js clears `info` when it starts dialing again: undefined means not connected now.
     this.#connected = nc.info !== undefined;
-    this.#prefix = `${createInbox()}.`;
-    // A callback subscription: no async iterator between the socket and the Map.
-    nc.subscribe(`${this.#prefix}*`, { callback: this.#onReply });
+    this.#subscribeInbox();
     this.#status = nc.status();
     void this.#followStatus();
     void nc.closed().then(() => this.close());
+  }
+
+  /**
+   * Why requests are refused although NATS is connected: the server refused
+   * the reply inbox subscription (the user's subscribe permissions). For /readyz.
+   */
+  get problem(): string | undefined {
+    return this.#inboxRefused === undefined
+      ? undefined
+      : `NATS refused the reply inbox subscription: ${this.#inboxRefused}`;
   }
 
   /** Requests sent and not yet answered, expired or abandoned. */
@@ -172,15 +193,55 @@ export class NatsRequester {
     this.#closed = true;
     this.#deadlines.clear();
     this.#status.stop?.();
-    const pending = [...this.#pending.values()];
-    this.#pending.clear();
-    this.#onIdle?.();
-    for (const p of pending) p.reject(abandoned(p));
+    clearTimeout(this.#inboxRetry);
+    this.#abandonAll("the NATS requester closed");
   }
 
-  readonly #onReply = (err: Error | null, msg: Msg): void => {
-    // A subscription error (permissions, closure) has no token; its requests time out or are abandoned.
-    if (err !== null) return;
+  #abandonAll(why: string): void {
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const p of pending) this.#deadlines.remove(p);
+    this.#onIdle?.();
+    for (const p of pending) p.reject(abandoned(p, why));
+  }
+
+  /** A callback subscription: no async iterator between the socket and the Map. */
+  #subscribeInbox(): void {
+    this.#prefix = `${createInbox()}.`;
+    const inbox = this.#nc.subscribe(`${this.#prefix}*`, {
+      callback: (err, msg) => {
+        if (err === null) this.#onReply(msg);
+        else if (this.#inbox === inbox) this.#inboxLost(err);
+      },
+    });
+    this.#inbox = inbox;
+  }
+
+  /**
+   * The server refused or closed the reply inbox (a permissions violation):
+   * no reply can arrive, so waiting out each deadline would only turn every
+   * request into a 504. Ends the pending ones now, refuses new ones, and
+   * subscribes anew on the next reconnect or inboxRetryMs later.
+   */
+  #inboxLost(err: Error): void {
+    if (this.#closed) return;
+    this.#inbox = undefined;
+    this.#inboxRefused = err.message;
+    this.#abandonAll(`the NATS server refused the reply inbox (${err.message})`);
+    this.#retryInbox(this.#inboxRetryMs);
+  }
+
+  #retryInbox(delay: number): void {
+    clearTimeout(this.#inboxRetry);
+    this.#inboxRetry = setTimeout(() => {
+      if (this.#closed || this.#inbox !== undefined) return;
+      this.#inboxRefused = undefined;
+      this.#subscribeInbox();
+    }, delay);
+    this.#inboxRetry.unref();
+  }
+
+  readonly #onReply = (msg: Msg): void => {
     const token = msg.subject.slice(this.#prefix.length);
     const p = this.#pending.get(token);
     if (p === undefined) return; // a late reply to an expired request
@@ -218,13 +279,39 @@ export class NatsRequester {
       return new TurnoutError("TURNOUT_ERR_DRAINING", "NATS requests are draining: shutting down");
     }
     if (!this.#connected) return notConnected("disconnected, reconnecting");
+    const problem = this.problem;
+    if (problem !== undefined) return new TurnoutError("TURNOUT_ERR_NOT_CONNECTED", problem);
     return undefined;
   }
 
   async #followStatus(): Promise<void> {
     for await (const s of this.#status) {
       if (s.type === "disconnect") this.#connected = false;
-      else if (s.type === "reconnect") this.#connected = true;
+      else if (s.type === "reconnect") {
+        this.#connected = true;
+        // The server may grant the inbox now (a reload of its permissions).
+        if (this.#inboxRefused !== undefined) this.#retryInbox(0);
+      } else if (s.type === "error") this.#refusedPublish(s.error);
+    }
+  }
+
+  /**
+   * The server refused a publish (the user's publish permissions): it says so
+   * at once, and no reply will come. Every request sent to that subject and
+   * still pending ends now, not at its deadline; none reached a worker.
+   */
+  #refusedPublish(err: Error): void {
+    if (!(err instanceof errors.PermissionViolationError) || err.operation !== "publish") return;
+    for (const p of [...this.#pending.values()]) {
+      if (p.subject !== err.subject || p.payload !== undefined) continue;
+      this.#deadlines.remove(p);
+      this.#forget(p);
+      p.reject(
+        new TurnoutError(
+          "TURNOUT_ERR_NOT_CONNECTED",
+          `the NATS server refused the publish to ${p.subject}: ${err.message}`,
+        ),
+      );
     }
   }
 }

@@ -67,9 +67,15 @@ export class NatsStatus {
   /** A failed connect attempt before the first connection, or an error the server sent. */
   failed(err: unknown): void {
     const message = err instanceof Error ? err.message : String(err);
+    if (err instanceof Error && err.name === "PermissionViolationError") {
+      // Not the connection's error: it stays up. The requests it hits end at
+      // once (NatsRequester); the permissions need someone to act.
+      if (this.#firstInAWhile(message)) {
+        this.#log?.error(`NATS: ${message} (the gateway's NATS user lacks the permission)`);
+      }
+      return;
+    }
     this.#lastError = message;
-    // A request's permission violation is that request's error, not the connection's.
-    if (err instanceof Error && err.name === "PermissionViolationError") return;
     this.#warnError(message, isRefusal(err));
   }
 
@@ -152,12 +158,7 @@ export class NatsStatus {
    * ago; a refusal of the credentials at error, as it needs someone to act.
    */
   #warnError(message: string, refused = false): void {
-    const now = this.#now().getTime();
-    const last = this.#logged.get(message);
-    if (last !== undefined && now - last < NATS_LOG_REPEAT_MS) return;
-    // Bounded: errors carrying ever-new text would be logged, but never hoarded.
-    if (this.#logged.size >= 32) this.#logged.clear();
-    this.#logged.set(message, now);
+    if (!this.#firstInAWhile(message)) return;
     const what =
       this.#state === "connecting"
         ? "connect attempt failed"
@@ -168,10 +169,21 @@ export class NatsStatus {
       this.#warn(`NATS: ${what}: ${message}`);
       return;
     }
-    this.#lastWarnAt = now;
+    this.#lastWarnAt = this.#now().getTime();
     this.#log?.error(
       `NATS: ${what}: ${message} (the server refuses the credentials; retrying, and secret files are read again on each attempt)`,
     );
+  }
+
+  /** False when `message` was logged less than NATS_LOG_REPEAT_MS ago. */
+  #firstInAWhile(message: string): boolean {
+    const now = this.#now().getTime();
+    const last = this.#logged.get(message);
+    if (last !== undefined && now - last < NATS_LOG_REPEAT_MS) return false;
+    // Bounded: errors carrying ever-new text would be logged, but never hoarded.
+    if (this.#logged.size >= 32) this.#logged.clear();
+    this.#logged.set(message, now);
+    return true;
   }
 
   /** During a long outage, one line every NATS_LOG_REPEAT_MS says it goes on, and why. */

@@ -1,5 +1,8 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
-import t from "tap";
+import t, { type Test } from "tap";
 import { compileRequestHeaders } from "../../../src/backends/nats/headers.js";
 import { NatsRequester } from "../../../src/backends/nats/requester.js";
 import { type NatsServer, startNatsServer } from "../../../src/devtools/nats-server.js";
@@ -229,5 +232,95 @@ t.test(
         `coalesce ${coalesce}`,
       );
     }
+  },
+);
+
+/** A server whose user `gw` has the given permissions; `wk` may do anything. */
+async function serverWithPermissions(t: Test, permissions: string) {
+  const dir = mkdtempSync(join(tmpdir(), "turnout-permissions-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, "nats.conf");
+  const grant = (p: string) =>
+    writeFileSync(
+      file,
+      `authorization { users: [\n  { user: gw, password: gw, permissions: ${p} },\n  { user: wk, password: wk }\n] }\n`,
+    );
+  grant(permissions);
+  const restricted = await startNatsServer({ args: ["-c", file] });
+  t.teardown(() => restricted.stop());
+  const worker = await connect({ servers: restricted.url, user: "wk", pass: "wk" });
+  t.teardown(() => worker.close());
+  worker.subscribe("svc.>", {
+    callback: (_err, msg) => {
+      msg.respond(msg.data);
+    },
+  });
+  await worker.flush();
+  const gateway = await connect({ servers: restricted.url, user: "gw", pass: "gw" });
+  t.teardown(() => gateway.close());
+  /** Rewrites the permissions and has the server reload them (SIGHUP). */
+  const regrant = (p: string) => {
+    grant(p);
+    restricted.process.kill("SIGHUP");
+  };
+  return { gateway, regrant };
+}
+
+async function eventually(check: () => Promise<boolean> | boolean, ms = 10_000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await check()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return false;
+}
+
+t.test(
+  "a refused reply inbox ends requests at once, refuses new ones with the reason, and is subscribed again once granted",
+  async (t) => {
+    const { gateway, regrant } = await serverWithPermissions(
+      t,
+      `{ publish: ">", subscribe: "svc.>" }`,
+    );
+    const requester = new NatsRequester(gateway, { inboxRetryMs: 100 });
+    t.teardown(() => requester.close());
+    const first = await requester.request("svc.echo", enc.encode("a"), undefined, 30_000).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    t.match(String(first), /reply inbox/, "not left to its 30 s timeout");
+    t.match(requester.problem, /^NATS refused the reply inbox subscription: Permissions Violation/);
+    const refused = await requester
+      .request("svc.echo", enc.encode("b"), undefined, 30_000)
+      .catch((err: unknown) => err);
+    t.equal(codeOf(refused), "TURNOUT_ERR_NOT_CONNECTED", "refused at once: legacy may serve it");
+
+    regrant(`{ publish: ">", subscribe: ">" }`);
+    const answered = () =>
+      requester.request("svc.echo", enc.encode("c"), undefined, 1000).then(
+        (msg) => dec.decode(msg.data) === "c",
+        () => false,
+      );
+    t.ok(await eventually(answered), "answers again once the server grants the inbox");
+    t.equal(requester.problem, undefined);
+  },
+);
+
+t.test(
+  "a publish the server refuses ends its request at once, naming the permission, not as a timeout",
+  async (t) => {
+    const { gateway } = await serverWithPermissions(
+      t,
+      `{ publish: ["svc.allowed", "_INBOX.>"], subscribe: ">" }`,
+    );
+    const requester = new NatsRequester(gateway);
+    t.teardown(() => requester.close());
+    const err = await requester
+      .request("svc.denied", enc.encode("x"), undefined, 30_000)
+      .catch((e: unknown) => e);
+    t.equal(codeOf(err), "TURNOUT_ERR_NOT_CONNECTED");
+    t.match(String(err), /refused the publish to svc\.denied: Permissions Violation for Publish/);
+    const ok = await requester.request("svc.allowed", enc.encode("y"), undefined, 5000);
+    t.equal(dec.decode(ok.data), "y", "other subjects are answered");
   },
 );
