@@ -5,30 +5,31 @@
 import type { Field } from "./field.js";
 import { checkUniqueKeys, readString } from "./read.js";
 import { didYouMean } from "./suggest.js";
-import { hasCredentials, maskedUrl } from "./url-credentials.js";
+import { hasCredentials, maskedUrl, maskedUrlText } from "./url-credentials.js";
 
 /**
  * Checks an upstream base URL and returns it without a trailing slash, so the
  * proxy can append the request path as is. Throws with the reason when unusable.
  */
 export function normalizeLegacyUrl(text: string): string {
+  const shown = maskedUrlText(text);
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    throw new Error(`"${text}" is not an absolute URL such as http://users-legacy:8080`);
+    throw new Error(`"${shown}" is not an absolute URL such as http://users-legacy:8080`);
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new Error(`"${text}" must use http:// or https://`);
+    throw new Error(`"${shown}" must use http:// or https://`);
   }
   if (hasCredentials(url)) {
     throw new Error(
       `"${maskedUrl(url)}" holds credentials, which are not sent upstream; give the legacy service its credentials another way`,
     );
   }
-  if (url.port === "0") throw new Error(`"${text}" has port 0, where no server listens`);
+  if (url.port === "0") throw new Error(`"${shown}" has port 0, where no server listens`);
   if (url.search !== "" || url.hash !== "") {
-    throw new Error(`"${text}" is a base URL: it cannot carry a query or a fragment`);
+    throw new Error(`"${shown}" is a base URL: it cannot carry a query or a fragment`);
   }
   return text.replace(/\/+$/, "");
 }

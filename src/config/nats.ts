@@ -17,7 +17,7 @@ import type { Field } from "./field.js";
 import { checkKeys, readList, readString } from "./read.js";
 import { AUTH_KEYS, NATS_KEYS, SECRET_KEYS, TLS_KEYS } from "./schema.js";
 import type { NatsAuth, NatsConfig, SecretRef } from "./types.js";
-import { hasCredentials, maskedUrl } from "./url-credentials.js";
+import { hasCredentials, maskedUrl, maskedUrlText } from "./url-credentials.js";
 
 const DEFAULT_CLIENT_NAME = "turnout";
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -27,27 +27,28 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
  * `tls://` means TLS required (system CAs unless `nats.tls` names a CA).
  */
 export function serverUrlProblem(url: string): string | undefined {
-  if (!url.includes("://")) return `"${url}" needs a scheme: nats://${url} or tls://${url}`;
+  const shown = maskedUrlText(url);
+  if (!url.includes("://")) return `"${shown}" needs a scheme: nats://${shown} or tls://${shown}`;
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    return `"${url}" is not a URL; write nats://host:port or tls://host:port`;
+    return `"${shown}" is not a URL; write nats://host:port or tls://host:port`;
   }
   if (parsed.protocol !== "nats:" && parsed.protocol !== "tls:") {
-    return `"${url}" must use nats:// or tls://, not ${parsed.protocol}//`;
+    return `"${shown}" must use nats:// or tls://, not ${parsed.protocol}//`;
   }
   if (hasCredentials(parsed)) {
     return `"${maskedUrl(parsed)}" holds credentials; put them in nats.auth (user and pass as {env: VAR} or {file: path}), not in the URL`;
   }
-  if (parsed.hostname === "") return `"${url}" has no host`;
+  if (parsed.hostname === "") return `"${shown}" has no host`;
   // The client dials host:port and drops the rest without a word. A bare "?"
   // or "#" parses to an empty query or fragment, so the text is looked at too.
   if (!["", "/"].includes(parsed.pathname) || /[?#]/.test(url)) {
-    return `"${url}" is a server address: it cannot carry a path, a query or a fragment; write nats://host:port`;
+    return `"${shown}" is a server address: it cannot carry a path, a query or a fragment; write nats://host:port`;
   }
   if (parsed.port === "0") {
-    return `"${url}" has port 0, where no server listens; give the server's port (4222 by default)`;
+    return `"${shown}" has port 0, where no server listens; give the server's port (4222 by default)`;
   }
   return undefined;
 }

@@ -14,3 +14,12 @@ export function maskedUrl(url: URL): string {
   if (masked.password !== "") masked.password = "***";
   return masked.href;
 }
+
+/**
+ * A URL as written, for a message about it: credentials (`user:pass@`,
+ * `TOKEN@`) and any query or fragment masked. Textual, so it also serves text
+ * that does not parse as a URL, where maskedUrl cannot run.
+ */
+export function maskedUrlText(text: string): string {
+  return text.replace(/^((?:[^:/?#@]*:)?\/\/)?[^/?#@]*@/, "$1***@").replace(/([?#]).+$/s, "$1***");
+}

@@ -157,6 +157,35 @@ t.test("credentials in an upstream or server URL are refused, and not printed ba
   }
 });
 
+t.test(
+  "credentials in a server or upstream URL that does not parse are masked in the problem too",
+  async (t) => {
+    const yaml = table(route())
+      .replace("  users: http://users-legacy:8080", "  users: http://svc:s3cret@users-legacy:99999")
+      .replace(
+        /servers: \[[^\]]*\]/,
+        "servers: [bob:hunter2@n:4222, nats://T0KEN@m:70000, nats://m:4222?token=Pa55]",
+      );
+    const problems = problemsFor(t, yaml);
+    t.match(problems, [
+      {
+        key: "nats.servers[0]",
+        message: /^"\*\*\*@n:4222" needs a scheme: nats:\/\/\*\*\*@n:4222/,
+      },
+      { key: "nats.servers[1]", message: /^"nats:\/\/\*\*\*@m:70000" is not a URL/ },
+      { key: "nats.servers[2]", message: /^"nats:\/\/m:4222\?\*\*\*" is a server address/ },
+      {
+        key: "legacy.users",
+        message: /^"http:\/\/\*\*\*@users-legacy:99999" is not an absolute URL/,
+      },
+    ]);
+    const text = JSON.stringify(problems);
+    for (const secret of ["s3cret", "hunter2", "T0KEN", "Pa55", "bob", "svc"]) {
+      t.notOk(text.includes(secret), `${secret} is not printed`);
+    }
+  },
+);
+
 t.test("without json anywhere a route prints canonical ProtoJSON", async (t) => {
   t.strictSame(loadConfig(writeTable(t, table(route()))).routes[0]!.json, CANONICAL_JSON);
 });
@@ -455,8 +484,10 @@ t.test(
       t,
       withNats(`  servers: [${urls.map((u) => `'${u}'`).join(", ")}]\n`),
     );
+    // A query or fragment is masked: it may hold a token.
+    const shown = ["nats://n:4222/path", "nats://n:4222?***", "nats://n:4222?", "tls://n:4222#***"];
     t.match(problems, [
-      ...urls.slice(0, 4).map((url, i) => ({
+      ...shown.map((url, i) => ({
         key: `nats.servers[${i}]`,
         location: /routes\.yaml:4:\d+$/,
         message: `"${url}" is a server address: it cannot carry a path, a query or a fragment; write nats://host:port`,
