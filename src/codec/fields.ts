@@ -165,9 +165,17 @@ function mapKey(type: string): MapKey {
       }
       return key;
     },
-    // protobufjs keys decoded 64-bit maps by an 8-character hash of the bits.
+    // protobufjs keys decoded 64-bit maps by an 8-character hash of the bits,
+    // always: longFromKey would read a hash whose 8 bytes are digits
+    // ("12345678") as decimal text, another key.
     write: wide
-      ? (k) => `"${longToDecimal(protobuf.util.longFromKey(k, unsigned), unsigned)}"`
+      ? (k) => {
+          const bits =
+            k.length === 8
+              ? protobuf.util.longFromHash(k, unsigned)
+              : protobuf.util.longFromKey(k, unsigned);
+          return `"${longToDecimal(bits, unsigned)}"`;
+        }
       : (k) => `"${k}"`,
   };
 }

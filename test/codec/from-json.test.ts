@@ -348,6 +348,20 @@ t.test("proto3 optional: an explicit zero is kept (presence), null leaves it uns
   t.equal(roundTrip(S, '{"maybe":null}'), "{}");
 });
 
+t.test(
+  "64-bit map keys whose eight bytes read as digits print as sent, not as those digits",
+  async (t) => {
+    // protobufjs keys a decoded map by the 8 bytes of the value: these are "12345678" and "-1234567".
+    for (const key of ["4050765991979987505", "3978425819141910829", "12345678", "-1", "0"]) {
+      t.equal(roundTrip(S, `{"byLong":{"${key}":"v"}}`), `{"byLong":{"${key}":"v"}}`, key);
+    }
+    t.equal(
+      roundTrip(S, '{"byUlong":{"4050765991979987505":"v"}}'),
+      '{"byUlong":{"4050765991979987505":"v"}}',
+    );
+  },
+);
+
 t.test("maps: keys are converted per key type", async (t) => {
   // Printed in the decoded object's key order: JS puts array-index keys first.
   t.equal(roundTrip(S, '{"byInt":{"-5":"a","7":"b"}}'), '{"byInt":{"7":"b","-5":"a"}}');
