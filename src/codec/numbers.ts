@@ -194,10 +194,29 @@ export function formatFloat(value: number): string {
     return formatDouble(value);
   }
   for (let precision = 1; precision < 10; precision++) {
-    const shorter = Number(value.toPrecision(precision));
-    if (Math.fround(shorter) === value) return String(shorter);
+    const shorter = shortestAt(value, precision);
+    if (shorter !== undefined) return String(shorter);
   }
   return String(value);
+}
+
+/**
+ * The `precision`-digit decimal closest to `value` that reads back as the same
+ * float32, if any. Not only the nearest one: at a power of two the float32's
+ * rounding interval is lopsided, and a neighbour reads back where it does not
+ * (2^-96 is 1.2621775e-29, not 1.26217745e-29).
+ */
+function shortestAt(value: number, precision: number): number | undefined {
+  const [mantissa = "", exponent = "0"] = value.toExponential(precision - 1).split("e");
+  const digits = BigInt(mantissa.replace(".", ""));
+  const scale = Number(exponent) - (precision - 1);
+  let best: number | undefined;
+  for (const candidate of [digits, digits - 1n, digits + 1n]) {
+    const decimal = Number(`${candidate}e${scale}`);
+    if (Math.fround(decimal) !== value) continue;
+    if (best === undefined || Math.abs(decimal - value) < Math.abs(best - value)) best = decimal;
+  }
+  return best;
 }
 
 /** A 64-bit value known to be in the safe range (Timestamp/Duration seconds) as a number. */

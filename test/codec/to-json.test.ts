@@ -112,6 +112,10 @@ t.test("float32 prints its shortest round-tripping decimal: 0.1f is 0.1", async 
   t.equal(roundTrip(S, '{"flt":-16777217}'), '{"flt":-16777216}', "float32 has 24 bits");
   t.equal(roundTrip(S, '{"flt":1.17549435e-38}'), '{"flt":1.1754944e-38}');
   t.equal(roundTrip(S, '{"dbl":0.1}'), '{"dbl":0.1}', "double prints as JS does");
+  // At a power of two a neighbour of the nearest 8-digit decimal reads back too.
+  t.equal(roundTrip(S, `{"flt":${2 ** -96}}`), '{"flt":1.2621775e-29}', "2^-96");
+  t.equal(roundTrip(S, `{"flt":${2 ** 87}}`), '{"flt":1.5474251e+26}', "2^87");
+  t.equal(roundTrip(S, '{"flt":-1.2621775e-29}'), '{"flt":-1.2621775e-29}');
 });
 
 t.test("-0 is kept and printed as -0; NaN and the infinities as strings", async (t) => {
