@@ -342,7 +342,8 @@ function anyKind(type: protobuf.Type, resolve: KindResolver): ValueKind {
     return found;
   };
 
-  const read = (v: unknown): unknown => {
+  const read = (v: unknown): unknown => readNestedAny(() => readAny(v));
+  const readAny = (v: unknown): unknown => {
     if (typeof v !== "object" || v === null || Array.isArray(v) || isLosslessNumber(v)) {
       throw new BadValue(`expected Any as an object, got ${show(v)}`);
     }
@@ -420,4 +421,26 @@ function isWrappedInAny(found: { type: protobuf.Type; kind: ValueKind }): boolea
 
 function isEmpty(found: { type: protobuf.Type }): boolean {
   return found.type.fullName === ".google.protobuf.Empty";
+}
+
+/** Anys being read at once, one inside the other: each Any's message is encoded on its own. */
+let anyDepth = 0;
+/** An Any holds a message, itself at least one level: 50 of them pass protobuf's 100. */
+const MAX_ANY_DEPTH = 50;
+
+/**
+ * Reads an Any with `read`, refusing Anys nested past protobuf's 100 message
+ * levels: each is encoded to bytes on its own, so protobufjs's depth check
+ * never sees them add up.
+ */
+function readNestedAny(read: () => unknown): unknown {
+  if (anyDepth >= MAX_ANY_DEPTH) {
+    throw new BadValue("Any nests too deeply (protobuf's limit is 100 message levels)");
+  }
+  anyDepth++;
+  try {
+    return read();
+  } finally {
+    anyDepth--;
+  }
 }

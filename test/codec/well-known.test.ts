@@ -1,5 +1,6 @@
 /** The well-known types: their JSON forms in and out, and their 400s. */
 import t, { type Test } from "tap";
+import { parseJsonBody } from "../../src/codec/index.js";
 import { badField, CANONICAL, caught, codec, roundTrip } from "./fixtures/setup.js";
 
 const W = "codectest.v1.WellKnown";
@@ -283,3 +284,20 @@ t.test("a well-known type can be the top-level message of a codec", async (t) =>
   const bytes = ts.type.encode(ts.fromJson("2024-05-01T12:30:00Z", "$")).finish();
   t.equal(ts.toJson(ts.type.decode(bytes), CANONICAL), '"2024-05-01T12:30:00Z"');
 });
+
+t.test(
+  "Anys nested past protobuf's 100 message levels are a 400, as other messages are",
+  async (t) => {
+    const nested = (levels: number) =>
+      `{"payload":${'{"@type":"type.googleapis.com/google.protobuf.Any","value":'.repeat(levels)}{}${"}".repeat(levels)}}`;
+    t.ok(codec(W).fromJson(parseJsonBody(nested(40)), "$"), "40 Anys in one another");
+    const error = badField(W, nested(60));
+    t.equal(error.code, "TURNOUT_ERR_BAD_FIELD");
+    t.match(error.message, /Any nests too deeply \(protobuf's limit is 100 message levels\)/);
+    t.equal(
+      badField(W, nested(20_000)).code,
+      "TURNOUT_ERR_BAD_FIELD",
+      "refused before the stack runs out",
+    );
+  },
+);
