@@ -50,6 +50,10 @@ export function buildAdmin(deps: AdminDeps): FastifyInstance {
   });
 
   app.setErrorHandler(sendProblem);
+  app.addHook("onRequest", (req, reply, done) => {
+    reply.header("x-request-id", req.id);
+    done();
+  });
   logAdminCalls(app);
   app.setNotFoundHandler(async (req) => {
     // Under /admin, only a caller with the token learns that a path or method

@@ -56,3 +56,18 @@ t.test("an admin call, refused or not, writes one line without its query string"
   ]);
   t.notMatch(lines.slice(before).join("\n"), /secret|wrong-token/, "no query, no token");
 });
+
+t.test(
+  "a successful admin call sends its request id back too, the caller's when it gave one",
+  async (t) => {
+    const own = await fetch(`${stack.gateway.adminUrl}/admin/routes`, {
+      headers: { authorization: `Bearer ${TOKEN}`, "x-request-id": "ops-change-42" },
+    });
+    t.equal(own.status, 200);
+    t.equal(own.headers.get("x-request-id"), "ops-change-42");
+    await own.arrayBuffer();
+    const made = await admin("/admin/routes", TOKEN);
+    await made.arrayBuffer();
+    t.match(made.headers.get("x-request-id"), /^[0-9a-f-]{36}$/, "a generated one otherwise");
+  },
+);
