@@ -180,7 +180,8 @@ async function remove(nc: NatsConnection, seqs: readonly number[], out: Output):
       missing++;
       out.stderr.write(`turnout dlq: no dead letter at sequence ${seq}\n`);
     } else {
-      out.stdout.write(`${seq}\t${letter.route}\t${letter.requestId}\tdeleted\n`);
+      const cells = [letter.route, letter.requestId].map(shown);
+      out.stdout.write(`${[seq, ...cells, "deleted"].join("\t")}\n`);
     }
   }
   return missing === 0 ? 0 : 1;

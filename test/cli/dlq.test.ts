@@ -261,3 +261,15 @@ t.test(
     t.match(replay.stdout, /more letters left: go on with --after \d+\n$/);
   },
 );
+
+t.test("dlq delete escapes control characters in what it prints back, as list does", async (t) => {
+  const h = natsHeaders();
+  h.set("Turnout-Route", "orders.get");
+  h.set("X-Request-Id", "evil\u001b]0;pwned\u0007\tX");
+  h.set("Turnout-Subject", "svc.orders.get");
+  const js = jetstream(stack.nc);
+  const { seq } = await js.publish("turnout.dlq.orders.get", new Uint8Array(0), { headers: h });
+  const deleted = await cli("delete", String(seq));
+  t.equal(deleted.code, 0, deleted.stderr);
+  t.equal(deleted.stdout, `${seq}\torders.get\tevil\\u001b]0;pwned\\u0007\\u0009X\tdeleted\n`);
+});
