@@ -48,8 +48,10 @@ export function registerAdminApi(app: FastifyInstance, deps: AdminApiDeps): void
     admin.removeAllContentTypeParsers();
     admin.addContentTypeParser("application/json", { parseAs: "buffer" }, (req, body, done) => {
       const text = jsonText(req.headers["content-type"], body as Buffer);
-      if (text instanceof TurnoutError) done(text);
-      else done(null, text);
+      if (!(text instanceof TurnoutError)) done(null, text);
+      else if (text.code !== "TURNOUT_ERR_BAD_JSON") done(text);
+      // Named as every other problem of the body is.
+      else done(new TurnoutError(text.code, text.message, { field: "body" }));
     });
     admin.addContentTypeParser("*", (req, _payload, done) => done(notJson(req), undefined));
     admin.get("/admin/routes/:name/mismatches", async (req) => {

@@ -234,6 +234,7 @@ t.test(
       body: Buffer.from('{"nats":42,"reason":"caf\xe9"}', "latin1"),
     });
     t.equal(invalid.status, 400, "bytes that are not UTF-8 are a 400");
+    t.match(invalid.body, { field: "body", detail: /not valid UTF-8/ }, "naming the body");
     t.equal(a.cutover.of("users.get").nats, before);
   },
 );
