@@ -7,7 +7,7 @@
 import { existsSync } from "node:fs";
 import { isIP } from "node:net";
 import { type ParseArgsConfig, parseArgs } from "node:util";
-import { serverUrlProblem, splitServers } from "../config/nats.js";
+import { serverListProblem, serverUrlProblem, splitServers } from "../config/nats.js";
 import { closest } from "../config/suggest.js";
 import { ConfigError, type ConfigProblem } from "../errors.js";
 import type { TrustProxy } from "../server/gateway.js";
@@ -123,6 +123,8 @@ export function resolveConnection(values: FlagValues, env: NodeJS.ProcessEnv): C
       const wrong = serverUrlProblem(server);
       if (wrong !== undefined) problems.push(problem(natsUrl.source, "nats-url", wrong));
     }
+    const mixed = serverListProblem(servers);
+    if (mixed !== undefined) problems.push(problem(natsUrl.source, "nats-url", mixed));
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return { configFile: config?.value ?? "./routes.yaml", natsUrl: natsUrl?.value };

@@ -10,7 +10,7 @@ import { BUILT_IN_TUNABLES, readTunables } from "./defaults.js";
 import type { Field } from "./field.js";
 import { deepFreeze } from "./freeze.js";
 import { readLegacyMap } from "./legacy.js";
-import { readNats, serverUrlProblem, splitServers } from "./nats.js";
+import { readNats, serverListProblem, serverUrlProblem, splitServers } from "./nats.js";
 import { Problems } from "./problems.js";
 import { checkRouteProtos } from "./proto-checks.js";
 import { countMessageTypes, loadListedProtos } from "./protos-load.js";
@@ -112,5 +112,7 @@ function overrideServers(natsUrl: string | undefined, problems: Problems): strin
     const problem = serverUrlProblem(server);
     if (problem !== undefined) problems.addAt("--nats-url", "nats.servers", problem);
   }
+  const mixed = serverListProblem(servers);
+  if (mixed !== undefined) problems.addAt("--nats-url", "nats.servers", mixed);
   return servers;
 }

@@ -10,7 +10,8 @@
  * server that does not offer TLS is refused before any credential is sent
  * (see backends/nats/connection.ts). A `nats://` server is dialled with TLS
  * when `nats.tls` is given (then every server must offer it) or when the
- * server itself requires it.
+ * server itself requires it. The client requires TLS of every server or of
+ * none, so a list mixing the two schemes is refused.
  */
 import { resolve } from "node:path";
 import type { Field } from "./field.js";
@@ -53,6 +54,17 @@ export function serverUrlProblem(url: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Checks a server list as a whole: nats.js requires TLS of every server or of
+ * none, so one `tls://` address would make it refuse the `nats://` ones that
+ * do not offer TLS, with no word of why.
+ */
+export function serverListProblem(servers: readonly string[]): string | undefined {
+  const tls = servers.filter((url) => url.startsWith("tls://")).length;
+  if (tls === 0 || tls === servers.length) return undefined;
+  return "mixes tls:// and nats:// servers: the NATS client requires TLS of every server or of none; write tls:// for all, or nats:// for all (with nats.tls when they require TLS)";
+}
+
 /** Splits a comma-separated server list (`--nats-url`, TURNOUT_NATS_URL). */
 export function splitServers(list: string): string[] {
   return list
@@ -90,6 +102,8 @@ function readServers(f: Field, overridden: boolean): string[] | undefined {
     return problem === undefined ? url : undefined;
   });
   if (servers !== undefined && f.items().length === 0) f.problem("must list at least one server");
+  const mixed = servers === undefined ? undefined : serverListProblem(servers);
+  if (mixed !== undefined) f.problem(mixed);
   return servers;
 }
 

@@ -500,12 +500,32 @@ t.test(
       problemsOf(t, () => loadConfig(flag, { natsUrl: "nats://a:4222/x" })),
       [{ location: "--nats-url", key: "nats.servers", message: /cannot carry a path/ }],
     );
-    const plain = withNats("  servers: [nats://n:4222, nats://m:4222/, tls://o]\n");
+    const plain = withNats("  servers: [tls://n:4222, tls://m:4222/, tls://o]\n");
     t.strictSame(loadConfig(writeTable(t, plain)).nats.servers, [
-      "nats://n:4222",
-      "nats://m:4222/",
+      "tls://n:4222",
+      "tls://m:4222/",
       "tls://o",
     ]);
+  },
+);
+
+t.test(
+  "a server list mixing tls:// and nats:// is refused, in the file and in --nats-url: TLS is for all or none",
+  async (t) => {
+    const mixed = problemsFor(t, withNats("  servers: [nats://n:4222, tls://m:4222]\n"));
+    t.match(mixed, [
+      {
+        key: "nats.servers",
+        location: /routes\.yaml:4:\d+$/,
+        message:
+          /^mixes tls:\/\/ and nats:\/\/ servers: the NATS client requires TLS of every server or of none/,
+      },
+    ]);
+    const flag = writeTable(t, table(route()));
+    t.match(
+      problemsOf(t, () => loadConfig(flag, { natsUrl: "tls://a:4222,nats://b:4222" })),
+      [{ location: "--nats-url", key: "nats.servers", message: /^mixes tls:\/\/ and nats:\/\// }],
+    );
   },
 );
 

@@ -45,7 +45,7 @@ t.test("flags beat env vars", async (t) => {
   const argv = [
     "--config=/flag/routes.yaml",
     "--nats-url",
-    "nats://flag:4222,tls://flag2:4443",
+    "nats://flag:4222,nats://flag2:4443",
     "--port",
     "1",
     "--admin-port",
@@ -59,7 +59,7 @@ t.test("flags beat env vars", async (t) => {
   ];
   t.strictSame(resolveSettings(argv, ENV), {
     configFile: "/flag/routes.yaml",
-    natsUrl: "nats://flag:4222,tls://flag2:4443",
+    natsUrl: "nats://flag:4222,nats://flag2:4443",
     port: 1,
     adminPort: 2,
     host: "::1",
