@@ -27,6 +27,12 @@ import { STOP_SIGNALS, type StopRequest } from "./stop-signals.js";
 const RESTART_PAUSE_MS = 1000;
 /** Failed replacements wait twice as long each time, up to this. */
 const RETRY_PAUSE_MAX_MS = 30_000;
+/**
+ * A worker that dies sooner after it started serving is in a crash loop (a
+ * bug hit by every request, a poison message): its replacements wait twice as
+ * long each time too, instead of dying every second or so.
+ */
+const STABLE_UP_MS = 30_000;
 /** How long a replacement keeps its public listener closed while NATS does not connect. */
 export const REPLACEMENT_NATS_WAIT_MS = 30_000;
 
@@ -130,9 +136,11 @@ class Supervisor {
   #started = false;
   /** Listeners up per worker id: a worker serves once it has both. */
   readonly #listens = new Map<number, number>();
-  /** Live workers with both listeners up. */
-  readonly #up = new Set<number>();
+  /** Live workers with both listeners up, and since when. */
+  readonly #upSince = new Map<number, number>();
   #retryPauseMs = RESTART_PAUSE_MS;
+  /** A replacement failed: the next worker to come up says it serves again. */
+  #announceNextUp = false;
   readonly #pending = new Set<NodeJS.Timeout>();
 
   constructor(
@@ -150,24 +158,24 @@ class Supervisor {
     const listens = (this.#listens.get(worker.id) ?? 0) + 1;
     this.#listens.set(worker.id, listens);
     if (listens < 2) return;
-    this.#up.add(worker.id);
-    if (this.#up.size >= this.count) this.#started = true;
-    if (this.#retryPauseMs > RESTART_PAUSE_MS) {
+    this.#upSince.set(worker.id, Date.now());
+    if (this.#upSince.size >= this.count) this.#started = true;
+    if (this.#announceNextUp) {
       this.out.stderr.write(`turnout: worker ${worker.process.pid} is serving again\n`);
+      this.#announceNextUp = false;
     }
-    this.#retryPauseMs = RESTART_PAUSE_MS;
   }
 
   #exited(worker: Worker, code: number, signal: string): void {
-    const wasUp = this.#up.delete(worker.id);
+    const upSince = this.#upSince.get(worker.id);
+    this.#upSince.delete(worker.id);
     if (this.#stopping) {
       if (!this.#stoppedCleanly(worker, code, signal)) this.#failed = true;
       return;
     }
     const how = `${worker.process.pid} exited (${signal ?? code})`;
-    if (wasUp) {
-      this.out.stderr.write(`turnout: worker ${how}; replacing it\n`);
-      this.#replaceIn(RESTART_PAUSE_MS);
+    if (upSince !== undefined) {
+      this.#replaceDied(how, Date.now() - upSince);
     } else if (!this.#started) {
       // The command failed, however cleanly the other workers then stop; unless
       // a stop signal ended it (a group signal reaches the workers before or
@@ -175,13 +183,36 @@ class Supervisor {
       if (!STOP_SIGNALS.some((s) => s === signal)) this.#failed = true;
       this.#startFailed(`worker ${how} before it was listening`);
     } else {
-      const pause = this.#retryPauseMs;
-      this.#retryPauseMs = Math.min(pause * 2, RETRY_PAUSE_MAX_MS);
+      const pause = this.#nextRetryPause();
+      this.#announceNextUp = true;
       this.out.stderr.write(
-        `turnout: REPLACEMENT WORKER FAILED: worker ${how} before it was listening (its output above says why); ${this.#up.size} of ${this.count} workers serving; retrying in ${pause / 1000} s\n`,
+        `turnout: REPLACEMENT WORKER FAILED: worker ${how} before it was listening (its output above says why); ${this.#upSince.size} of ${this.count} workers serving; retrying in ${pause / 1000} s\n`,
       );
       this.#replaceIn(pause);
     }
+  }
+
+  /** A worker that served died: replaced at once after a stable run, later and later in a crash loop. */
+  #replaceDied(how: string, upForMs: number): void {
+    if (upForMs >= STABLE_UP_MS) {
+      this.#retryPauseMs = RESTART_PAUSE_MS;
+      this.out.stderr.write(`turnout: worker ${how}; replacing it\n`);
+      this.#replaceIn(RESTART_PAUSE_MS);
+      return;
+    }
+    const pause = this.#nextRetryPause();
+    const upFor = (upForMs / 1000).toFixed(1);
+    this.out.stderr.write(
+      `turnout: worker ${how} ${upFor} s after it started serving; replacing it in ${pause / 1000} s (the pause doubles while workers die within ${STABLE_UP_MS / 1000} s)\n`,
+    );
+    this.#replaceIn(pause);
+  }
+
+  /** The pause before the next retry; the one after it doubles. */
+  #nextRetryPause(): number {
+    const pause = this.#retryPauseMs;
+    this.#retryPauseMs = Math.min(pause * 2, RETRY_PAUSE_MAX_MS);
+    return pause;
   }
 
   /** Not unref'd: with every worker gone, the pending retry is what keeps turnout up. */

@@ -56,6 +56,15 @@ function killOneWorker(primaryPid: number): number {
   return victim!;
 }
 
+/** The primary's most recently forked worker. */
+function newestWorker(primaryPid: number): number {
+  const children = readFileSync(`/proc/${primaryPid}/task/${primaryPid}/children`, "utf8")
+    .trim()
+    .split(/\s+/)
+    .map(Number);
+  return Math.max(...children);
+}
+
 /** For `ms`: every /readyz and every request on the shared ports answers 200. */
 async function assertStillServing(
   t: Test,
@@ -102,7 +111,7 @@ t.test(
         throw new Error(`no failed replacement reported; output:\n${running.output.text}`);
       },
     );
-    t.match(running.output.text, /1 of 2 workers serving; retrying in 1 s/);
+    t.match(running.output.text, /1 of 2 workers serving; retrying in \d+ s/);
     await assertStillServing(t, running, 1500);
 
     writeFileSync(routes, original);
@@ -110,6 +119,29 @@ t.test(
       throw new Error(`the replacement did not come up; output:\n${running.output.text}`);
     });
     t.pass("a replacement serves once routes.yaml is back to what turnout started with");
+    await stopAndExpectExitZero(t, running);
+  },
+);
+
+t.test(
+  "a worker that dies soon after it started serving is replaced later each time (a crash loop), while the other serves",
+  async (t) => {
+    const server = await startUsersGetWorker(t);
+    const running = await startTwoWorkers(t, writeRoutes(USERS_GET_ROUTE), server.url);
+    const first = killOneWorker(running.gateway.pid!);
+    const died = (pid: number, pause: number) =>
+      new RegExp(
+        `worker ${pid} exited \\(SIGKILL\\) [\\d.]+ s after it started serving; replacing it in ${pause} s`,
+      );
+    await waitUntil(() => died(first, 1).test(running.output.text), 10_000);
+    await waitUntil(() => count(running.output.text, /serving on/g) === 3, 15_000);
+    const second = newestWorker(running.gateway.pid!);
+    process.kill(second, "SIGKILL");
+    await waitUntil(() => died(second, 2).test(running.output.text), 10_000).catch(() => {
+      throw new Error(`no longer pause reported; output:\n${running.output.text}`);
+    });
+    t.pass("the second replacement waits twice as long");
+    await assertStillServing(t, running, 1000);
     await stopAndExpectExitZero(t, running);
   },
 );
