@@ -96,13 +96,14 @@ export async function runServe(
       checkNats: (nats) => natsSettingProblems(nats, settings.configFile),
     });
     const table = tableFiles(config.file, root);
+    // Read in the primary too, so an unusable pair is reported once, not per worker.
+    const https = settings.tls === undefined ? undefined : readTlsPair(settings.tls);
     if (settings.workers > 1 && !isClusterWorker()) {
       if (await stoppedBeforeStart(stop, out)) return 0;
       out.stderr.write(`turnout: starting ${settings.workers} workers\n`);
       return superviseWorkers(settings.workers, { stop, table: fileDigests(table) }, out);
     }
     throwIfTableChanged(table);
-    const https = settings.tls === undefined ? undefined : readTlsPair(settings.tls);
     if (await stoppedBeforeStart(stop, out)) {
       leaveCluster();
       return 0;

@@ -1,8 +1,10 @@
 /** `turnout serve`'s refusals before anything starts: exit codes and what they name. */
+import { once } from "node:events";
 import t from "tap";
 import { runServe } from "../../src/cli/serve.js";
 import { captured } from "../helpers/cli-output.js";
 import { usersGetRoute } from "../helpers/route-yaml.js";
+import { spawnServe } from "../helpers/serve-process.js";
 import { writeRoutes } from "../helpers/stack.js";
 
 async function serve(...argv: string[]) {
@@ -56,3 +58,20 @@ t.test("a certificate or key that is not PEM exits 1 naming the file and the fla
   t.equal(bad.code, 1);
   t.match(bad.stderr, new RegExp(`${dir}/cert\\.pem.*tls-cert.*not a usable PEM file`));
 });
+
+t.test(
+  "under --workers, a certificate that is not PEM is reported once, by turnout, before any worker starts",
+  async (t) => {
+    const dir = t.testdir({ "cert.pem": "not a certificate", "key.pem": "not a key" });
+    const config = writeRoutes(usersGetRoute());
+    const tls = ["--tls-cert", `${dir}/cert.pem`, "--tls-key", `${dir}/key.pem`];
+    const { gateway, output } = spawnServe(t, [
+      ...["--config", config, "--port", "0", "--admin-port", "0", "--workers", "3"],
+      ...tls,
+    ]);
+    const [code] = (await once(gateway, "exit")) as [number];
+    t.equal(code, 1);
+    t.equal(output.text.match(/not a usable PEM file/g)?.length, 1, output.text);
+    t.notMatch(output.text, /starting 3 workers/);
+  },
+);
