@@ -409,6 +409,11 @@ export class CutoverStore {
    */
   #revisionsFrom: string | undefined;
   /**
+   * The revision of each route's last delete or purge seen by the watch: a
+   * seed may have read the value before it, and must not apply it after.
+   */
+  readonly #deletedAt = new Map<string, number>();
+  /**
    * Set once the bucket opened: JetStream is there, so a read failing after
    * that (a timeout, a leader election) is no reason to fall back to the file.
    */
@@ -511,7 +516,10 @@ export class CutoverStore {
     // Re-created since the last load, whether or not a check saw it go (a
     // reload for a stalled watch, a retry, may land on a new one): its
     // revisions start from 1 again, so the old ones must not outrank them.
-    if (this.#revisionsFrom !== undefined && created !== this.#revisionsFrom) this.#latest.clear();
+    if (this.#revisionsFrom !== undefined && created !== this.#revisionsFrom) {
+      this.#latest.clear();
+      this.#deletedAt.clear();
+    }
     this.#revisionsFrom = created;
     const lostSinceLoaded = this.#streamCreated !== undefined && created !== this.#streamCreated;
     if (lostSinceLoaded && this.#seedOrigin === STARTING_SEED) {
@@ -666,8 +674,8 @@ export class CutoverStore {
   }
 
   #apply(route: string, record: CutoverRevision): void {
-    const known = this.#latest.get(route);
-    if (known !== undefined && known.revision >= record.revision) return;
+    const known = this.#latest.get(route)?.revision ?? this.#deletedAt.get(route);
+    if (known !== undefined && known >= record.revision) return;
     const config = this.#routes.get(route);
     if (config !== undefined) {
       try {
@@ -688,7 +696,10 @@ export class CutoverStore {
   #revert(route: string, revision: number): void {
     const config = this.#routes.get(route);
     if (config === undefined) return;
+    const known = this.#latest.get(route)?.revision ?? this.#deletedAt.get(route) ?? 0;
+    if (known >= revision) return;
     this.#fileValues(config);
+    this.#deletedAt.set(route, revision);
     this.#log.warn(`cutover: ${route} deleted from KV (rev ${revision}); using routes.yaml`);
   }
 

@@ -219,3 +219,45 @@ t.test(
     t.ok(await within(RECOVERY_MS, applies(state, 0)), "applies the next change to the new bucket");
   },
 );
+
+t.test(
+  "a delete landing between a seed's read and its apply wins: the replica goes back to routes.yaml's values",
+  async (t) => {
+    const server = await startNatsServer({ jetstream: true });
+    t.teardown(() => server.stop());
+    const operator = await connect({ servers: server.url });
+    t.teardown(() => operator.close());
+    const bucket = await CutoverBucket.open(operator);
+    await bucket.set("users.get", { nats: 50, shadow: 0, by: "op", reason: "to 50" });
+    // The seed has read users.get's history when the delete lands; the watch delivers it first.
+    const kvClass = Object.getPrototypeOf(bucket.kv) as {
+      history: (o: { key?: string }) => Promise<AsyncIterable<unknown>>;
+    };
+    const history = kvClass.history;
+    let deleted = false;
+    kvClass.history = async function (this: unknown, opts: { key?: string }) {
+      const read: unknown[] = [];
+      for await (const entry of await history.call(this, opts)) read.push(entry);
+      if (!deleted && opts.key === "users.get") {
+        deleted = true;
+        await bucket.kv.delete("users.get");
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      }
+      return (async function* () {
+        yield* read;
+      })();
+    };
+    t.teardown(() => {
+      kvClass.history = history;
+    });
+
+    const { state } = await liveStore(t, server.url, { checkMs: 100 });
+    t.ok(deleted, "the delete landed during the seed");
+    t.same(
+      { nats: state.of("users.get").nats, source: state.of("users.get").source },
+      { nats: 10, source: "file" },
+    );
+    await setUsersGet(t, server.url, 30);
+    t.ok(await within(RECOVERY_MS, applies(state, 30)), "a later value applies");
+  },
+);
