@@ -138,9 +138,12 @@ export class ConfigError extends TurnoutError {
 }
 
 export function formatProblems(problems: readonly ConfigProblem[]): string {
-  const lines = problems.map((p) => {
-    const route = p.route === undefined ? "" : ` route ${p.route}:`;
-    return `${p.location}:${route} ${p.key}: ${p.message}`;
-  });
+  const lines = problems.map(formatProblemLine);
   return `${problems.length} problem(s) in the configuration:\n${lines.join("\n")}`;
+}
+
+/** `file:line:col route NAME key: message`, the route part only inside a route. */
+export function formatProblemLine(problem: ConfigProblem): string {
+  const route = problem.route === undefined ? "" : ` route ${problem.route}`;
+  return `${problem.location}${route} ${problem.key}: ${problem.message}`;
 }

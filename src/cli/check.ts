@@ -7,7 +7,7 @@ import type protobuf from "protobufjs";
 import { compileRouteCodec } from "../codec/index.js";
 import { loadConfigAndProtos } from "../config/load.js";
 import type { GatewayConfig } from "../config/types.js";
-import { ConfigError, type ConfigProblem, TurnoutError } from "../errors.js";
+import { ConfigError, type ConfigProblem, formatProblemLine, TurnoutError } from "../errors.js";
 import { buildOpenApiDocument } from "../openapi/index.js";
 import { reportCommandLine } from "./command-errors.js";
 import { CONNECTION_FLAGS, parseFlags, resolveConnection } from "./settings.js";
@@ -75,12 +75,6 @@ function compileAsServeWould(config: GatewayConfig, root: protobuf.Root): Turnou
   for (const route of config.routes) attempt(() => compileRouteCodec(root, route));
   attempt(() => buildOpenApiDocument(config, root));
   return refused;
-}
-
-/** `file:line:col route NAME key: message`, the route part only inside a route. */
-export function formatProblemLine(problem: ConfigProblem): string {
-  const route = problem.route === undefined ? "" : ` route ${problem.route}`;
-  return `${problem.location}${route} ${problem.key}: ${problem.message}`;
 }
 
 function writeProblems(out: Output, problems: readonly ConfigProblem[]): void {

@@ -9,7 +9,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { natsConnectOptions, natsSettingProblems } from "../backends/nats/connection.js";
 import { loadConfig } from "../config/load.js";
 import type { GatewayConfig, NatsConfig, RouteConfig } from "../config/types.js";
-import { ConfigError } from "../errors.js";
+import { ConfigError, formatProblemLine } from "../errors.js";
 import type { Output } from "./check.js";
 import type { ConnectionSettings } from "./settings.js";
 
@@ -32,6 +32,7 @@ export function reportCommandLine(error: unknown, command: string, usage: string
 /** The route table for a command, or undefined after reporting its problems. */
 export function loadCommandConfig(
   connection: ConnectionSettings,
+  command: string,
   out: Output,
 ): GatewayConfig | undefined {
   try {
@@ -43,7 +44,11 @@ export function loadCommandConfig(
     });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    out.stderr.write(`${error.message}\n`);
+    // One line a problem as `serve` and `check` print them, so one grep reads all.
+    for (const problem of error.problems) out.stderr.write(`${formatProblemLine(problem)}\n`);
+    out.stderr.write(
+      `turnout ${command}: ${error.problems.length} problem(s) in the configuration\n`,
+    );
     return undefined;
   }
 }

@@ -14,8 +14,8 @@ import { loadConfigAndProtos } from "../config/load.js";
 import { replaySamples } from "../contract/replay.js";
 import { jsonReport, summarize, textReport } from "../contract/report.js";
 import { readSamples, type Sample, SamplesError } from "../contract/samples.js";
-import { ConfigError, TurnoutError } from "../errors.js";
-import { formatProblemLine, type Output } from "./check.js";
+import { ConfigError, formatProblemLine, TurnoutError } from "../errors.js";
+import type { Output } from "./check.js";
 import { connectOnce, reportCommandLine, UsageError } from "./command-errors.js";
 import {
   CONNECTION_FLAGS,

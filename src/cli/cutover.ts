@@ -76,7 +76,7 @@ export async function runCutover(
     return reportCommandLine(error, "cutover", USAGE, out);
   }
 
-  const config = loadCommandConfig(connection, out);
+  const config = loadCommandConfig(connection, "cutover", out);
   if (config === undefined) return 1;
   let route: RouteConfig | undefined;
   if (routeName !== undefined) {

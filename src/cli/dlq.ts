@@ -78,7 +78,7 @@ export async function runDlq(
     return reportCommandLine(error, "dlq", USAGE, out);
   }
 
-  const config = loadCommandConfig(connection, out);
+  const config = loadCommandConfig(connection, "dlq", out);
   if (config === undefined) return 1;
   const route = command.sub === "delete" ? undefined : command.filter.route;
   if (route !== undefined && commandRoute(config, route, "dlq", out) === undefined) return 2;

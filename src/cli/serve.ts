@@ -8,11 +8,11 @@ import { isAbsolute } from "node:path";
 import type protobuf from "protobufjs";
 import { natsSettingProblems } from "../backends/nats/connection.js";
 import { loadConfigAndProtos } from "../config/load.js";
-import { ConfigError } from "../errors.js";
+import { ConfigError, formatProblemLine } from "../errors.js";
 import { joinClusterMetrics } from "../observability/cluster-metrics.js";
 import { CREDENTIAL_HEADERS, headerPath } from "../observability/credential-headers.js";
 import { startGateway } from "../server/start.js";
-import { formatProblemLine, type Output } from "./check.js";
+import type { Output } from "./check.js";
 import {
   fileDigests,
   isClusterWorker,
