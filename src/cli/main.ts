@@ -15,7 +15,7 @@ commands:
   check   validate the route table   (--config)
   cutover list | set ROUTE --nats P [--shadow S] --reason TEXT | history ROUTE | rollback ROUTE
           read and change the live traffic split in NATS KV (--config, --nats-url)
-  dlq     list | replay | delete [--route R] [--since T] [--after SEQ]
+  dlq     list | replay | delete [--route R] [--since T] [--limit N] [--after SEQ]
           list and re-drive the dead letters in JetStream TURNOUT_DLQ (--config, --nats-url)
   contract --samples FILE.jsonl [--concurrency N] [--json]
           replay recorded request/response pairs through the NATS path and
