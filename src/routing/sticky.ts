@@ -31,10 +31,19 @@ export function compileStickyKey(sticky: StickyKey): StickyKeyOf {
       return (req) => nonEmpty(first(req.query[name]));
     }
     case "ip":
-      return (req) => nonEmpty(req.ip);
+      return (req) => nonEmpty(unmappedIp(req.ip));
     case "random":
       return () => undefined;
   }
+}
+
+/**
+ * An IPv4-mapped IPv6 address (`::ffff:10.0.0.1`, what a replica listening on
+ * `::` sees) as the IPv4 address a replica listening on 0.0.0.0 sees: one
+ * client must hash the same on every replica.
+ */
+function unmappedIp(ip: string): string {
+  return ip.startsWith("::ffff:") && ip.includes(".") ? ip.slice(7) : ip;
 }
 
 function first(value: string | string[] | undefined): string | undefined {

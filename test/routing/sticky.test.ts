@@ -47,7 +47,17 @@ t.test("query: reads the first value of the parameter", async (t) => {
 t.test("ip: the request's address", async (t) => {
   const key = compileStickyKey({ kind: "ip" });
   t.equal(key(req({ ip: "192.0.2.4" })), "192.0.2.4");
+  t.equal(key(req({ ip: "2001:db8::7" })), "2001:db8::7");
 });
+
+t.test(
+  "ip: an IPv4-mapped address is its IPv4 address, so a replica on :: and one on 0.0.0.0 agree",
+  async (t) => {
+    const key = compileStickyKey({ kind: "ip" });
+    t.equal(key(req({ ip: "::ffff:192.0.2.4" })), "192.0.2.4");
+    t.equal(key(req({ ip: "::ffff:c000:204" })), "::ffff:c000:204", "hex form left as it is");
+  },
+);
 
 t.test("random: no key, whatever the request holds", async (t) => {
   const key = compileStickyKey({ kind: "random" });
