@@ -15,7 +15,7 @@
  */
 import { resolve } from "node:path";
 import type { Field } from "./field.js";
-import { checkKeys, readList, readString } from "./read.js";
+import { checkKeys, readBool, readList, readString } from "./read.js";
 import { AUTH_KEYS, NATS_KEYS, SECRET_KEYS, TLS_KEYS } from "./schema.js";
 import type { NatsAuth, NatsConfig, SecretRef } from "./types.js";
 import { hasCredentials, maskedUrl, maskedUrlText } from "./url-credentials.js";
@@ -109,11 +109,16 @@ function readServers(f: Field, overridden: boolean): string[] | undefined {
 
 function readTls(f: Field, dir: string): NatsConfig["tls"] {
   if (!checkKeys(f, TLS_KEYS)) return undefined;
-  const [ca, cert, key] = TLS_KEYS.map((k) => readPath(f.child(k), dir));
+  const [ca, cert, key] = (["ca", "cert", "key"] as const).map((k) => readPath(f.child(k), dir));
   if (f.child("cert").present !== f.child("key").present) {
     f.problem("cert and key go together: a client certificate needs its key");
   }
-  return { ...optional("ca", ca), ...optional("cert", cert), ...optional("key", key) };
+  return {
+    ...optional("ca", ca),
+    ...optional("cert", cert),
+    ...optional("key", key),
+    ...optional("handshakeFirst", readBool(f.child("handshakeFirst"))),
+  };
 }
 
 function readAuth(f: Field, dir: string): NatsAuth | undefined {

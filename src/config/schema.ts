@@ -2,7 +2,7 @@
 
 export const TOP_KEYS = ["version", "protos", "nats", "legacy", "defaults", "routes"] as const;
 export const NATS_KEYS = ["servers", "name", "tls", "auth"] as const;
-export const TLS_KEYS = ["ca", "cert", "key"] as const;
+export const TLS_KEYS = ["ca", "cert", "key", "handshakeFirst"] as const;
 export const AUTH_KEYS = ["token", "user", "pass", "nkeySeed", "credsFile"] as const;
 export const SECRET_KEYS = ["env", "file"] as const;
 

@@ -131,7 +131,15 @@ export interface NatsConfig {
   readonly servers: readonly string[];
   readonly name: string;
   /** Absolute paths; `{}` means TLS with the system CAs. */
-  readonly tls: { readonly ca?: string; readonly cert?: string; readonly key?: string } | undefined;
+  readonly tls:
+    | {
+        readonly ca?: string;
+        readonly cert?: string;
+        readonly key?: string;
+        /** TLS before the server's INFO: `tls { handshake_first: true }`, or a TLS-terminating proxy. */
+        readonly handshakeFirst?: boolean;
+      }
+    | undefined;
   readonly auth: NatsAuth | undefined;
 }
 

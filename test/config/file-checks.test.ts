@@ -55,6 +55,13 @@ t.test("unknown keys are errors at every level, with the closest known key", asy
   ]);
 });
 
+t.test("nats.tls.handshakeFirst is a boolean, passed on as it is", async (t) => {
+  const tls = (value: string) =>
+    withNats(`  servers: [tls://a:1]\n  tls: { handshakeFirst: ${value} }\n`);
+  t.same(loadConfig(writeTable(t, tls("true"))).nats.tls, { handshakeFirst: true });
+  t.match(problemsFor(t, tls('"yes"')), [{ key: "nats.tls.handshakeFirst" }]);
+});
+
 t.test("nats.servers is a non-empty list of nats:// or tls:// URLs", async (t) => {
   t.match(problemsFor(t, withNats("  servers: [nats://a:4222, 'http://b:80', 'c:4222']\n")), [
     { key: "nats.servers[1]", message: /must use nats:\/\/ or tls:\/\// },

@@ -276,6 +276,7 @@ function tlsOptions(config: NatsConfig, resolver: Resolver): Pick<NodeConnection
   let dialPair = currentPair();
   return {
     tls: {
+      handshakeFirst: tls.handshakeFirst === true,
       get ca() {
         return currentCa()?.toString();
       },

@@ -1,6 +1,8 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { type AddressInfo, connect as netConnect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createServer as createTlsServer } from "node:tls";
 import { connect, type NatsConnection, nkeys } from "@nats-io/transport-node";
 import t, { type Test } from "tap";
 import { connectNats, natsConnectOptions } from "../../../src/backends/nats/connection.js";
@@ -200,3 +202,57 @@ t.test(
     t.match(status.lastError, /bad certificate|certificate required|client certificate/i);
   },
 );
+
+/**
+ * An endpoint that wants the TLS handshake before the server's INFO: a
+ * TLS-terminating proxy in front of nats-server (as `tls { handshake_first: true }`
+ * in nats-server 2.10+ does). Its INFO says TLS is required, as that server's does.
+ */
+async function tlsFirstEndpoint(t: Test, natsPort: number): Promise<number> {
+  const proxy = createTlsServer(
+    { cert: readFileSync(certs.server.cert), key: readFileSync(certs.server.key) },
+    (client) => {
+      const upstream = netConnect(natsPort, "127.0.0.1");
+      client.pipe(upstream);
+      let info = true;
+      upstream.on("data", (chunk: Buffer) => {
+        const text = info
+          ? chunk.toString("latin1").replace("INFO {", 'INFO {"tls_required":true,')
+          : undefined;
+        info = false;
+        client.write(text ?? chunk);
+      });
+      upstream.on("end", () => client.end());
+      upstream.on("error", () => client.destroy());
+      client.on("error", () => upstream.destroy());
+    },
+  );
+  const sockets = new Set<Socket>();
+  proxy.on("connection", (socket: Socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy();
+    return new Promise<void>((resolve) => proxy.close(() => resolve()));
+  });
+  return (proxy.address() as AddressInfo).port;
+}
+
+t.test("nats.tls.handshakeFirst reaches an endpoint that wants TLS before INFO", async (t) => {
+  const server = await startNatsServer();
+  t.teardown(() => server.stop());
+  const port = await tlsFirstEndpoint(t, server.port);
+  const url = `tls://127.0.0.1:${port}`;
+  const nc = await connectNats(config(url, { ca: certs.ca.cert, handshakeFirst: true }), {
+    status: new NatsStatus(),
+    signal: AbortSignal.timeout(10_000),
+  });
+  t.teardown(() => nc.close());
+  await echoWorks(t, nc);
+  await t.rejects(
+    connectOnce(config(url, { ca: certs.ca.cert })),
+    "without it the client waits for an INFO that never comes",
+  );
+});
