@@ -65,6 +65,34 @@ async function restartWithEmptyStore(t: Test, server: NatsServer, storeDir: stri
   return serverWithStore(t, server.port, storeDir);
 }
 
+/** A JetStream server and an operator's handle on the bucket, until the test ends. */
+async function serverAndBucket(t: Test) {
+  const server = await startNatsServer({ jetstream: true });
+  t.teardown(() => server.stop());
+  const operator = await connect({ servers: server.url });
+  t.teardown(() => operator.close());
+  return { server, operator, bucket: await CutoverBucket.open(operator) };
+}
+
+type HistoryRead = () => Promise<AsyncIterable<unknown>>;
+
+/** Runs every KV history read (the store's too) through `around` until the test ends. */
+function aroundHistoryReads(
+  t: Test,
+  bucket: CutoverBucket,
+  around: (read: HistoryRead, key: string | undefined) => Promise<AsyncIterable<unknown>>,
+): void {
+  type History = (this: unknown, opts: { key?: string }) => Promise<AsyncIterable<unknown>>;
+  const kvClass = Object.getPrototypeOf(bucket.kv) as { history: History };
+  const history = kvClass.history;
+  kvClass.history = function (opts) {
+    return around(() => history.call(this, opts), opts.key);
+  };
+  t.teardown(() => {
+    kvClass.history = history;
+  });
+}
+
 function ownStoreDir(t: Test): string {
   const storeDir = mkdtempSync(join(tmpdir(), "turnout-recovery-"));
   t.teardown(() => rmSync(storeDir, { recursive: true, force: true }));
@@ -186,30 +214,19 @@ t.test(
 t.test(
   "a first load that fails half way and retries on a re-created bucket drops the old bucket's revisions",
   async (t) => {
-    const server = await startNatsServer({ jetstream: true });
-    t.teardown(() => server.stop());
-    const operator = await connect({ servers: server.url });
-    t.teardown(() => operator.close());
-    const old = await CutoverBucket.open(operator);
+    const { server, operator, bucket: old } = await serverAndBucket(t);
     // users.get reaches a revision the new bucket's first writes stay below.
     for (let nats = 41; nats <= 48; nats++) {
       await old.set("users.get", { nats, shadow: 0, by: "op", reason: `to ${nats}` });
     }
     await old.set("users.create", { nats: 5, shadow: 0, by: "op", reason: "to 5" });
     // The load reads users.get, then the bucket is lost as users.create's read fails.
-    const kvClass = Object.getPrototypeOf(old.kv) as { history: (o: { key?: string }) => unknown };
-    const history = kvClass.history;
     let lost = false;
-    kvClass.history = async function (this: unknown, opts: { key?: string }) {
-      if (!lost && opts.key === "users.create") {
-        lost = true;
-        await (await jetstreamManager(operator)).streams.delete(`KV_${CUTOVER_BUCKET}`);
-        throw new Error("the read timed out");
-      }
-      return history.call(this, opts);
-    };
-    t.teardown(() => {
-      kvClass.history = history;
+    aroundHistoryReads(t, old, async (read, key) => {
+      if (lost || key !== "users.create") return read();
+      lost = true;
+      await (await jetstreamManager(operator)).streams.delete(`KV_${CUTOVER_BUCKET}`);
+      throw new Error("the read timed out");
     });
 
     const { state } = await liveStore(t, server.url, { checkMs: 150 });
@@ -223,32 +240,21 @@ t.test(
 t.test(
   "a delete landing between a seed's read and its apply wins: the replica goes back to routes.yaml's values",
   async (t) => {
-    const server = await startNatsServer({ jetstream: true });
-    t.teardown(() => server.stop());
-    const operator = await connect({ servers: server.url });
-    t.teardown(() => operator.close());
-    const bucket = await CutoverBucket.open(operator);
+    const { server, bucket } = await serverAndBucket(t);
     await bucket.set("users.get", { nats: 50, shadow: 0, by: "op", reason: "to 50" });
     // The seed has read users.get's history when the delete lands; the watch delivers it first.
-    const kvClass = Object.getPrototypeOf(bucket.kv) as {
-      history: (o: { key?: string }) => Promise<AsyncIterable<unknown>>;
-    };
-    const history = kvClass.history;
     let deleted = false;
-    kvClass.history = async function (this: unknown, opts: { key?: string }) {
-      const read: unknown[] = [];
-      for await (const entry of await history.call(this, opts)) read.push(entry);
-      if (!deleted && opts.key === "users.get") {
+    aroundHistoryReads(t, bucket, async (read, key) => {
+      const entries: unknown[] = [];
+      for await (const entry of await read()) entries.push(entry);
+      if (!deleted && key === "users.get") {
         deleted = true;
         await bucket.kv.delete("users.get");
         await new Promise((resolve) => setTimeout(resolve, 300));
       }
       return (async function* () {
-        yield* read;
+        yield* entries;
       })();
-    };
-    t.teardown(() => {
-      kvClass.history = history;
     });
 
     const { state } = await liveStore(t, server.url, { checkMs: 100 });
