@@ -58,6 +58,8 @@ interface Window {
   busy: boolean;
   /** Last hold or pause reason logged, so a steady state logs once. */
   said: string;
+  /** When the window came due: it is judged one publish interval later. */
+  dueAt: number | undefined;
 }
 
 export class PlanDriver {
@@ -115,7 +117,12 @@ export class PlanDriver {
       // Anyone may publish here, and a callback that throws would end the
       // connection's read loop: a report that is not well formed is dropped.
       callback: (_error, msg) => {
-        if (!this.isLeader) return;
+        // A lapse of the lease (a renewal answered late) would leave a hole in
+        // the windows, judged as if whole once the lease is back: start anew.
+        if (!this.isLeader) {
+          this.#windows.clear();
+          return;
+        }
         const report = decodeReport(msg.data);
         if (report === undefined) return;
         for (const [route, figures] of Object.entries(report.routes)) {
@@ -236,11 +243,27 @@ export class PlanDriver {
     let window = this.#windows.get(route.name);
     if (window === undefined || window.revision !== latest.revision) {
       const said = window?.said ?? "";
-      window = { start: now, revision: latest.revision, figures: this.#empty(), busy: false, said };
+      window = {
+        start: now,
+        revision: latest.revision,
+        figures: this.#empty(),
+        busy: false,
+        said,
+        dueAt: undefined,
+      };
       this.#windows.set(route.name, window);
       return;
     }
     if (window.busy || now - window.start < plan.everyMs) return;
+    // Every replica's report of the window's last interval, this one's
+    // included, is published now and arrives after this check: judged at the
+    // next one, or that interval would never be (a step drops it).
+    if (window.dueAt === undefined) {
+      window.dueAt = now;
+      return;
+    }
+    if (now - window.dueAt < this.#publishMs / 2) return;
+    window.dueAt = undefined;
     const figures = window.figures;
     window.start = now;
     window.figures = this.#empty();
