@@ -69,9 +69,11 @@ export class NatsStatus {
     const message = err instanceof Error ? err.message : String(err);
     if (err instanceof Error && err.name === "PermissionViolationError") {
       // Not the connection's error: it stays up. The requests it hits end at
-      // once (NatsRequester); the permissions need someone to act.
-      if (this.#firstInAWhile(message)) {
-        this.#log?.error(`NATS: ${message} (the gateway's NATS user lacks the permission)`);
+      // once (NatsRequester); the permissions need someone to act. Each retry
+      // of a refused reply inbox subscribes under a new name: one line for all.
+      const refused = message.replace(/_INBOX\.[^."\s]+/g, "_INBOX.<id>");
+      if (this.#firstInAWhile(refused)) {
+        this.#log?.error(`NATS: ${refused} (the gateway's NATS user lacks the permission)`);
       }
       return;
     }

@@ -5,6 +5,7 @@ import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import t, { type Test } from "tap";
 import { compileRequestHeaders } from "../../../src/backends/nats/headers.js";
 import { NatsRequester } from "../../../src/backends/nats/requester.js";
+import { NatsStatus } from "../../../src/backends/nats/status.js";
 import { type NatsServer, startNatsServer } from "../../../src/devtools/nats-server.js";
 import { TurnoutError } from "../../../src/errors.js";
 
@@ -322,5 +323,25 @@ t.test(
     t.match(String(err), /refused the publish to svc\.denied: Permissions Violation for Publish/);
     const ok = await requester.request("svc.allowed", enc.encode("y"), undefined, 5000);
     t.equal(dec.decode(ok.data), "y", "other subjects are answered");
+  },
+);
+
+t.test(
+  "a refused reply inbox is logged once, however often it is tried again under a new name",
+  async (t) => {
+    const { gateway } = await serverWithPermissions(t, `{ publish: ">", subscribe: "svc.>" }`);
+    const errors: string[] = [];
+    const status = new NatsStatus(undefined, undefined, {
+      info: () => {},
+      warn: () => {},
+      error: (line) => errors.push(line),
+    });
+    status.attach(gateway);
+    const requester = new NatsRequester(gateway, { inboxRetryMs: 50 });
+    t.teardown(() => requester.close());
+    await eventually(() => false, 1000); // about 20 tries
+    t.same(errors, [
+      'NATS: Permissions Violation for Subscription to "_INBOX.<id>.*" (the gateway\'s NATS user lacks the permission)',
+    ]);
   },
 );
