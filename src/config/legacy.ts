@@ -5,7 +5,7 @@
 import type { Field } from "./field.js";
 import { checkUniqueKeys, readString } from "./read.js";
 import { didYouMean } from "./suggest.js";
-import { hasCredentials, maskedUrl, maskedUrlText } from "./url-credentials.js";
+import { hasCredentials, maskedUrlText } from "./url-credentials.js";
 
 /**
  * Checks an upstream base URL and returns it without a trailing slash, so the
@@ -24,7 +24,7 @@ export function normalizeLegacyUrl(text: string): string {
   }
   if (hasCredentials(url)) {
     throw new Error(
-      `"${maskedUrl(url)}" holds credentials, which are not sent upstream; give the legacy service its credentials another way`,
+      `"${shown}" holds credentials, which are not sent upstream; give the legacy service its credentials another way`,
     );
   }
   if (url.port === "0") throw new Error(`"${shown}" has port 0, where no server listens`);

@@ -18,7 +18,7 @@ import type { Field } from "./field.js";
 import { checkKeys, readBool, readList, readString } from "./read.js";
 import { AUTH_KEYS, NATS_KEYS, SECRET_KEYS, TLS_KEYS } from "./schema.js";
 import type { NatsAuth, NatsConfig, SecretRef } from "./types.js";
-import { hasCredentials, maskedUrl, maskedUrlText } from "./url-credentials.js";
+import { hasCredentials, maskedUrlText } from "./url-credentials.js";
 
 const DEFAULT_CLIENT_NAME = "turnout";
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -40,7 +40,7 @@ export function serverUrlProblem(url: string): string | undefined {
     return `"${shown}" must use nats:// or tls://, not ${parsed.protocol}//`;
   }
   if (hasCredentials(parsed)) {
-    return `"${maskedUrl(parsed)}" holds credentials; put them in nats.auth (user and pass as {env: VAR} or {file: path}), not in the URL`;
+    return `"${shown}" holds credentials; put them in nats.auth (user and pass as {env: VAR} or {file: path}), not in the URL`;
   }
   if (parsed.hostname === "") return `"${shown}" has no host`;
   // The client dials host:port and drops the rest without a word. A bare "?"
@@ -60,7 +60,8 @@ export function serverUrlProblem(url: string): string | undefined {
  * do not offer TLS, with no word of why.
  */
 export function serverListProblem(servers: readonly string[]): string | undefined {
-  const tls = servers.filter((url) => url.startsWith("tls://")).length;
+  // As the connection reads the scheme (backends/nats/connection.ts isTlsUrl).
+  const tls = servers.filter((url) => url.trim().toLowerCase().startsWith("tls://")).length;
   if (tls === 0 || tls === servers.length) return undefined;
   return "mixes tls:// and nats:// servers: the NATS client requires TLS of every server or of none; write tls:// for all, or nats:// for all (with nats.tls when they require TLS)";
 }

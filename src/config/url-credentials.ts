@@ -5,21 +5,18 @@ export function hasCredentials(url: URL): boolean {
 }
 
 /**
- * The URL with its credentials masked, for a problem message that ends up in
- * CI logs; a user alone is masked too, as it may be a token (nats://TOKEN@host).
- */
-export function maskedUrl(url: URL): string {
-  const masked = new URL(url.href);
-  masked.username = "***";
-  if (masked.password !== "") masked.password = "***";
-  return masked.href;
-}
-
-/**
  * A URL as written, for a message about it: credentials (`user:pass@`,
  * `TOKEN@`) and any query or fragment masked. Textual, so it also serves text
- * that does not parse as a URL, where maskedUrl cannot run.
+ * that does not parse, or parses another way than it was meant (a password
+ * holding "/" or "@" moves the host).
  */
 export function maskedUrlText(text: string): string {
-  return text.replace(/^((?:[^:/?#@]*:)?\/\/)?[^/?#@]*@/, "$1***@").replace(/([?#]).+$/s, "$1***");
+  // Up to the last "@": a password may hold "@", "/", "?" or "#" (masking a
+  // path's "@" too is the safe side).
+  const masked = text.replace(
+    /^((?:[^:/?#@]*:)?\/\/)?(.*)@/s,
+    (_all, scheme: string | undefined, userinfo: string) =>
+      `${scheme ?? ""}${userinfo.includes(":") ? "***:***" : "***"}@`,
+  );
+  return masked.replace(/([?#]).+$/s, "$1***");
 }

@@ -155,7 +155,7 @@ t.test("credentials in an upstream or server URL are refused, and not printed ba
     {
       key: "legacy.users",
       message:
-        /"http:\/\/\*\*\*:\*\*\*@users-legacy:8080\/" holds credentials, which are not sent upstream/,
+        /"http:\/\/\*\*\*:\*\*\*@users-legacy:8080" holds credentials, which are not sent upstream/,
     },
   ]);
   const text = JSON.stringify(problems);
@@ -171,23 +171,24 @@ t.test(
       .replace("  users: http://users-legacy:8080", "  users: http://svc:s3cret@users-legacy:99999")
       .replace(
         /servers: \[[^\]]*\]/,
-        "servers: [bob:hunter2@n:4222, nats://T0KEN@m:70000, nats://m:4222?token=Pa55]",
+        "servers: [bob:hunter2@n:4222, nats://T0KEN@m:70000, nats://m:4222?token=Pa55, 'nats://al:p@ss/w?rd@o:70000']",
       );
     const problems = problemsFor(t, yaml);
     t.match(problems, [
       {
         key: "nats.servers[0]",
-        message: /^"\*\*\*@n:4222" needs a scheme: nats:\/\/\*\*\*@n:4222/,
+        message: /^"\*\*\*:\*\*\*@n:4222" needs a scheme: nats:\/\/\*\*\*:\*\*\*@n:4222/,
       },
       { key: "nats.servers[1]", message: /^"nats:\/\/\*\*\*@m:70000" is not a URL/ },
       { key: "nats.servers[2]", message: /^"nats:\/\/m:4222\?\*\*\*" is a server address/ },
+      { key: "nats.servers[3]", message: /^"nats:\/\/\*\*\*:\*\*\*@o:70000" holds credentials/ },
       {
         key: "legacy.users",
-        message: /^"http:\/\/\*\*\*@users-legacy:99999" is not an absolute URL/,
+        message: /^"http:\/\/\*\*\*:\*\*\*@users-legacy:99999" is not an absolute URL/,
       },
     ]);
     const text = JSON.stringify(problems);
-    for (const secret of ["s3cret", "hunter2", "T0KEN", "Pa55", "bob", "svc"]) {
+    for (const secret of ["s3cret", "hunter2", "T0KEN", "Pa55", "bob", "svc", "ss/w", "rd"]) {
       t.notOk(text.includes(secret), `${secret} is not printed`);
     }
   },
@@ -532,6 +533,11 @@ t.test(
     t.match(
       problemsOf(t, () => loadConfig(flag, { natsUrl: "tls://a:4222,nats://b:4222" })),
       [{ location: "--nats-url", key: "nats.servers", message: /^mixes tls:\/\/ and nats:\/\// }],
+    );
+    t.match(
+      problemsOf(t, () => loadConfig(flag, { natsUrl: "TLS://a:4222,nats://b:4222" })),
+      [{ message: /^mixes tls:\/\/ and nats:\/\// }],
+      "the scheme in any case, as the client reads it",
     );
   },
 );
