@@ -170,11 +170,23 @@ export async function connectNats(
  * keeping those the cluster advertised.
  */
 function keepListedServers(nc: NatsConnection, listed: readonly string[]): void {
-  const advertised = nc
-    .getServers()
-    .filter((server) => server.gossiped)
-    .map((server) => server.listen);
+  const pool = nc.getServers();
+  const inPool = new Set(pool.map((server) => server.listen.toLowerCase()));
+  // Only then: setServers marks every server it keeps as listed, and nats.js
+  // no longer drops an advertised one that leaves the cluster.
+  if (listed.every((url) => inPool.has(listenOf(url)))) return;
+  const advertised = pool.filter((server) => server.gossiped).map((server) => server.listen);
   nc.setServers([...listed, ...advertised]);
+}
+
+/** `host:port` as nats.js lists a server URL (port 4222 when it names none). */
+function listenOf(url: string): string {
+  try {
+    const { host, port } = new URL(url.trim());
+    return (port === "" ? `${host}:4222` : host).toLowerCase();
+  } catch {
+    return url;
+  }
 }
 
 /** One connect attempt without reconnecting, closed at once when it succeeds. */

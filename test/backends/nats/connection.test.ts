@@ -7,6 +7,7 @@ import { NatsStatus } from "../../../src/backends/nats/status.js";
 import type { NatsAuth, NatsConfig } from "../../../src/config/types.js";
 import { freePort, startNatsServer } from "../../../src/devtools/nats-server.js";
 import { TurnoutError } from "../../../src/errors.js";
+import { startNatsCluster } from "../../helpers/nats-cluster.js";
 import { waitUntil } from "../../helpers/serve-process.js";
 
 const dir = mkdtempSync(join(tmpdir(), "turnout-nats-conn-"));
@@ -207,5 +208,21 @@ t.test(
       10_000,
     );
     t.equal(statuses.filter(onLater).length, 4);
+  },
+);
+
+t.test(
+  "a cluster node the servers advertised is dropped from the pool when it leaves, as nats.js does",
+  async (t) => {
+    const cluster = await startNatsCluster(3, "POOL");
+    t.teardown(() => cluster.stop());
+    const nc = await connectNats(config(cluster.urls[0]!), { reconnectTimeWaitMs: 50 });
+    t.teardown(() => nc.close());
+    const listens = () => nc.getServers().map((server) => server.listen);
+    await until("the cluster advertised", () => listens().length === 3);
+    const leaving = cluster.nodes[2]!;
+    await leaving.stop();
+    await until("the node dropped", () => !listens().includes(`127.0.0.1:${leaving.port}`));
+    t.equal(listens().length, 2);
   },
 );
