@@ -381,14 +381,18 @@ function styleFromBits(bits: number): SchemaStyle {
   };
 }
 
-/** Names a variant by the options that set it apart from the type's other variants. */
+/**
+ * Names a variant by the options that set it apart from the type's other
+ * variants, after a "-", which no protobuf name holds: `Thing_CamelNames` may
+ * be a message of its own.
+ */
 function componentName(name: string, bits: number, differing: number): string {
   const parts: string[] = [];
   if (differing & NAMES) parts.push(bits & NAMES ? "CamelNames" : "ProtoNames");
   if (differing & INT64) parts.push(bits & INT64 ? "Int64Numbers" : "Int64Strings");
   if (differing & ENUMS) parts.push(bits & ENUMS ? "EnumNumbers" : "EnumNames");
   if (differing & REQUIRED && bits & REQUIRED) parts.push("AllFields");
-  return parts.length === 0 ? name : `${name}_${parts.join("_")}`;
+  return parts.length === 0 ? name : `${name}-${parts.join("-")}`;
 }
 
 /** The plain message types `type` holds directly (well-known ones have fixed forms). */

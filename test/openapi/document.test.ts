@@ -88,7 +88,7 @@ t.test("users.create takes its body as the user field: a User, nothing required"
 t.test(
   "a reply under emitDefaults requires the fields always printed, never message fields",
   async (t) => {
-    const user = component(doc, "users.v1.User_AllFields");
+    const user = component(doc, "users.v1.User-AllFields");
     t.same(user.required, [
       "id",
       "region",
@@ -209,3 +209,39 @@ t.test("registerOpenApi serves the document as JSON at GET /openapi.json", async
   t.match(res.headers["content-type"], /^application\/json/);
   t.same(res.json(), JSON.parse(JSON.stringify(doc)));
 });
+
+t.test(
+  "a message named like another's style variant (Thing_CamelNames) gets its own component, and the document builds",
+  async (t) => {
+    const file = tableWithOwnProtos(
+      t,
+      {
+        "v.proto": `syntax = "proto3";
+package v.v1;
+message Thing { string thing_name = 1; }
+message Thing_CamelNames { string x = 1; }
+message Holder { Thing thing = 1; Thing_CamelNames other = 2; }
+`,
+      },
+      ["proto", "camel"]
+        .map(
+          (names) => `  - name: h.${names}
+    method: GET
+    path: /v1/${names}
+    subject: svc.h.${names}
+    request: v.v1.Holder
+    response: v.v1.Holder
+    json: { names: ${names} }
+`,
+        )
+        .join(""),
+    );
+    const loaded = loadConfigAndProtos(file);
+    const built = buildOpenApiDocument(loaded.config, loaded.root);
+    t.same(await openApiErrors(built), []);
+    t.same(danglingRefs(built), []);
+    const names = Object.keys(built.components?.schemas ?? {}).filter((n) => n.startsWith("v.v1."));
+    t.ok(names.includes("v.v1.Thing_CamelNames"), names.join(", "));
+    t.ok(names.includes("v.v1.Thing-CamelNames"), "the variant, after a - no protobuf name holds");
+  },
+);
