@@ -116,11 +116,12 @@ export function evaluatePlan(input: PlanInput): PlanDecision {
   };
 }
 
-/** The highest step below `current`; below the first step, the starting share (or 0). */
+/**
+ * The highest share below `current` the plan served: a step, or the starting
+ * share (routes.yaml's, which may lie between steps); 0 when none is below.
+ */
 export function lastGoodStep(steps: readonly number[], current: number, start: number): number {
-  const below = steps.filter((s) => s < current);
-  if (below.length > 0) return below.at(-1)!;
-  return start < current ? start : 0;
+  return Math.max(0, ...[...steps, start].filter((share) => share < current));
 }
 
 function failedGate(input: PlanInput): string | undefined {

@@ -48,7 +48,8 @@ export function planStatus(
   const base = { steps: plan.steps, everyMs: plan.everyMs };
   // The plan writes each step over the key's latest value: with none it cannot move.
   if (latest === undefined) return { ...base, state: "paused", detail: NO_LIVE_VALUE };
-  if (latest.by !== PLAN_BY && latest.by !== SEED_BY) {
+  // In any case, as `routes.yaml` is refused as a `by` in any case.
+  if (latest.by.toLowerCase() !== PLAN_BY && latest.by !== SEED_BY) {
     return { ...base, state: "paused", detail: `set by ${latest.by}: ${latest.reason}` };
   }
   if (latest.reason.startsWith(PLAN_ROLLBACK_PREFIX)) {

@@ -77,6 +77,7 @@ t.test("a failure on the first step rolls back to the starting share, else to 0"
   t.equal(lastGoodStep([20, 50], 20, 10), 10);
   t.equal(lastGoodStep([20, 50], 20, 30), 0);
   t.equal(lastGoodStep([20, 50], 70, 0), 50, "between steps: the step below");
+  t.equal(lastGoodStep([10, 50, 100], 50, 30), 30, "a start between steps is above the step below");
 });
 
 t.test(

@@ -47,6 +47,10 @@ t.test("between steps it names the next one; at the last it is done", async (t) 
   t.equal(done?.next, undefined);
 });
 
+t.test("a value set --by Plan, in any case, resumes it as --by plan does", async (t) => {
+  t.match(planStatus(route, { nats: 50, by: "Plan", reason: "resume" }), { state: "running" });
+});
+
 t.test("an operator's value pauses it; the plan's own rollback stops it", async (t) => {
   t.match(planStatus(route, { nats: 30, by: "alice", reason: "hold" }), {
     state: "paused",
