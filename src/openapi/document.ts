@@ -191,8 +191,15 @@ function successResponses(
   // A fresh `$ref` for each use: the registry names every one it handed out.
   const schema = () =>
     registry.messageSchema(lookup(root, route.response), styleOf(route.json, "response"));
+  // Sent without content, whatever the worker's reply holds (RFC 9110).
+  const contentless = (status: string) => ({
+    description: `A worker's Http-Status ${status}: no content.`,
+    headers: { "X-Request-Id": REQUEST_ID },
+  });
   return {
     "200": answer(`The worker's ${route.response}.`, JSON_TYPE, schema()),
+    "204": contentless("204"),
+    "205": contentless("205"),
     "2XX": answer(
       `The worker's ${route.response}, with a success status it chose (Http-Status), e.g. 201.`,
       JSON_TYPE,
@@ -220,8 +227,11 @@ function errorResponses(
       ? () => registry.messageSchema(lookup(root, errorType), styleOf(route.json, "response"))
       : undefined;
   const out: JsonSchema = {};
+  // A route with two sides answers 503 with Retry-After while its replica has
+  // not loaded the live split (route-handler.ts splitUnknown).
+  const retries = new Set(route.legacy === undefined ? ["429"] : ["429", "503"]);
   for (const [status, description] of errorStatuses(route)) {
-    out[status] = errorAnswer(description, workerError, status === "429");
+    out[status] = errorAnswer(description, workerError, retries.has(status));
   }
   return out;
 }
@@ -268,7 +278,7 @@ function errorStatuses(route: RouteConfig): Array<[string, string]> {
       "503",
       publish
         ? "No stream stores the subject, or NATS is not connected."
-        : "No worker listens on the subject, NATS is not connected, or the circuit breaker is open.",
+        : `No worker listens on the subject, NATS is not connected, or the circuit breaker is open${route.legacy === undefined ? "" : "; or, with Retry-After, this replica has not loaded the live split yet"}.`,
     ],
     ["504", `No ${publish ? "ack from the stream" : "reply"} within ${route.timeoutMs} ms.`],
     ["5XX", publish ? undefined : "Another error the worker signalled."],

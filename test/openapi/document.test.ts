@@ -193,6 +193,19 @@ message Thing { required string id = 1; optional int32 count = 2; }
   },
 );
 
+t.test(
+  "a worker's Http-Status 204 or 205 is documented without content; a route with legacy declares Retry-After on 503",
+  async (t) => {
+    const get = responsesOf(doc, USER, "get");
+    for (const status of ["204", "205"]) {
+      t.ok(get[status], status);
+      t.equal(get[status]?.content, undefined, `${status} has no content`);
+    }
+    t.ok(get["2XX"]?.content, "other successes carry the reply");
+    t.match(get["503"]?.headers, { "Retry-After": { schema: { type: "integer" } } });
+  },
+);
+
 t.test("GET routes without a body document no 413 or 415; body routes do", async (t) => {
   const get = responsesOf(doc, USER, "get");
   const post = responsesOf(doc, USERS, "post");
