@@ -62,6 +62,18 @@ const FIELD_MASK_PATTERN = `^(${FIELD_MASK_PATH}(,${FIELD_MASK_PATH})*)?$`;
 const INT64_PATTERN = "^-?(0|[1-9][0-9]{0,18})$";
 const UINT64_PATTERN = "^(0|[1-9][0-9]{0,19})$";
 const INTEGER_KEY = "^-?(0|[1-9][0-9]*)$";
+/**
+ * What the codec reads as a Timestamp: RFC 3339 with an upper-case T and Z or
+ * a `+hh:mm` offset, 1-9 fraction digits, years 0001-9999, no leap second.
+ */
+export const TIMESTAMP_PATTERN =
+  "^(?!0000)[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$";
+/** A fresh one each time: a schema handed out may get a description of its own. */
+function timestampSchema(): JsonSchema {
+  return { type: "string", format: "date-time", pattern: TIMESTAMP_PATTERN };
+}
+/** The least a double must stay below to round to a finite float32. */
+const FLOAT32_LIMIT = 3.4028235677973366e38;
 
 /** The name of a well-known special type ("Timestamp"), or undefined. */
 export function specialName(type: protobuf.Type): string | undefined {
@@ -131,9 +143,11 @@ function wideSchema(unsigned: boolean, int64: JsonOptions["int64"]): JsonSchema 
 }
 
 function floatSchema(type: "float" | "double"): JsonSchema {
+  const range =
+    type === "float" ? { exclusiveMinimum: -FLOAT32_LIMIT, exclusiveMaximum: FLOAT32_LIMIT } : {};
   return {
     anyOf: [
-      { type: "number", format: type },
+      { type: "number", format: type, ...range },
       { type: "string", enum: ["NaN", "Infinity", "-Infinity"] },
     ],
   };
@@ -152,7 +166,7 @@ export function paramSchema(field: protobuf.Field): JsonSchema | undefined {
 
 function wellKnownParam(type: protobuf.Type): JsonSchema | undefined {
   const name = specialName(type);
-  if (name === "Timestamp") return { type: "string", format: "date-time" };
+  if (name === "Timestamp") return timestampSchema();
   if (name === "Duration") return { type: "string", pattern: DURATION_PATTERN };
   if (name === "FieldMask") return { type: "string" };
   const scalar = wrapped(type);
@@ -311,7 +325,7 @@ export class SchemaRegistry {
   #wellKnown(type: protobuf.Type, name: string, style: SchemaStyle): JsonSchema {
     switch (name) {
       case "Timestamp":
-        return { type: "string", format: "date-time" };
+        return timestampSchema();
       case "Duration":
         return { type: "string", pattern: DURATION_PATTERN, description: 'seconds, e.g. "1.5s"' };
       case "FieldMask":
@@ -330,6 +344,8 @@ export class SchemaRegistry {
         return {
           type: "object",
           properties: { "@type": { type: "string" } },
+          // An empty object is an unset Any; anything else names its type.
+          anyOf: [{ required: ["@type"] }, { maxProperties: 0 }],
           description:
             'the "@type" URL, then the fields of that type (or "value" for a well-known one)',
         };

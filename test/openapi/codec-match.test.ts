@@ -154,3 +154,26 @@ t.test(
     }
   },
 );
+
+t.test("a Timestamp, float or Any the codec refuses fails the request schema too", async (t) => {
+  const options = VARIANTS[0]!;
+  const refused = [
+    { seen_at: "2024-05-01t12:30:00z" },
+    { seen_at: "2024-05-01T12:30:00+0200" },
+    { seen_at: "2024-05-01T12:30:00.0000000001Z" },
+    { seen_at: "0000-01-01T00:00:00Z" },
+    { seen_at: "2016-12-31T23:59:60Z" },
+    { ratio: 1e39 },
+    { packed: { node_name: "no @type" } },
+  ];
+  for (const body of refused) {
+    const what = JSON.stringify(body);
+    t.throws(() => codec.fromJson(body, "$"), `the codec refuses ${what}`);
+    t.notOk(schemas.request(options)(body), `the schema refuses ${what}`);
+  }
+  for (const body of [{ ratio: 3.4e38 }, { packed: {} }, { seen_at: "0001-01-01T00:00:00Z" }]) {
+    const what = JSON.stringify(body);
+    t.doesNotThrow(() => codec.fromJson(body, "$"), `the codec reads ${what}`);
+    t.ok(schemas.request(options)(body), `the schema takes ${what}`);
+  }
+});
