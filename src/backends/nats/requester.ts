@@ -206,7 +206,7 @@ export class NatsRequester {
   }
 
   /** A callback subscription: no async iterator between the socket and the Map. */
-  #subscribeInbox(): void {
+  #subscribeInbox(): Subscription {
     this.#prefix = `${createInbox()}.`;
     const inbox = this.#nc.subscribe(`${this.#prefix}*`, {
       callback: (err, msg) => {
@@ -215,6 +215,7 @@ export class NatsRequester {
       },
     });
     this.#inbox = inbox;
+    return inbox;
   }
 
   /**
@@ -234,11 +235,26 @@ export class NatsRequester {
   #retryInbox(delay: number): void {
     clearTimeout(this.#inboxRetry);
     this.#inboxRetry = setTimeout(() => {
-      if (this.#closed || this.#inbox !== undefined) return;
-      this.#inboxRefused = undefined;
-      this.#subscribeInbox();
+      if (this.#closed) return;
+      this.#confirmInbox(this.#inbox ?? this.#subscribeInbox());
     }, delay);
     this.#inboxRetry.unref();
+  }
+
+  /**
+   * Takes requests again once the server has taken `inbox`: it answers a
+   * flush after it has refused the subscription, if it does, so requests are
+   * not sent meanwhile only to be abandoned.
+   */
+  #confirmInbox(inbox: Subscription): void {
+    this.#nc.flush().then(
+      () => {
+        if (this.#inbox === inbox) this.#inboxRefused = undefined;
+      },
+      () => {
+        // Disconnected: the reconnect tries again.
+      },
+    );
   }
 
   readonly #onReply = (msg: Msg): void => {

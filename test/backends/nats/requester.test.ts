@@ -327,7 +327,7 @@ t.test(
 );
 
 t.test(
-  "a refused reply inbox is logged once, however often it is tried again under a new name",
+  "a refused reply inbox is logged once, however often it is tried again under a new name, and refuses requests all along",
   async (t) => {
     const { gateway } = await serverWithPermissions(t, `{ publish: ">", subscribe: "svc.>" }`);
     const errors: string[] = [];
@@ -339,7 +339,14 @@ t.test(
     status.attach(gateway);
     const requester = new NatsRequester(gateway, { inboxRetryMs: 50 });
     t.teardown(() => requester.close());
-    await eventually(() => false, 1000); // about 20 tries
+    // About 20 tries; between a try and the server's answer, requests stay refused.
+    t.ok(await eventually(() => requester.problem !== undefined), "refused");
+    let readyMeanwhile = 0;
+    for (const end = Date.now() + 1000; Date.now() < end; ) {
+      if (requester.problem === undefined) readyMeanwhile++;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    t.equal(readyMeanwhile, 0, "refused all along");
     t.same(errors, [
       'NATS: Permissions Violation for Subscription to "_INBOX.<id>.*" (the gateway\'s NATS user lacks the permission)',
     ]);
