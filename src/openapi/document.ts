@@ -276,9 +276,7 @@ function errorStatuses(route: RouteConfig): Array<[string, string]> {
     ],
     [
       "503",
-      publish
-        ? "No stream stores the subject, or NATS is not connected."
-        : `No worker listens on the subject, NATS is not connected, or the circuit breaker is open${route.legacy === undefined ? "" : "; or, with Retry-After, this replica has not loaded the live split yet"}.`,
+      `${publish ? "No stream stores the subject, or NATS is not connected" : "No worker listens on the subject, NATS is not connected, or the circuit breaker is open"}${route.legacy === undefined ? "" : "; or, with Retry-After, this replica has not loaded the live split yet"}.`,
     ],
     ["504", `No ${publish ? "ack from the stream" : "reply"} within ${route.timeoutMs} ms.`],
     ["5XX", publish ? undefined : "Another error the worker signalled."],

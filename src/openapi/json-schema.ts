@@ -64,10 +64,12 @@ const UINT64_PATTERN = "^(0|[1-9][0-9]{0,19})$";
 const INTEGER_KEY = "^-?(0|[1-9][0-9]*)$";
 /**
  * What the codec reads as a Timestamp: RFC 3339 with an upper-case T and Z or
- * a `+hh:mm` offset, 1-9 fraction digits, years 0001-9999, no leap second.
+ * a `+hh:mm` offset, 1-9 fraction digits, no leap second. The range (0001 to
+ * 9999 in UTC) is left to the gateway: year 0000 with a negative offset is in
+ * it, and a lookahead would not compile in RE2 (Go's and Rust's generators).
  */
 export const TIMESTAMP_PATTERN =
-  "^(?!0000)[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$";
+  "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$";
 /** A fresh one each time: a schema handed out may get a description of its own. */
 function timestampSchema(): JsonSchema {
   return { type: "string", format: "date-time", pattern: TIMESTAMP_PATTERN };
