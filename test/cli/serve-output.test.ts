@@ -21,8 +21,11 @@ t.test("serve writes only JSON log lines on stdout, its status lines on stderr",
   gateway.stdout.on("data", (chunk) => (stdout += chunk));
   gateway.stderr.on("data", (chunk) => (stderr += chunk));
   const exited = once(gateway, "exit");
-  await waitUntil(() => /serving on (\S+),/.test(stderr), 30_000);
-  const url = /serving on (\S+),/.exec(stderr)![1];
+  const serving = /serving on (\S+), admin on (\S+)\n/;
+  await waitUntil(() => serving.test(stderr), 30_000);
+  const [, url, adminUrl] = serving.exec(stderr)!;
+  // It listens before NATS connects: ready once it has.
+  await waitUntil(async () => (await fetch(`${adminUrl}/readyz`)).status === 200, 10_000);
   t.equal((await fetch(`${url}/v1/regions/eu/users/u-1`)).status, 200);
   gateway.kill("SIGTERM");
   const [code] = await exited;
