@@ -4,11 +4,12 @@
  */
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { isAbsolute } from "node:path";
 import type protobuf from "protobufjs";
 import { natsSettingProblems } from "../backends/nats/connection.js";
 import { loadConfigAndProtos } from "../config/load.js";
-import { ConfigError, formatProblemLine } from "../errors.js";
+import { ConfigError, formatProblemLine, TurnoutError } from "../errors.js";
 import { joinClusterMetrics } from "../observability/cluster-metrics.js";
 import { CREDENTIAL_HEADERS, headerPath } from "../observability/credential-headers.js";
 import { startGateway } from "../server/start.js";
@@ -99,6 +100,8 @@ export async function runServe(
     // Read in the primary too, so an unusable pair is reported once, not per worker.
     const https = settings.tls === undefined ? undefined : readTlsPair(settings.tls);
     if (settings.workers > 1 && !isClusterWorker()) {
+      // Else each worker would find the port taken and say so.
+      await throwUnlessFree(settings.host, [settings.adminPort, settings.port]);
       if (await stoppedBeforeStart(stop, out)) return 0;
       out.stderr.write(`turnout: starting ${settings.workers} workers\n`);
       return superviseWorkers(settings.workers, { stop, table: fileDigests(table) }, out);
@@ -165,6 +168,28 @@ async function stoppedBeforeStart(stop: StopRequest, out: Output): Promise<boole
 function throwIfTableChanged(files?: readonly string[]): void {
   const changed = workerTableProblem(files);
   if (changed !== undefined) throw new Error(changed);
+}
+
+/** TURNOUT_ERR_LISTEN, as the gateway's own start throws it, when a port cannot be had now. */
+async function throwUnlessFree(host: string, ports: readonly number[]): Promise<void> {
+  for (const port of ports) {
+    if (port === 0) continue;
+    const probe = createServer();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        probe.once("error", reject);
+        probe.listen({ host, port, exclusive: true }, resolve);
+      });
+    } catch (error) {
+      throw new TurnoutError(
+        "TURNOUT_ERR_LISTEN",
+        `cannot listen: ${error instanceof Error ? error.message : String(error)}`,
+        { cause: error },
+      );
+    } finally {
+      await new Promise((resolve) => probe.close(resolve));
+    }
+  }
 }
 
 /** What the route table was read from: routes.yaml and every .proto file compiled (imports too). */

@@ -1,5 +1,6 @@
 /** `turnout serve`'s refusals before anything starts: exit codes and what they name. */
 import { once } from "node:events";
+import { type AddressInfo, createServer } from "node:net";
 import t from "tap";
 import { runServe } from "../../src/cli/serve.js";
 import { captured } from "../helpers/cli-output.js";
@@ -73,5 +74,24 @@ t.test(
     t.equal(code, 1);
     t.equal(output.text.match(/not a usable PEM file/g)?.length, 1, output.text);
     t.notMatch(output.text, /starting 3 workers/);
+  },
+);
+
+t.test(
+  "under --workers, a port in use is reported once, by turnout, before any worker starts",
+  async (t) => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    t.teardown(() => new Promise((resolve) => taken.close(resolve)));
+    const port = (taken.address() as AddressInfo).port;
+    const config = writeRoutes(usersGetRoute());
+    const { gateway, output } = spawnServe(t, [
+      ...["--config", config, "--port", String(port), "--admin-port", "0", "--workers", "3"],
+    ]);
+    const [code] = (await once(gateway, "exit")) as [number];
+    t.equal(code, 1);
+    t.equal(output.text.match(/EADDRINUSE/g)?.length, 1, output.text);
+    t.match(output.text, /^turnout serve: cannot listen: .*EADDRINUSE.*; not starting$/m);
+    t.notMatch(output.text, /starting 3 workers|drained/);
   },
 );
