@@ -1,5 +1,4 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import type protobuf from "protobufjs";
@@ -11,6 +10,7 @@ import { ServiceError, startWorker } from "../../src/worker/index.js";
 import { captured } from "../helpers/cli-output.js";
 import { ordersGetRoute, usersCreateRoute, usersGetRoute } from "../helpers/route-yaml.js";
 import { writeRoutes } from "../helpers/stack.js";
+import { tempDir } from "../helpers/temp-dir.js";
 
 // Legacy upstreams that refuse connections: a sample served by legacy (a
 // fallback) would fail with UPSTREAM_REFUSED, so passing proves NATS served it.
@@ -151,7 +151,7 @@ const ORDER = { method: "GET", path: "/v1/orders/o-1", status: 200, response: { 
 /** One sample a line after a comment; the int64 placeholder becomes a bare number past 2^53. */
 function samplesFile(...samples: object[]): string {
   const lines = samples.map((s) => JSON.stringify(s).replace('"<int64>"', "9007199254740993"));
-  const file = join(mkdtempSync(join(tmpdir(), "turnout-contract-")), "samples.jsonl");
+  const file = join(tempDir("turnout-contract"), "samples.jsonl");
   writeFileSync(file, `# recorded from users-legacy\n${lines.join("\n")}\n`);
   return file;
 }
@@ -370,7 +370,7 @@ t.test("a bad command line, samples file or route table exits 2 and replays noth
   t.equal(unknown.code, 2);
   t.match(unknown.stderr, "unknown flag --sample-file");
 
-  const badLines = join(mkdtempSync(join(tmpdir(), "turnout-contract-")), "bad.jsonl");
+  const badLines = join(tempDir("turnout-contract"), "bad.jsonl");
   writeFileSync(badLines, `${JSON.stringify(GRACE)}\n{"method":"GET","status":200}\n`);
   drift.lowercaseEmail = true; // line 1 would fail if it were replayed
   t.teardown(() => {

@@ -6,9 +6,8 @@
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
-import { constants, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { constants, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { open } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t, { type Test } from "tap";
 import { freePortPair, type NatsServer } from "../../src/devtools/nats-server.js";
@@ -23,6 +22,7 @@ import {
   waitUntil,
 } from "../helpers/serve-process.js";
 import { writeRoutes } from "../helpers/stack.js";
+import { tempDir } from "../helpers/temp-dir.js";
 
 /** `turnout serve` in a process group of its own, as a terminal or systemd runs it. */
 function spawnServeGroup(
@@ -197,7 +197,7 @@ t.test(
  * writes it, so a signal lands while the route table loads, every time.
  */
 async function routesPipe(t: Test) {
-  const file = join(mkdtempSync(join(tmpdir(), "turnout-fifo-")), "routes.yaml");
+  const file = join(tempDir("turnout-fifo"), "routes.yaml");
   execFileSync("mkfifo", [file]);
   // If serve never opens it, this reader frees the test's own blocked open.
   t.teardown(() => open(file, constants.O_RDONLY | constants.O_NONBLOCK).then((h) => h.close()));
@@ -238,7 +238,7 @@ t.test(
   "serve: a SIGTERM while the gateway's modules still load ends the start cleanly: exit 0, nothing starts",
   async (t) => {
     const server = await startUsersGetWorker(t);
-    const hold = mkdtempSync(join(tmpdir(), "turnout-hold-"));
+    const hold = tempDir("turnout-hold");
     const gateway = spawn(
       process.execPath,
       [

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -10,6 +10,7 @@ import {
   SamplesError,
 } from "../../src/contract/samples.js";
 import type { TurnoutError } from "../../src/errors.js";
+import { tempDir } from "../helpers/temp-dir.js";
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), "fixtures");
 
@@ -110,7 +111,7 @@ t.test("an unreadable file is a TURNOUT_ERR_SAMPLES_UNREADABLE naming the file",
 });
 
 t.test("a body of any JSON value, null included, is sent as written", async (t) => {
-  const file = join(mkdtempSync(join(tmpdir(), "turnout-samples-")), "samples.jsonl");
+  const file = join(tempDir("turnout-samples"), "samples.jsonl");
   writeFileSync(file, '{"method":"PUT","path":"/a","body":null,"status":200,"response":[1,"x"]}\n');
   const [sample] = readSamples(file);
   t.equal(sample?.body, "null", "an explicit null body is sent, not dropped");

@@ -9,6 +9,7 @@ import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import t from "tap";
 import { parse } from "yaml";
+import { tempDir } from "../helpers/temp-dir.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const DEPLOY = resolve(ROOT, "deploy");
@@ -238,9 +239,8 @@ t.test("deploy/routes.compose.yaml is a valid route table", async (t) => {
   const { loadConfigAndProtos } = await import("../../src/config/load.js");
   // Mounted at /app/routes.yaml in the image, next to /app/proto: check it the
   // same way from a copy beside the repository's proto/.
-  const { mkdtempSync, writeFileSync, symlinkSync } = await import("node:fs");
-  const { tmpdir } = await import("node:os");
-  const dir = mkdtempSync(resolve(tmpdir(), "turnout-compose-"));
+  const { writeFileSync, symlinkSync } = await import("node:fs");
+  const dir = tempDir("turnout-compose");
   symlinkSync(resolve(ROOT, "proto"), resolve(dir, "proto"));
   const file = resolve(dir, "routes.yaml");
   writeFileSync(file, readFileSync(resolve(DEPLOY, "routes.compose.yaml")));

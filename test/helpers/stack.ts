@@ -3,8 +3,8 @@
  * listening on free loopback ports, and a NATS connection for the test's own
  * workers and spies. Everything is torn down with the test.
  */
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+
+import { writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -15,6 +15,7 @@ import { type NatsServer, startNatsServer } from "../../src/devtools/nats-server
 import type { TrustProxy } from "../../src/server/gateway.js";
 import type { ListenerOptions } from "../../src/server/listener-options.js";
 import { type RunningGateway, type StartOptions, startGateway } from "../../src/server/start.js";
+import { tempDir } from "./temp-dir.js";
 
 export const PROTO_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "../../proto");
 
@@ -33,7 +34,7 @@ export interface Stack {
 
 /** Writes a routes.yaml whose `routes:` section is `routesYaml` (indented list items). */
 export function writeRoutes(routesYaml: string, extra = ""): string {
-  const dir = mkdtempSync(join(tmpdir(), "turnout-routes-"));
+  const dir = tempDir("turnout-routes");
   const file = join(dir, "routes.yaml");
   writeFileSync(
     file,

@@ -4,8 +4,8 @@
  * generated document, reached by its JSON pointer so that the document's own
  * `#/components/...` refs resolve as they would for a client.
  */
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+
+import { writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Validator } from "@seriousme/openapi-schema-validator";
@@ -13,6 +13,7 @@ import { Ajv2020, type ValidateFunction } from "ajv/dist/2020.js";
 import addFormatsModule from "ajv-formats";
 import type { OpenApiDocument } from "../../src/openapi/index.js";
 import { PROTO_DIR } from "../helpers/stack.js";
+import { tempDir } from "../helpers/temp-dir.js";
 
 export const FIXTURE_PROTOS = resolve(dirname(fileURLToPath(import.meta.url)), "fixtures");
 
@@ -25,7 +26,7 @@ const DOCUMENT_KEYS = ["openapi", "info", "jsonSchemaDialect", "tags", "paths", 
 
 /** A routes.yaml over the example and the fixture protos, in a fresh temp dir. */
 export function writeFixtureRoutes(routesYaml: string, extra = ""): string {
-  const dir = mkdtempSync(join(tmpdir(), "turnout-openapi-"));
+  const dir = tempDir("turnout-openapi");
   const file = join(dir, "routes.yaml");
   const protos = JSON.stringify([PROTO_DIR, FIXTURE_PROTOS]);
   writeFileSync(
