@@ -9,10 +9,10 @@ import { isAbsolute } from "node:path";
 import type protobuf from "protobufjs";
 import { natsSettingProblems } from "../backends/nats/connection.js";
 import { loadConfigAndProtos } from "../config/load.js";
-import { ConfigError, formatProblemLine, TurnoutError } from "../errors.js";
+import { ConfigError, formatProblemLine } from "../errors.js";
 import { joinClusterMetrics } from "../observability/cluster-metrics.js";
 import { CREDENTIAL_HEADERS, headerPath } from "../observability/credential-headers.js";
-import { startGateway } from "../server/start.js";
+import { cannotListen, startGateway } from "../server/start.js";
 import type { Output } from "./check.js";
 import {
   fileDigests,
@@ -181,11 +181,7 @@ async function throwUnlessFree(host: string, ports: readonly number[]): Promise<
         probe.listen({ host, port, exclusive: true }, resolve);
       });
     } catch (error) {
-      throw new TurnoutError(
-        "TURNOUT_ERR_LISTEN",
-        `cannot listen: ${error instanceof Error ? error.message : String(error)}`,
-        { cause: error },
-      );
+      throw cannotListen(error);
     } finally {
       await new Promise((resolve) => probe.close(resolve));
     }

@@ -42,7 +42,7 @@ export function compileStickyKey(sticky: StickyKey): StickyKeyOf {
  * `::` sees) as the IPv4 address a replica listening on 0.0.0.0 sees: one
  * client must hash the same on every replica.
  */
-function unmappedIp(ip: string): string {
+export function unmappedIp(ip: string): string {
   return ip.startsWith("::ffff:") && ip.includes(".") ? ip.slice(7) : ip;
 }
 

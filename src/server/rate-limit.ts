@@ -27,6 +27,7 @@ import type {
 import type { RateLimitOptions, RouteConfig } from "../config/types.js";
 import { TurnoutError } from "../errors.js";
 import type { GatewayMetrics } from "../observability/metrics.js";
+import { unmappedIp } from "../routing/sticky.js";
 
 /** What `registerRoute` spreads into a route's options; empty for a route without a limit. */
 export interface RateLimitRouteOptions {
@@ -148,7 +149,8 @@ const ipv6Keys = new Map<string, string>();
 export function ipv6Prefix(ip: string): string {
   const zone = ip.indexOf("%");
   const address = (zone === -1 ? ip : ip.slice(0, zone)).toLowerCase();
-  if (address.startsWith("::ffff:") && address.includes(".")) return address.slice(7);
+  const v4 = unmappedIp(address);
+  if (v4 !== address) return v4;
   const [head = "", tail] = address.split("::");
   const front = head === "" ? [] : head.split(":");
   const back = tail === undefined || tail === "" ? [] : tail.split(":");

@@ -151,11 +151,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
       parts.legacy.close(),
       spans?.shutdown(),
     ]);
-    throw new TurnoutError(
-      "TURNOUT_ERR_LISTEN",
-      `cannot listen: ${error instanceof Error ? error.message : String(error)}`,
-      { cause: error },
-    );
+    throw cannotListen(error);
   }
 
   const { metrics, cutover, cutoverStore, plan, mismatches, mirrors, nats, natsStatus } = parts;
@@ -456,4 +452,13 @@ async function listen(app: FastifyInstance, host: string, port: number): Promise
   const shownHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
   const scheme = isTls(app) ? "https" : "http";
   return `${scheme}://${shownHost}:${address.port}`;
+}
+
+/** TURNOUT_ERR_LISTEN for a port that could not be had (in use, not permitted). */
+export function cannotListen(error: unknown): TurnoutError {
+  return new TurnoutError(
+    "TURNOUT_ERR_LISTEN",
+    `cannot listen: ${error instanceof Error ? error.message : String(error)}`,
+    { cause: error },
+  );
 }

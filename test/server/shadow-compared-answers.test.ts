@@ -76,6 +76,27 @@ interface Mismatch {
   diffs: Array<{ path: string }>;
 }
 
+/** users.get with NATS as primary and users.legacy with legacy as primary, for user u1 in `region`. */
+function primaries(region: string) {
+  return [
+    ["users.get", `/v1/regions/${region}/users/u1`, 100],
+    ["users.legacy", `/v1/old/${region}/users/u1`, 0],
+  ] as const;
+}
+
+/** Mirrors `path` on `route` at `nats`: its answer, and how much the route's shadow `result` count grew. */
+async function mirroredOnce(
+  t: Test,
+  [route, path, nats]: ReturnType<typeof primaries>[number],
+  result: "match" | "mismatch",
+): Promise<{ res: Response; counted: number }> {
+  shadow(t, route, nats);
+  const count = () => counter("turnout_shadow_total", route, `result="${result}"`);
+  const before = await count();
+  const res = await mirrored(path);
+  return { res, counted: (await count()) - before };
+}
+
 async function mismatchesOf(route: string): Promise<Mismatch[]> {
   const res = await fetch(`${stack.gateway.adminUrl}/admin/routes/${route}/mismatches`, {
     headers: { authorization: `Bearer ${TOKEN}` },
@@ -101,15 +122,11 @@ t.test(
     await workerFor(t, notFound);
     legacyAnswer = (_request, res) => sendJson(res, 404, { detail: "user not found" });
     stack.gateway.mismatches.clear();
-    for (const [route, path, nats] of [
-      ["users.get", "/v1/regions/eu/users/u1", 100],
-      ["users.legacy", "/v1/old/eu/users/u1", 0],
-    ] as const) {
-      shadow(t, route, nats);
-      const before = await counter("turnout_shadow_total", route, 'result="mismatch"');
-      const res = await mirrored(path);
+    for (const side of primaries("eu")) {
+      const [route] = side;
+      const { res, counted } = await mirroredOnce(t, side, "mismatch");
       t.equal(res.status, 404);
-      t.equal(await counter("turnout_shadow_total", route, 'result="mismatch"'), before + 1, route);
+      t.equal(counted, 1, route);
       const [entry] = await mismatchesOf(route);
       const paths = (entry?.diffs ?? []).map((diff) => diff.path);
       t.same(paths.sort(), ["$.code", "$.route", "$.status", "$.title", "$.type"], route);
@@ -123,15 +140,11 @@ t.test(
     await workerFor(t, () => ({ id: "u1", region: "e.u" }));
     legacyAnswer = (_request, res) => sendJson(res, 200, { id: "u1", region: "e.u" });
     stack.gateway.mismatches.clear();
-    for (const [route, path, nats] of [
-      ["users.get", "/v1/regions/e.u/users/u1", 100],
-      ["users.legacy", "/v1/old/e.u/users/u1", 0],
-    ] as const) {
-      shadow(t, route, nats);
-      const before = await counter("turnout_shadow_total", route, 'result="mismatch"');
-      const res = await mirrored(path);
+    for (const side of primaries("e.u")) {
+      const [route, , nats] = side;
+      const { res, counted } = await mirroredOnce(t, side, "mismatch");
       t.equal(res.status, nats === 100 ? 400 : 200, `${route}: the primary's answer`);
-      t.equal(await counter("turnout_shadow_total", route, 'result="mismatch"'), before + 1, route);
+      t.equal(counted, 1, route);
       const [entry] = await mismatchesOf(route);
       t.ok(
         entry?.diffs.some((diff) => diff.path === "$status"),
@@ -158,18 +171,10 @@ t.test(
         res.writeHead(status);
         res.end();
       };
-      for (const [route, path, nats] of [
-        ["users.get", "/v1/regions/eu/users/u1", 100],
-        ["users.legacy", "/v1/old/eu/users/u1", 0],
-      ] as const) {
-        shadow(t, route, nats);
-        const before = await counter("turnout_shadow_total", route, 'result="match"');
-        t.equal((await mirrored(path)).status, status);
-        t.equal(
-          await counter("turnout_shadow_total", route, 'result="match"'),
-          before + 1,
-          `${status} ${route}`,
-        );
+      for (const side of primaries("eu")) {
+        const { res, counted } = await mirroredOnce(t, side, "match");
+        t.equal(res.status, status);
+        t.equal(counted, 1, `${status} ${side[0]}`);
       }
       await worker.stop();
     }
@@ -191,14 +196,10 @@ t.test(
         requestId: "legacy-own-id",
         route: request.url.startsWith("/v1/old/") ? "users.legacy" : "users.get",
       });
-    for (const [route, path, nats] of [
-      ["users.get", "/v1/regions/eu/users/u1", 100],
-      ["users.legacy", "/v1/old/eu/users/u1", 0],
-    ] as const) {
-      shadow(t, route, nats);
-      const before = await counter("turnout_shadow_total", route, 'result="match"');
-      t.equal((await mirrored(path)).status, 404);
-      t.equal(await counter("turnout_shadow_total", route, 'result="match"'), before + 1, route);
+    for (const side of primaries("eu")) {
+      const { res, counted } = await mirroredOnce(t, side, "match");
+      t.equal(res.status, 404);
+      t.equal(counted, 1, side[0]);
     }
   },
 );

@@ -8,6 +8,7 @@ import { NatsRequester } from "../../../src/backends/nats/requester.js";
 import { NatsStatus } from "../../../src/backends/nats/status.js";
 import { type NatsServer, startNatsServer } from "../../../src/devtools/nats-server.js";
 import { TurnoutError } from "../../../src/errors.js";
+import { within } from "../../helpers/cutover-fixture.js";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -267,15 +268,6 @@ async function serverWithPermissions(t: Test, permissions: string) {
   return { gateway, regrant };
 }
 
-async function eventually(check: () => Promise<boolean> | boolean, ms = 10_000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return false;
-}
-
 t.test(
   "a refused reply inbox ends requests at once, refuses new ones with the reason, and is subscribed again once granted",
   async (t) => {
@@ -302,7 +294,7 @@ t.test(
         (msg) => dec.decode(msg.data) === "c",
         () => false,
       );
-    t.ok(await eventually(answered), "answers again once the server grants the inbox");
+    t.ok(await within(10_000, answered), "answers again once the server grants the inbox");
     t.equal(requester.problem, undefined);
   },
 );
@@ -340,7 +332,7 @@ t.test(
     const requester = new NatsRequester(gateway, { inboxRetryMs: 50 });
     t.teardown(() => requester.close());
     // About 20 tries; between a try and the server's answer, requests stay refused.
-    t.ok(await eventually(() => requester.problem !== undefined), "refused");
+    t.ok(await within(10_000, () => requester.problem !== undefined), "refused");
     let readyMeanwhile = 0;
     for (const end = Date.now() + 1000; Date.now() < end; ) {
       if (requester.problem === undefined) readyMeanwhile++;
